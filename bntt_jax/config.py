@@ -1,0 +1,193 @@
+"""Network configuration: the architecture facts that travel with the parameters.
+
+A :class:`NetworkConfig` is frozen and hashable, so it rides along with the parameters as
+static data (``jax.jit`` sees it as part of the tree structure, not as an array).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from bntt_jax.norm import EPS, MOMENTUM, NORMS
+from bntt_jax.spike import SURROGATE_ALPHA
+
+ARCHS = ("vgg9", "vgg11", "mlp")
+
+# Conv widths with 'P' = 2x2 average pool and 'G' = global average pool (GUIDE §3, the
+# authors' model.py), then the hidden fully connected widths before the readout.
+_VGG_PLANS: dict[str, tuple[tuple[int | str, ...], tuple[int, ...]]] = {
+    "vgg9": ((64, 64, "P", 128, 128, "P", 256, 256, 256, "P"), (1024,)),
+    "vgg11": ((64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "G"), (4096,)),
+}
+# Leak λ of the authors' runs: VGG9 0.95, VGG11 0.99 (their argparse default, used for the MLP).
+DEFAULT_LEAK = {"vgg9": 0.95, "vgg11": 0.99, "mlp": 0.99}
+# Sequential MNIST network of the journal paper: FC(1,256)-FC(256,256)-FC(256,10).
+DEFAULT_MLP_HIDDEN = (256, 256)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One spiking layer: synaptic op, normalisation, LIF, then an optional pooling."""
+
+    name: str  # 'conv1', ..., 'fc1', ... : the authors' names
+    kind: str  # 'conv' (3x3, stride 1, pad 1) or 'fc'
+    features: int
+    pool: str | None = None  # None, 'avg2' (2x2 average) or 'global' (global average)
+    size: int = 0  # spatial side of this layer's output before pooling (conv only)
+
+
+def _suggest(value: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(value, choices, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Everything :func:`bntt_jax.simulate` must know about a network besides its arrays.
+
+    Attributes:
+      arch: ``'vgg9'``, ``'vgg11'`` (GUIDE §3) or ``'mlp'`` (sequential inputs).
+      num_steps: T the parameters were built for (BNTT has one γᵗ and statistics per step).
+      num_classes: readout width.
+      img_size: input side for the VGGs (32 CIFAR, 64 Tiny-ImageNet); VGG only.
+      in_channels: input channels for the VGGs; VGG only.
+      in_features: input features per step for the MLP; MLP only.
+      hidden: hidden widths of the MLP; MLP only.
+      leak: membrane leak λ (default: 0.95 VGG9, 0.99 VGG11 and MLP).
+      threshold: firing threshold θ (1.0, fixed).
+      alpha: surrogate damping α of Eq. 8 (0.3).
+      norm: ``'bntt'`` (default), ``'bn'``, ``'layernorm'`` or ``'none'``.
+      eps: normalisation ε (1e-4).
+      momentum: running-statistics momentum, PyTorch convention (0.1).
+    """
+
+    arch: str = "vgg9"
+    num_steps: int = 25
+    num_classes: int = 10
+    img_size: int | None = None
+    in_channels: int | None = None
+    in_features: int | None = None
+    hidden: tuple[int, ...] | None = None
+    leak: float | None = None
+    threshold: float = 1.0
+    alpha: float = SURROGATE_ALPHA
+    norm: str = "bntt"
+    eps: float = EPS
+    momentum: float = MOMENTUM
+
+    def __post_init__(self) -> None:
+        def fail(msg: str) -> None:
+            raise ValueError(f"NetworkConfig: {msg}")
+
+        def setf(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.arch not in ARCHS:
+            fail(f"unknown arch {self.arch!r}; choose one of {ARCHS}.{_suggest(self.arch, ARCHS)}")
+        if self.norm not in NORMS:
+            fail(f"unknown norm {self.norm!r}; choose one of {NORMS}.{_suggest(self.norm, NORMS)}")
+        for name in ("num_steps", "num_classes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                fail(f"{name} must be a positive int, got {value!r}.")
+        if self.arch == "mlp":
+            for name in ("img_size", "in_channels"):
+                if getattr(self, name) is not None:
+                    fail(f"{name} applies to the VGGs only; the MLP takes in_features.")
+            setf("in_features", 1 if self.in_features is None else self.in_features)
+            hidden = DEFAULT_MLP_HIDDEN if self.hidden is None else tuple(self.hidden)
+            if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+                fail(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}.")
+            setf("hidden", hidden)
+            if not isinstance(self.in_features, int) or self.in_features < 1:
+                fail(f"in_features must be a positive int, got {self.in_features!r}.")
+        else:
+            for name in ("in_features", "hidden"):
+                if getattr(self, name) is not None:
+                    fail(f"{name} applies to arch='mlp' only; a VGG takes img_size/in_channels.")
+            setf("img_size", 32 if self.img_size is None else self.img_size)
+            setf("in_channels", 3 if self.in_channels is None else self.in_channels)
+            factor = 8 if self.arch == "vgg9" else 16
+            if (
+                not isinstance(self.img_size, int)
+                or self.img_size < factor
+                or (self.img_size % factor)
+            ):
+                fail(
+                    f"{self.arch} pools its input {factor.bit_length() - 1} times by 2, "
+                    f"so img_size must be a positive multiple of {factor}; got {self.img_size!r}."
+                )
+            if not isinstance(self.in_channels, int) or self.in_channels < 1:
+                fail(f"in_channels must be a positive int, got {self.in_channels!r}.")
+        setf("leak", DEFAULT_LEAK[self.arch] if self.leak is None else float(self.leak))
+        if not 0.0 < self.leak <= 1.0:
+            fail(f"leak must be in (0, 1], got {self.leak}.")
+        for name in ("threshold", "alpha", "eps"):
+            value = float(getattr(self, name))
+            if not value > 0.0:
+                fail(f"{name} must be > 0, got {value}.")
+            setf(name, value)
+        if not 0.0 <= float(self.momentum) <= 1.0:
+            fail(f"momentum must be in [0, 1] (PyTorch convention), got {self.momentum}.")
+        setf("momentum", float(self.momentum))
+
+    # ----------------------------------------------------------------- architecture facts
+    @property
+    def layers(self) -> tuple[LayerSpec, ...]:
+        """The spiking layers in order (the readout is not one of them)."""
+        if self.arch == "mlp":
+            return tuple(LayerSpec(f"fc{i + 1}", "fc", h) for i, h in enumerate(self.hidden))
+        convs, fcs = _VGG_PLANS[self.arch]
+        specs: list[LayerSpec] = []
+        size = self.img_size
+        for item in convs:
+            if item == "P":
+                specs[-1] = dataclasses.replace(specs[-1], pool="avg2")
+                size //= 2
+            elif item == "G":
+                specs[-1] = dataclasses.replace(specs[-1], pool="global")
+                size = 1
+            else:
+                specs.append(LayerSpec(f"conv{len(specs) + 1}", "conv", int(item), size=size))
+        specs += [LayerSpec(f"fc{i + 1}", "fc", f) for i, f in enumerate(fcs)]
+        return tuple(specs)
+
+    @property
+    def readout_name(self) -> str:
+        """Parameter name of the readout: the last ``fc`` (``fc2`` in the authors' VGGs)."""
+        return f"fc{sum(spec.kind == 'fc' for spec in self.layers) + 1}"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample at one step: ``(H, W, C)`` or ``(features,)``."""
+        if self.arch == "mlp":
+            return (self.in_features,)
+        return (self.img_size, self.img_size, self.in_channels)
+
+    def neurons_per_layer(self) -> dict[str, int]:
+        """Neurons of each spiking layer (one sample, one step): the denominator of Eq. 23."""
+        return {
+            spec.name: spec.features * (spec.size**2 if spec.kind == "conv" else 1)
+            for spec in self.layers
+        }
+
+    # ------------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` inverts it."""
+        out = dataclasses.asdict(self)
+        if out["hidden"] is not None:
+            out["hidden"] = list(out["hidden"])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"NetworkConfig: unknown keys {unknown}; known keys: {sorted(names)}.")
+        data = dict(data)
+        if data.get("hidden") is not None:
+            data["hidden"] = tuple(data["hidden"])
+        return cls(**data)

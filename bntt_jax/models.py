@@ -1,0 +1,172 @@
+"""Thin Flax Linen modules over the pure functions: VGG9, VGG11 and the MLP.
+
+Execution is **layer-major**: each layer computes its synaptic input for all T steps at once
+(T folded into the batch of the conv/matmul), normalises every step vectorised over T, and
+only the element-wise LIF recurrence is scanned. Because layer l at step t only reads the
+spikes of layer l−1 at the same step t, this is exactly the authors' time-major loop
+re-ordered (``tests/test_network.py`` checks values, spike counts and gradients).
+
+Parameter names follow the authors' ``model.py``: ``conv1`` … ``conv7`` (``conv8`` in VGG11),
+``fc1`` and the readout ``fc2``; the normalisation after layer ``X`` is ``norm_X`` with
+``gamma_t`` ``[T, C]`` (BNTT) and running statistics ``mean``/``var`` ``[T, C]`` in
+``batch_stats``.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from bntt_jax.config import NetworkConfig
+from bntt_jax.lif import lif_scan
+from bntt_jax.norm import (
+    bntt_batch_stats,
+    bntt_normalize,
+    layer_norm,
+    running_stats_update,
+    shared_batch_stats,
+    shared_normalize,
+)
+from bntt_jax.readout import readout
+
+#: The authors' ``xavier_uniform_(gain=2)``: variance scale gain² = 4, fan-average, uniform.
+xavier_uniform_gain2 = nn.initializers.variance_scaling(4.0, "fan_avg", "uniform")
+
+
+class TemporalNorm(nn.Module):
+    """Normalisation of ``[T, B, ..., C]`` synaptic input: BNTT or one of its baselines.
+
+    With ``norm='bntt'`` it holds ``gamma_t`` (init 1) and running ``mean`` (init 0) / ``var``
+    (init 1), all ``[num_steps, C]``; a call with T ≤ num_steps uses (and in training
+    updates) rows ``0 … T−1`` only. See :mod:`bntt_jax.norm` for the equations.
+    """
+
+    norm: str
+    num_steps: int
+    eps: float
+    momentum: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        if self.norm == "none":
+            return x
+        t, c = x.shape[0], x.shape[-1]
+        if self.norm == "layernorm":
+            gamma = self.param("gamma", nn.initializers.ones, (c,), jnp.float32)
+            return layer_norm(x, gamma.astype(x.dtype), self.eps)
+
+        shape = (self.num_steps, c) if self.norm == "bntt" else (c,)
+        name = "gamma_t" if self.norm == "bntt" else "gamma"
+        gamma = self.param(name, nn.initializers.ones, shape, jnp.float32)
+        mean = self.variable("batch_stats", "mean", jnp.zeros, shape, jnp.float32)
+        var = self.variable("batch_stats", "var", jnp.ones, shape, jnp.float32)
+        count = x.size // (t * c) if self.norm == "bntt" else x.size // c
+
+        if self.norm == "bntt":
+            gamma = gamma[:t]
+            if train:
+                batch_mean, batch_var = bntt_batch_stats(x)
+                if not self.is_initializing():
+                    new_mean, new_var = running_stats_update(
+                        mean.value[:t], var.value[:t], batch_mean, batch_var, count, self.momentum
+                    )
+                    mean.value = mean.value.at[:t].set(new_mean)
+                    var.value = var.value.at[:t].set(new_var)
+                return bntt_normalize(x, gamma, batch_mean, batch_var, self.eps)
+            return bntt_normalize(x, gamma, mean.value[:t], var.value[:t], self.eps)
+
+        if train:  # 'bn': one batch norm shared by all steps
+            batch_mean, batch_var = shared_batch_stats(x)
+            if not self.is_initializing():
+                mean.value, var.value = running_stats_update(
+                    mean.value, var.value, batch_mean, batch_var, count, self.momentum
+                )
+            return shared_normalize(x, gamma, batch_mean, batch_var, self.eps)
+        return shared_normalize(x, gamma, mean.value, var.value, self.eps)
+
+
+class Readout(nn.Module):
+    """Non-spiking accumulator ``(1/T)·Σ_t W·o_t`` (Eq. 5 with λ = 1), no bias, no norm."""
+
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, spikes: jax.Array) -> jax.Array:
+        kernel = self.param(
+            "kernel", xavier_uniform_gain2, (spikes.shape[-1], self.num_classes), jnp.float32
+        )
+        return readout(spikes, kernel.astype(spikes.dtype))
+
+
+def avg_pool2(x: jax.Array) -> jax.Array:
+    """2×2 average pooling with stride 2 of ``[T, B, H, W, C]`` (even H and W)."""
+    t, b, h, w, c = x.shape
+    return x.reshape(t, b, h // 2, 2, w // 2, 2, c).mean(axis=(3, 5))
+
+
+def global_avg_pool(x: jax.Array) -> jax.Array:
+    """Global average pooling ``[T, B, H, W, C] -> [T, B, C]`` (VGG11's adaptive pool)."""
+    return x.mean(axis=(2, 3))
+
+
+def fold_time(fn, x: jax.Array) -> jax.Array:
+    """Apply a per-sample ``fn`` to ``[T, B, ...]`` with T folded into the batch."""
+    t, b = x.shape[:2]
+    y = fn(x.reshape((t * b,) + x.shape[2:]))
+    return y.reshape((t, b) + y.shape[1:])
+
+
+class SpikingNetwork(nn.Module):
+    """A feed-forward BNTT spiking network described by a :class:`NetworkConfig`.
+
+    ``__call__(spikes, train)`` takes time-major input ``[T, B, H, W, C]`` (VGG) or
+    ``[T, B, features]`` (MLP) and returns ``(logits [B, classes], spike_counts)`` where
+    ``spike_counts[layer]`` is ``[T, B]`` (int32): spikes of each spiking layer per step and
+    per sample.
+    """
+
+    config: NetworkConfig
+
+    @nn.compact
+    def __call__(
+        self, spikes: jax.Array, train: bool = False
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        cfg = self.config
+        t, b = spikes.shape[:2]
+        x = spikes
+        counts: dict[str, jax.Array] = {}
+        for spec in cfg.layers:
+            if spec.kind == "conv":
+                conv = nn.Conv(
+                    spec.features,
+                    (3, 3),
+                    padding=((1, 1), (1, 1)),
+                    use_bias=False,
+                    kernel_init=xavier_uniform_gain2,
+                    dtype=x.dtype,
+                    name=spec.name,
+                )
+                current = fold_time(conv, x)
+            else:
+                x = x.reshape(t, b, -1)
+                dense = nn.Dense(
+                    spec.features,
+                    use_bias=False,
+                    kernel_init=xavier_uniform_gain2,
+                    dtype=x.dtype,
+                    name=spec.name,
+                )
+                current = dense(x)
+            current = TemporalNorm(
+                cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, name=f"norm_{spec.name}"
+            )(current, train)
+            out = lif_scan(current, leak=cfg.leak, threshold=cfg.threshold, alpha=cfg.alpha)
+            counts[spec.name] = jnp.sum(out.reshape(t, b, -1), axis=-1).astype(jnp.int32)
+            if spec.pool == "avg2":
+                out = avg_pool2(out)
+            elif spec.pool == "global":
+                out = global_avg_pool(out)
+            x = out
+        logits = Readout(cfg.num_classes, name=cfg.readout_name)(x.reshape(t, b, -1))
+        return logits, counts

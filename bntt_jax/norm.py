@@ -1,0 +1,132 @@
+"""Normalisation through time: BNTT and the baselines the papers compare it with.
+
+All functions take time-major activations ``x`` of shape ``[T, B, ..., C]`` (channels last)
+and are pure: statistics go in and out as arrays.
+
+* ``bntt`` (Eq. 9, Algorithm 1): one batch norm per time-step. Step t has its own batch
+  statistics μᵗ, σᵗ (over the batch and the spatial positions of that step only), its own
+  running averages and its own learnable scale γᵗ. No shift β.
+* ``bn``: one batch norm shared by all steps (statistics over time × batch × space), one γ,
+  no β: the "Baseline + standard BN" row of the journal paper's Table 1.
+* ``layernorm``: statistics per sample and per step over all features, one γ per channel
+  shared over time, no β: the journal paper's Table 5 comparison (its exact affine form is
+  not given there; we keep BNTT's γ-only form so that only the statistics differ).
+* ``none``: identity, the plain surrogate-gradient baseline.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+#: ε of the authors' ``BatchNorm2d(eps=1e-4)``.
+EPS = 1e-4
+#: Running-average momentum in PyTorch's convention (new = (1−m)·old + m·batch).
+MOMENTUM = 0.1
+#: The normalisation choices of a network, BNTT first (the default).
+NORMS = ("bntt", "bn", "layernorm", "none")
+
+
+def _per_step(stat: jax.Array, ndim: int) -> jax.Array:
+    """Reshape a ``[T, C]`` statistic to broadcast against ``[T, B, ..., C]``."""
+    return stat.reshape(stat.shape[:1] + (1,) * (ndim - 2) + stat.shape[-1:])
+
+
+def bntt_batch_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-time-step batch mean and (biased) variance, Algorithm 1 lines 1–2 / Eq. 1.
+
+    Args:
+      x: ``[T, B, ..., C]``.
+
+    Returns:
+      ``(μ, σ²)``, each ``[T, C]``: statistics over batch and space of each step.
+    """
+    axes = tuple(range(1, x.ndim - 1))
+    mean = jnp.mean(x, axis=axes)
+    var = jnp.mean(jnp.square(x - _per_step(mean, x.ndim)), axis=axes)
+    return mean, var
+
+
+def bntt_normalize(
+    x: jax.Array,
+    gamma_t: jax.Array,
+    mean_t: jax.Array,
+    var_t: jax.Array,
+    eps: float = EPS,
+) -> jax.Array:
+    """BNTT of Eq. 9 / Algorithm 1 lines 3–4: ``γᵗ · (x − μᵗ) / sqrt((σᵗ)² + ε)``.
+
+    Args:
+      x: ``[T, B, ..., C]`` synaptic input of all steps.
+      gamma_t, mean_t, var_t: ``[T, C]``: step t is normalised with row t only. In training
+        pass the batch statistics of :func:`bntt_batch_stats`, in evaluation the running
+        statistics of the same step.
+      eps: ε for numerical stability (1e-4 as the authors).
+
+    A step whose input is all zero (σ = 0, as in deep layers at t = 0) gives 0, finitely.
+    """
+    t, c = x.shape[0], x.shape[-1]
+    for name, a in (("gamma_t", gamma_t), ("mean_t", mean_t), ("var_t", var_t)):
+        if a.shape != (t, c):
+            raise ValueError(f"bntt_normalize(): {name} must have shape {(t, c)}, got {a.shape}.")
+    inv = lax.rsqrt(var_t + eps) * gamma_t
+    return (x - _per_step(mean_t, x.ndim)) * _per_step(inv, x.ndim)
+
+
+def running_stats_update(
+    running_mean: jax.Array,
+    running_var: jax.Array,
+    batch_mean: jax.Array,
+    batch_var: jax.Array,
+    count: int,
+    momentum: float = MOMENTUM,
+) -> tuple[jax.Array, jax.Array]:
+    """Exponential moving average of the statistics, Algorithm 1 lines 6–7.
+
+    As the authors' ``BatchNorm2d``: ``new = (1 − m)·old + m·batch`` with the *unbiased*
+    variance ``σ²·n/(n − 1)`` (n = ``count`` values per statistic). Algorithm 1 prints the
+    average of σ rather than σ²; the released code averages the variance, and so do we.
+    No gradient flows into the running statistics.
+    """
+    if count < 2:
+        raise ValueError(
+            f"running statistics need at least 2 values per channel, got {count}: use a batch "
+            "of at least 2 in training mode."
+        )
+    batch_mean, batch_var = lax.stop_gradient(batch_mean), lax.stop_gradient(batch_var)
+    unbiased = batch_var * (count / (count - 1))
+    new_mean = (1.0 - momentum) * running_mean + momentum * batch_mean
+    new_var = (1.0 - momentum) * running_var + momentum * unbiased
+    return new_mean, new_var
+
+
+def shared_batch_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Batch statistics shared by all steps (standard BN): over time, batch and space.
+
+    Returns ``(μ, σ²)``, each ``[C]``.
+    """
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axis=axes)
+    var = jnp.mean(jnp.square(x - mean), axis=axes)
+    return mean, var
+
+
+def shared_normalize(
+    x: jax.Array, gamma: jax.Array, mean: jax.Array, var: jax.Array, eps: float = EPS
+) -> jax.Array:
+    """Standard BN shared over time: ``γ · (x − μ) / sqrt(σ² + ε)`` with ``[C]`` statistics."""
+    return (x - mean) * (lax.rsqrt(var + eps) * gamma)
+
+
+def layer_norm(x: jax.Array, gamma: jax.Array, eps: float = EPS) -> jax.Array:
+    """Layer normalisation per sample and per time-step over all features, γ only.
+
+    Args:
+      x: ``[T, B, ..., C]``; statistics over the ``...`` and ``C`` axes of each (t, b).
+      gamma: ``[C]`` scale shared over time.
+    """
+    axes = tuple(range(2, x.ndim))
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    return (x - mean) * lax.rsqrt(var + eps) * gamma

@@ -1,0 +1,31 @@
+"""The non-spiking accumulating readout (BNTT paper, Sec. 3.1 and Eq. 5).
+
+The output layer has no threshold and no leak (λ = 1): it accumulates ``W·o_t`` over all
+steps, and the authors divide by T, so the logits fed to the cross-entropy of Eq. 5 are
+
+    logits = (1/T) · Σ_t W · o_t.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def readout(spikes: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Accumulating readout ``(1/T)·Σ_t W·o_t`` (Eq. 5 with λ = 1).
+
+    Args:
+      spikes: ``[T, B, F]`` spikes of the last hidden layer.
+      kernel: ``[F, classes]`` readout weights (no bias, as in the authors' code).
+
+    Returns:
+      ``[B, classes]`` logits. Computed as ``mean_t(o_t) @ W``, equal by linearity and T
+      times cheaper than one matmul per step.
+    """
+    if spikes.ndim != 3 or kernel.ndim != 2 or spikes.shape[-1] != kernel.shape[0]:
+        raise ValueError(
+            f"readout(): need spikes [T, B, F] and kernel [F, classes], got {spikes.shape} "
+            f"and {kernel.shape}."
+        )
+    return jnp.mean(spikes, axis=0) @ kernel
