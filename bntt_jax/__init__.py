@@ -24,8 +24,7 @@ from bntt_jax.norm import (
     bntt_normalize,
     layer_norm,
     running_stats_update,
-    shared_batch_stats,
-    shared_normalize,
+    sequential_running_update,
 )
 from bntt_jax.readout import readout
 from bntt_jax.simulate import NetworkParams, SimulateOutput, init, simulate
@@ -54,8 +53,7 @@ __all__ = [
     "poisson_encode",
     "readout",
     "running_stats_update",
-    "shared_batch_stats",
-    "shared_normalize",
+    "sequential_running_update",
     "simulate",
     "spike",
     "surrogate_grad",

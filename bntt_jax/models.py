@@ -25,8 +25,7 @@ from bntt_jax.norm import (
     bntt_normalize,
     layer_norm,
     running_stats_update,
-    shared_batch_stats,
-    shared_normalize,
+    sequential_running_update,
 )
 from bntt_jax.readout import readout
 
@@ -56,34 +55,36 @@ class TemporalNorm(nn.Module):
             gamma = self.param("gamma", nn.initializers.ones, (c,), jnp.float32)
             return layer_norm(x, gamma.astype(x.dtype), self.eps)
 
+        # 'bntt': γᵗ and statistics per step. 'bn': one γ and one set of running statistics
+        # tied over the steps (a single BN module reused at every step).
         shape = (self.num_steps, c) if self.norm == "bntt" else (c,)
         name = "gamma_t" if self.norm == "bntt" else "gamma"
         gamma = self.param(name, nn.initializers.ones, shape, jnp.float32)
         mean = self.variable("batch_stats", "mean", jnp.zeros, shape, jnp.float32)
         var = self.variable("batch_stats", "var", jnp.ones, shape, jnp.float32)
-        count = x.size // (t * c) if self.norm == "bntt" else x.size // c
+        count = x.size // (t * c)  # values per statistic: batch × space of one step
+        tied = self.norm == "bn"
+        gamma_t = jnp.broadcast_to(gamma, (t, c)) if tied else gamma[:t]
 
-        if self.norm == "bntt":
-            gamma = gamma[:t]
-            if train:
-                batch_mean, batch_var = bntt_batch_stats(x)
-                if not self.is_initializing():
+        if train:
+            batch_mean, batch_var = bntt_batch_stats(x)
+            if not self.is_initializing():
+                if tied:
+                    mean.value, var.value = sequential_running_update(
+                        mean.value, var.value, batch_mean, batch_var, count, self.momentum
+                    )
+                else:
                     new_mean, new_var = running_stats_update(
                         mean.value[:t], var.value[:t], batch_mean, batch_var, count, self.momentum
                     )
                     mean.value = mean.value.at[:t].set(new_mean)
                     var.value = var.value.at[:t].set(new_var)
-                return bntt_normalize(x, gamma, batch_mean, batch_var, self.eps)
-            return bntt_normalize(x, gamma, mean.value[:t], var.value[:t], self.eps)
-
-        if train:  # 'bn': one batch norm shared by all steps
-            batch_mean, batch_var = shared_batch_stats(x)
-            if not self.is_initializing():
-                mean.value, var.value = running_stats_update(
-                    mean.value, var.value, batch_mean, batch_var, count, self.momentum
-                )
-            return shared_normalize(x, gamma, batch_mean, batch_var, self.eps)
-        return shared_normalize(x, gamma, mean.value, var.value, self.eps)
+            return bntt_normalize(x, gamma_t, batch_mean, batch_var, self.eps)
+        if tied:
+            mean_t, var_t = (jnp.broadcast_to(v.value, (t, c)) for v in (mean, var))
+        else:
+            mean_t, var_t = mean.value[:t], var.value[:t]
+        return bntt_normalize(x, gamma_t, mean_t, var_t, self.eps)
 
 
 class Readout(nn.Module):

@@ -6,8 +6,12 @@ and are pure: statistics go in and out as arrays.
 * ``bntt`` (Eq. 9, Algorithm 1): one batch norm per time-step. Step t has its own batch
   statistics μᵗ, σᵗ (over the batch and the spatial positions of that step only), its own
   running averages and its own learnable scale γᵗ. No shift β.
-* ``bn``: one batch norm shared by all steps (statistics over time × batch × space), one γ,
-  no β: the "Baseline + standard BN" row of the journal paper's Table 1.
+* ``bn``: one standard batch norm shared by all steps, as a single ``BatchNorm2d`` called at
+  every step of the authors' time-major loop would be: in training each step is normalised
+  with its own batch statistics, but γ (no β) and the running averages are shared, the
+  running averages being updated once per step in step order; in evaluation every step uses
+  the same running statistics. The "Baseline + standard BN" row of the journal paper's
+  Table 1. (Statistics pooled over time × batch would be tdBN, a different method.)
 * ``layernorm``: statistics per sample and per step over all features, one γ per channel
   shared over time, no β: the journal paper's Table 5 comparison (its exact affine form is
   not given there; we keep BNTT's γ-only form so that only the statistics differ).
@@ -101,22 +105,24 @@ def running_stats_update(
     return new_mean, new_var
 
 
-def shared_batch_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Batch statistics shared by all steps (standard BN): over time, batch and space.
-
-    Returns ``(μ, σ²)``, each ``[C]``.
+def sequential_running_update(
+    running_mean: jax.Array,
+    running_var: jax.Array,
+    batch_mean_t: jax.Array,
+    batch_var_t: jax.Array,
+    count: int,
+    momentum: float = MOMENTUM,
+) -> tuple[jax.Array, jax.Array]:
+    """Shared running statistics ``[C]`` updated by each step's ``[T, C]`` batch statistics
+    in step order: :func:`running_stats_update` applied T times, as a BN module reused at
+    every step of a time-major loop does (the ``bn`` baseline).
     """
-    axes = tuple(range(x.ndim - 1))
-    mean = jnp.mean(x, axis=axes)
-    var = jnp.mean(jnp.square(x - mean), axis=axes)
+
+    def step(carry, stats):
+        return running_stats_update(*carry, *stats, count, momentum), None
+
+    (mean, var), _ = lax.scan(step, (running_mean, running_var), (batch_mean_t, batch_var_t))
     return mean, var
-
-
-def shared_normalize(
-    x: jax.Array, gamma: jax.Array, mean: jax.Array, var: jax.Array, eps: float = EPS
-) -> jax.Array:
-    """Standard BN shared over time: ``γ · (x − μ) / sqrt(σ² + ε)`` with ``[C]`` statistics."""
-    return (x - mean) * (lax.rsqrt(var + eps) * gamma)
 
 
 def layer_norm(x: jax.Array, gamma: jax.Array, eps: float = EPS) -> jax.Array:
