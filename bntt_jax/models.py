@@ -69,13 +69,17 @@ class TemporalNorm(nn.Module):
         if train:
             batch_mean, batch_var = bntt_batch_stats(x)
             if not self.is_initializing():
+                # Running statistics keep their storage dtype (float32) whatever x's dtype.
+                stats_mean, stats_var = (
+                    s.astype(mean.value.dtype) for s in (batch_mean, batch_var)
+                )
                 if tied:
                     mean.value, var.value = sequential_running_update(
-                        mean.value, var.value, batch_mean, batch_var, count, self.momentum
+                        mean.value, var.value, stats_mean, stats_var, count, self.momentum
                     )
                 else:
                     new_mean, new_var = running_stats_update(
-                        mean.value[:t], var.value[:t], batch_mean, batch_var, count, self.momentum
+                        mean.value[:t], var.value[:t], stats_mean, stats_var, count, self.momentum
                     )
                     mean.value = mean.value.at[:t].set(new_mean)
                     var.value = var.value.at[:t].set(new_var)
