@@ -9,7 +9,6 @@ engine on real data; training arrives with issue #3.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -47,7 +46,7 @@ def load_digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     "digits_bntt",
     "BNTT MLP on scikit-learn digits (embedded default; engine check until training lands, #3)",
 )
-def run(out_dir: Path | None = None, seed: int = 0) -> dict[str, Any]:
+def run(seed: int = 0) -> dict[str, Any]:
     start = time.perf_counter()
     _, x_test, _, y_test = load_digits_split()
     config = bj.NetworkConfig(arch="mlp", in_features=64, num_steps=NUM_STEPS, num_classes=10)

@@ -17,7 +17,7 @@ class Experiment:
     Attributes:
       name: the CLI name, e.g. ``digits_bntt``.
       summary: one line for ``--list``.
-      run: ``run(out_dir) -> dict`` does the work and returns its metrics.
+      run: ``run() -> dict`` does the work and returns its metrics.
       paper: the paper's reference values for the cells this entry reproduces.
     """
 
@@ -28,7 +28,7 @@ class Experiment:
 
 
 def register(name: str, summary: str, paper: dict[str, Any] | None = None):
-    """Decorator: register ``run(out_dir) -> metrics`` under ``name``."""
+    """Decorator: register ``run() -> metrics`` under ``name``."""
 
     def wrap(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         if name in _REGISTRY:

@@ -156,3 +156,21 @@ def test_config_defaults_and_round_trip():
     assert vgg9.readout_name == "fc2"
     with pytest.raises(TypeError, match="not both"):
         bj.init(jax.random.key(0), vgg9, num_steps=3)
+
+
+def test_all_zero_first_step_is_finite_through_the_network(vgg, vgg_spikes):
+    # With no input at t = 0 every layer sees an all-zero step (σ = 0 in BNTT): logits,
+    # running statistics and gradients must stay finite, and nothing fires at t = 0.
+    spikes = vgg_spikes.at[0].set(0.0)
+    out = bj.simulate(vgg, spikes, 5, train=True)
+    assert np.isfinite(np.asarray(out.logits)).all()
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(out.batch_stats))
+    assert all(int(c[0].sum()) == 0 for c in out.spike_counts.values())
+
+    def loss(p, s):
+        return jnp.sum(jax.nn.log_softmax(bj.simulate(p, s, 5, train=True).logits)[:, 0])
+
+    g_params, g_spikes = jax.grad(loss, argnums=(0, 1))(vgg, spikes)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(g_params.params))
+    assert np.isfinite(np.asarray(g_spikes)).all()
+    assert float(jnp.abs(g_params.params["conv1"]["kernel"]).sum()) > 0
