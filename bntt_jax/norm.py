@@ -20,6 +20,7 @@ and are pure: statistics go in and out as arrays.
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -71,9 +72,11 @@ def bntt_normalize(
     A step whose input is all zero (σ = 0, as in deep layers at t = 0) gives 0, finitely.
     """
     t, c = x.shape[0], x.shape[-1]
-    for name, a in (("gamma_t", gamma_t), ("mean_t", mean_t), ("var_t", var_t)):
-        if a.shape != (t, c):
-            raise ValueError(f"bntt_normalize(): {name} must have shape {(t, c)}, got {a.shape}.")
+    chex.assert_shape(
+        [gamma_t, mean_t, var_t],
+        (t, c),
+        custom_message=f"bntt_normalize(): gamma_t, mean_t, var_t must have shape {(t, c)}",
+    )
     inv = lax.rsqrt(var_t + eps) * gamma_t
     return (x - _per_step(mean_t, x.ndim)) * _per_step(inv, x.ndim)
 

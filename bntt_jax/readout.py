@@ -8,6 +8,7 @@ steps, and the authors divide by T, so the logits fed to the cross-entropy of Eq
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -23,9 +24,8 @@ def readout(spikes: jax.Array, kernel: jax.Array) -> jax.Array:
       ``[B, classes]`` logits. Computed as ``mean_t(o_t) @ W``, equal by linearity and T
       times cheaper than one matmul per step.
     """
-    if spikes.ndim != 3 or kernel.ndim != 2 or spikes.shape[-1] != kernel.shape[0]:
-        raise ValueError(
-            f"readout(): need spikes [T, B, F] and kernel [F, classes], got {spikes.shape} "
-            f"and {kernel.shape}."
-        )
+    message = f"readout(): need spikes [T, B, F] and kernel [F, classes], got {spikes.shape} "
+    message += f"and {kernel.shape}"
+    chex.assert_rank([spikes, kernel], [3, 2], custom_message=message)
+    chex.assert_equal(spikes.shape[-1], kernel.shape[0], custom_message=message)
     return jnp.mean(spikes, axis=0) @ kernel

@@ -63,5 +63,7 @@ def test_readout_is_mean_over_steps_of_w_o():
     np.testing.assert_allclose(
         readout(jnp.asarray(spikes), jnp.asarray(kernel)), expected, rtol=1e-5
     )
-    with pytest.raises(ValueError, match=r"spikes \[T, B, F\]"):
+    with pytest.raises(AssertionError, match=r"spikes \[T, B, F\]"):
         readout(jnp.zeros((3, 5)), jnp.zeros((5, 4)))
+    with pytest.raises(AssertionError, match=r"kernel \[F, classes\]"):
+        readout(jnp.zeros((3, 2, 5)), jnp.zeros((6, 4)))
