@@ -1,0 +1,169 @@
+"""Training: pure ``train_step`` / ``eval_step`` over :class:`NetworkParams`, and the optimisers.
+
+The loss is the cross-entropy of Eq. 5 on the readout ``(1/T)·Σ_t W·o_t``, back-propagated
+through time with the surrogate of Eq. 8 (Eq. 6). Inputs are Poisson-encoded *inside* the
+step with a key derived from ``(seed, step)``, so a run is reproducible and the same on one or
+many devices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from bntt_jax.encoding import direct_encode, poisson_encode
+from bntt_jax.simulate import NetworkParams, simulate
+
+ENCODERS = ("poisson", "direct")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def step_decay_schedule(
+    lr: float,
+    epochs: int,
+    steps_per_epoch: int,
+    fractions: Sequence[float] = (0.5, 0.7, 0.9),
+    factor: float = 0.1,
+) -> optax.Schedule:
+    """Learning rate ÷10 at 50%, 70% and 90% of the epochs (BNTT paper, Sec. 4.1).
+
+    As the authors' ``adjust_learning_rate``: the division happens at the end of epoch
+    ``⌊f·epochs⌋`` (0-based), so it applies from the next epoch on. (Their check compares
+    ``epoch == f·epochs`` exactly and silently skips non-integer products; we decay anyway.)
+    """
+    boundaries = {
+        (math.floor(f * epochs) + 1) * steps_per_epoch: factor
+        for f in fractions
+        if math.floor(f * epochs) + 1 < epochs
+    }
+    return optax.piecewise_constant_schedule(lr, boundaries)
+
+
+def make_optimizer(
+    name: str = "sgd",
+    *,
+    lr: float = 0.3,
+    epochs: int,
+    steps_per_epoch: int,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+) -> optax.GradientTransformation:
+    """SGD with momentum and *coupled* weight decay (PyTorch's ``SGD(weight_decay=)``), or Adam.
+
+    Coupled decay adds ``wd·θ`` to the gradient before momentum, on every parameter including
+    γᵗ, as the authors' ``optim.SGD(model.parameters(), weight_decay=1e-4)``. Adam gets the
+    same coupled L2 term (PyTorch ``Adam(weight_decay=)``); the TTFS paper uses Adam.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
+    if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1:
+        raise ValueError(
+            f"need lr > 0, weight_decay >= 0 and 0 <= momentum < 1; got lr={lr}, "
+            f"weight_decay={weight_decay}, momentum={momentum}."
+        )
+    schedule = step_decay_schedule(lr, epochs, steps_per_epoch)
+    base = optax.sgd(schedule, momentum=momentum) if name == "sgd" else optax.adam(schedule)
+    return optax.chain(optax.add_decayed_weights(weight_decay), base)
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a training step changes: the step count, the network, the optimiser state."""
+
+    step: jax.Array
+    net: NetworkParams
+    opt_state: Any
+    tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, net: NetworkParams, tx: optax.GradientTransformation) -> TrainState:
+        return cls(step=jnp.zeros((), jnp.int32), net=net, opt_state=tx.init(net.params), tx=tx)
+
+
+def encode(key: jax.Array, inputs: jax.Array, num_steps: int, encoder: str) -> jax.Array:
+    """Time-major input spikes ``[T, B, ...]`` for ``inputs`` ``[B, ...]``."""
+    if encoder == "poisson":
+        return poisson_encode(key, inputs, num_steps)
+    if encoder == "direct":
+        return direct_encode(inputs, num_steps)
+    raise ValueError(f"unknown encoder {encoder!r}; choose one of {ENCODERS}.")
+
+
+def step_key(seed_key: jax.Array, step: jax.Array) -> jax.Array:
+    """The encoder key of one training step: ``fold_in(key(seed), step)``."""
+    return jax.random.fold_in(seed_key, step)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy of Eq. 5 on the readout."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def train_step(
+    state: TrainState,
+    inputs: jax.Array,
+    labels: jax.Array,
+    seed_key: jax.Array,
+    *,
+    encoder: str = "poisson",
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One BPTT step (Eq. 6) on a batch: encode, simulate in train mode, update.
+
+    Returns the new state and metrics: ``loss``, ``accuracy``, ``grad_norm`` and the mean
+    spikes per sample of every layer (``spikes/<layer>``). Pure: jit it, and shard ``inputs``
+    and ``labels`` over a ``data`` mesh axis for data parallelism.
+    """
+    num_steps = state.net.config.num_steps
+    spikes = encode(step_key(seed_key, state.step), inputs, num_steps, encoder)
+
+    def loss_fn(params):
+        out = simulate(state.net.replace(params=params), spikes, num_steps, train=True)
+        return cross_entropy(out.logits, labels), out
+
+    (loss, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.net.params)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.net.params)
+    params = optax.apply_updates(state.net.params, updates)
+    net = state.net.replace(params=params, batch_stats=out.batch_stats)
+    metrics = {
+        "loss": loss,
+        "accuracy": jnp.mean(jnp.argmax(out.logits, -1) == labels),
+        "grad_norm": optax.tree.norm(grads),
+    }
+    metrics |= {f"spikes/{k}": v.sum(0).mean() for k, v in out.spike_counts.items()}
+    return state.replace(step=state.step + 1, net=net, opt_state=opt_state), metrics
+
+
+def eval_step(
+    net: NetworkParams,
+    inputs: jax.Array,
+    labels: jax.Array,
+    key: jax.Array,
+    *,
+    encoder: str = "poisson",
+    exit_steps: Sequence[int] = (),
+) -> dict[str, jax.Array]:
+    """Evaluate a batch with running statistics; sums (not means), to add up over batches.
+
+    Returns ``correct``, ``loss_sum``, ``count``, the spikes of every layer summed over the
+    batch per step (``spikes/<layer>``: ``[T]``) and, for every ``t`` in ``exit_steps``, the
+    correct predictions of an early exit at ``t`` (``correct@t``).
+    """
+    num_steps = net.config.num_steps
+    spikes = encode(key, inputs, num_steps, encoder)
+    out = simulate(net, spikes, num_steps)
+    metrics = {
+        "correct": jnp.sum(jnp.argmax(out.logits, -1) == labels),
+        "loss_sum": cross_entropy(out.logits, labels) * labels.shape[0],
+        "count": jnp.asarray(labels.shape[0]),
+    }
+    metrics |= {f"spikes/{k}": v.sum(1) for k, v in out.spike_counts.items()}
+    for t in exit_steps:
+        early = simulate(net, spikes, int(t))
+        metrics[f"correct@{int(t)}"] = jnp.sum(jnp.argmax(early.logits, -1) == labels)
+    return metrics

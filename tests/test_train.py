@@ -1,0 +1,106 @@
+"""train_step / eval_step and the optimisers."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import bntt_jax as bj
+from bntt_jax import train as tr
+
+
+def test_step_decay_follows_the_authors_epochs():
+    # 100 epochs of 10 steps: lr/10 from epoch 51, 71 and 91 on (after epochs 50, 70, 90).
+    sched = tr.step_decay_schedule(0.3, epochs=100, steps_per_epoch=10)
+    for step, lr in [(0, 0.3), (509, 0.3), (510, 0.03), (709, 0.03), (710, 0.003), (910, 3e-4)]:
+        assert float(sched(step)) == pytest.approx(lr, rel=1e-5), step
+    # 25 epochs: 0.5·25 = 12.5 -> decay after epoch 12, 17, 22.
+    sched = tr.step_decay_schedule(1.0, epochs=25, steps_per_epoch=1)
+    assert [float(sched(s)) for s in (12, 13, 18, 23)] == pytest.approx([1, 0.1, 0.01, 0.001])
+
+
+def test_sgd_is_pytorch_sgd_with_coupled_weight_decay():
+    # PyTorch: d = g + wd·p; buf = μ·buf + d (buf = d at the first step); p -= lr·buf.
+    tx = tr.make_optimizer("sgd", lr=0.5, epochs=10, steps_per_epoch=100, weight_decay=0.01)
+    p = {"w": jnp.array([1.0, -2.0])}
+    state = tx.init(p)
+    p_ref, buf = np.array([1.0, -2.0]), np.zeros(2)
+    for _ in range(3):
+        g = {"w": 2 * p["w"]}  # gradient of |w|²
+        updates, state = tx.update(g, state, p)
+        p = optax.apply_updates(p, updates)
+        buf = 0.9 * buf + (2 * p_ref + 0.01 * p_ref)
+        p_ref = p_ref - 0.5 * buf
+    np.testing.assert_allclose(p["w"], p_ref, rtol=1e-6)
+
+
+def test_bad_optimizer_settings():
+    with pytest.raises(ValueError, match="unknown optimizer 'sgdd'"):
+        tr.make_optimizer("sgdd", epochs=1, steps_per_epoch=1)
+    with pytest.raises(ValueError, match="lr > 0"):
+        tr.make_optimizer("sgd", lr=0.0, epochs=1, steps_per_epoch=1)
+
+
+@pytest.fixture(scope="module")
+def small():
+    cfg = bj.NetworkConfig(arch="mlp", in_features=12, hidden=(32,), num_steps=6, num_classes=3)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 12)).astype(np.float32)
+    y = (x[:, :3].argmax(1)).astype(np.int32)  # a learnable rule
+    tx = tr.make_optimizer("sgd", lr=0.1, epochs=1, steps_per_epoch=100)
+    return cfg, x, y, tx
+
+
+@functools.cache
+def jitted_train_step():
+    return jax.jit(tr.train_step)
+
+
+def run_steps(cfg, x, y, tx, seed, n):
+    state = tr.TrainState.create(bj.init(jax.random.key(seed), cfg), tx)
+    history = []
+    for _ in range(n):
+        state, m = jitted_train_step()(state, x, y, jax.random.key(seed))
+        history.append({k: float(v) for k, v in m.items()})
+    return state, history
+
+
+def test_loss_falls_on_a_fixed_batch(small):
+    cfg, x, y, tx = small
+    state, history = run_steps(cfg, x, y, tx, seed=0, n=40)
+    assert int(state.step) == 40
+    first, last = (
+        np.mean([h["loss"] for h in history[:3]]),
+        np.mean([h["loss"] for h in history[-3:]]),
+    )
+    assert last < 0.5 * first, (first, last)
+    assert history[-1]["accuracy"] > 0.9
+    assert history[-1]["spikes/fc1"] > 0
+    # The running statistics moved (train mode returned them into the state).
+    assert not np.allclose(state.net.batch_stats["norm_fc1"]["var"], 1.0)
+
+
+def test_same_seed_same_run_other_seed_other_run(small):
+    cfg, x, y, tx = small
+    _, a = run_steps(cfg, x, y, tx, seed=3, n=4)
+    _, b = run_steps(cfg, x, y, tx, seed=3, n=4)
+    _, c = run_steps(cfg, x, y, tx, seed=4, n=4)
+    assert a == b
+    assert [h["loss"] for h in a] != [h["loss"] for h in c]
+
+
+def test_eval_step_sums_and_early_exit(small):
+    cfg, x, y, _ = small
+    net = bj.init(jax.random.key(0), cfg)
+    m = tr.eval_step(net, x, y, jax.random.key(1), exit_steps=(2, 6))
+    assert int(m["count"]) == 24 and 0 <= int(m["correct"]) <= 24
+    assert int(m["correct@6"]) == int(m["correct"])  # exit at T = the full run
+    assert m["spikes/fc1"].shape == (6,)
+    spikes = bj.poisson_encode(jax.random.key(1), x, 6)
+    counts = bj.simulate(net, spikes, 6).spike_counts["fc1"]
+    np.testing.assert_array_equal(m["spikes/fc1"], counts.sum(1))
+    with pytest.raises(ValueError, match="unknown encoder 'rate'"):
+        tr.eval_step(net, x, y, jax.random.key(1), encoder="rate")
