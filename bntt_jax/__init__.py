@@ -11,10 +11,12 @@ The public API, from the pure functions up:
 * :class:`NetworkConfig`, :class:`SpikingNetwork` — VGG9, VGG11 and the MLP
 * :func:`init`, :func:`simulate`, :class:`NetworkParams`, :class:`SimulateOutput`
 * :func:`from_torch`, :func:`to_torch` — the authors' PyTorch checkpoints
+* :func:`early_exit_step`, :func:`gamma_means` — temporal early exit from γᵗ (Sec. 3.4)
 """
 
 from bntt_jax.config import ARCHS, LayerSpec, NetworkConfig
 from bntt_jax.convert import from_torch, to_torch
+from bntt_jax.early_exit import early_exit_step, gamma_means
 from bntt_jax.encoding import direct_encode, poisson_encode
 from bntt_jax.lif import lif_scan, lif_step
 from bntt_jax.models import SpikingNetwork, TemporalNorm
@@ -45,7 +47,9 @@ __all__ = [
     "bntt_batch_stats",
     "bntt_normalize",
     "direct_encode",
+    "early_exit_step",
     "from_torch",
+    "gamma_means",
     "init",
     "layer_norm",
     "lif_scan",

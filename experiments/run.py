@@ -1,17 +1,33 @@
-"""``python -m experiments.run NAME`` runs a registered experiment; ``--list`` shows them all."""
+"""Run a registered experiment and write its results folder.
+
+python -m experiments.run NAME [--set key=value ...] [--out DIR] [--resume]
+python -m experiments.run --list
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 from experiments import registry
+from experiments.config import apply_overrides
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.run",
+        description="Run a registered bntt-jax experiment (one per table/figure of the papers).",
+    )
     parser.add_argument("name", nargs="?", help="experiment name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the registered experiments")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config field, e.g. --set epochs=5 --set lr=0.1 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, help="results folder (default results/NAME/TIME)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     args = parser.parse_args(argv)
     if args.list:
         for name in registry.names():
@@ -21,10 +37,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give an experiment NAME, or --list to see them")
     try:
         experiment = registry.get(args.name)
-    except KeyError as err:
+        config = apply_overrides(experiment.config, args.overrides)
+    except (KeyError, ValueError) as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
-    experiment.run()
+    if args.resume and args.out is None:
+        parser.error("--resume needs --out DIR, the folder of the run to continue")
+    out = args.out or Path("results") / args.name / time.strftime("%Y%m%d-%H%M%S")
+
+    from experiments.runner import run_experiment  # imports JAX: after the argument checks
+
+    try:
+        run_experiment(args.name, config, out, experiment.paper, resume=args.resume)
+    except (FileExistsError, FileNotFoundError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"results: {out}")
     return 0
 
 

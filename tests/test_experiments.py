@@ -1,12 +1,20 @@
-"""The experiments CLI: listing, unknown names, and the embedded default end to end."""
+"""The experiments CLI and runner: results folder, checkpoints, resume, errors, digits default."""
 
+import json
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
+from bntt_jax import train as tr
 from experiments import registry
+from experiments.config import apply_overrides
 from experiments.run import main
+from experiments.runner import evaluate, load_checkpoint, run_experiment
+
+TINY = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4"]
 
 
 def test_list(capsys):
@@ -27,12 +35,139 @@ def test_no_name_is_a_usage_error():
         main([])
 
 
-def test_digits_default_runs_the_engine_on_real_data():
-    metrics = registry.get("digits_bntt").run()
-    assert metrics["num_test_images"] == 360  # 20% of 1,797, stratified
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("epoch=3", "unknown key. Did you mean epochs"),
+        ("epochs=abc", "expected int"),
+        ("hidden=a,b", "expected comma-separated ints or none"),
+        ("batch_size=0", "batch_size must be >= 1"),
+        ("optimizer=rmsprop", "optimizer must be one of"),
+        ("lr", "expected key=value"),
+    ],
+)
+def test_bad_set_says_which_and_why(override, match, capsys):
+    assert main(["digits_bntt", "--set", override]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_set_parses_types():
+    base = registry.get("digits_bntt").config
+    cfg = apply_overrides(base, ["hidden=64,32", "leak=none", "lr=0.05", "max_eval_batches=2"])
+    assert cfg.hidden == (64, 32) and cfg.leak is None and cfg.lr == 0.05
+    assert cfg.max_eval_batches == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["digits_bntt", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_tiny_run_writes_the_whole_results_folder(tiny_run):
+    for name in ("config.json", "metrics.json", "log.txt", "report.md", "curves.png",
+                 "spikes_per_step.png", "gamma.png", "accuracy_vs_T.png"):  # fmt: skip
+        assert (tiny_run / name).stat().st_size > 0, name
+    for name in ("best", "last"):
+        assert any((tiny_run / "checkpoints" / name).iterdir()), name
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["complete"] and len(metrics["history"]) == 2
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["num_test_images"] == 360
     assert set(metrics["spike_rate"]) == {"fc1", "fc2"}
-    assert all(rate > 0 for rate in metrics["spike_rate"].values())
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["wall_time_s"] > 0 and 1 <= metrics["early_exit"]["step"] <= 4
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["experiment"]["epochs"] == 2 and config["network"]["num_steps"] == 4
+    assert "| test accuracy (T = 4) |" in (tiny_run / "report.md").read_text()
+
+
+def test_existing_results_are_never_overwritten(tiny_run, capsys):
+    before = (tiny_run / "metrics.json").read_bytes()
+    assert main(["digits_bntt", *TINY, "--out", str(tiny_run)]) == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert (tiny_run / "metrics.json").read_bytes() == before
+
+
+def test_checkpoint_reloads_to_the_same_network(tiny_run):
+    # The final evaluation ran on the last state; the reloaded checkpoint gives the same
+    # accuracy and the same spikes.
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    net = load_checkpoint(tiny_run / "checkpoints" / "last")
+    config = apply_overrides(registry.get("digits_bntt").config, TINY[1::2])
+    from experiments.data import load_digits
+
+    ev = evaluate(net, load_digits(), config)
+    assert ev["accuracy"] == metrics["test_accuracy"]
+    assert ev["spike_rate"] == pytest.approx(metrics["spike_rate"], rel=1e-6)
+    best = load_checkpoint(tiny_run)  # the folder itself means its best checkpoint
+    assert jax.tree.structure(best.params) == jax.tree.structure(net.params)
+
+
+def test_resume_continues_the_same_run(tmp_path, tiny_run):
+    out = tmp_path / "resumed"
+    assert (
+        main(
+            [
+                "digits_bntt",
+                *TINY[:-2],
+                "--set",
+                "num_steps=4",
+                "--set",
+                "epochs=1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert main(["digits_bntt", *TINY, "--out", str(out), "--resume"]) == 0
+    resumed = json.loads((out / "metrics.json").read_text())["history"]
+    straight = json.loads((tiny_run / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in resumed] == [1, 2]
+    # Epoch 2 after a resume equals epoch 2 of the uninterrupted run: restored optimiser
+    # state, the same shuffles and the same (seed, step) spike keys. (No lr decay boundary
+    # falls within 2 epochs, so the two legs' schedules agree.)
+    assert resumed[1]["train_loss"] == pytest.approx(straight[1]["train_loss"], rel=1e-5)
+
+
+def _tiny_config(seed):
+    return apply_overrides(
+        registry.get("digits_bntt").config, [*TINY[1::2], f"seed={seed}", "epochs=1"]
+    )
+
+
+def test_same_seed_same_metrics_other_seed_other(tmp_path):
+    a = run_experiment("a", _tiny_config(0), tmp_path / "a")
+    b = run_experiment("b", _tiny_config(0), tmp_path / "b")
+    c = run_experiment("c", _tiny_config(1), tmp_path / "c")
+    assert a["history"][0]["train_loss"] == b["history"][0]["train_loss"]
+    assert a["spike_rate"] == b["spike_rate"]
+    assert a["history"][0]["train_loss"] != c["history"][0]["train_loss"]
+
+
+def test_nan_stops_training_and_keeps_checkpoints(tmp_path, monkeypatch):
+    real_step = tr.train_step
+
+    def poisoned(state, *args, **kwargs):  # NaN loss from the 5th step (epoch 2) on
+        state, metrics = real_step(state, *args, **kwargs)
+        metrics["loss"] = jax.numpy.where(state.step >= 5, jax.numpy.nan, metrics["loss"])
+        return state, metrics
+
+    monkeypatch.setattr(tr, "train_step", poisoned)
+    config = apply_overrides(registry.get("digits_bntt").config, [*TINY[1::2], "epochs=3"])
+    with pytest.raises(FloatingPointError, match=r"epoch 2, batch 2 \(step 5\)"):
+        run_experiment("nan", config, tmp_path / "nan")
+    assert any((tmp_path / "nan" / "checkpoints" / "last").iterdir())
+    history = json.loads((tmp_path / "nan" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1]
+
+
+def test_digits_default_reaches_97_percent(tmp_path):
+    # The README's main job, as registered: real Poisson spikes, trained from scratch.
+    metrics = run_experiment("digits_bntt", registry.get("digits_bntt").config, tmp_path / "d")
+    assert metrics["test_accuracy"] >= 0.97, metrics["test_accuracy"]
+    assert metrics["num_test_images"] == 360
+    assert all(np.isfinite(list(metrics["spike_rate"].values())))
 
 
 def test_module_entry_point():
