@@ -45,8 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--resume needs --out DIR, the folder of the run to continue")
     out = args.out or Path("results") / args.name / time.strftime("%Y%m%d-%H%M%S")
 
-    from experiments.runner import run_experiment  # imports JAX: after the argument checks
+    from bntt_jax import parallel  # imports JAX: after the argument checks
+    from experiments.runner import run_experiment
 
+    try:
+        mesh = parallel.data_mesh()
+        parallel.check_batch_size(mesh, config.batch_size)
+        parallel.check_batch_size(mesh, config.eval_batch_size)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         run_experiment(args.name, config, out, experiment.paper, resume=args.resume)
     except (FileExistsError, FileNotFoundError, FloatingPointError) as err:

@@ -23,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 import bntt_jax as bj
+from bntt_jax import parallel
 from bntt_jax import train as tr
 from experiments.config import ExperimentConfig
 from experiments.data import Dataset, iterate, load_dataset, num_batches
@@ -68,8 +69,9 @@ def evaluate(
     batches = iterate(
         data.test_x, data.test_y, config.eval_batch_size, max_batches=config.max_eval_batches
     )
+    mesh = parallel.data_mesh()
     for i, (x, y) in enumerate(batches):
-        m = step(net, x, y, jax.random.fold_in(key, i))
+        m = step(net, *parallel.shard_batch(mesh, x, y), jax.random.fold_in(key, i))
         totals = m if not totals else jax.tree.map(jnp.add, totals, m)
     totals = jax.tree.map(np.asarray, totals)
     count = int(totals["count"])
@@ -177,6 +179,9 @@ def run_experiment(
         weight_decay=config.weight_decay,
     )
     schedule = tr.step_decay_schedule(config.lr, config.epochs, steps_per_epoch)
+    mesh = parallel.data_mesh()  # data-parallel over all devices (one on a laptop)
+    parallel.check_batch_size(mesh, config.batch_size)
+    parallel.check_batch_size(mesh, config.eval_batch_size)
     state = tr.TrainState.create(bj.init(jax.random.key(config.seed), net_config), tx)
     managers = _checkpoint_managers(out_dir)
     history: list[dict[str, Any]] = []
@@ -193,12 +198,14 @@ def run_experiment(
         history = [h for h in history if h["epoch"] <= last]
         first_epoch = last
         log.info("resumed from epoch %d (step %d)", last, int(state.step))
+    state = parallel.replicate(mesh, state)
 
     log.info(
-        "%s: %s %s T=%d on %s (%d train / %d test), %d epochs x %d steps, batch %d, %s lr %g",
+        "%s: %s %s T=%d on %s (%d train / %d test), %d epochs x %d steps, batch %d, %s lr %g, "
+        "%d device(s)",
         name, net_config.arch, net_config.norm, net_config.num_steps, data.name,
         len(data.train_x), len(data.test_x), config.epochs, steps_per_epoch,
-        config.batch_size, config.optimizer, config.lr,
+        config.batch_size, config.optimizer, config.lr, mesh.size,
     )  # fmt: skip
     train_step = jax.jit(functools.partial(tr.train_step, encoder=config.encoder))
     seed_key = jax.random.key(config.seed)
@@ -216,7 +223,7 @@ def run_experiment(
                 config.max_train_batches,
             )  # fmt: skip
             for x, y in batches:
-                state, m = train_step(state, x, y, seed_key)
+                state, m = train_step(state, *parallel.shard_batch(mesh, x, y), seed_key)
                 losses.append(m["loss"])
                 accs.append(m["accuracy"])
                 if bar.n % 10 == 0:

@@ -1,0 +1,63 @@
+"""Run by tests/test_parallel.py in a subprocess with 2 forced CPU devices.
+
+Prints JSON comparing one training step (loss, gradients, running statistics, updated
+parameters) on one device against the same step data-parallel over two devices.
+"""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import bntt_jax as bj
+from bntt_jax import parallel
+from bntt_jax import train as tr
+
+
+def main():
+    assert len(jax.devices()) == 2, jax.devices()
+    cfg = bj.NetworkConfig(arch="vgg9", img_size=8, in_channels=3, num_steps=3, num_classes=4)
+    net = bj.init(jax.random.key(0), cfg)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1.2, (8, 8, 8, 3)).astype(np.float32)
+    y = (np.arange(8) % 4).astype(np.int32)
+    tx = tr.make_optimizer("sgd", lr=0.1, epochs=1, steps_per_epoch=10)
+    step = jax.jit(tr.train_step)
+    seed = jax.random.key(1)
+
+    one = jax.devices()[:1]
+    single, m1 = step(tr.TrainState.create(net, tx), *jax.device_put((x, y), one[0]), seed)
+
+    mesh = parallel.data_mesh()
+    state2 = parallel.replicate(mesh, tr.TrainState.create(net, tx))
+    xs, ys = parallel.shard_batch(mesh, x, y)
+    double, m2 = step(state2, xs, ys, seed)
+
+    def maxrel(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        return float(np.abs(a - b).max() / (np.abs(b).max() + 1e-12))
+
+    result = {
+        "input_sharded": len(xs.sharding.device_set) == 2,
+        "loss": [float(m1["loss"]), float(m2["loss"])],
+        "spikes_equal": all(float(m1[k]) == float(m2[k]) for k in m1 if k.startswith("spikes/")),
+        "grad_norm": [float(m1["grad_norm"]), float(m2["grad_norm"])],
+        "params_maxrel": max(
+            jax.tree.leaves(jax.tree.map(maxrel, double.net.params, single.net.params))
+        ),
+        "stats_maxrel": max(
+            jax.tree.leaves(jax.tree.map(maxrel, double.net.batch_stats, single.net.batch_stats))
+        ),
+        "stats_moved": not np.allclose(single.net.batch_stats["norm_fc1"]["var"], 1.0),
+    }
+    try:
+        parallel.shard_batch(mesh, x[:7])
+    except ValueError as err:
+        result["odd_batch_error"] = str(err)
+    jnp.zeros(1).block_until_ready()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
