@@ -87,8 +87,11 @@ def write_report(
     paper = metrics.get("paper", {})
     ee = metrics["early_exit"]
 
-    def pct(v: float | None) -> str:
-        return "–" if v is None else f"{100 * v:.2f}%" if v <= 1 else f"{v:.2f}%"
+    def pct(fraction: float) -> str:  # our accuracies are fractions
+        return f"{100 * fraction:.2f}%"
+
+    def paper_pct(percent: float | None) -> str:  # the paper's are percentages
+        return "–" if percent is None else f"{percent:.2f}%"
 
     lines = [
         f"# {name}",
@@ -100,7 +103,7 @@ def write_report(
         "| metric | ours | paper |",
         "|---|---|---|",
         f"| test accuracy (T = {network.num_steps}) | {pct(metrics['test_accuracy'])} | "
-        f"{pct(paper.get('accuracy'))} |",
+        f"{paper_pct(paper.get('accuracy'))} |",
         f"| best test accuracy during training | {pct(metrics['best_test_accuracy'])} | – |",
         f"| early exit (mean γᵗ < {ee['threshold']} after T_exit) | T_exit = {ee['step']}: "
         f"{pct(ee['accuracy'])} | {_paper_exit(paper)} |",

@@ -156,9 +156,9 @@ def run_experiment(
             f"{out_dir} already holds a run; pass --resume to continue it or --out for a new "
             "folder (nothing is overwritten)."
         )
+    data = load_dataset(config.dataset, config.data_dir)  # missing data fails before any write
     out_dir.mkdir(parents=True, exist_ok=True)
     log = _logger(out_dir)
-    data = load_dataset(config.dataset, config.data_dir)
     net_config = config.network(data.num_classes, data.input_shape)
     write_json(
         out_dir / "config.json",

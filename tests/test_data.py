@@ -1,0 +1,136 @@
+"""CIFAR data: the canonical archives (tiny fakes written here), tfds, augmentation, errors."""
+
+import io
+import pickle
+import tarfile
+import time
+
+import numpy as np
+import pytest
+
+from experiments import data as D
+from experiments.run import main
+
+
+def _planted_images(n, offset):
+    """Images whose pixel values encode (image, channel, row, column): R = (r·32 + c) % 256,
+    G = image index + offset, B = 255 − R."""
+    plane = (np.arange(1024) % 256).astype(np.uint8)
+    rows = []
+    for i in range(n):
+        rows.append(
+            np.concatenate([plane, np.full(1024, (i + offset) % 256, np.uint8), 255 - plane])
+        )
+    return np.stack(rows)
+
+
+def write_fake_cifar(path, name, n_train=(4, 4, 4, 4, 4), n_test=8):
+    """Write an archive in the canonical cifar-*-python.tar.gz layout (pickled dicts)."""
+    spec = D._CIFAR[name]
+    label_key = spec["label"].decode()
+    files = {}
+    offset = 0
+    members = spec["train"] if name == "cifar10" else ["train"]
+    sizes = n_train if name == "cifar10" else (sum(n_train),)
+    for member, n in zip(members, sizes, strict=True):
+        files[member] = {
+            b"data": _planted_images(n, offset),
+            label_key.encode(): [(offset + i) % spec["classes"] for i in range(n)],
+        }
+        offset += n
+    files[spec["test"][0]] = {
+        b"data": _planted_images(n_test, 200),
+        label_key.encode(): list(range(n_test)),
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for member, content in files.items():
+            blob = pickle.dumps(content)
+            info = tarfile.TarInfo(f"{spec['folder']}/{member}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return path
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_archive_reader_layout(tmp_path, name):
+    archive = write_fake_cifar(tmp_path / D._CIFAR[name]["archive"], name)
+    train_x, train_y, test_x, test_y = D.read_cifar_archive(archive, name)
+    assert train_x.shape == (20, 32, 32, 3) and train_x.dtype == np.uint8
+    assert test_x.shape == (8, 32, 32, 3)
+    r, c = 5, 17
+    assert train_x[3, r, c, 0] == (r * 32 + c) % 256  # rows, then columns, channels last
+    assert train_x[3, r, c, 2] == 255 - (r * 32 + c) % 256
+    assert train_x[13, 0, 0, 1] == 13  # images in file order across the batch files
+    assert list(train_y[:6]) == [0, 1, 2, 3, 4, 5] and list(test_y) == list(range(8))
+
+
+def test_normalisation_is_the_authors(tmp_path):
+    write_fake_cifar(tmp_path / "cifar-10-python.tar.gz", "cifar10")
+    ds = D.load_dataset("cifar10", str(tmp_path))
+    raw = D.read_cifar_archive(tmp_path / "cifar-10-python.tar.gz", "cifar10")[0]
+    expected = (raw[7, 2, 9] / 255.0 - [0.4914, 0.4822, 0.4465]) / [0.2023, 0.1994, 0.2010]
+    np.testing.assert_allclose(ds.train_x[7, 2, 9], expected, rtol=1e-5)
+    assert ds.num_classes == 10 and ds.input_shape == (32, 32, 3) and ds.augment is not None
+
+
+def test_random_crop_with_padding_and_flip():
+    rng = np.random.default_rng(0)
+    batch = np.random.default_rng(1).normal(size=(64, 32, 32, 3)).astype(np.float32)
+    out = D.cifar_augment(rng, batch)
+    assert out.shape == batch.shape
+    fill = -D.CIFAR_MEAN / D.CIFAR_STD
+    # Replay the draws: every output is the padded image cropped at (dy, dx), maybe flipped.
+    rng = np.random.default_rng(0)
+    dy, dx = rng.integers(0, 9, size=(2, 64))
+    flip = rng.random(64) < 0.5
+    padded = np.broadcast_to(fill, (64, 40, 40, 3)).copy()
+    padded[:, 4:36, 4:36] = batch
+    for i in range(64):
+        crop = padded[i, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32]
+        np.testing.assert_array_equal(out[i], crop[:, ::-1] if flip[i] else crop)
+    assert 10 < flip.sum() < 54 and (dy != 4).any()
+
+
+def test_missing_data_fails_fast_and_says_what_to_do(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(D.DataMissingError) as err:
+        D.load_dataset("cifar10", str(tmp_path))
+    assert time.perf_counter() - start < 5
+    message = str(err.value)
+    assert "cifar-10-python.tar.gz" in message and str(tmp_path) in message
+    assert "https://" in message and "--set data_dir" in message
+
+
+def test_missing_data_through_the_cli_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["cifar10_bntt", "--set", f"data_dir={tmp_path}", "--out", str(out)]) == 1
+    assert "no " in capsys.readouterr().err and not out.exists()
+
+
+def test_tfds_data_source(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")  # the 'data' extra, part of 'test'
+    (tmp_path / "cifar10").mkdir()  # a prepared tfds directory stands here
+    with tfds.testing.mock_data(num_examples=6):
+        ds = D.load_dataset("cifar10", str(tmp_path))
+    assert ds.train_x.shape == (6, 32, 32, 3) and ds.train_x.dtype == np.float32
+    assert ds.train_y.shape == (6,) and ds.test_x.shape == (6, 32, 32, 3)
+
+
+def test_cifar10_bntt_starts_training_with_the_archive(tmp_path):
+    write_fake_cifar(tmp_path / "cifar-10-python.tar.gz", "cifar10")
+    out = tmp_path / "run"
+    tiny = [
+        "epochs=1",
+        "num_steps=2",
+        "batch_size=4",
+        "eval_batch_size=4",
+        "max_train_batches=1",
+        "max_eval_batches=1",
+    ]
+    args = ["cifar10_bntt", "--set", f"data_dir={tmp_path}", "--out", str(out)]
+    for item in tiny:
+        args += ["--set", item]
+    assert main(args) == 0
+    assert (out / "metrics.json").exists() and (out / "report.md").exists()
+    assert "| test accuracy (T = 2) | " in (out / "report.md").read_text()
+    assert "90.50%" in (out / "report.md").read_text()  # the paper's number beside ours
