@@ -160,15 +160,16 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     log = _logger(out_dir)
     net_config = config.network(data.num_classes, data.input_shape)
-    write_json(
-        out_dir / "config.json",
-        {
-            "name": name,
-            "experiment": config.to_dict(),
-            "network": net_config.to_dict(),
-            "paper": paper or {},
-        },
-    )
+    resolved = {
+        "name": name,
+        "experiment": config.to_dict(),
+        "network": net_config.to_dict(),
+        "paper": paper or {},
+    }
+    config_file = out_dir / "config.json"
+    if config_file.exists():  # a resume keeps the original and records its own beside it
+        config_file = out_dir / f"config.resumed-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    write_json(config_file, resolved)
     steps_per_epoch = num_batches(len(data.train_x), config.batch_size, config.max_train_batches)
     tx = tr.make_optimizer(
         config.optimizer,
@@ -226,7 +227,7 @@ def run_experiment(
                 state, m = train_step(state, *parallel.shard_batch(mesh, x, y), seed_key)
                 losses.append(m["loss"])
                 accs.append(m["accuracy"])
-                if bar.n % 10 == 0:
+                if not bar.disable and bar.n % 10 == 0:  # a host sync: only for a shown bar
                     bar.set_postfix(
                         loss=f"{float(m['loss']):.3f}", acc=f"{float(m['accuracy']):.3f}"
                     )

@@ -121,6 +121,8 @@ def test_resume_continues_the_same_run(tmp_path, tiny_run):
         == 0
     )
     assert main(["digits_bntt", *TINY, "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "config.json").read_text())["experiment"]["epochs"] == 1  # kept
+    assert len(list(out.glob("config.resumed-*.json"))) == 1
     resumed = json.loads((out / "metrics.json").read_text())["history"]
     straight = json.loads((tiny_run / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in resumed] == [1, 2]
