@@ -38,7 +38,20 @@ def main():
         a, b = np.asarray(a), np.asarray(b)
         return float(np.abs(a - b).max() / (np.abs(b).max() + 1e-12))
 
+    def grads(net, x, y):
+        spikes = bj.poisson_encode(jax.random.key(2), x, cfg.num_steps)
+
+        def loss(params):
+            out = bj.simulate(net.replace(params=params), spikes, cfg.num_steps, train=True)
+            return tr.cross_entropy(out.logits, y)
+
+        return jax.jit(jax.grad(loss))(net.params)
+
+    g1 = grads(net, *jax.device_put((x, y), one[0]))
+    g2 = grads(parallel.replicate(mesh, net), xs, ys)
+
     result = {
+        "grads_maxrel": max(jax.tree.leaves(jax.tree.map(lambda a, b: maxrel(a, b), g2, g1))),
         "input_sharded": len(xs.sharding.device_set) == 2,
         "loss": [float(m1["loss"]), float(m2["loss"])],
         "spikes_equal": all(float(m1[k]) == float(m2[k]) for k in m1 if k.startswith("spikes/")),

@@ -35,6 +35,7 @@ def test_global_batch_statistics_make_one_and_two_devices_agree(result):
     assert loss_2 == pytest.approx(loss_1, rel=1e-6)
     assert result["spikes_equal"]
     assert result["grad_norm"][1] == pytest.approx(result["grad_norm"][0], rel=1e-5)
+    assert result["grads_maxrel"] < 1e-5  # every gradient leaf
     assert result["params_maxrel"] < 1e-5  # the updated parameters
     assert result["stats_moved"] and result["stats_maxrel"] < 1e-6  # the running statistics
 
