@@ -17,7 +17,7 @@ The public API, from the pure functions up:
 from bntt_jax.config import ARCHS, LayerSpec, NetworkConfig
 from bntt_jax.convert import from_torch, to_torch
 from bntt_jax.early_exit import early_exit_step, gamma_means
-from bntt_jax.encoding import direct_encode, poisson_encode
+from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
 from bntt_jax.lif import lif_scan, lif_step
 from bntt_jax.models import SpikingNetwork, TemporalNorm
 from bntt_jax.norm import (
@@ -57,6 +57,7 @@ __all__ = [
     "poisson_encode",
     "readout",
     "running_stats_update",
+    "sequential_encode",
     "sequential_running_update",
     "simulate",
     "spike",

@@ -55,3 +55,17 @@ def direct_encode(x: jax.Array, num_steps: int) -> jax.Array:
     if int(num_steps) < 1:
         raise ValueError(f"direct_encode(): num_steps must be >= 1, got {num_steps}.")
     return jnp.broadcast_to(x, (int(num_steps),) + x.shape)
+
+
+def sequential_encode(x: jax.Array) -> jax.Array:
+    """Sequential input (Sequential MNIST, journal paper Sec. 4): one value per step.
+
+    ``x`` ``[B, L]`` (e.g. 784 pixels) becomes ``[L, B, 1]``: step t presents value t of
+    every sample as a direct input current.
+    """
+    x = jnp.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"sequential_encode(): need [B, L], got shape {x.shape}.")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    return x.T[:, :, None]

@@ -77,6 +77,10 @@ def bntt_normalize(
         (t, c),
         custom_message=f"bntt_normalize(): gamma_t, mean_t, var_t must have shape {(t, c)}",
     )
+    # The scale in the promoted dtype of activations and statistics: float32 running
+    # statistics must not cap the precision of float64 activations.
+    dtype = jnp.result_type(x, mean_t, var_t, gamma_t)
+    gamma_t, mean_t, var_t = (a.astype(dtype) for a in (gamma_t, mean_t, var_t))
     inv = lax.rsqrt(var_t + eps) * gamma_t
     return (x - _per_step(mean_t, x.ndim)) * _per_step(inv, x.ndim)
 

@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bntt_jax.encoding import direct_encode, poisson_encode
+from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
 from bntt_jax.simulate import NetworkParams, simulate
 
-ENCODERS = ("poisson", "direct")
+ENCODERS = ("poisson", "direct", "sequential")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -92,6 +92,13 @@ def encode(key: jax.Array, inputs: jax.Array, num_steps: int, encoder: str) -> j
         return poisson_encode(key, inputs, num_steps)
     if encoder == "direct":
         return direct_encode(inputs, num_steps)
+    if encoder == "sequential":
+        if inputs.shape[1] != num_steps:
+            raise ValueError(
+                f"sequential input has {inputs.shape[1]} values per sample, the network "
+                f"{num_steps} steps: they must match."
+            )
+        return sequential_encode(inputs)
     raise ValueError(f"unknown encoder {encoder!r}; choose one of {ENCODERS}.")
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bntt_jax import direct_encode, poisson_encode, readout
+from bntt_jax import direct_encode, poisson_encode, readout, sequential_encode
 
 
 @pytest.mark.parametrize("scale", [2.0, 1.0])
@@ -67,3 +67,13 @@ def test_readout_is_mean_over_steps_of_w_o():
         readout(jnp.zeros((3, 5)), jnp.zeros((5, 4)))
     with pytest.raises(AssertionError, match=r"kernel \[F, classes\]"):
         readout(jnp.zeros((3, 2, 5)), jnp.zeros((6, 4)))
+
+
+def test_sequential_encode_presents_one_value_per_step():
+    x = jnp.arange(12.0).reshape(3, 4)  # 3 samples of 4 values
+    s = sequential_encode(x)
+    assert s.shape == (4, 3, 1)
+    for t in range(4):
+        np.testing.assert_array_equal(s[t, :, 0], x[:, t])
+    with pytest.raises(ValueError, match=r"need \[B, L\]"):
+        sequential_encode(jnp.zeros((2, 3, 4)))

@@ -222,3 +222,19 @@ def test_normalize_shape_errors():
     x = jnp.zeros((3, 2, 4))
     with pytest.raises(AssertionError, match=r"gamma_t, mean_t, var_t must have shape \(3, 4\)"):
         bntt_normalize(x, jnp.ones((2, 4)), jnp.zeros((3, 4)), jnp.ones((3, 4)))
+
+
+def test_float32_statistics_do_not_cap_float64_precision():
+    # Evaluation with float32 running statistics and float64 activations: the scale
+    # γ/sqrt(σ²+ε) must be computed in float64 (found by benchmarks.equivalence, where a
+    # float32 scale moved a membrane potential by 2e-8 across the threshold).
+    rng = np.random.default_rng(9)
+    with jax.enable_x64(True):
+        x = rng.normal(size=(3, 4, 5))
+        mean = rng.normal(size=(3, 5)).astype(np.float32)
+        var = rng.uniform(0.5, 2, size=(3, 5)).astype(np.float32)
+        gamma = rng.uniform(0.5, 2, size=(3, 5)).astype(np.float32)
+        y = bntt_normalize(jnp.asarray(x), jnp.asarray(gamma), jnp.asarray(mean), jnp.asarray(var))
+        assert y.dtype == jnp.float64
+    m, v, g = (a.astype(np.float64)[:, None] for a in (mean, var, gamma))
+    np.testing.assert_allclose(y, g * (x - m) / np.sqrt(v + EPS), rtol=1e-13)

@@ -1,0 +1,204 @@
+"""Time one workload: a training or inference step of a BNTT network, JAX or the torch reference.
+
+    python -m benchmarks.step --arch vgg9 --T 25 --batch 32 --mode train --impl jax --json
+
+prints one JSON line: the median seconds per step over ``--steps`` timed steps after a warm-up
+call (``block_until_ready`` / torch's synchronous CPU ops), images×time-steps per second,
+GFLOP/s (forward FLOPs of the dense network, training counted as 3× forward), the first
+call's seconds (compile, for JAX) and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+
+def network_config(arch: str, num_steps: int, img_size: int):
+    import bntt_jax as bj
+
+    if arch == "mlp":  # Sequential MNIST: FC(1,256)-FC(256,256)-FC(256,10), one pixel per step
+        return bj.NetworkConfig(arch="mlp", num_steps=num_steps, in_features=1, hidden=(256, 256))
+    return bj.NetworkConfig(arch=arch, num_steps=num_steps, img_size=img_size)
+
+
+def forward_gflop_per_image_step(cfg) -> float:
+    """Dense forward FLOPs (2 per multiply-add) of one image at one step: convs, fcs, readout.
+
+    VGG9 on 32×32: 0.389 GFLOP.
+    """
+    flops = 0.0
+    channels = cfg.in_channels if cfg.arch != "mlp" else None
+    fan_in = cfg.in_features if cfg.arch == "mlp" else None
+    for spec in cfg.layers:
+        if spec.kind == "conv":
+            flops += 2 * 9 * channels * spec.features * spec.size**2
+            channels = spec.features
+            side = {"avg2": spec.size // 2, "global": 1}.get(spec.pool, spec.size)
+            fan_in = channels * side * side
+        else:
+            flops += 2 * fan_in * spec.features
+            fan_in = spec.features
+    return (flops + 2 * fan_in * cfg.num_classes) / 1e9
+
+
+def _inputs(cfg, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if cfg.arch == "mlp":
+        x = rng.random((batch, cfg.num_steps), dtype=np.float32)  # pixel intensities
+    else:
+        x = rng.normal(0, 1, (batch, cfg.img_size, cfg.img_size, cfg.in_channels)).astype(
+            np.float32
+        )
+    return x, (np.arange(batch) % cfg.num_classes).astype(np.int32)
+
+
+def _time(call, steps: int) -> tuple[float, list[float]]:
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return first, times
+
+
+def run_jax(cfg, mode: str, batch: int, steps: int) -> tuple[float, list[float]]:
+    import functools
+
+    import jax
+
+    import bntt_jax as bj
+    from bntt_jax import train as tr
+
+    encoder = "sequential" if cfg.arch == "mlp" else "poisson"
+    x, y = _inputs(cfg, batch)
+    net = bj.init(jax.random.key(0), cfg)
+    key = jax.random.key(1)
+    if mode == "train":
+        tx = tr.make_optimizer("sgd", lr=0.1, epochs=1, steps_per_epoch=1000)
+        step = jax.jit(functools.partial(tr.train_step, encoder=encoder), donate_argnums=0)
+        holder = {"state": tr.TrainState.create(net, tx)}
+
+        def call():
+            holder["state"], metrics = step(holder["state"], x, y, key)
+            jax.block_until_ready(metrics["loss"])
+    else:
+        infer = jax.jit(
+            lambda net, x, key: bj.simulate(net, tr.encode(key, x, cfg.num_steps, encoder)).logits
+        )
+
+        def call():
+            jax.block_until_ready(infer(net, x, key))
+
+    return _time(call, steps)
+
+
+def run_torch(cfg, mode: str, batch: int, steps: int, threads: int) -> tuple[float, list[float]]:
+    import jax
+    import torch
+
+    import bntt_jax as bj
+    from benchmarks.torch_ref import TorchBNTT
+
+    torch.set_num_threads(threads)
+    model = TorchBNTT(bj.init(jax.random.key(0), cfg))
+    x, y = _inputs(cfg, batch)
+    x = torch.from_numpy(x if cfg.arch == "mlp" else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    y = torch.from_numpy(y).long()
+    if mode == "train":
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+        def call():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def call():
+            with torch.no_grad():
+                model(x)
+
+    return _time(call, steps)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    cfg = network_config(args.arch, args.T, args.img_size)
+    if args.impl == "jax":
+        first, times = run_jax(cfg, args.mode, args.batch, args.steps)
+    else:
+        first, times = run_torch(cfg, args.mode, args.batch, args.steps, args.threads)
+    median = statistics.median(times)
+    gflop = (
+        forward_gflop_per_image_step(cfg) * args.batch * args.T * (3 if args.mode == "train" else 1)
+    )
+    import jax
+
+    return {
+        "impl": args.impl,
+        "arch": args.arch,
+        "T": args.T,
+        "batch": args.batch,
+        "mode": args.mode,
+        "img_size": args.img_size if args.arch != "mlp" else None,
+        "seconds_per_step": median,
+        "seconds_all": times,
+        "image_steps_per_s": args.batch * args.T / median,
+        "gflop_per_s": gflop / median,
+        "first_call_s": first,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": str(jax.devices()[0].platform) if args.impl == "jax" else "cpu",
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.step", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--arch", choices=("vgg9", "vgg11", "mlp"), default="vgg9")
+    p.add_argument("--T", type=int, default=25)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--mode", choices=("train", "infer"), default="train")
+    p.add_argument("--impl", choices=("jax", "torch"), default="jax")
+    p.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up call")
+    p.add_argument("--img-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.steps < 1:
+        print("error: --steps must be >= 1", file=sys.stderr)
+        return 2
+    result = measure(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['impl']:5s} {args.arch} T={args.T} B={args.batch} {args.mode}: "
+            f"{result['seconds_per_step']:.3f} s/step, "
+            f"{result['image_steps_per_s']:.0f} img·steps/s, "
+            f"{result['gflop_per_s']:.1f} GFLOP/s, first call {result['first_call_s']:.1f} s, "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
