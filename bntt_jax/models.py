@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from bntt_jax.config import NetworkConfig
+from bntt_jax.conv import conv3x3
 from bntt_jax.lif import lif_scan
 from bntt_jax.norm import (
     bntt_batch_stats,
@@ -91,6 +92,19 @@ class TemporalNorm(nn.Module):
         return bntt_normalize(x, gamma_t, mean_t, var_t, self.eps)
 
 
+class Conv3x3(nn.Module):
+    """3×3 convolution, stride 1, padding 1, no bias (the authors' ``Conv2d``), kernel HWIO."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param(
+            "kernel", xavier_uniform_gain2, (3, 3, x.shape[-1], self.features), jnp.float32
+        )
+        return conv3x3(x, kernel.astype(x.dtype))
+
+
 class Readout(nn.Module):
     """Non-spiking accumulator ``(1/T)·Σ_t W·o_t`` (Eq. 5 with λ = 1), no bias, no norm."""
 
@@ -143,15 +157,7 @@ class SpikingNetwork(nn.Module):
         counts: dict[str, jax.Array] = {}
         for spec in cfg.layers:
             if spec.kind == "conv":
-                conv = nn.Conv(
-                    spec.features,
-                    (3, 3),
-                    padding=((1, 1), (1, 1)),
-                    use_bias=False,
-                    kernel_init=xavier_uniform_gain2,
-                    dtype=x.dtype,
-                    name=spec.name,
-                )
+                conv = Conv3x3(spec.features, name=spec.name)
                 current = fold_time(conv, x)
             else:
                 x = x.reshape(t, b, -1)
