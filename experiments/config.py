@@ -84,8 +84,8 @@ def _prod(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _parse(name: str, annotation: Any, text: str) -> Any:
-    """Parse ``text`` for a field annotated ``annotation`` (as a string: future annotations)."""
+def _parse(name: str, text: str) -> Any:
+    """Parse ``text`` for the config field ``name``, by its resolved type hint."""
     hint = typing.get_type_hints(ExperimentConfig)[name]
     args = typing.get_args(hint)
     optional = isinstance(hint, types.UnionType) and type(None) in args
@@ -120,7 +120,7 @@ def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> Experimen
             close = difflib.get_close_matches(key, list(fields), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"--set {key}: unknown key.{hint} Keys: {', '.join(fields)}.")
-        changes[key] = _parse(key, fields[key].type, value.strip())
+        changes[key] = _parse(key, value.strip())
     try:
         return dataclasses.replace(config, **changes)
     except ValueError as err:
