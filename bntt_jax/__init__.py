@@ -28,7 +28,7 @@ from bntt_jax.norm import (
     running_stats_update,
     sequential_running_update,
 )
-from bntt_jax.readout import readout
+from bntt_jax.readout import readout, readout_steps
 from bntt_jax.simulate import NetworkParams, SimulateOutput, init, simulate
 from bntt_jax.spike import SURROGATE_ALPHA, spike, surrogate_grad
 
@@ -56,6 +56,7 @@ __all__ = [
     "lif_step",
     "poisson_encode",
     "readout",
+    "readout_steps",
     "running_stats_update",
     "sequential_encode",
     "sequential_running_update",

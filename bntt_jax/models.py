@@ -28,7 +28,7 @@ from bntt_jax.norm import (
     running_stats_update,
     sequential_running_update,
 )
-from bntt_jax.readout import readout
+from bntt_jax.readout import readout_steps
 
 #: The authors' ``xavier_uniform_(gain=2)``: variance scale gain² = 4, fan-average, uniform.
 xavier_uniform_gain2 = nn.initializers.variance_scaling(4.0, "fan_avg", "uniform")
@@ -106,7 +106,10 @@ class Conv3x3(nn.Module):
 
 
 class Readout(nn.Module):
-    """Non-spiking accumulator ``(1/T)·Σ_t W·o_t`` (Eq. 5 with λ = 1), no bias, no norm."""
+    """Non-spiking accumulator ``(1/T)·Σ_t W·o_t`` (Eq. 5 with λ = 1), no bias, no norm.
+
+    Returns ``(logits, steps)`` with ``steps`` the per-step terms ``W·o_t`` ``[T, B, classes]``.
+    """
 
     num_classes: int
 
@@ -115,7 +118,8 @@ class Readout(nn.Module):
         kernel = self.param(
             "kernel", xavier_uniform_gain2, (spikes.shape[-1], self.num_classes), jnp.float32
         )
-        return readout(spikes, kernel.astype(spikes.dtype))
+        steps = readout_steps(spikes, kernel.astype(spikes.dtype))
+        return jnp.mean(steps, axis=0), steps
 
 
 def avg_pool2(x: jax.Array) -> jax.Array:
@@ -140,9 +144,10 @@ class SpikingNetwork(nn.Module):
     """A feed-forward BNTT spiking network described by a :class:`NetworkConfig`.
 
     ``__call__(spikes, train)`` takes time-major input ``[T, B, H, W, C]`` (VGG) or
-    ``[T, B, features]`` (MLP) and returns ``(logits [B, classes], spike_counts)`` where
-    ``spike_counts[layer]`` is ``[T, B]`` (int32): spikes of each spiking layer per step and
-    per sample.
+    ``[T, B, features]`` (MLP) and returns ``(logits [B, classes], spike_counts,
+    readout_steps)`` where ``spike_counts[layer]`` is ``[T, B]`` (int32): spikes of each
+    spiking layer per step and per sample, and ``readout_steps`` ``[T, B, classes]`` the
+    per-step readout terms ``W·o_t``.
     """
 
     config: NetworkConfig
@@ -150,7 +155,7 @@ class SpikingNetwork(nn.Module):
     @nn.compact
     def __call__(
         self, spikes: jax.Array, train: bool = False
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
         cfg = self.config
         t, b = spikes.shape[:2]
         x = spikes
@@ -179,5 +184,5 @@ class SpikingNetwork(nn.Module):
             elif spec.pool == "global":
                 out = global_avg_pool(out)
             x = out
-        logits = Readout(cfg.num_classes, name=cfg.readout_name)(x.reshape(t, b, -1))
-        return logits, counts
+        logits, steps = Readout(cfg.num_classes, name=cfg.readout_name)(x.reshape(t, b, -1))
+        return logits, counts, steps

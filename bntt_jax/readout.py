@@ -13,6 +13,19 @@ import jax
 import jax.numpy as jnp
 
 
+def readout_steps(spikes: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The per-step terms ``W·o_t`` of the accumulating readout (Eq. 5): ``[T, B, classes]``.
+
+    Their running mean over the first t steps is the logits of an early exit at t, so one
+    run gives the logits of every exit time.
+    """
+    message = f"readout_steps(): need spikes [T, B, F] and kernel [F, classes], got {spikes.shape} "
+    message += f"and {kernel.shape}"
+    chex.assert_rank([spikes, kernel], [3, 2], custom_message=message)
+    chex.assert_equal(spikes.shape[-1], kernel.shape[0], custom_message=message)
+    return spikes @ kernel
+
+
 def readout(spikes: jax.Array, kernel: jax.Array) -> jax.Array:
     """Accumulating readout ``(1/T)·Σ_t W·o_t`` (Eq. 5 with λ = 1).
 

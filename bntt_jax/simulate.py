@@ -118,11 +118,11 @@ def simulate(
 def _simulate(params: NetworkParams, spikes: jax.Array, T: int, train: bool) -> SimulateOutput:
     model = SpikingNetwork(params.config)
     if train:
-        (logits, counts), updates = model.apply(
+        (logits, counts, _), updates = model.apply(
             params.variables(), spikes[:T], train=True, mutable=["batch_stats"]
         )
         return SimulateOutput(logits, counts, updates.get("batch_stats", {}))
-    logits, counts = model.apply(params.variables(), spikes[:T], train=False)
+    logits, counts, _ = model.apply(params.variables(), spikes[:T], train=False)
     return SimulateOutput(logits, counts, None)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any
@@ -66,7 +67,7 @@ class ExperimentConfig:
         )
         if self.arch == "mlp":
             return bj.NetworkConfig(
-                **common, in_features=int(_prod(input_shape)), hidden=self.hidden
+                **common, in_features=math.prod(input_shape), hidden=self.hidden
             )
         return bj.NetworkConfig(**common, img_size=input_shape[0], in_channels=input_shape[-1])
 
@@ -75,13 +76,6 @@ class ExperimentConfig:
         if out["hidden"] is not None:
             out["hidden"] = list(out["hidden"])
         return out
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _parse(name: str, text: str) -> Any:

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bntt_jax import direct_encode, poisson_encode, readout, sequential_encode
+from bntt_jax import direct_encode, poisson_encode, readout, readout_steps, sequential_encode
 
 
 @pytest.mark.parametrize("scale", [2.0, 1.0])
@@ -77,3 +77,15 @@ def test_sequential_encode_presents_one_value_per_step():
         np.testing.assert_array_equal(s[t, :, 0], x[:, t])
     with pytest.raises(ValueError, match=r"need \[B, L\]"):
         sequential_encode(jnp.zeros((2, 3, 4)))
+
+
+def test_readout_steps_are_w_o_t():
+    rng = np.random.default_rng(1)
+    spikes = (rng.random((4, 3, 5)) < 0.4).astype(np.float32)
+    kernel = rng.normal(size=(5, 2)).astype(np.float32)
+    steps = readout_steps(jnp.asarray(spikes), jnp.asarray(kernel))
+    for t in range(4):
+        np.testing.assert_allclose(steps[t], spikes[t] @ kernel, rtol=1e-6)
+    np.testing.assert_allclose(
+        steps.mean(0), readout(jnp.asarray(spikes), jnp.asarray(kernel)), rtol=1e-5
+    )

@@ -102,5 +102,8 @@ def test_eval_step_sums_and_early_exit(small):
     spikes = bj.poisson_encode(jax.random.key(1), x, 6)
     counts = bj.simulate(net, spikes, 6).spike_counts["fc1"]
     np.testing.assert_array_equal(m["spikes/fc1"], counts.sum(1))
+    # An exit at t = 2 from the one full run equals simulating only 2 steps.
+    early = bj.simulate(net, spikes, 2).logits
+    assert int(m["correct@2"]) == int(jnp.sum(jnp.argmax(early, -1) == y))
     with pytest.raises(ValueError, match="unknown encoder 'rate'"):
         tr.eval_step(net, x, y, jax.random.key(1), encoder="rate")
