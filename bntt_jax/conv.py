@@ -1,24 +1,29 @@
-"""The 3×3 "same" convolution of the VGGs (stride 1, padding 1, no bias), lowered for speed.
+"""The 3×3 "same" convolution of the VGGs and the dense layers, lowered for speed on CPU.
 
-On XLA:CPU the library convolution is fast forward but slow backward (its filter gradient
-runs at ~17 GFLOP/s against ~95 forward) and pathological for 2×2 feature maps (VGG11's
-last block: 5.7 s for what a matmul does in 0.13 s). So on CPU:
+On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
 
-* forward: ``lax.conv_general_dilated``, except for maps of at most 4 pixels, where the
-  im2col form (9 shifted copies concatenated, one matmul) is used;
-* backward: the vector-Jacobian product of the im2col form, whose filter gradient is one
-  large matmul over all folded images and steps.
+* with the compiled kernels (:mod:`bntt_jax.kernels`; float32/float64): the forward and the
+  filter gradient are **event-driven**: they visit only the non-zero inputs, which are
+  binary spikes (or their 2×2 averages) everywhere but in the first layer, and a trained BNTT
+  network fires sparsely. The input gradient, which is dense, is the library convolution's
+  transpose (im2col for maps of at most 4 pixels). Both kernels use all cores.
+* without them: the library convolution forward (im2col for maps of at most 4 pixels, where
+  XLA:CPU's convolution is pathological: 5.7 s for what a matmul does in 0.13 s on VGG11's
+  2×2 maps) and the vector-Jacobian product of the im2col form backward (XLA:CPU's own filter
+  gradient runs at ~17 GFLOP/s against ~95 forward).
 
-On GPU and TPU both directions use the library convolution. All forms compute the same
-convolution; they differ only in floating-point summation order. ``benchmarks/README.md``
-has the measurements.
+All forms compute the same convolution; they differ only in floating-point summation order
+(the tests compare them in float64). ``benchmarks/README.md`` has the measurements.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+
+from bntt_jax import kernels
 
 #: Feature maps with at most this many pixels use im2col forward on CPU.
 SMALL_MAP = 4
@@ -42,8 +47,36 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return out.reshape(n, h, w, -1)
 
 
+def _use_kernels(x: jax.Array) -> bool:
+    return x.dtype in (jnp.float32, jnp.float64) and kernels.available()
+
+
+def sparse_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Event-driven "same" convolution on CPU: ``x`` ``[N, H, W, C]``, ``kernel`` ``[k, k, C, D]``
+    (odd k, stride 1, zero padding (k−1)/2), summing only the weight rows of non-zero inputs.
+    Needs :func:`bntt_jax.kernels.available`.
+    """
+    out = jax.ShapeDtypeStruct(x.shape[:3] + kernel.shape[3:], x.dtype)
+    call = jax.ffi.ffi_call("bntt_sparse_conv_fwd", out, vmap_method="sequential")
+    return call(x, kernel.astype(x.dtype))
+
+
+def sparse_conv_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+    """Filter gradient ``∂L/∂kernel`` of :func:`sparse_conv` for the output gradient ``g``,
+    visiting only the non-zero inputs."""
+    out = jax.ShapeDtypeStruct(kernel.shape, x.dtype)
+    call = jax.ffi.ffi_call("bntt_sparse_conv_dw", out, vmap_method="sequential")
+    return call(x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4))
+
+
+def _small(x: jax.Array) -> bool:
+    return x.shape[1] * x.shape[2] <= SMALL_MAP
+
+
 def _cpu_forward(x, kernel):
-    if x.shape[1] * x.shape[2] <= SMALL_MAP:
+    if _use_kernels(x):
+        return sparse_conv(x, kernel)
+    if _small(x):
         return conv3x3_im2col(x, kernel)
     return conv3x3_reference(x, kernel)
 
@@ -62,6 +95,10 @@ def _bwd(residuals, g):
     x, kernel = residuals
 
     def cpu(x, kernel, g):
+        if _use_kernels(x):
+            dense = conv3x3_im2col if _small(x) else conv3x3_reference
+            (dx,) = jax.linear_transpose(lambda v: dense(v, kernel), x)(g)
+            return dx, sparse_conv_filter_grad(x, kernel, g)
         return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
 
     def default(x, kernel, g):
@@ -71,3 +108,59 @@ def _bwd(residuals, g):
 
 
 conv3x3.defvjp(_fwd, _bwd)
+
+
+def _dense_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return x @ kernel
+
+
+#: Dense layers with fewer inputs or outputs than this (the 10-class readout, the 1-pixel
+#: input of the sequential MLP) keep the XLA matmul on CPU, which is faster there.
+MIN_SPARSE_FEATURES = 16
+
+
+def _dense_kernels(x: jax.Array, kernel: jax.Array) -> bool:
+    return min(kernel.shape) >= MIN_SPARSE_FEATURES and _use_kernels(x)
+
+
+def _dense_cpu(x, kernel):
+    if _dense_kernels(x, kernel):
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, 1, 1, x.shape[-1])
+        y = sparse_conv(flat, kernel[None, None])
+        return y.reshape(lead + kernel.shape[-1:])
+    return x @ kernel
+
+
+@jax.custom_vjp
+def spike_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Dense layer without bias, ``x @ kernel`` for ``x`` ``[..., C]`` and ``kernel`` ``[C, D]``.
+
+    On CPU with the compiled kernels, the forward and the weight gradient visit only the
+    non-zero inputs (spikes); the input gradient is ``g @ kernelᵀ``.
+    """
+    return lax.platform_dependent(x, kernel, cpu=_dense_cpu, default=_dense_reference)
+
+
+def _dense_fwd(x, kernel):
+    return spike_dense(x, kernel), (x, kernel)
+
+
+def _dense_bwd(residuals, g):
+    x, kernel = residuals
+
+    def cpu(x, kernel, g):
+        if _dense_kernels(x, kernel):
+            flat_x = x.reshape(-1, 1, 1, x.shape[-1])
+            flat_g = g.reshape(-1, 1, 1, g.shape[-1])
+            dw = sparse_conv_filter_grad(flat_x, kernel[None, None], flat_g)[0, 0]
+            return g @ kernel.T.astype(g.dtype), dw
+        return jax.vjp(_dense_reference, x, kernel)[1](g)
+
+    def default(x, kernel, g):
+        return jax.vjp(_dense_reference, x, kernel)[1](g)
+
+    return lax.platform_dependent(x, kernel, g, cpu=cpu, default=default)
+
+
+spike_dense.defvjp(_dense_fwd, _dense_bwd)

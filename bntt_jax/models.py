@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from bntt_jax.config import NetworkConfig
-from bntt_jax.conv import conv3x3
+from bntt_jax.conv import conv3x3, spike_dense
 from bntt_jax.lif import lif_scan
 from bntt_jax.norm import (
     bntt_batch_stats,
@@ -105,6 +105,19 @@ class Conv3x3(nn.Module):
         return conv3x3(x, kernel.astype(x.dtype))
 
 
+class Dense(nn.Module):
+    """Fully connected layer, no bias (authors' ``Linear(bias=False)``), kernel ``[in, out]``."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param(
+            "kernel", xavier_uniform_gain2, (x.shape[-1], self.features), jnp.float32
+        )
+        return spike_dense(x, kernel.astype(x.dtype))
+
+
 class Readout(nn.Module):
     """Non-spiking accumulator ``(1/T)·Σ_t W·o_t`` (Eq. 5 with λ = 1), no bias, no norm.
 
@@ -166,14 +179,7 @@ class SpikingNetwork(nn.Module):
                 current = fold_time(conv, x)
             else:
                 x = x.reshape(t, b, -1)
-                dense = nn.Dense(
-                    spec.features,
-                    use_bias=False,
-                    kernel_init=xavier_uniform_gain2,
-                    dtype=x.dtype,
-                    name=spec.name,
-                )
-                current = dense(x)
+                current = Dense(spec.features, name=spec.name)(x)
             current = TemporalNorm(
                 cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, name=f"norm_{spec.name}"
             )(current, train)

@@ -12,6 +12,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from bntt_jax.conv import spike_dense
+
 
 def readout_steps(spikes: jax.Array, kernel: jax.Array) -> jax.Array:
     """The per-step terms ``W·o_t`` of the accumulating readout (Eq. 5): ``[T, B, classes]``.
@@ -23,7 +25,7 @@ def readout_steps(spikes: jax.Array, kernel: jax.Array) -> jax.Array:
     message += f"and {kernel.shape}"
     chex.assert_rank([spikes, kernel], [3, 2], custom_message=message)
     chex.assert_equal(spikes.shape[-1], kernel.shape[0], custom_message=message)
-    return spikes @ kernel
+    return spike_dense(spikes, kernel)
 
 
 def readout(spikes: jax.Array, kernel: jax.Array) -> jax.Array:

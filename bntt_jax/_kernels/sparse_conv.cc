@@ -1,0 +1,269 @@
+// Event-driven k x k "same" convolution (stride 1, zero padding (k-1)/2) for sparse inputs
+// such as binary spikes or their 2x2 averages, on XLA:CPU.
+//
+//   y[n, i, j, :] = sum_{a, b} sum_{c : x[n, i+a-p, j+b-p, c] != 0} x[...] * w[a, b, c, :]
+//   dw[a, b, c, :] = sum_{n, i, j} x[n, i+a-p, j+b-p, c] * dy[n, i, j, :]
+//
+// Only the non-zero inputs are visited: each image's non-zeros are first listed per pixel
+// (channel index and value), then every output pixel sums the weight rows of the non-zeros
+// in its k x k window. A dense layer is the case k = 1, H = W = 1. Work is split over
+// images between the OpenMP threads; the filter gradient is summed per thread in chunks of
+// pixels (float) into a double total, then over threads.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+template <typename F>
+struct NonZeros {
+  std::vector<int32_t> start;  // [H*W + 1] offsets into channel/value
+  std::vector<int32_t> channel;
+  std::vector<F> value;
+
+  void Build(const F* image, int64_t pixels, int64_t channels) {
+    start.resize(pixels + 1);
+    channel.resize(pixels * channels);
+    value.resize(pixels * channels);
+    int32_t count = 0;
+    for (int64_t p = 0; p < pixels; ++p) {
+      start[p] = count;
+      const F* x = image + p * channels;
+      for (int64_t c = 0; c < channels; ++c) {
+        channel[count] = static_cast<int32_t>(c);
+        value[count] = x[c];
+        count += x[c] != F(0);
+      }
+    }
+    start[pixels] = count;
+  }
+};
+
+// Features are processed in chunks of kVectors 64-byte vectors (64 float32 or 32 float64
+// features), so that a chunk's accumulators (forward) or output-gradient values (filter
+// gradient) stay in vector registers across all non-zeros of a window.
+constexpr int64_t kVectors = 4;
+
+template <typename F>
+struct VecType;
+template <>
+struct VecType<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecType<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename F>
+using Vec = typename VecType<F>::type;
+
+template <typename F>
+constexpr int64_t Lanes() {
+  return 64 / sizeof(F);
+}
+
+template <typename F>
+inline Vec<F> Load(const F* p) {
+  Vec<F> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename F>
+inline void Store(F* p, Vec<F> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+template <typename F>
+void Forward(const F* x, const F* w, F* y, int64_t images, int64_t height, int64_t width,
+             int64_t channels, int64_t features, int64_t k) {
+  const int64_t pad = (k - 1) / 2, pixels = height * width;
+#pragma omp parallel
+  {
+    NonZeros<F> nz;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < images; ++n) {
+      nz.Build(x + n * pixels * channels, pixels, channels);
+      for (int64_t i = 0; i < height; ++i)
+        for (int64_t j = 0; j < width; ++j) {
+          F* out = y + ((n * height + i) * width + j) * features;
+          constexpr int64_t chunk = kVectors * Lanes<F>();
+          for (int64_t d0 = 0; d0 < features; d0 += chunk) {
+            const int64_t len = std::min(chunk, features - d0);
+            Vec<F> acc[kVectors] = {};
+            F tail[chunk] = {};
+            for (int64_t di = 0; di < k; ++di) {
+              const int64_t ii = i + di - pad;
+              if (ii < 0 || ii >= height) continue;
+              for (int64_t dj = 0; dj < k; ++dj) {
+                const int64_t jj = j + dj - pad;
+                if (jj < 0 || jj >= width) continue;
+                const int64_t p = ii * width + jj;
+                const F* tap = w + (di * k + dj) * channels * features + d0;
+                const int32_t end = nz.start[p + 1];
+                for (int32_t e = nz.start[p]; e < end; ++e) {
+                  const F v = nz.value[e];
+                  const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+                  if (len == chunk) {
+                    for (int64_t q = 0; q < kVectors; ++q)
+                      acc[q] += v * Load<F>(row + q * Lanes<F>());
+                  } else {
+                    for (int64_t d = 0; d < len; ++d) tail[d] += v * row[d];
+                  }
+                }
+              }
+            }
+            if (len == chunk) {
+              for (int64_t q = 0; q < kVectors; ++q) Store<F>(out + d0 + q * Lanes<F>(), acc[q]);
+            } else {
+              std::copy(tail, tail + len, out + d0);
+            }
+          }
+        }
+    }
+  }
+}
+
+template <typename F>
+void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
+                          int64_t width, int64_t channels, int64_t features, int64_t k,
+                          int64_t chunk) {
+  const int64_t pad = (k - 1) / 2, pixels = height * width;
+  const int64_t size = k * k * channels * features;
+  std::vector<std::vector<double>> totals(omp_get_max_threads());
+#pragma omp parallel
+  {
+    NonZeros<F> nz;
+    std::vector<F> part(size, F(0));
+    std::vector<double>& total = totals[omp_get_thread_num()];
+    total.assign(size, 0.0);
+    // Flush the float partial sums into the double totals once the work since the last
+    // flush is comparable to the flush itself (at least `chunk` images' worth of pixels).
+    const int64_t flush = std::max(chunk * pixels, 8 * k * k * channels);
+    int64_t pending = 0;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < images; ++n) {
+      nz.Build(x + n * pixels * channels, pixels, channels);
+      for (int64_t i = 0; i < height; ++i)
+        for (int64_t j = 0; j < width; ++j) {
+          const F* g_pixel = dy + ((n * height + i) * width + j) * features;
+          constexpr int64_t width_v = kVectors * Lanes<F>();
+          for (int64_t d0 = 0; d0 < features; d0 += width_v) {
+            const int64_t len = std::min(width_v, features - d0);
+            Vec<F> g[kVectors] = {};
+            if (len == width_v)
+              for (int64_t q = 0; q < kVectors; ++q) g[q] = Load<F>(g_pixel + d0 + q * Lanes<F>());
+            for (int64_t di = 0; di < k; ++di) {
+              const int64_t ii = i + di - pad;
+              if (ii < 0 || ii >= height) continue;
+              for (int64_t dj = 0; dj < k; ++dj) {
+                const int64_t jj = j + dj - pad;
+                if (jj < 0 || jj >= width) continue;
+                const int64_t p = ii * width + jj;
+                F* tap = part.data() + (di * k + dj) * channels * features + d0;
+                const int32_t end = nz.start[p + 1];
+                for (int32_t e = nz.start[p]; e < end; ++e) {
+                  const F v = nz.value[e];
+                  F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+                  if (len == width_v) {
+                    for (int64_t q = 0; q < kVectors; ++q) {
+                      F* r = row + q * Lanes<F>();
+                      Store<F>(r, Load<F>(r) + v * g[q]);
+                    }
+                  } else {
+                    for (int64_t d = 0; d < len; ++d) row[d] += v * g_pixel[d0 + d];
+                  }
+                }
+              }
+            }
+          }
+        }
+      pending += pixels;
+      if (pending >= flush) {
+        for (int64_t q = 0; q < size; ++q) total[q] += part[q];
+        std::fill(part.begin(), part.end(), F(0));
+        pending = 0;
+      }
+    }
+    for (int64_t q = 0; q < size; ++q) total[q] += part[q];
+  }
+  for (int64_t q = 0; q < size; ++q) {
+    double s = 0.0;
+    for (const auto& t : totals)
+      if (!t.empty()) s += t[q];
+    dw[q] = static_cast<F>(s);
+  }
+}
+
+ffi::Error CheckConv(const ffi::AnyBuffer& x, const ffi::AnyBuffer& w, int64_t* dims) {
+  auto xd = x.dimensions();
+  auto wd = w.dimensions();
+  if (xd.size() != 4 || wd.size() != 4 || wd[0] != wd[1] || wd[0] % 2 != 1 || wd[2] != xd[3])
+    return ffi::Error::InvalidArgument(
+        "sparse_conv: need x [N, H, W, C] and w [k, k, C, D] with odd k");
+  if (x.element_type() != w.element_type())
+    return ffi::Error::InvalidArgument("sparse_conv: x and w must share a dtype");
+  dims[0] = xd[0], dims[1] = xd[1], dims[2] = xd[2], dims[3] = xd[3], dims[4] = wd[3],
+  dims[5] = wd[0];
+  return ffi::Error::Success();
+}
+
+ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y) {
+  int64_t d[6];
+  if (auto err = CheckConv(x, w, d); err.failure()) return err;
+  switch (x.element_type()) {
+    case ffi::F32:
+      Forward<float>(x.typed_data<float>(), w.typed_data<float>(),
+                               y->typed_data<float>(), d[0], d[1], d[2], d[3], d[4], d[5]);
+      return ffi::Error::Success();
+    case ffi::F64:
+      Forward<double>(x.typed_data<double>(), w.typed_data<double>(),
+                                y->typed_data<double>(), d[0], d[1], d[2], d[3], d[4], d[5]);
+      return ffi::Error::Success();
+    default:
+      return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
+  }
+}
+
+ffi::Error FilterGradImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
+                          ffi::Result<ffi::AnyBuffer> dw, int64_t chunk) {
+  int64_t d[6];
+  if (auto err = CheckConv(x, w, d); err.failure()) return err;
+  switch (x.element_type()) {
+    case ffi::F32:
+      FilterGrad<float>(x.typed_data<float>(), dy.typed_data<float>(),
+                                  dw->typed_data<float>(), d[0], d[1], d[2], d[3], d[4], d[5],
+                                  chunk);
+      return ffi::Error::Success();
+    case ffi::F64:
+      FilterGrad<double>(x.typed_data<double>(), dy.typed_data<double>(),
+                                   dw->typed_data<double>(), d[0], d[1], d[2], d[3], d[4],
+                                   d[5], chunk);
+      return ffi::Error::Success();
+    default:
+      return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
+  }
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvFwd, ForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvDw, FilterGradImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<int64_t>("chunk"));

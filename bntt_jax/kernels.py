@@ -1,0 +1,140 @@
+"""Compiled XLA:CPU kernels, built on first use and registered through ``jax.ffi``.
+
+The kernels live as C++ sources in ``bntt_jax/_kernels/``. The first call of
+:func:`available` in a process compiles them with the system C++ compiler against the XLA FFI
+headers that ship with jaxlib (``jax.ffi.include_dir()``), for the CPU it runs on
+(``-march=native``), and caches the shared library under ``$BNTT_JAX_CACHE`` (default
+``~/.cache/bntt_jax``), keyed by the sources, the flags, the jaxlib version and the CPU. Later
+processes load the cached library. The build writes a temporary file and renames it, so an
+interrupted or concurrent build never leaves a broken library behind.
+
+If no compiler is found or the build fails, :func:`available` returns ``False`` after one
+warning that says why, and the library runs its pure-XLA code paths instead (same results,
+slower). Set ``BNTT_JAX_KERNELS=0`` to turn the kernels off.
+
+Kernels: ``sparse_conv`` (event-driven convolution forward and filter gradient,
+``_kernels/sparse_conv.cc``), used by :func:`bntt_jax.conv.conv3x3` and
+:func:`bntt_jax.conv.spike_dense` on CPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import jax
+import jaxlib
+
+SOURCES = ("sparse_conv.cc",)
+#: FFI target name -> symbol exported by the library.
+TARGETS = {
+    "bntt_sparse_conv_fwd": "SparseConvFwd",
+    "bntt_sparse_conv_dw": "SparseConvDw",
+}
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-w")
+_SOURCE_DIR = Path(__file__).parent / "_kernels"
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are cached: ``$BNTT_JAX_CACHE`` or ``~/.cache/bntt_jax``."""
+    return Path(os.environ.get("BNTT_JAX_CACHE", Path.home() / ".cache" / "bntt_jax"))
+
+
+def _cpu_signature() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
+    return "\n".join(sorted(set(lines)))
+
+
+def _library_path(compiler: str) -> Path:
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        digest.update((_SOURCE_DIR / name).read_bytes())
+    for part in (compiler, *FLAGS, jaxlib.__version__, platform.machine(), _cpu_signature()):
+        digest.update(part.encode())
+    return cache_dir() / f"kernels-{digest.hexdigest()[:16]}.so"
+
+
+def _build(compiler: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    cmd = [
+        compiler,
+        *FLAGS,
+        f"-I{jax.ffi.include_dir()}",
+        *(str(_SOURCE_DIR / name) for name in SOURCES),
+        "-o",
+        tmp,
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+            )
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+_loaded: list[ctypes.CDLL] = []  # the registered library, kept alive for the process
+
+
+def load(compiler: str) -> None:
+    """Build the kernels with ``compiler`` if they are not cached, load and register them.
+
+    Raises ``RuntimeError`` (with the compiler's messages) when the build fails. The FFI
+    targets are registered once per process; later loads only check that the build works.
+    """
+    path = _library_path(compiler)
+    if not path.exists():
+        _build(compiler, path)
+    library = ctypes.cdll.LoadLibrary(str(path))
+    if _loaded:
+        return
+    for name, symbol in TARGETS.items():
+        jax.ffi.register_ffi_target(
+            name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu"
+        )
+    _loaded.append(library)
+
+
+@functools.cache
+def available() -> bool:
+    """Compile (once, cached) and register the CPU kernels; ``False`` if that is impossible."""
+    if os.environ.get("BNTT_JAX_KERNELS", "1") == "0":
+        return False
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        warnings.warn(
+            "bntt_jax: no C++ compiler (g++) found, so the fast CPU kernels are off and the "
+            "slower pure-XLA paths are used. Install g++ (e.g. `apt install g++`) to enable "
+            "them, or set BNTT_JAX_KERNELS=0 to silence this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    try:
+        load(compiler)
+    except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
+        warnings.warn(
+            f"bntt_jax: building the CPU kernels failed, so the slower pure-XLA paths are used "
+            f"(results are the same). Set BNTT_JAX_KERNELS=0 to silence this. Cause: {err}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True

@@ -1,0 +1,174 @@
+"""The compiled CPU kernels: event-driven convolution forward and filter gradient.
+
+Each kernel is checked against XLA's convolution / matmul in float64 (where only the
+summation order differs) on inputs of the kinds the networks feed them: binary spikes,
+2×2 averages of spikes, signed Poisson spikes and all-zero maps, with shapes that exercise
+the vector chunks, their tails, the padded borders and 1×1 maps.
+"""
+
+import shutil
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bntt_jax import conv, kernels
+from bntt_jax.conv import (
+    conv3x3,
+    conv3x3_reference,
+    sparse_conv,
+    sparse_conv_filter_grad,
+    spike_dense,
+)
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="no C++ compiler on this machine: the kernels cannot be built (pure-XLA paths run)",
+)
+
+
+def sparse_input(rng, shape, kind):
+    """Inputs of the kinds the networks produce, at a ~25% firing rate."""
+    fired = rng.random(shape) < 0.25
+    if kind == "binary":
+        return fired.astype(np.float64)
+    if kind == "signed":  # Poisson spikes carry the pixel's sign
+        return fired * np.sign(rng.normal(size=shape))
+    if kind == "pooled":  # 2×2 averages of binary spikes: multiples of 1/4
+        return rng.integers(0, 5, size=shape) / 4.0 * fired
+    return np.zeros(shape)
+
+
+def reference_conv(x, kernel):
+    k = kernel.shape[0]
+    pad = (k - 1) // 2
+    return jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), ((pad, pad), (pad, pad)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+def test_kernels_build_and_register():
+    assert kernels.available()
+    assert kernels.cache_dir().is_dir()
+    assert list(kernels.cache_dir().glob("kernels-*.so"))
+
+
+CASES = [
+    # (input shape [N, H, W, C], k, features D, input kind)
+    ((3, 5, 6, 70), 3, 100, "binary"),  # float64 chunks of 32 features: 3 full + a tail of 4
+    ((2, 7, 4, 19), 3, 64, "pooled"),
+    ((4, 3, 3, 3), 3, 70, "signed"),  # the first layer's 3 signed input channels
+    ((2, 1, 1, 33), 3, 40, "binary"),  # 1×1 map: only the centre tap is inside
+    ((2, 2, 2, 17), 3, 9, "pooled"),  # VGG11's 2×2 maps; D narrower than a vector
+    ((9, 1, 1, 40), 1, 64, "binary"),  # a dense layer as a 1×1 convolution
+    ((2, 4, 4, 8), 3, 16, "zeros"),
+]
+
+
+@pytest.mark.parametrize(("shape", "k", "features", "kind"), CASES)
+def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, kind):
+    rng = np.random.default_rng(shape[0] * 100 + features)
+    with jax.enable_x64(True):
+        x = jnp.asarray(sparse_input(rng, shape, kind))
+        kernel = jnp.asarray(rng.normal(size=(k, k, shape[-1], features)))
+        g = jnp.asarray(rng.normal(size=shape[:3] + (features,)))
+        y = jax.jit(sparse_conv)(x, kernel)
+        np.testing.assert_allclose(y, reference_conv(x, kernel), rtol=1e-12, atol=1e-12)
+        dw = jax.jit(sparse_conv_filter_grad)(x, kernel, g)
+        _, vjp = jax.vjp(reference_conv, x, kernel)
+        np.testing.assert_allclose(dw, vjp(g)[1], rtol=1e-12, atol=1e-12)
+    assert y.dtype == jnp.float64 and dw.dtype == jnp.float64
+
+
+def test_filter_gradient_flushes_partial_sums_across_many_images():
+    # 300 one-pixel images: the per-thread float partial sums are flushed into the double
+    # totals many times; every flush must add, none may drop or double-count.
+    rng = np.random.default_rng(1)
+    with jax.enable_x64(True):
+        x = jnp.asarray(sparse_input(rng, (300, 1, 1, 20), "binary"))
+        kernel = jnp.asarray(rng.normal(size=(1, 1, 20, 48)))
+        g = jnp.asarray(rng.normal(size=(300, 1, 1, 48)))
+        dw = sparse_conv_filter_grad(x, kernel, g)
+        np.testing.assert_allclose(dw[0, 0], x[:, 0, 0].T @ g[:, 0, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_float32_agrees_with_xla_to_float32_rounding():
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(sparse_input(rng, (8, 16, 16, 64), "binary"), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 64, 128)) * 0.05, jnp.float32)
+    g = jnp.asarray(rng.normal(size=(8, 16, 16, 128)), jnp.float32)
+    y = sparse_conv(x, kernel)
+    ref = reference_conv(x, kernel)
+    assert y.dtype == jnp.float32
+    np.testing.assert_allclose(y, ref, rtol=0, atol=2e-6 * float(jnp.max(jnp.abs(ref))))
+    dw = sparse_conv_filter_grad(x, kernel, g)
+    ref_dw = jax.vjp(reference_conv, x, kernel)[1](g)[1]
+    np.testing.assert_allclose(dw, ref_dw, rtol=0, atol=2e-6 * float(jnp.max(jnp.abs(ref_dw))))
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(monkeypatch, use_kernels):
+    if not use_kernels:
+        monkeypatch.setattr(conv.kernels, "available", lambda: False)
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        x = jnp.asarray(sparse_input(rng, (4, 6, 6, 20), "binary"))
+        kernel = jnp.asarray(rng.normal(size=(3, 3, 20, 24)))
+        g = jnp.asarray(rng.normal(size=(4, 6, 6, 24)))
+        ours = jax.jit(jax.grad(lambda x, k: jnp.sum(g * conv3x3(x, k)), argnums=(0, 1)))(x, kernel)
+        ref = jax.grad(lambda x, k: jnp.sum(g * conv3x3_reference(x, k)), argnums=(0, 1))(x, kernel)
+        for a, b in zip(ours, ref, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+        s = jnp.asarray(sparse_input(rng, (5, 3, 32), "binary"))  # [T, B, F]
+        w = jnp.asarray(rng.normal(size=(32, 16)))
+        h = jnp.asarray(rng.normal(size=(5, 3, 16)))
+        np.testing.assert_allclose(spike_dense(s, w), s @ w, rtol=1e-12, atol=1e-12)
+        ours = jax.grad(lambda s, w: jnp.sum(h * spike_dense(s, w)), argnums=(0, 1))(s, w)
+        ref = jax.grad(lambda s, w: jnp.sum(h * (s @ w)), argnums=(0, 1))(s, w)
+        for a, b in zip(ours, ref, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_network_runs_the_kernels_on_cpu():
+    # The compiled program of a VGG forward calls the sparse convolution target.
+    import bntt_jax as bj
+
+    cfg = bj.NetworkConfig(arch="vgg9", num_steps=2, img_size=8)
+    net = bj.init(jax.random.key(0), cfg)
+    spikes = jnp.zeros((2, 2, 8, 8, 3), jnp.float32)
+    hlo = jax.jit(lambda n, s: bj.simulate(n, s).logits).lower(net, spikes).as_text()
+    assert "bntt_sparse_conv_fwd" in hlo
+
+
+def test_a_failing_build_warns_and_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path))
+    with pytest.raises(RuntimeError, match="failed"):
+        kernels.load("false")  # a "compiler" that always exits 1
+    assert not list(tmp_path.glob("*.so")), "a failed build must leave no library behind"
+
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    kernels.available.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert kernels.available() is False
+        assert any("pure-XLA" in str(w.message) for w in caught)
+    finally:
+        monkeypatch.delenv("CXX")
+        monkeypatch.delenv("BNTT_JAX_CACHE")
+        kernels.available.cache_clear()
+    assert kernels.available()
+
+
+def test_kernels_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("BNTT_JAX_KERNELS", "0")
+    kernels.available.cache_clear()
+    try:
+        assert kernels.available() is False
+    finally:
+        monkeypatch.delenv("BNTT_JAX_KERNELS")
+        kernels.available.cache_clear()
+    assert kernels.available()
