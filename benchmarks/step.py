@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from bntt_jax.malloc import huge_pages_on
+
 
 def network_config(arch: str, num_steps: int, img_size: int):
     import bntt_jax as bj
@@ -162,6 +164,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "first_call_s": first,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(jax.devices()[0].platform) if args.impl == "jax" else "cpu",
+        "huge_pages": huge_pages_on(),
     }
 
 
@@ -178,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.add_argument(
+        "--no-huge-pages",
+        action="store_true",
+        help="keep glibc's default 4 KiB pages for large buffers (default: restart with "
+        "GLIBC_TUNABLES=glibc.malloc.hugetlb=1, for both implementations; bntt_jax/malloc.py)",
+    )
     return p
 
 
@@ -201,4 +210,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from bntt_jax.malloc import restart_with_huge_pages
+
+    if "--no-huge-pages" not in sys.argv:  # restart once with them, for jax and torch alike
+        restart_with_huge_pages("benchmarks.step", sys.argv[1:])
     sys.exit(main())

@@ -65,4 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from bntt_jax.malloc import restart_with_huge_pages
+
+    restart_with_huge_pages("experiments.run", sys.argv[1:])  # bntt_jax/malloc.py
     sys.exit(main())

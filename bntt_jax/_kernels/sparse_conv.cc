@@ -81,10 +81,60 @@ inline void Store(F* p, Vec<F> v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
+// One output pixel's features [d0, d0 + len) of the forward: the weight rows of the
+// non-zeros in its k x k window, scaled by their values. A full chunk keeps its kVectors
+// accumulators in registers; a shorter tail (narrow layers) uses a scalar loop.
+template <typename F>
+inline void WindowSum(const NonZeros<F>& nz, const F* w, F* out, int64_t i, int64_t j,
+                      int64_t height, int64_t width, int64_t channels, int64_t features,
+                      int64_t k, int64_t d0, int64_t len) {
+  const int64_t pad = (k - 1) / 2;
+  constexpr int64_t chunk = kVectors * Lanes<F>();
+  static_assert(kVectors == 4, "WindowSum unrolls four vectors");
+  Vec<F> a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  F tail[chunk] = {};
+  for (int64_t di = 0; di < k; ++di) {
+    const int64_t ii = i + di - pad;
+    if (ii < 0 || ii >= height) continue;
+    for (int64_t dj = 0; dj < k; ++dj) {
+      const int64_t jj = j + dj - pad;
+      if (jj < 0 || jj >= width) continue;
+      const int64_t p = ii * width + jj;
+      const F* tap = w + (di * k + dj) * channels * features + d0;
+      const int32_t begin = nz.start[p], end = nz.start[p + 1];
+      if (len == chunk) {
+        for (int32_t e = begin; e < end; ++e) {
+          const F v = nz.value[e];
+          const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+          a0 += v * Load<F>(row);
+          a1 += v * Load<F>(row + Lanes<F>());
+          a2 += v * Load<F>(row + 2 * Lanes<F>());
+          a3 += v * Load<F>(row + 3 * Lanes<F>());
+        }
+      } else {
+        for (int32_t e = begin; e < end; ++e) {
+          const F v = nz.value[e];
+          const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+          for (int64_t d = 0; d < len; ++d) tail[d] += v * row[d];
+        }
+      }
+    }
+  }
+  if (len == chunk) {
+    Store<F>(out + d0, a0);
+    Store<F>(out + d0 + Lanes<F>(), a1);
+    Store<F>(out + d0 + 2 * Lanes<F>(), a2);
+    Store<F>(out + d0 + 3 * Lanes<F>(), a3);
+  } else {
+    std::copy(tail, tail + len, out + d0);
+  }
+}
+
 template <typename F>
 void Forward(const F* x, const F* w, F* y, int64_t images, int64_t height, int64_t width,
              int64_t channels, int64_t features, int64_t k) {
-  const int64_t pad = (k - 1) / 2, pixels = height * width;
+  const int64_t pixels = height * width;
+  constexpr int64_t chunk = kVectors * Lanes<F>();
 #pragma omp parallel
   {
     NonZeros<F> nz;
@@ -94,38 +144,9 @@ void Forward(const F* x, const F* w, F* y, int64_t images, int64_t height, int64
       for (int64_t i = 0; i < height; ++i)
         for (int64_t j = 0; j < width; ++j) {
           F* out = y + ((n * height + i) * width + j) * features;
-          constexpr int64_t chunk = kVectors * Lanes<F>();
-          for (int64_t d0 = 0; d0 < features; d0 += chunk) {
-            const int64_t len = std::min(chunk, features - d0);
-            Vec<F> acc[kVectors] = {};
-            F tail[chunk] = {};
-            for (int64_t di = 0; di < k; ++di) {
-              const int64_t ii = i + di - pad;
-              if (ii < 0 || ii >= height) continue;
-              for (int64_t dj = 0; dj < k; ++dj) {
-                const int64_t jj = j + dj - pad;
-                if (jj < 0 || jj >= width) continue;
-                const int64_t p = ii * width + jj;
-                const F* tap = w + (di * k + dj) * channels * features + d0;
-                const int32_t end = nz.start[p + 1];
-                for (int32_t e = nz.start[p]; e < end; ++e) {
-                  const F v = nz.value[e];
-                  const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-                  if (len == chunk) {
-                    for (int64_t q = 0; q < kVectors; ++q)
-                      acc[q] += v * Load<F>(row + q * Lanes<F>());
-                  } else {
-                    for (int64_t d = 0; d < len; ++d) tail[d] += v * row[d];
-                  }
-                }
-              }
-            }
-            if (len == chunk) {
-              for (int64_t q = 0; q < kVectors; ++q) Store<F>(out + d0 + q * Lanes<F>(), acc[q]);
-            } else {
-              std::copy(tail, tail + len, out + d0);
-            }
-          }
+          for (int64_t d0 = 0; d0 < features; d0 += chunk)
+            WindowSum<F>(nz, w, out, i, j, height, width, channels, features, k, d0,
+                         std::min(chunk, features - d0));
         }
     }
   }
