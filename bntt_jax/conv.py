@@ -51,11 +51,32 @@ def _use_kernels(x: jax.Array) -> bool:
     return x.dtype in (jnp.float32, jnp.float64) and kernels.available()
 
 
+def _check_sparse_inputs(name: str, x: jax.Array, kernel: jax.Array) -> None:
+    k = kernel.shape[0] if kernel.ndim == 4 else None
+    if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[1] != k or k % 2 != 1:
+        raise ValueError(
+            f"{name}(): need x [N, H, W, C] and kernel [k, k, C, D] with odd k, got "
+            f"{x.shape} and {kernel.shape}"
+        )
+    if kernel.shape[2] != x.shape[3]:
+        raise ValueError(
+            f"{name}(): kernel has {kernel.shape[2]} input channels but x has {x.shape[3]}"
+        )
+    if x.dtype not in (jnp.float32, jnp.float64):
+        raise TypeError(f"{name}(): x must be float32 or float64, got {x.dtype}")
+    if not kernels.available():
+        raise RuntimeError(
+            f"{name}() needs the compiled CPU kernels, which are unavailable here (see the "
+            "warning from bntt_jax.kernels); conv3x3 and spike_dense fall back by themselves."
+        )
+
+
 def sparse_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Event-driven "same" convolution on CPU: ``x`` ``[N, H, W, C]``, ``kernel`` ``[k, k, C, D]``
-    (odd k, stride 1, zero padding (k−1)/2), summing only the weight rows of non-zero inputs.
-    Needs :func:`bntt_jax.kernels.available`.
+    """Event-driven "same" convolution on CPU: the synaptic input ``W·o_t`` of Eq. 4/9 summed
+    over the non-zero inputs only. ``x`` ``[N, H, W, C]``, ``kernel`` ``[k, k, C, D]`` (odd k,
+    stride 1, zero padding (k−1)/2). Needs :func:`bntt_jax.kernels.available`.
     """
+    _check_sparse_inputs("sparse_conv", x, kernel)
     out = jax.ShapeDtypeStruct(x.shape[:3] + kernel.shape[3:], x.dtype)
     call = jax.ffi.ffi_call("bntt_sparse_conv_fwd", out, vmap_method="sequential")
     return call(x, kernel.astype(x.dtype))
@@ -63,10 +84,17 @@ def sparse_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 def sparse_conv_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
     """Filter gradient ``∂L/∂kernel`` of :func:`sparse_conv` for the output gradient ``g``,
-    visiting only the non-zero inputs."""
+    visiting only the non-zero inputs. Returned in the kernel's dtype."""
+    _check_sparse_inputs("sparse_conv_filter_grad", x, kernel)
+    if g.shape != x.shape[:3] + kernel.shape[3:]:
+        raise ValueError(
+            f"sparse_conv_filter_grad(): g must have the output shape "
+            f"{x.shape[:3] + kernel.shape[3:]}, got {g.shape}"
+        )
     out = jax.ShapeDtypeStruct(kernel.shape, x.dtype)
     call = jax.ffi.ffi_call("bntt_sparse_conv_dw", out, vmap_method="sequential")
-    return call(x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4))
+    dw = call(x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4))
+    return dw.astype(kernel.dtype)
 
 
 def _small(x: jax.Array) -> bool:

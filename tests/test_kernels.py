@@ -172,3 +172,15 @@ def test_kernels_can_be_switched_off(monkeypatch):
         monkeypatch.delenv("BNTT_JAX_KERNELS")
         kernels.available.cache_clear()
     assert kernels.available()
+
+
+def test_bad_inputs_get_clear_errors():
+    x = jnp.zeros((2, 4, 4, 3), jnp.float32)
+    with pytest.raises(ValueError, match="odd k"):
+        sparse_conv(x, jnp.zeros((2, 2, 3, 8), jnp.float32))
+    with pytest.raises(ValueError, match="3 input channels but x has 5"):
+        sparse_conv(jnp.zeros((2, 4, 4, 5)), jnp.zeros((3, 3, 3, 8)))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        sparse_conv(x.astype(jnp.bfloat16), jnp.zeros((3, 3, 3, 8)))
+    with pytest.raises(ValueError, match="output shape"):
+        sparse_conv_filter_grad(x, jnp.zeros((3, 3, 3, 8)), jnp.zeros((2, 4, 4, 7)))
