@@ -38,6 +38,7 @@ SOURCES = ("sparse_conv.cc",)
 TARGETS = {
     "bntt_sparse_conv_fwd": "SparseConvFwd",
     "bntt_sparse_conv_dw": "SparseConvDw",
+    "bntt_sparse_conv_lif_eval": "SparseConvLifEval",
 }
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-w")
 _SOURCE_DIR = Path(__file__).parent / "_kernels"

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bntt_jax.config import NetworkConfig
+from bntt_jax.fused import eval_apply
 from bntt_jax.models import SpikingNetwork
 
 
@@ -122,7 +123,7 @@ def _simulate(params: NetworkParams, spikes: jax.Array, T: int, train: bool) -> 
             params.variables(), spikes[:T], train=True, mutable=["batch_stats"]
         )
         return SimulateOutput(logits, counts, updates.get("batch_stats", {}))
-    logits, counts, _ = model.apply(params.variables(), spikes[:T], train=False)
+    logits, counts, _ = eval_apply(params.variables(), params.config, spikes[:T])
     return SimulateOutput(logits, counts, None)
 
 

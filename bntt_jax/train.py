@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
-from bntt_jax.models import SpikingNetwork
+from bntt_jax.fused import eval_apply
 from bntt_jax.simulate import NetworkParams, simulate
 
 ENCODERS = ("poisson", "direct", "sequential")
@@ -166,7 +166,7 @@ def eval_step(
     spikes = encode(key, inputs, num_steps, encoder)
     # The model itself (not simulate) also returns the per-step readout terms W·o_t, so one
     # run gives every exit: the readout of an exit at t averages the first t terms.
-    logits, counts, steps = SpikingNetwork(net.config).apply(net.variables(), spikes, train=False)
+    logits, counts, steps = eval_apply(net.variables(), net.config, spikes)
     metrics = {
         "correct": jnp.sum(jnp.argmax(logits, -1) == labels),
         "loss_sum": cross_entropy(logits, labels) * labels.shape[0],

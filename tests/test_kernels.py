@@ -133,14 +133,22 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(monkeypatch,
 
 
 def test_the_network_runs_the_kernels_on_cpu():
-    # The compiled program of a VGG forward calls the sparse convolution target.
+    # The compiled programs call the custom targets: the fused layer in evaluation, the
+    # event-driven forward and filter gradient in training.
     import bntt_jax as bj
 
     cfg = bj.NetworkConfig(arch="vgg9", num_steps=2, img_size=8)
     net = bj.init(jax.random.key(0), cfg)
     spikes = jnp.zeros((2, 2, 8, 8, 3), jnp.float32)
     hlo = jax.jit(lambda n, s: bj.simulate(n, s).logits).lower(net, spikes).as_text()
-    assert "bntt_sparse_conv_fwd" in hlo
+    assert "bntt_sparse_conv_lif_eval" in hlo
+
+    def loss(params):
+        out = bj.simulate(net.replace(params=params), spikes, train=True)
+        return jnp.sum(out.logits)
+
+    hlo = jax.jit(jax.grad(loss)).lower(net.params).as_text()
+    assert "bntt_sparse_conv_fwd" in hlo and "bntt_sparse_conv_dw" in hlo
 
 
 def test_a_failing_build_warns_and_falls_back(monkeypatch, tmp_path):

@@ -11,9 +11,14 @@
 // pixels (float) into a double total, then over threads.
 #include <omp.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -36,7 +41,25 @@ struct NonZeros {
     for (int64_t p = 0; p < pixels; ++p) {
       start[p] = count;
       const F* x = image + p * channels;
-      for (int64_t c = 0; c < channels; ++c) {
+      int64_t c = 0;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<F, float>) {
+        // 16 channels at a time: compare with zero (NaN counts as non-zero, as below) and
+        // compress the non-zeros' values and channel indices.
+        __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for (; c + 16 <= channels; c += 16) {
+          const __m512 v = _mm512_loadu_ps(x + c);
+          const __mmask16 mask = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+          if (mask) {
+            _mm512_mask_compressstoreu_ps(value.data() + count, mask, v);
+            _mm512_mask_compressstoreu_epi32(channel.data() + count, mask, index);
+            count += __builtin_popcount(mask);
+          }
+          index = _mm512_add_epi32(index, _mm512_set1_epi32(16));
+        }
+      }
+#endif
+      for (; c < channels; ++c) {
         channel[count] = static_cast<int32_t>(c);
         value[count] = x[c];
         count += x[c] != F(0);
@@ -92,7 +115,8 @@ inline void WindowSum(const NonZeros<F>& nz, const F* w, F* out, int64_t i, int6
   constexpr int64_t chunk = kVectors * Lanes<F>();
   static_assert(kVectors == 4, "WindowSum unrolls four vectors");
   Vec<F> a0 = {}, a1 = {}, a2 = {}, a3 = {};
-  F tail[chunk] = {};
+  F tail[chunk];
+  if (len != chunk) std::fill(tail, tail + len, F(0));
   for (int64_t di = 0; di < k; ++di) {
     const int64_t ii = i + di - pad;
     if (ii < 0 || ii >= height) continue;
@@ -223,6 +247,56 @@ void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
   }
 }
 
+// Evaluation-mode layer fused end to end (BNTT paper Eq. 4, 8, 9 with running statistics):
+// for the layer-major input x [T*B, H, W, C] (image n = t*B + b) and per-step mean_t,
+// scale_t = gamma_t / sqrt(var_t + eps) [T, D]:
+//   y = conv(x, w);  u_t = leak * m_{t-1} + (y - mean_t) * scale_t;
+//   o_t = 1[u_t > threshold];  m_t = u_t - threshold * o_t
+// writing only the spikes o [T*B, H, W, D] and their count per (t, b). Samples b are split
+// between the threads; each walks its samples' steps in order with the membrane in a buffer.
+template <typename F>
+void ForwardLifEval(const F* x, const F* w, const F* mean, const F* scale, F* spikes,
+                    int32_t* counts, int64_t steps, int64_t batch, int64_t height,
+                    int64_t width, int64_t channels, int64_t features, int64_t k, F leak,
+                    F threshold) {
+  const int64_t pixels = height * width;
+  constexpr int64_t chunk = kVectors * Lanes<F>();
+#pragma omp parallel
+  {
+    NonZeros<F> nz;
+    std::vector<F> membrane(pixels * features), y(features);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < batch; ++b) {
+      std::fill(membrane.begin(), membrane.end(), F(0));
+      for (int64_t t = 0; t < steps; ++t) {
+        const int64_t n = t * batch + b;
+        nz.Build(x + n * pixels * channels, pixels, channels);
+        const F* mu = mean + t * features;
+        const F* sc = scale + t * features;
+        int64_t fired = 0;
+        for (int64_t i = 0; i < height; ++i)
+          for (int64_t j = 0; j < width; ++j) {
+            for (int64_t d0 = 0; d0 < features; d0 += chunk)
+              WindowSum<F>(nz, w, y.data(), i, j, height, width, channels, features, k, d0,
+                           std::min(chunk, features - d0));
+            F* m = membrane.data() + (i * width + j) * features;
+            F* o = spikes + ((n * height + i) * width + j) * features;
+            const F* yp = y.data();
+#pragma omp simd reduction(+ : fired)
+            for (int64_t d = 0; d < features; ++d) {
+              const F u = leak * m[d] + (yp[d] - mu[d]) * sc[d];
+              const F spike = static_cast<F>(u > threshold);
+              o[d] = spike;
+              m[d] = u - threshold * spike;
+              fired += static_cast<int64_t>(spike);
+            }
+          }
+        counts[n] = static_cast<int32_t>(fired);
+      }
+    }
+  }
+}
+
 ffi::Error CheckConv(const ffi::AnyBuffer& x, const ffi::AnyBuffer& w, int64_t* dims) {
   auto xd = x.dimensions();
   auto wd = w.dimensions();
@@ -273,6 +347,33 @@ ffi::Error FilterGradImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
   }
 }
 
+ffi::Error LifEvalImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer mean,
+                       ffi::AnyBuffer scale, ffi::Result<ffi::AnyBuffer> spikes,
+                       ffi::Result<ffi::Buffer<ffi::S32>> counts, int64_t steps, double leak,
+                       double threshold) {
+  int64_t d[6];
+  if (auto err = CheckConv(x, w, d); err.failure()) return err;
+  if (steps < 1 || d[0] % steps != 0)
+    return ffi::Error::InvalidArgument("sparse_conv_lif_eval: images must be T * B");
+  const int64_t batch = d[0] / steps;
+  switch (x.element_type()) {
+    case ffi::F32:
+      ForwardLifEval<float>(x.typed_data<float>(), w.typed_data<float>(),
+                            mean.typed_data<float>(), scale.typed_data<float>(),
+                            spikes->typed_data<float>(), counts->typed_data(), steps, batch,
+                            d[1], d[2], d[3], d[4], d[5], leak, threshold);
+      return ffi::Error::Success();
+    case ffi::F64:
+      ForwardLifEval<double>(x.typed_data<double>(), w.typed_data<double>(),
+                             mean.typed_data<double>(), scale.typed_data<double>(),
+                             spikes->typed_data<double>(), counts->typed_data(), steps, batch,
+                             d[1], d[2], d[3], d[4], d[5], leak, threshold);
+      return ffi::Error::Success();
+    default:
+      return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
+  }
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvFwd, ForwardImpl,
@@ -288,3 +389,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvDw, FilterGradImpl,
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Attr<int64_t>("chunk"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvLifEval, LifEvalImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
+                                  .Attr<int64_t>("steps")
+                                  .Attr<double>("leak")
+                                  .Attr<double>("threshold"));
