@@ -12,9 +12,9 @@ If no compiler is found or the build fails, :func:`available` returns ``False`` 
 warning that says why, and the library runs its pure-XLA code paths instead (same results,
 slower). Set ``BNTT_JAX_KERNELS=0`` to turn the kernels off.
 
-Kernels: ``sparse_conv`` (event-driven convolution forward and filter gradient,
-``_kernels/sparse_conv.cc``), used by :func:`bntt_jax.conv.conv3x3` and
-:func:`bntt_jax.conv.spike_dense` on CPU.
+Kernels (``_kernels/sparse_conv.cc``): the event-driven convolution's forward and filter
+gradient, used by :func:`bntt_jax.conv.conv3x3` and :func:`bntt_jax.conv.spike_dense` on CPU,
+and the fused evaluation-mode layer (convolution + BNTT + LIF) of :mod:`bntt_jax.fused`.
 """
 
 from __future__ import annotations
