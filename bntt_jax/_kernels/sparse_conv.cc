@@ -178,8 +178,7 @@ void Forward(const F* x, const F* w, F* y, int64_t images, int64_t height, int64
 
 template <typename F>
 void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
-                          int64_t width, int64_t channels, int64_t features, int64_t k,
-                          int64_t chunk) {
+                int64_t width, int64_t channels, int64_t features, int64_t k, int64_t chunk) {
   const int64_t pad = (k - 1) / 2, pixels = height * width;
   const int64_t size = k * k * channels * features;
   std::vector<std::vector<double>> totals(omp_get_max_threads());
@@ -315,12 +314,12 @@ ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyB
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
   switch (x.element_type()) {
     case ffi::F32:
-      Forward<float>(x.typed_data<float>(), w.typed_data<float>(),
-                               y->typed_data<float>(), d[0], d[1], d[2], d[3], d[4], d[5]);
+      Forward<float>(x.typed_data<float>(), w.typed_data<float>(), y->typed_data<float>(),
+                     d[0], d[1], d[2], d[3], d[4], d[5]);
       return ffi::Error::Success();
     case ffi::F64:
-      Forward<double>(x.typed_data<double>(), w.typed_data<double>(),
-                                y->typed_data<double>(), d[0], d[1], d[2], d[3], d[4], d[5]);
+      Forward<double>(x.typed_data<double>(), w.typed_data<double>(), y->typed_data<double>(),
+                      d[0], d[1], d[2], d[3], d[4], d[5]);
       return ffi::Error::Success();
     default:
       return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
@@ -333,14 +332,12 @@ ffi::Error FilterGradImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
   switch (x.element_type()) {
     case ffi::F32:
-      FilterGrad<float>(x.typed_data<float>(), dy.typed_data<float>(),
-                                  dw->typed_data<float>(), d[0], d[1], d[2], d[3], d[4], d[5],
-                                  chunk);
+      FilterGrad<float>(x.typed_data<float>(), dy.typed_data<float>(), dw->typed_data<float>(),
+                        d[0], d[1], d[2], d[3], d[4], d[5], chunk);
       return ffi::Error::Success();
     case ffi::F64:
       FilterGrad<double>(x.typed_data<double>(), dy.typed_data<double>(),
-                                   dw->typed_data<double>(), d[0], d[1], d[2], d[3], d[4],
-                                   d[5], chunk);
+                         dw->typed_data<double>(), d[0], d[1], d[2], d[3], d[4], d[5], chunk);
       return ffi::Error::Success();
     default:
       return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
