@@ -54,6 +54,13 @@ def bntt_lif_eval(
                 f"bntt_lif_eval(): {name} must be [T, D] = {(t, kernel.shape[-1])}, "
                 f"got {stat.shape}"
             )
+    if spikes.dtype not in (jnp.float32, jnp.float64):
+        raise TypeError(f"bntt_lif_eval(): spikes must be float32 or float64, got {spikes.dtype}")
+    if not kernels.available():
+        raise RuntimeError(
+            "bntt_lif_eval() needs the compiled CPU kernels, which are unavailable here (see the "
+            "warning from bntt_jax.kernels); simulate() falls back to the module by itself."
+        )
     images = spikes.reshape((t * b, 1, 1, -1) if dense else (t * b,) + spikes.shape[2:])
     kernel4 = kernel[None, None] if dense else kernel
     out = jax.ShapeDtypeStruct(images.shape[:3] + kernel4.shape[3:], spikes.dtype)
