@@ -18,6 +18,8 @@ All forms compute the same convolution; they differ only in floating-point summa
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,7 +103,37 @@ def _small(x: jax.Array) -> bool:
     return x.shape[1] * x.shape[2] <= SMALL_MAP
 
 
-def _cpu_forward(x, kernel):
+def _lowered_on_cpu(cpu_forward, cpu_backward):
+    """Decorator: the decorated ``f(x, kernel)`` (the reference) runs off CPU, both ways; on
+    CPU the forward is ``cpu_forward(x, kernel)`` and the VJP ``cpu_backward(x, kernel, g)
+    -> (dx, dkernel)``, which must compute the same function."""
+
+    def decorate(reference):
+        op = jax.custom_vjp(
+            functools.wraps(reference)(
+                lambda x, kernel: lax.platform_dependent(
+                    x, kernel, cpu=cpu_forward, default=reference
+                )
+            )
+        )
+
+        def default_backward(x, kernel, g):
+            return jax.vjp(reference, x, kernel)[1](g)
+
+        def fwd(x, kernel):
+            return op(x, kernel), (x, kernel)
+
+        def bwd(residuals, g):
+            x, kernel = residuals
+            return lax.platform_dependent(x, kernel, g, cpu=cpu_backward, default=default_backward)
+
+        op.defvjp(fwd, bwd)
+        return op
+
+    return decorate
+
+
+def _conv_cpu_forward(x, kernel):
     if _use_kernels(x):
         return sparse_conv(x, kernel)
     if _small(x):
@@ -109,37 +141,18 @@ def _cpu_forward(x, kernel):
     return conv3x3_reference(x, kernel)
 
 
-@jax.custom_vjp
+def _conv_cpu_backward(x, kernel, g):
+    if _use_kernels(x):
+        dense = conv3x3_im2col if _small(x) else conv3x3_reference
+        (dx,) = jax.linear_transpose(lambda v: dense(v, kernel), x)(g)
+        return dx, sparse_conv_filter_grad(x, kernel, g)
+    return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
+
+
+@_lowered_on_cpu(_conv_cpu_forward, _conv_cpu_backward)
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """3×3 convolution, stride 1, padding 1: ``x`` ``[N, H, W, C]``, ``kernel`` ``[3, 3, C, D]``."""
-    return lax.platform_dependent(x, kernel, cpu=_cpu_forward, default=conv3x3_reference)
-
-
-def _fwd(x, kernel):
-    return conv3x3(x, kernel), (x, kernel)
-
-
-def _bwd(residuals, g):
-    x, kernel = residuals
-
-    def cpu(x, kernel, g):
-        if _use_kernels(x):
-            dense = conv3x3_im2col if _small(x) else conv3x3_reference
-            (dx,) = jax.linear_transpose(lambda v: dense(v, kernel), x)(g)
-            return dx, sparse_conv_filter_grad(x, kernel, g)
-        return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
-
-    def default(x, kernel, g):
-        return jax.vjp(conv3x3_reference, x, kernel)[1](g)
-
-    return lax.platform_dependent(x, kernel, g, cpu=cpu, default=default)
-
-
-conv3x3.defvjp(_fwd, _bwd)
-
-
-def _dense_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    return x @ kernel
+    return conv3x3_reference(x, kernel)
 
 
 #: Dense layers with fewer inputs or outputs than this (the 10-class readout, the 1-pixel
@@ -151,44 +164,27 @@ def _dense_kernels(x: jax.Array, kernel: jax.Array) -> bool:
     return min(kernel.shape) >= MIN_SPARSE_FEATURES and _use_kernels(x)
 
 
-def _dense_cpu(x, kernel):
+def _dense_cpu_forward(x, kernel):
     if _dense_kernels(x, kernel):
-        lead = x.shape[:-1]
-        flat = x.reshape(-1, 1, 1, x.shape[-1])
-        y = sparse_conv(flat, kernel[None, None])
-        return y.reshape(lead + kernel.shape[-1:])
+        y = sparse_conv(x.reshape(-1, 1, 1, x.shape[-1]), kernel[None, None])
+        return y.reshape(x.shape[:-1] + kernel.shape[-1:])
     return x @ kernel
 
 
-@jax.custom_vjp
+def _dense_cpu_backward(x, kernel, g):
+    if _dense_kernels(x, kernel):
+        flat_x = x.reshape(-1, 1, 1, x.shape[-1])
+        flat_g = g.reshape(-1, 1, 1, g.shape[-1])
+        dw = sparse_conv_filter_grad(flat_x, kernel[None, None], flat_g)[0, 0]
+        return g @ kernel.T.astype(g.dtype), dw
+    return jax.vjp(jnp.matmul, x, kernel)[1](g)
+
+
+@_lowered_on_cpu(_dense_cpu_forward, _dense_cpu_backward)
 def spike_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Dense layer without bias, ``x @ kernel`` for ``x`` ``[..., C]`` and ``kernel`` ``[C, D]``.
 
     On CPU with the compiled kernels, the forward and the weight gradient visit only the
     non-zero inputs (spikes); the input gradient is ``g @ kernelᵀ``.
     """
-    return lax.platform_dependent(x, kernel, cpu=_dense_cpu, default=_dense_reference)
-
-
-def _dense_fwd(x, kernel):
-    return spike_dense(x, kernel), (x, kernel)
-
-
-def _dense_bwd(residuals, g):
-    x, kernel = residuals
-
-    def cpu(x, kernel, g):
-        if _dense_kernels(x, kernel):
-            flat_x = x.reshape(-1, 1, 1, x.shape[-1])
-            flat_g = g.reshape(-1, 1, 1, g.shape[-1])
-            dw = sparse_conv_filter_grad(flat_x, kernel[None, None], flat_g)[0, 0]
-            return g @ kernel.T.astype(g.dtype), dw
-        return jax.vjp(_dense_reference, x, kernel)[1](g)
-
-    def default(x, kernel, g):
-        return jax.vjp(_dense_reference, x, kernel)[1](g)
-
-    return lax.platform_dependent(x, kernel, g, cpu=cpu, default=default)
-
-
-spike_dense.defvjp(_dense_fwd, _dense_bwd)
+    return x @ kernel

@@ -104,19 +104,12 @@ inline void Store(F* p, Vec<F> v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
-// One output pixel's features [d0, d0 + len) of the forward: the weight rows of the
-// non-zeros in its k x k window, scaled by their values. A full chunk keeps its kVectors
-// accumulators in registers; a shorter tail (narrow layers) uses a scalar loop.
-template <typename F>
-inline void WindowSum(const NonZeros<F>& nz, const F* w, F* out, int64_t i, int64_t j,
-                      int64_t height, int64_t width, int64_t channels, int64_t features,
-                      int64_t k, int64_t d0, int64_t len) {
+// Calls body(tap, begin, end) for every tap (a, b) of output pixel (i, j)'s k x k window
+// that lies inside the image: tap = a * k + b, and [begin, end) the input pixel's non-zeros.
+template <typename F, typename Body>
+inline void ForEachTap(const NonZeros<F>& nz, int64_t i, int64_t j, int64_t height,
+                       int64_t width, int64_t k, Body body) {
   const int64_t pad = (k - 1) / 2;
-  constexpr int64_t chunk = kVectors * Lanes<F>();
-  static_assert(kVectors == 4, "WindowSum unrolls four vectors");
-  Vec<F> a0 = {}, a1 = {}, a2 = {}, a3 = {};
-  F tail[chunk];
-  if (len != chunk) std::fill(tail, tail + len, F(0));
   for (int64_t di = 0; di < k; ++di) {
     const int64_t ii = i + di - pad;
     if (ii < 0 || ii >= height) continue;
@@ -124,26 +117,42 @@ inline void WindowSum(const NonZeros<F>& nz, const F* w, F* out, int64_t i, int6
       const int64_t jj = j + dj - pad;
       if (jj < 0 || jj >= width) continue;
       const int64_t p = ii * width + jj;
-      const F* tap = w + (di * k + dj) * channels * features + d0;
-      const int32_t begin = nz.start[p], end = nz.start[p + 1];
-      if (len == chunk) {
-        for (int32_t e = begin; e < end; ++e) {
-          const F v = nz.value[e];
-          const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-          a0 += v * Load<F>(row);
-          a1 += v * Load<F>(row + Lanes<F>());
-          a2 += v * Load<F>(row + 2 * Lanes<F>());
-          a3 += v * Load<F>(row + 3 * Lanes<F>());
-        }
-      } else {
-        for (int32_t e = begin; e < end; ++e) {
-          const F v = nz.value[e];
-          const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-          for (int64_t d = 0; d < len; ++d) tail[d] += v * row[d];
-        }
-      }
+      body(di * k + dj, nz.start[p], nz.start[p + 1]);
     }
   }
+}
+
+// One output pixel's features [d0, d0 + len) of the forward: the weight rows of the
+// non-zeros in its k x k window, scaled by their values. A full chunk keeps its kVectors
+// accumulators in registers; a shorter tail (narrow layers) uses a scalar loop.
+template <typename F>
+inline void WindowSum(const NonZeros<F>& nz, const F* w, F* out, int64_t i, int64_t j,
+                      int64_t height, int64_t width, int64_t channels, int64_t features,
+                      int64_t k, int64_t d0, int64_t len) {
+  constexpr int64_t chunk = kVectors * Lanes<F>();
+  static_assert(kVectors == 4, "WindowSum unrolls four vectors");
+  Vec<F> a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  F tail[chunk];
+  if (len != chunk) std::fill(tail, tail + len, F(0));
+  ForEachTap(nz, i, j, height, width, k, [&](int64_t tap_index, int32_t begin, int32_t end) {
+    const F* tap = w + tap_index * channels * features + d0;
+    if (len == chunk) {
+      for (int32_t e = begin; e < end; ++e) {
+        const F v = nz.value[e];
+        const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+        a0 += v * Load<F>(row);
+        a1 += v * Load<F>(row + Lanes<F>());
+        a2 += v * Load<F>(row + 2 * Lanes<F>());
+        a3 += v * Load<F>(row + 3 * Lanes<F>());
+      }
+    } else {
+      for (int32_t e = begin; e < end; ++e) {
+        const F v = nz.value[e];
+        const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+        for (int64_t d = 0; d < len; ++d) tail[d] += v * row[d];
+      }
+    }
+  });
   if (len == chunk) {
     Store<F>(out + d0, a0);
     Store<F>(out + d0 + Lanes<F>(), a1);
@@ -179,7 +188,7 @@ void Forward(const F* x, const F* w, F* y, int64_t images, int64_t height, int64
 template <typename F>
 void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
                 int64_t width, int64_t channels, int64_t features, int64_t k, int64_t chunk) {
-  const int64_t pad = (k - 1) / 2, pixels = height * width;
+  const int64_t pixels = height * width;
   const int64_t size = k * k * channels * features;
   std::vector<std::vector<double>> totals(omp_get_max_threads());
 #pragma omp parallel
@@ -204,29 +213,22 @@ void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
             Vec<F> g[kVectors] = {};
             if (len == width_v)
               for (int64_t q = 0; q < kVectors; ++q) g[q] = Load<F>(g_pixel + d0 + q * Lanes<F>());
-            for (int64_t di = 0; di < k; ++di) {
-              const int64_t ii = i + di - pad;
-              if (ii < 0 || ii >= height) continue;
-              for (int64_t dj = 0; dj < k; ++dj) {
-                const int64_t jj = j + dj - pad;
-                if (jj < 0 || jj >= width) continue;
-                const int64_t p = ii * width + jj;
-                F* tap = part.data() + (di * k + dj) * channels * features + d0;
-                const int32_t end = nz.start[p + 1];
-                for (int32_t e = nz.start[p]; e < end; ++e) {
-                  const F v = nz.value[e];
-                  F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-                  if (len == width_v) {
-                    for (int64_t q = 0; q < kVectors; ++q) {
-                      F* r = row + q * Lanes<F>();
-                      Store<F>(r, Load<F>(r) + v * g[q]);
-                    }
-                  } else {
-                    for (int64_t d = 0; d < len; ++d) row[d] += v * g_pixel[d0 + d];
-                  }
-                }
-              }
-            }
+            ForEachTap(nz, i, j, height, width, k,
+                       [&](int64_t tap_index, int32_t begin, int32_t end) {
+                         F* tap = part.data() + tap_index * channels * features + d0;
+                         for (int32_t e = begin; e < end; ++e) {
+                           const F v = nz.value[e];
+                           F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+                           if (len == width_v) {
+                             for (int64_t q = 0; q < kVectors; ++q) {
+                               F* r = row + q * Lanes<F>();
+                               Store<F>(r, Load<F>(r) + v * g[q]);
+                             }
+                           } else {
+                             for (int64_t d = 0; d < len; ++d) row[d] += v * g_pixel[d0 + d];
+                           }
+                         }
+                       });
           }
         }
       pending += pixels;
@@ -309,39 +311,40 @@ ffi::Error CheckConv(const ffi::AnyBuffer& x, const ffi::AnyBuffer& w, int64_t* 
   return ffi::Error::Success();
 }
 
-ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y) {
-  int64_t d[6];
-  if (auto err = CheckConv(x, w, d); err.failure()) return err;
-  switch (x.element_type()) {
+// Runs body(F{}) with F = float or double, the element type of the buffers.
+template <typename Body>
+ffi::Error ByDtype(ffi::DataType dtype, Body body) {
+  switch (dtype) {
     case ffi::F32:
-      Forward<float>(x.typed_data<float>(), w.typed_data<float>(), y->typed_data<float>(),
-                     d[0], d[1], d[2], d[3], d[4], d[5]);
+      body(float{});
       return ffi::Error::Success();
     case ffi::F64:
-      Forward<double>(x.typed_data<double>(), w.typed_data<double>(), y->typed_data<double>(),
-                      d[0], d[1], d[2], d[3], d[4], d[5]);
+      body(double{});
       return ffi::Error::Success();
     default:
       return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
   }
 }
 
+ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y) {
+  int64_t d[6];
+  if (auto err = CheckConv(x, w, d); err.failure()) return err;
+  return ByDtype(x.element_type(), [&](auto zero) {
+    using F = decltype(zero);
+    Forward<F>(x.typed_data<F>(), w.typed_data<F>(), y->typed_data<F>(), d[0], d[1], d[2], d[3],
+               d[4], d[5]);
+  });
+}
+
 ffi::Error FilterGradImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
                           ffi::Result<ffi::AnyBuffer> dw, int64_t chunk) {
   int64_t d[6];
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
-  switch (x.element_type()) {
-    case ffi::F32:
-      FilterGrad<float>(x.typed_data<float>(), dy.typed_data<float>(), dw->typed_data<float>(),
-                        d[0], d[1], d[2], d[3], d[4], d[5], chunk);
-      return ffi::Error::Success();
-    case ffi::F64:
-      FilterGrad<double>(x.typed_data<double>(), dy.typed_data<double>(),
-                         dw->typed_data<double>(), d[0], d[1], d[2], d[3], d[4], d[5], chunk);
-      return ffi::Error::Success();
-    default:
-      return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
-  }
+  return ByDtype(x.element_type(), [&](auto zero) {
+    using F = decltype(zero);
+    FilterGrad<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1], d[2],
+                  d[3], d[4], d[5], chunk);
+  });
 }
 
 ffi::Error LifEvalImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer mean,
@@ -353,22 +356,12 @@ ffi::Error LifEvalImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer mean,
   if (steps < 1 || d[0] % steps != 0)
     return ffi::Error::InvalidArgument("sparse_conv_lif_eval: images must be T * B");
   const int64_t batch = d[0] / steps;
-  switch (x.element_type()) {
-    case ffi::F32:
-      ForwardLifEval<float>(x.typed_data<float>(), w.typed_data<float>(),
-                            mean.typed_data<float>(), scale.typed_data<float>(),
-                            spikes->typed_data<float>(), counts->typed_data(), steps, batch,
-                            d[1], d[2], d[3], d[4], d[5], leak, threshold);
-      return ffi::Error::Success();
-    case ffi::F64:
-      ForwardLifEval<double>(x.typed_data<double>(), w.typed_data<double>(),
-                             mean.typed_data<double>(), scale.typed_data<double>(),
-                             spikes->typed_data<double>(), counts->typed_data(), steps, batch,
-                             d[1], d[2], d[3], d[4], d[5], leak, threshold);
-      return ffi::Error::Success();
-    default:
-      return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
-  }
+  return ByDtype(x.element_type(), [&](auto zero) {
+    using F = decltype(zero);
+    ForwardLifEval<F>(x.typed_data<F>(), w.typed_data<F>(), mean.typed_data<F>(),
+                      scale.typed_data<F>(), spikes->typed_data<F>(), counts->typed_data(),
+                      steps, batch, d[1], d[2], d[3], d[4], d[5], leak, threshold);
+  });
 }
 
 }  // namespace
