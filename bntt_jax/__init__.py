@@ -12,35 +12,60 @@ The public API, from the pure functions up:
 * :func:`init`, :func:`simulate`, :class:`NetworkParams`, :class:`SimulateOutput`
 * :func:`from_torch`, :func:`to_torch` — the authors' PyTorch checkpoints
 * :func:`early_exit_step`, :func:`gamma_means` — temporal early exit from γᵗ (Sec. 3.4)
+
+``import bntt_jax`` does not import JAX: the configuration (:class:`NetworkConfig` and the
+named choices) is plain Python, and every other name is imported on first use. A command line
+can therefore check its arguments and fail in a fraction of a second.
 """
 
-from bntt_jax.config import ARCHS, LayerSpec, NetworkConfig
-from bntt_jax.convert import from_torch, to_torch
-from bntt_jax.early_exit import early_exit_step, gamma_means
-from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
-from bntt_jax.lif import lif_scan, lif_step
-from bntt_jax.models import SpikingNetwork, TemporalNorm
-from bntt_jax.norm import (
-    NORMS,
-    bntt_batch_stats,
-    bntt_normalize,
-    layer_norm,
-    running_stats_update,
-    sequential_running_update,
-)
-from bntt_jax.readout import readout, readout_steps
-from bntt_jax.simulate import NetworkParams, SimulateOutput, init, simulate
-from bntt_jax.spike import SURROGATE_ALPHA, spike, surrogate_grad
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+from bntt_jax.config import LayerSpec, NetworkConfig, NetworkConfigError
+from bntt_jax.constants import ARCHS, NORMS, SURROGATE_ALPHA
 
 __version__ = "0.1.0"
 
+# name -> the module that defines it (imported, with JAX, on first access).
+_LAZY = {
+    "from_torch": "convert",
+    "to_torch": "convert",
+    "early_exit_step": "early_exit",
+    "gamma_means": "early_exit",
+    "direct_encode": "encoding",
+    "poisson_encode": "encoding",
+    "sequential_encode": "encoding",
+    "lif_scan": "lif",
+    "lif_step": "lif",
+    "SpikingNetwork": "models",
+    "TemporalNorm": "models",
+    "bntt_batch_stats": "norm",
+    "bntt_normalize": "norm",
+    "layer_norm": "norm",
+    "running_stats_update": "norm",
+    "sequential_running_update": "norm",
+    "readout": "readout",
+    "readout_steps": "readout",
+    "NetworkParams": "simulate",
+    "SimulateOutput": "simulate",
+    "init": "simulate",
+    "simulate": "simulate",
+    "spike": "spike",
+    "surrogate_grad": "spike",
+}
+
 __all__ = [
     "ARCHS",
-    "NORMS",
-    "SURROGATE_ALPHA",
     "LayerSpec",
+    "NORMS",
     "NetworkConfig",
+    "NetworkConfigError",
     "NetworkParams",
+    "SURROGATE_ALPHA",
     "SimulateOutput",
     "SpikingNetwork",
     "TemporalNorm",
@@ -65,3 +90,50 @@ __all__ = [
     "surrogate_grad",
     "to_torch",
 ]
+
+
+class _Package(types.ModuleType):
+    """The package's module type. Importing a submodule binds it on its package, so once
+    ``bntt_jax.simulate`` (the module) is imported, ``bntt_jax.simulate`` would name the
+    module instead of the function, for the three functions named like their modules
+    (``simulate``, ``readout``, ``spike``). This binds the function instead, as eager
+    imports in this file used to."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bntt_jax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"bntt_jax.{module}"), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from bntt_jax.convert import from_torch, to_torch
+    from bntt_jax.early_exit import early_exit_step, gamma_means
+    from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
+    from bntt_jax.lif import lif_scan, lif_step
+    from bntt_jax.models import SpikingNetwork, TemporalNorm
+    from bntt_jax.norm import (
+        bntt_batch_stats,
+        bntt_normalize,
+        layer_norm,
+        running_stats_update,
+        sequential_running_update,
+    )
+    from bntt_jax.readout import readout, readout_steps
+    from bntt_jax.simulate import NetworkParams, SimulateOutput, init, simulate
+    from bntt_jax.spike import spike, surrogate_grad

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import numbers
 from typing import Any
 
-from bntt_jax.norm import EPS, MOMENTUM, NORMS
-from bntt_jax.spike import SURROGATE_ALPHA
-
-ARCHS = ("vgg9", "vgg11", "mlp")
+from bntt_jax.constants import ARCHS, EPS, MOMENTUM, NORMS, SURROGATE_ALPHA
 
 # Conv widths with 'P' = 2x2 average pool and 'G' = global average pool (GUIDE §3, the
 # authors' model.py), then the hidden fully connected widths before the readout.
@@ -36,6 +35,14 @@ class LayerSpec:
     features: int
     pool: str | None = None  # None, 'avg2' (2x2 average) or 'global' (global average)
     size: int = 0  # spatial side of this layer's output before pooling (conv only)
+
+
+class NetworkConfigError(ValueError):
+    """A :class:`NetworkConfig` field has a bad value; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"NetworkConfig: {message}")
+        self.field = field
 
 
 def _suggest(value: str, choices: tuple[str, ...]) -> str:
@@ -78,35 +85,40 @@ class NetworkConfig:
     momentum: float = MOMENTUM
 
     def __post_init__(self) -> None:
-        def fail(msg: str) -> None:
-            raise ValueError(f"NetworkConfig: {msg}")
+        def fail(field: str, msg: str) -> None:
+            raise NetworkConfigError(field, msg)
 
         def setf(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
         if self.arch not in ARCHS:
-            fail(f"unknown arch {self.arch!r}; choose one of {ARCHS}.{_suggest(self.arch, ARCHS)}")
+            hint = _suggest(self.arch, ARCHS)
+            fail("arch", f"unknown arch {self.arch!r}; choose one of {ARCHS}.{hint}")
         if self.norm not in NORMS:
-            fail(f"unknown norm {self.norm!r}; choose one of {NORMS}.{_suggest(self.norm, NORMS)}")
+            hint = _suggest(self.norm, NORMS)
+            fail("norm", f"unknown norm {self.norm!r}; choose one of {NORMS}.{hint}")
         for name in ("num_steps", "num_classes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                fail(f"{name} must be a positive int, got {value!r}.")
+                fail(name, f"{name} must be a positive int, got {value!r}.")
         if self.arch == "mlp":
             for name in ("img_size", "in_channels"):
                 if getattr(self, name) is not None:
-                    fail(f"{name} applies to the VGGs only; the MLP takes in_features.")
+                    fail(name, f"{name} applies to the VGGs only; the MLP takes in_features.")
             setf("in_features", 1 if self.in_features is None else self.in_features)
             hidden = DEFAULT_MLP_HIDDEN if self.hidden is None else tuple(self.hidden)
             if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-                fail(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}.")
+                fail(
+                    "hidden",
+                    f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}.",
+                )
             setf("hidden", hidden)
             if not isinstance(self.in_features, int) or self.in_features < 1:
-                fail(f"in_features must be a positive int, got {self.in_features!r}.")
+                fail("in_features", f"in_features must be a positive int, got {self.in_features}.")
         else:
             for name in ("in_features", "hidden"):
                 if getattr(self, name) is not None:
-                    fail(f"{name} applies to arch='mlp' only; a VGG takes img_size/in_channels.")
+                    fail(name, f"{name} applies to arch='mlp' only; a VGG takes img_size.")
             setf("img_size", 32 if self.img_size is None else self.img_size)
             setf("in_channels", 3 if self.in_channels is None else self.in_channels)
             factor = 8 if self.arch == "vgg9" else 16
@@ -116,22 +128,31 @@ class NetworkConfig:
                 or (self.img_size % factor)
             ):
                 fail(
+                    "img_size",
                     f"{self.arch} pools its input {factor.bit_length() - 1} times by 2, "
-                    f"so img_size must be a positive multiple of {factor}; got {self.img_size!r}."
+                    f"so img_size must be a positive multiple of {factor}; got {self.img_size!r}.",
                 )
             if not isinstance(self.in_channels, int) or self.in_channels < 1:
-                fail(f"in_channels must be a positive int, got {self.in_channels!r}.")
-        setf("leak", DEFAULT_LEAK[self.arch] if self.leak is None else float(self.leak))
-        if not 0.0 < self.leak <= 1.0:
-            fail(f"leak must be in (0, 1], got {self.leak}.")
+                fail("in_channels", f"in_channels must be a positive int, got {self.in_channels}.")
+        for name in ("leak", "threshold", "alpha", "eps", "momentum"):
+            value = getattr(self, name)
+            if value is None and name == "leak":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                fail(name, f"{name} must be a number, got {value!r}.")
+            setf(name, float(value))
+        setf("leak", DEFAULT_LEAK[self.arch] if self.leak is None else self.leak)
+        if not 0.0 < self.leak <= 1.0:  # also false for NaN
+            fail("leak", f"leak must be in (0, 1] (the membrane keeps λ·u), got {self.leak}.")
         for name in ("threshold", "alpha", "eps"):
-            value = float(getattr(self, name))
-            if not value > 0.0:
-                fail(f"{name} must be > 0, got {value}.")
-            setf(name, value)
-        if not 0.0 <= float(self.momentum) <= 1.0:
-            fail(f"momentum must be in [0, 1] (PyTorch convention), got {self.momentum}.")
-        setf("momentum", float(self.momentum))
+            value = getattr(self, name)
+            if not 0.0 < value < math.inf:
+                fail(name, f"{name} must be finite and > 0, got {value}.")
+        if not 0.0 <= self.momentum <= 1.0:
+            fail(
+                "momentum",
+                f"momentum must be in [0, 1] (PyTorch convention), got {self.momentum}.",
+            )
 
     # ----------------------------------------------------------------- architecture facts
     @property

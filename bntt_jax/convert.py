@@ -146,6 +146,19 @@ def from_torch(
                 f"{config.img_size} expects {shape}."
             )
         expected.add(key)
+        if not np.issubdtype(value.dtype, np.number):
+            raise TypeError(f"from_torch(): {key!r} has dtype {value.dtype}; expected numbers.")
+        if not np.isfinite(value).all():
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            raise ValueError(
+                f"from_torch(): {key!r} holds {bad} NaN or Inf values; the checkpoint is "
+                "damaged or was saved from a diverged run."
+            )
+        if key.endswith(".running_var") and (value < 0).any():
+            raise ValueError(
+                f"from_torch(): {key!r} has negative running variances (min {value.min():g}); "
+                "a variance is never negative, so the checkpoint is damaged."
+            )
         return value.astype(np.float32)
 
     in_ch = config.in_channels

@@ -1,15 +1,51 @@
 """Input encoders: signed Poisson rate coding (BNTT paper, Appendix B) and direct input.
 
 Both return time-major spike trains ``[T, *x.shape]`` ready for :func:`bntt_jax.simulate`.
+Called on concrete arrays (not under ``jax.jit``), they refuse NaN/Inf input
+(:mod:`bntt_jax.checks`), and :func:`poisson_encode` warns once per process when its input
+lies far outside the range it encodes.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 
+from bntt_jax.checks import check_finite, is_traced
+
 #: The authors' ``rescale_fac``: a pixel of normalised value x fires with probability |x|/2.
 POISSON_SCALE = 2.0
+#: ``poisson_encode`` warns when ``max |x|`` exceeds this many times its ``scale``: every
+#: such value fires at every step, as raw 0–255 pixels do (normalised CIFAR stays below 1.4×).
+FAR_OUT_OF_RANGE = 5.0
+
+
+class InputRangeWarning(UserWarning):
+    """An encoder's input lies far outside the range it encodes."""
+
+
+_warned_range = [False]  # poisson_encode warns once per process
+
+
+def _warn_if_far_out_of_range(x: jax.Array, scale: float) -> None:
+    if _warned_range[0] or is_traced(x) or x.size == 0:
+        return
+    with jax.ensure_compile_time_eval():  # x is concrete, perhaps closed over in a trace
+        peak = float(jnp.max(jnp.abs(x)))
+        if peak <= FAR_OUT_OF_RANGE * scale:
+            return
+        saturated = float(jnp.mean(jnp.abs(x) >= scale))
+    _warned_range[0] = True
+    warnings.warn(
+        f"poisson_encode(): max |x| is {peak:g}, over {FAR_OUT_OF_RANGE:g}× the scale "
+        f"{scale:g}; {100 * saturated:.0f}% of the inputs fire at every step, so the spikes "
+        "carry little information. It expects normalised images (e.g. (x/255 − mean)/std); "
+        "raw 0–255 pixels need normalising first. (Shown once per process.)",
+        InputRangeWarning,
+        stacklevel=3,
+    )
 
 
 def poisson_encode(
@@ -39,6 +75,8 @@ def poisson_encode(
         raise ValueError(f"poisson_encode(): num_steps must be >= 1, got {num_steps}.")
     if not scale > 0:
         raise ValueError(f"poisson_encode(): scale must be > 0, got {scale}.")
+    check_finite("poisson_encode()", "x", x)
+    _warn_if_far_out_of_range(x, scale)
     u = jax.random.uniform(key, (int(num_steps),) + x.shape, dtype=x.dtype)
     fires = scale * u <= jnp.abs(x)
     return jnp.where(fires, jnp.sign(x), jnp.zeros((), x.dtype))
@@ -54,6 +92,7 @@ def direct_encode(x: jax.Array, num_steps: int) -> jax.Array:
         x = x.astype(jnp.float32)
     if int(num_steps) < 1:
         raise ValueError(f"direct_encode(): num_steps must be >= 1, got {num_steps}.")
+    check_finite("direct_encode()", "x", x)
     return jnp.broadcast_to(x, (int(num_steps),) + x.shape)
 
 
@@ -68,4 +107,5 @@ def sequential_encode(x: jax.Array) -> jax.Array:
         raise ValueError(f"sequential_encode(): need [B, L], got shape {x.shape}.")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
+    check_finite("sequential_encode()", "x", x)
     return x.T[:, :, None]

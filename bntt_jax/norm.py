@@ -25,12 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-#: ε of the authors' ``BatchNorm2d(eps=1e-4)``.
-EPS = 1e-4
-#: Running-average momentum in PyTorch's convention (new = (1−m)·old + m·batch).
-MOMENTUM = 0.1
-#: The normalisation choices of a network, BNTT first (the default).
-NORMS = ("bntt", "bn", "layernorm", "none")
+from bntt_jax.constants import EPS, MOMENTUM, NORMS  # noqa: F401  (NORMS: re-exported)
 
 
 def _per_step(stat: jax.Array, ndim: int) -> jax.Array:

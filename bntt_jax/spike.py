@@ -17,8 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-#: Damping factor α of the surrogate gradient (Eq. 8): the value the BNTT papers use.
-SURROGATE_ALPHA = 0.3
+from bntt_jax.constants import SURROGATE_ALPHA
 
 
 def surrogate_grad(

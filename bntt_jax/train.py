@@ -15,14 +15,14 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from bntt_jax.checks import check_finite
+from bntt_jax.constants import ENCODERS, LR_SCHEDULES, OPTIMIZERS
 from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
 from bntt_jax.fused import eval_apply
 from bntt_jax.simulate import NetworkParams, simulate
-
-ENCODERS = ("poisson", "direct", "sequential")
-OPTIMIZERS = ("sgd", "adam")
 
 
 def step_decay_schedule(
@@ -46,30 +46,59 @@ def step_decay_schedule(
     return optax.piecewise_constant_schedule(lr, boundaries)
 
 
+def lr_schedule(
+    lr: float,
+    schedule: str = "step",
+    *,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+) -> optax.Schedule:
+    """The learning rate per optimiser step: ``'step'`` (:func:`step_decay_schedule`, the
+    BNTT papers' ÷10 at 50/70/90 % of the epochs; needs ``epochs`` and ``steps_per_epoch``)
+    or ``'constant'`` (``lr`` throughout; the TTFS paper's Adam runs)."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr schedule {schedule!r}; choose one of {LR_SCHEDULES}.")
+    if schedule == "constant":
+        return optax.constant_schedule(lr)
+    if epochs is None or steps_per_epoch is None:
+        raise ValueError(
+            "lr_schedule('step') divides the rate at fractions of the run: pass epochs= and "
+            "steps_per_epoch=, or use schedule='constant'."
+        )
+    return step_decay_schedule(lr, epochs, steps_per_epoch)
+
+
 def make_optimizer(
     name: str = "sgd",
     *,
     lr: float = 0.3,
-    epochs: int,
-    steps_per_epoch: int,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
+    schedule: str = "step",
 ) -> optax.GradientTransformation:
     """SGD with momentum and *coupled* weight decay (PyTorch's ``SGD(weight_decay=)``), or Adam.
 
     Coupled decay adds ``wd·θ`` to the gradient before momentum, on every parameter including
     γᵗ, as the authors' ``optim.SGD(model.parameters(), weight_decay=1e-4)``. Adam gets the
     same coupled L2 term (PyTorch ``Adam(weight_decay=)``); the TTFS paper uses Adam.
+    ``schedule`` is ``'step'`` (the default, ÷10 at 50/70/90 % of ``epochs``) or
+    ``'constant'``; see :func:`lr_schedule`.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
-    if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1:
+    if (
+        not (math.isfinite(lr) and lr > 0)
+        or not (math.isfinite(weight_decay) and weight_decay >= 0)
+        or not 0 <= momentum < 1
+    ):
         raise ValueError(
-            f"need lr > 0, weight_decay >= 0 and 0 <= momentum < 1; got lr={lr}, "
-            f"weight_decay={weight_decay}, momentum={momentum}."
+            f"need a finite lr > 0, a finite weight_decay >= 0 and 0 <= momentum < 1; got "
+            f"lr={lr}, weight_decay={weight_decay}, momentum={momentum}."
         )
-    schedule = step_decay_schedule(lr, epochs, steps_per_epoch)
-    base = optax.sgd(schedule, momentum=momentum) if name == "sgd" else optax.adam(schedule)
+    rate = lr_schedule(lr, schedule, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    base = optax.sgd(rate, momentum=momentum) if name == "sgd" else optax.adam(rate)
     return optax.chain(optax.add_decayed_weights(weight_decay), base)
 
 
@@ -123,10 +152,14 @@ def train_step(
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One BPTT step (Eq. 6) on a batch: encode, simulate in train mode, update.
 
-    Returns the new state and metrics: ``loss``, ``accuracy``, ``grad_norm`` and the mean
-    spikes per sample of every layer (``spikes/<layer>``). Pure: jit it, and shard ``inputs``
-    and ``labels`` over a ``data`` mesh axis for data parallelism.
+    Returns the new state and metrics: ``loss``, ``accuracy``, ``grad_norm``, the mean
+    spikes per sample of every layer (``spikes/<layer>``) and ``finite``, a bool vector that
+    says whether the loss and each layer's gradient, updated parameters and running
+    statistics are finite (in the order of :func:`finite_flag_names`). Pure: jit it, and
+    shard ``inputs`` and ``labels`` over a ``data`` mesh axis for data parallelism. Called
+    outside a trace, it refuses NaN/Inf ``inputs`` (:mod:`bntt_jax.checks`).
     """
+    _check_batch("train_step()", inputs, labels)
     num_steps = state.net.config.num_steps
     spikes = encode(step_key(seed_key, state.step), inputs, num_steps, encoder)
 
@@ -142,9 +175,55 @@ def train_step(
         "loss": loss,
         "accuracy": jnp.mean(jnp.argmax(out.logits, -1) == labels),
         "grad_norm": optax.tree.norm(grads),
+        "finite": _finite_flags(state.net, loss, grads, params, out.batch_stats),
     }
     metrics |= {f"spikes/{k}": v.sum(0).mean() for k, v in out.spike_counts.items()}
     return state.replace(step=state.step + 1, net=net, opt_state=opt_state), metrics
+
+
+def _layer_order(net: NetworkParams) -> list[str]:
+    """Top-level parameter groups in network order (layer, its norm, …, readout)."""
+    order = [n for spec in net.config.layers for n in (spec.name, f"norm_{spec.name}")]
+    order.append(net.config.readout_name)
+    return [k for k in order if k in net.params] + [k for k in net.params if k not in order]
+
+
+def finite_flag_names(net: NetworkParams) -> list[str]:
+    """What each entry of :func:`train_step`'s ``finite`` metric checks, in order: the loss,
+    then each layer's gradient, parameters and running statistics, in network order."""
+    order = _layer_order(net)
+    stats = [k for k in order if k in net.batch_stats]
+    return (
+        ["the loss"]
+        + [f"the gradient of {k}" for k in order]
+        + [f"the parameters of {k}" for k in order]
+        + [f"the running statistics of {k}" for k in stats]
+    )
+
+
+def _finite_flags(
+    net: NetworkParams, loss: jax.Array, grads: Any, params: Any, batch_stats: Any
+) -> jax.Array:
+    def finite(tree: Any) -> jax.Array:
+        leaves = jax.tree.leaves(tree)
+        return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in leaves]))
+
+    order = _layer_order(net)
+    flags = [jnp.isfinite(loss)]
+    flags += [finite(grads[k]) for k in order]
+    flags += [finite(params[k]) for k in order]
+    flags += [finite(batch_stats[k]) for k in order if k in net.batch_stats]
+    return jnp.stack(flags)
+
+
+def _check_batch(where: str, inputs: Any, labels: Any) -> None:
+    """An empty batch, or NaN/Inf inputs (concrete arrays only), are refused."""
+    if inputs.shape[0] == 0 or labels.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"{where}: need a non-empty batch with one label per input; got inputs of shape "
+            f"{tuple(inputs.shape)} and labels of shape {tuple(labels.shape)}."
+        )
+    check_finite(where, "inputs", inputs)
 
 
 def eval_step(
@@ -160,9 +239,16 @@ def eval_step(
 
     Returns ``correct``, ``loss_sum``, ``count``, the spikes of every layer summed over the
     batch per step (``spikes/<layer>``: ``[T]``) and, for every ``t`` in ``exit_steps``, the
-    correct predictions of an early exit at ``t`` (``correct@t``).
+    correct predictions of an early exit at ``t`` (``correct@t``), ``1 ≤ t ≤ T``. Called
+    outside a trace, it refuses NaN/Inf ``inputs`` (:mod:`bntt_jax.checks`).
     """
     num_steps = net.config.num_steps
+    bad = [t for t in exit_steps if not isinstance(t, int | np.integer) or not 1 <= t <= num_steps]
+    if bad:
+        raise ValueError(
+            f"eval_step(): exit steps must be ints in 1..{num_steps} (the network's T), got {bad}."
+        )
+    _check_batch("eval_step()", inputs, labels)
     spikes = encode(key, inputs, num_steps, encoder)
     # The model itself (not simulate) also returns the per-step readout terms W·o_t, so one
     # run gives every exit: the readout of an exit at t averages the first t terms.

@@ -1,62 +1,82 @@
-"""Experiment configs as code: one frozen dataclass, overridable with ``--set key=value``."""
+"""Experiment configs as code: one frozen dataclass, overridable with ``--set key=value``.
+
+An :class:`ExperimentConfig` is valid by construction: every value is checked when it is
+built, against the types and ranges below and against its dataset's facts (input shape,
+classes, split sizes), and a bad value raises :class:`ConfigError` naming the key, the value
+and the fix. This module does not import JAX, so the command line checks everything before a
+results folder exists or JAX starts.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import math
+import numbers
 import types
 import typing
 from typing import Any
 
-import bntt_jax as bj
-from bntt_jax.train import ENCODERS, OPTIMIZERS
+from bntt_jax.config import NetworkConfig, NetworkConfigError
+from bntt_jax.constants import ARCHS, ENCODERS, LR_SCHEDULES, NORMS, OPTIMIZERS
+from experiments.data import DATASETS, DatasetFacts
 
-DATASETS = ("digits", "cifar10", "cifar100")
+#: Keys that a resumed run may take anew: they change where the run reads from, never what
+#: it computes (a resumed run checks that it sees the same data, by fingerprint).
+RESUME_SAFE_KEYS = ("data_dir",)
+
+#: Seeds are 32-bit: ``numpy.random.default_rng`` and ``jax.random.key`` both take them.
+MAX_SEED = 2**32 - 1
+
+
+class ConfigError(ValueError):
+    """A config value is wrong. ``key``, ``value`` and a one-line message with the fix."""
+
+    def __init__(self, key: str, value: Any, problem: str, fix: str) -> None:
+        self.key, self.value, self.problem, self.fix = key, value, problem, fix
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        super().__init__(f"{key}={shown}: {problem} Fix: {fix}")
+
+
+def _field(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything a run needs. Network fields mirror :class:`bntt_jax.NetworkConfig`."""
 
-    dataset: str = "digits"
-    arch: str = "mlp"
-    norm: str = "bntt"
-    num_steps: int = 25
-    leak: float | None = None
-    hidden: tuple[int, ...] | None = None
-    encoder: str = "poisson"
-    optimizer: str = "sgd"
-    lr: float = 0.3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    epochs: int = 100
-    batch_size: int = 256
-    eval_batch_size: int = 512
-    eval_every: int = 1
-    seed: int = 0
-    data_dir: str = "data"
-    exit_threshold: float = 0.1
-    max_train_batches: int | None = None
-    max_eval_batches: int | None = None
+    dataset: str = _field("digits", f"one of {', '.join(DATASETS)}")
+    arch: str = _field("mlp", f"network: {', '.join(ARCHS)}")
+    norm: str = _field("bntt", f"normalisation: {', '.join(NORMS)}")
+    num_steps: int = _field(25, "time steps T")
+    leak: float | None = _field(None, "membrane leak λ in (0, 1]; none: the arch's default")
+    hidden: tuple[int, ...] | None = _field(None, "MLP hidden widths, e.g. 256,256")
+    encoder: str = _field("poisson", f"input encoding: {', '.join(ENCODERS)}")
+    optimizer: str = _field("sgd", f"{', '.join(OPTIMIZERS)}")
+    lr: float = _field(0.3, "learning rate, finite and > 0")
+    lr_schedule: str = _field("step", "step (÷10 at 50/70/90% of the epochs) or constant")
+    momentum: float = _field(0.9, "SGD momentum in [0, 1)")
+    weight_decay: float = _field(1e-4, "coupled L2 weight decay, >= 0")
+    epochs: int = _field(100, "training epochs")
+    batch_size: int = _field(256, "training batch (global, over all devices)")
+    eval_batch_size: int = _field(512, "evaluation batch, at most the test set")
+    eval_every: int = _field(1, "test every N epochs (and after the last)")
+    seed: int = _field(0, f"random seed, 0 .. {MAX_SEED}")
+    data_dir: str = _field("data", "folder holding the dataset archives")
+    exit_threshold: float = _field(0.1, "γ-based early exit threshold, >= 0")
+    max_train_batches: int | None = _field(None, "cap on batches per epoch (quick runs)")
+    max_eval_batches: int | None = _field(None, "cap on evaluation batches (quick runs)")
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}.")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        for name in ("max_train_batches", "max_eval_batches"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 or None, got {getattr(self, name)}.")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}.")
+        _validate(self)
 
-    def network(self, num_classes: int, input_shape: tuple[int, ...]) -> bj.NetworkConfig:
+    @property
+    def facts(self) -> DatasetFacts:
+        """The canonical facts of this config's dataset."""
+        return DATASETS[self.dataset]
+
+    def network(self, num_classes: int, input_shape: tuple[int, ...]) -> NetworkConfig:
         """The :class:`bntt_jax.NetworkConfig` of this run for a dataset's inputs."""
         common = dict(
             arch=self.arch,
@@ -66,16 +86,170 @@ class ExperimentConfig:
             leak=self.leak,
         )
         if self.arch == "mlp":
-            return bj.NetworkConfig(
-                **common, in_features=math.prod(input_shape), hidden=self.hidden
-            )
-        return bj.NetworkConfig(**common, img_size=input_shape[0], in_channels=input_shape[-1])
+            # The sequential encoder presents one value per step: one input feature.
+            features = 1 if self.encoder == "sequential" else math.prod(input_shape)
+            return NetworkConfig(**common, in_features=features, hidden=self.hidden)
+        return NetworkConfig(**common, img_size=input_shape[0], in_channels=input_shape[-1])
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         if out["hidden"] is not None:
             out["hidden"] = list(out["hidden"])
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        """Inverse of :meth:`to_dict`; keys missing from an older file take their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(
+                unknown[0], data[unknown[0]], "is not a config key of this version.",
+                f"remove it; the keys are {', '.join(sorted(names))}.",
+            )  # fmt: skip
+        data = dict(data)
+        if isinstance(data.get("hidden"), list):
+            data["hidden"] = tuple(data["hidden"])
+        return cls(**data)
+
+
+def _validate(c: ExperimentConfig) -> None:
+    """Raise :class:`ConfigError` for the first bad value of ``c`` (field by field, then
+    against the dataset's facts, then the network built from them)."""
+
+    def choice(key: str, choices: tuple[str, ...] | list[str]) -> None:
+        value = getattr(c, key)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), list(choices), n=1)
+            hint = f"--set {key}={close[0]}" if close else f"--set {key}=<one of them>"
+            raise ConfigError(key, value, f"{key} must be one of {', '.join(choices)}.", hint)
+
+    def integer(key: str, low: int, high: int | None = None, optional: bool = False) -> None:
+        value = getattr(c, key)
+        if optional and value is None:
+            return
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not ok or value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            extra = " (or none for no cap)" if optional else ""
+            raise ConfigError(
+                key, value, f"{key} must be an integer {bound}{extra}.",
+                f"--set {key}=<an integer {bound}>.",
+            )  # fmt: skip
+
+    def real(key: str, low: float, high: float, *, open_low: bool, open_high: bool) -> None:
+        value = getattr(c, key)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        inside = ok and math.isfinite(value)
+        if inside:
+            inside = (value > low if open_low else value >= low) and (
+                value < high if open_high else value <= high
+            )
+        if not inside:
+            interval = (
+                f"{'(' if open_low else '['}{low:g}, "
+                f"{'∞' if math.isinf(high) else f'{high:g}'}{')' if open_high else ']'}"
+            )
+            raise ConfigError(
+                key, value, f"{key} must be a finite number in {interval}.",
+                f"--set {key}=<a number in {interval}>.",
+            )  # fmt: skip
+
+    choice("dataset", list(DATASETS))
+    for key, choices in (
+        ("arch", ARCHS),
+        ("norm", NORMS),
+        ("encoder", ENCODERS),
+        ("optimizer", OPTIMIZERS),
+        ("lr_schedule", LR_SCHEDULES),
+    ):
+        choice(key, choices)
+    for key in ("num_steps", "epochs", "batch_size", "eval_batch_size", "eval_every"):
+        integer(key, 1)
+    integer("max_train_batches", 1, optional=True)
+    integer("max_eval_batches", 1, optional=True)
+    integer("seed", 0, MAX_SEED)
+    real("lr", 0.0, math.inf, open_low=True, open_high=True)
+    real("momentum", 0.0, 1.0, open_low=False, open_high=True)
+    real("weight_decay", 0.0, math.inf, open_low=False, open_high=True)
+    real("exit_threshold", 0.0, math.inf, open_low=False, open_high=True)
+    if not isinstance(c.data_dir, str) or not c.data_dir:
+        raise ConfigError("data_dir", c.data_dir, "must be a folder path.", "--set data_dir=DIR.")
+
+    facts = c.facts
+    if c.arch != "mlp" and len(facts.input_shape) != 3:
+        raise ConfigError(
+            "arch", c.arch, f"{c.arch} is a convolutional network for images, but {c.dataset} "
+            f"gives {math.prod(facts.input_shape)} features per sample.",
+            "--set arch=mlp, or an image dataset (--set dataset=cifar10).",
+        )  # fmt: skip
+    if c.encoder == "sequential":
+        values = math.prod(facts.input_shape)
+        if c.arch != "mlp" or c.num_steps != values:
+            raise ConfigError(
+                "encoder", c.encoder, f"the sequential encoder presents one of the {values} "
+                f"values of a {c.dataset} sample per time step, to an MLP with one input.",
+                f"--set arch=mlp --set num_steps={values}, or --set encoder=poisson.",
+            )  # fmt: skip
+    if c.norm in ("bntt", "bn") and c.batch_size < 2:
+        raise ConfigError(
+            "batch_size", c.batch_size, f"norm={c.norm} normalises with batch statistics, "
+            "which need at least 2 samples.", "--set batch_size=2 or more.",
+        )  # fmt: skip
+    if c.batch_size > facts.train_size:
+        raise ConfigError(
+            "batch_size", c.batch_size, f"{c.dataset} has {facts.train_size} training "
+            "examples, so no full batch (the last partial batch is dropped).",
+            f"--set batch_size={min(256, facts.train_size)}.",
+        )  # fmt: skip
+    if c.eval_batch_size > facts.test_size:
+        raise ConfigError(
+            "eval_batch_size", c.eval_batch_size, f"{c.dataset} has {facts.test_size} test "
+            "examples, so no full evaluation batch (partial batches are dropped).",
+            f"--set eval_batch_size={facts.test_size} (or a divisor of it, to test them all).",
+        )  # fmt: skip
+    try:
+        c.network(facts.num_classes, facts.input_shape)
+    except NetworkConfigError as err:
+        key = err.field if err.field in _NETWORK_FIXES else "arch"
+        raise ConfigError(
+            key, getattr(c, key), str(err).removeprefix("NetworkConfig: "), _NETWORK_FIXES[key]
+        ) from None
+
+
+# How to fix a value that NetworkConfig refuses (the other fields are checked above).
+_NETWORK_FIXES = {
+    "arch": f"--set arch=<{'|'.join(ARCHS)}> to suit the dataset.",
+    "norm": f"--set norm=<{'|'.join(NORMS)}>.",
+    "num_steps": "--set num_steps=25 (a positive int).",
+    "leak": "--set leak=0.95 (in (0, 1]), or leak=none for the architecture's default.",
+    "hidden": "--set hidden=256,256 (positive widths, MLP only), or hidden=none.",
+}
+
+
+def check_against_data(config: ExperimentConfig, train_size: int, test_size: int) -> None:
+    """The batch sizes against the data actually loaded (a CIFAR folder may hold a subset)."""
+    if config.batch_size > train_size:
+        raise ConfigError(
+            "batch_size", config.batch_size, f"the loaded {config.dataset} data has "
+            f"{train_size} training examples, so no full batch.",
+            f"--set batch_size={train_size} or less.",
+        )  # fmt: skip
+    if config.eval_batch_size > test_size:
+        raise ConfigError(
+            "eval_batch_size", config.eval_batch_size, f"the loaded {config.dataset} data has "
+            f"{test_size} test examples, so no full evaluation batch.",
+            f"--set eval_batch_size={test_size} or less.",
+        )  # fmt: skip
+
+
+def _type_name(name: str) -> tuple[str, bool]:
+    hint = typing.get_type_hints(ExperimentConfig)[name]
+    args = typing.get_args(hint)
+    optional = isinstance(hint, types.UnionType) and type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    kind = "ints,comma-separated" if typing.get_origin(base) is tuple else base.__name__
+    return kind, optional
 
 
 def _parse(name: str, text: str) -> Any:
@@ -96,26 +270,45 @@ def _parse(name: str, text: str) -> Any:
         return base(text)
     except ValueError:
         kind = "comma-separated ints" if typing.get_origin(base) is tuple else base.__name__
-        raise ValueError(
-            f"--set {name}={text!r}: expected {kind}{' or none' if optional else ''}."
-        ) from None
+        raise ConfigError(
+            name, text, f"expected {kind}{' or none' if optional else ''}.",
+            f"--set {name}=<{kind}>.",
+        ) from None  # fmt: skip
 
 
-def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
-    """Apply ``key=value`` strings; unknown keys and bad values raise ``ValueError``."""
-    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``key=value`` strings as typed values; unknown keys and unparsable values raise
+    :class:`ConfigError`. A later ``--set`` of the same key wins."""
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     changes: dict[str, Any] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep:
-            raise ValueError(f"--set {item!r}: expected key=value.")
+            raise ConfigError(item, "", "expected key=value.", "--set KEY=VALUE; see --help.")
         if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"--set {key}: unknown key.{hint} Keys: {', '.join(fields)}.")
+            close = difflib.get_close_matches(key, sorted(fields), n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ConfigError(
+                key, value, "unknown config key.", f"{hint}The keys are listed by --help."
+            )
         changes[key] = _parse(key, value.strip())
-    try:
-        return dataclasses.replace(config, **changes)
-    except ValueError as err:
-        raise ValueError(f"--set: {err}") from None
+    return changes
+
+
+def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """Apply ``key=value`` strings; unknown keys and bad values raise :class:`ConfigError`."""
+    return dataclasses.replace(config, **parse_overrides(overrides))
+
+
+def describe_keys(config: ExperimentConfig | None = None) -> str:
+    """One line per ``--set`` key: its type, its default (``config``'s value if given) and
+    what it is. For ``--help``."""
+    lines = []
+    for f in dataclasses.fields(ExperimentConfig):
+        kind, optional = _type_name(f.name)
+        value = getattr(config, f.name) if config is not None else f.default
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        kind += " or none" if optional else ""
+        lines.append(f"  {f.name:18s} {kind:22s} default {shown!s:8s}  {f.metadata['help']}")
+    return "\n".join(lines)

@@ -4,15 +4,22 @@
 * ``cifar10`` / ``cifar100``: read from the canonical ``cifar-10-python.tar.gz`` /
   ``cifar-100-python.tar.gz`` archive in the data directory (no TensorFlow needed), or else
   from a tfds data directory prepared elsewhere (``tfds.data_source``, needs the ``data``
-  extra). Nothing is ever downloaded: missing data fails at once with what to do.
+  extra). Nothing is ever downloaded: missing data fails at once with what to do, and a
+  damaged archive says so.
+
+This module does not import JAX. :data:`DATASETS` holds each dataset's facts (input shape,
+classes, split sizes), so a config can be checked against its data before anything loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
 import os
 import pickle
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +27,36 @@ import numpy as np
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetFacts:
+    """What a config needs to know about a dataset before loading it."""
+
+    name: str
+    input_shape: tuple[int, ...]  # one sample: (H, W, C) images or (features,)
+    num_classes: int
+    train_size: int
+    test_size: int
+
+
+#: The datasets the experiments know, with their canonical sizes.
+DATASETS = {
+    # 1,797 digits, a stratified 20 % held out (seed 0).
+    "digits": DatasetFacts("digits", (64,), 10, 1437, 360),
+    "cifar10": DatasetFacts("cifar10", (32, 32, 3), 10, 50_000, 10_000),
+    "cifar100": DatasetFacts("cifar100", (32, 32, 3), 100, 50_000, 10_000),
+}
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """A short SHA-256 of the arrays' shapes, dtypes and bytes: which data a run saw."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.shape}{a.dtype.str}".encode())
+        digest.update(a.data)
+    return digest.hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +70,8 @@ class Dataset:
     test_y: np.ndarray
     num_classes: int
     augment: Callable[[np.random.Generator, np.ndarray], np.ndarray] | None = None
+    #: :func:`fingerprint` of the raw data; a resumed run checks that it sees the same data.
+    fingerprint: str = ""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -55,13 +94,15 @@ def load_digits() -> Dataset:
         x, data.target, test_size=TEST_FRACTION, stratify=data.target, random_state=SPLIT_SEED
     )
     mean, std = x_train.mean(), x_train.std()
+    y_train, y_test = y_train.astype(np.int32), y_test.astype(np.int32)
     return Dataset(
         "digits",
         (x_train - mean) / std,
-        y_train.astype(np.int32),
+        y_train,
         (x_test - mean) / std,
-        y_test.astype(np.int32),
+        y_test,
         num_classes=10,
+        fingerprint=fingerprint(x_train, y_train, x_test, y_test),
     )
 
 
@@ -94,10 +135,27 @@ class DataMissingError(FileNotFoundError):
     """A dataset is not on this machine; the message says where to put it and how to get it."""
 
 
+class DataCorruptError(ValueError):
+    """A dataset file is damaged or not what its name says; the message says to fetch it again."""
+
+
 def read_cifar_archive(path: Path, name: str) -> tuple[np.ndarray, ...]:
     """``(train_x, train_y, test_x, test_y)`` as uint8 NHWC images and int32 labels from the
     canonical python-pickle archive (rows of 3072 bytes: 1024 R, 1024 G, 1024 B)."""
     spec = _CIFAR[name]
+    try:
+        return _read_cifar_members(path, name, spec)
+    except (
+        tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, pickle.UnpicklingError,
+        KeyError, ValueError, TypeError, AttributeError, IndexError,
+    ) as err:  # fmt: skip
+        raise DataCorruptError(
+            f"{path} is corrupt or not the canonical {spec['archive']} ({type(err).__name__}: "
+            f"{str(err)[:120]}). Delete it and fetch it again from {spec['url']}."
+        ) from None
+
+
+def _read_cifar_members(path: Path, name: str, spec: dict) -> tuple[np.ndarray, ...]:
     with tarfile.open(path, "r:gz") as tar:
 
         def split(members: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -105,9 +163,7 @@ def read_cifar_archive(path: Path, name: str) -> tuple[np.ndarray, ...]:
             for member in members:
                 handle = tar.extractfile(f"{spec['folder']}/{member}")
                 if handle is None:
-                    raise ValueError(
-                        f"{path} has no {spec['folder']}/{member}: not a {name} archive."
-                    )
+                    raise KeyError(f"no member {spec['folder']}/{member} in a {name} archive")
                 batch = pickle.load(handle, encoding="bytes")  # the canonical format
                 xs.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
                 ys.append(np.asarray(batch[spec["label"]], np.int32))
@@ -172,12 +228,7 @@ def load_cifar(name: str, data_dir: str | os.PathLike) -> Dataset:
     else:
         arrays = _read_cifar_tfds(data_dir, name)
         if arrays is None:
-            raise DataMissingError(
-                f"{name}: no {archive} (and no prepared tfds directory {data_dir / name}). "
-                f"Nothing is downloaded here. On a machine with internet, fetch {spec['url']} "
-                f"and copy the .tar.gz, unopened, to {archive.absolute()}, or point "
-                "--set data_dir=... at the folder that holds it."
-            )
+            raise _missing(name, data_dir)
     train_x, train_y, test_x, test_y = arrays
     return Dataset(
         name,
@@ -187,7 +238,34 @@ def load_cifar(name: str, data_dir: str | os.PathLike) -> Dataset:
         test_y,
         num_classes=spec["classes"],
         augment=cifar_augment,
+        fingerprint=fingerprint(train_x, train_y, test_x, test_y),
     )
+
+
+def _missing(name: str, data_dir: Path) -> DataMissingError:
+    spec = _CIFAR[name]
+    archive = data_dir / spec["archive"]
+    return DataMissingError(
+        f"{name}: no {archive} (and no prepared tfds directory {data_dir / name}). "
+        f"Nothing is downloaded here. On a machine with internet, fetch {spec['url']} "
+        f"and copy the .tar.gz, unopened, to {archive.absolute()}, or point "
+        "--set data_dir=... at the folder that holds it."
+    )
+
+
+def check_available(name: str, data_dir: str) -> None:
+    """Fail fast, without reading anything, if dataset ``name`` cannot be loaded here."""
+    if name == "digits":
+        import importlib.util
+
+        if importlib.util.find_spec("sklearn") is None:
+            raise DataMissingError(
+                'the digits experiments need scikit-learn: pip install -e ".[experiments]"'
+            )
+    elif name in _CIFAR:
+        folder = Path(data_dir)
+        if not (folder / _CIFAR[name]["archive"]).is_file() and not (folder / name).is_dir():
+            raise _missing(name, folder)
 
 
 def load_dataset(name: str, data_dir: str) -> Dataset:

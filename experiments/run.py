@@ -1,71 +1,218 @@
 """Run a registered experiment and write its results folder.
 
-python -m experiments.run NAME [--set key=value ...] [--out DIR] [--resume]
-python -m experiments.run --list
+    python -m experiments.run NAME [--set key=value ...] [--out DIR] [--show]
+    python -m experiments.run --resume --out DIR [NAME] [--set data_dir=...]
+    python -m experiments.run --list
+
+Every argument, config value, results folder and dataset is checked before anything is
+written and before JAX is imported; an error is one line on stderr and exit code 2. A run
+that starts and then fails (training diverged, no intact checkpoint to resume from) exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from experiments import registry
-from experiments.config import apply_overrides
+from experiments import registry, rundir
+from experiments.config import (
+    RESUME_SAFE_KEYS,
+    ConfigError,
+    ExperimentConfig,
+    apply_overrides,
+    check_against_data,
+    describe_keys,
+    parse_overrides,
+)
+from experiments.data import DataCorruptError, DataMissingError, check_available
+
+EPILOG = """\
+config keys (--set KEY=VALUE, repeatable; defaults shown are the dataclass's, each
+experiment sets its own: see --show):
+{keys}
+
+--resume continues the unfinished run in --out from its last committed epoch with the run's
+own config.json; NAME may be left out. A --set that changes the run is refused; only
+{safe} may change on resume (where the run reads its data; the data must be the same).
+A finished run is never modified.
+
+exit codes: 0 done; 2 the command cannot start (bad argument, config value, folder, data or
+device count: nothing was written); 1 the run failed (training diverged, no intact
+checkpoint left to resume from; what was committed before stays intact); 130 interrupted
+(Ctrl-C; resume it).
+"""
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a command will do, resolved without JAX and without writing anything."""
+
+    name: str
+    config: ExperimentConfig
+    out: Path
+    paper: dict[str, Any]
+    resume: bool
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.run",
         description="Run a registered bntt-jax experiment (one per table/figure of the papers).",
+        epilog=EPILOG.format(keys=describe_keys(), safe=", ".join(RESUME_SAFE_KEYS)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", nargs="?", help="experiment name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the registered experiments")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config field, e.g. --set epochs=5 --set lr=0.1 (repeatable)",
+        help="override a config key, e.g. --set epochs=5 --set lr=0.1 (keys below)",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, help="results folder (default results/NAME/TIME)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument(
+        "--out", type=Path, help="results folder, new or empty (default results/NAME/TIME)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the unfinished run in --out"
+    )
+    parser.add_argument(
+        "--show", action="store_true",
+        help="print the resolved config (on --resume the run's own) and exit without running",
+    )  # fmt: skip
+    dist = parser.add_argument_group(
+        "several processes (multi-host GPU/TPU, or CPU processes on one machine)"
+    )
+    dist.add_argument(
+        "--distributed", action="store_true",
+        help="call jax.distributed.initialize() first; on SLURM, Open MPI, Kubernetes or a TPU "
+        "pod the settings come from the environment. Process 0 writes the results folder, "
+        "which every process must be able to read.",
+    )  # fmt: skip
+    dist.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    dist.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
+    dist.add_argument("--process-id", type=int, metavar="I", help="this process, 0 .. N-1")
+    return parser
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Resolve and check everything about the command that needs no JAX and no data.
+
+    Raises :class:`ConfigError`, :class:`experiments.rundir.RunFolderError`, ``KeyError``
+    (unknown experiment) or :class:`DataMissingError`.
+    """
+    if args.resume:
+        folder = rundir.inspect(args.out)
+        rundir.check_resumable(folder, args.name)
+        saved = ExperimentConfig.from_dict(folder.config["experiment"])
+        config = dataclasses.replace(saved, **parse_overrides(args.overrides))
+        name = folder.config["name"]
+        rundir.check_resume_changes(saved, config, args.out, name)
+        paper = folder.config.get("paper", {})
+        out = args.out
+    else:
+        experiment = registry.get(args.name)
+        config = apply_overrides(experiment.config, args.overrides)
+        name, paper = args.name, experiment.paper
+        out = args.out or Path("results") / name / time.strftime("%Y%m%d-%H%M%S")
+        rundir.check_new(rundir.inspect(out))
+    check_available(config.dataset, config.data_dir)
+    return Plan(name, config, Path(out), paper, args.resume)
+
+
+def _show(p: Plan) -> str:
+    facts = p.config.facts
+    return json.dumps(
+        {
+            "name": p.name,
+            "out": str(p.out),
+            "resume": p.resume,
+            "experiment": p.config.to_dict(),
+            "network": p.config.network(facts.num_classes, facts.input_shape).to_dict(),
+            "paper": p.paper,
+        },
+        indent=2,
+    )
+
+
+def _fail(message: Any, code: int = 2) -> int:
+    text = message.args[0] if isinstance(message, KeyError) else str(message)
+    print(f"error: {' '.join(str(text).split())}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
+    """The command line. ``restart``: once the command is known to be valid, re-execute it
+    with huge pages for XLA's buffers (see :mod:`bntt_jax.malloc`)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.list:
         for name in registry.names():
             print(f"{name:24s} {registry.get(name).summary}")
         return 0
-    if not args.name:
-        parser.error("give an experiment NAME, or --list to see them")
-    try:
-        experiment = registry.get(args.name)
-        config = apply_overrides(experiment.config, args.overrides)
-    except (KeyError, ValueError) as err:
-        print(f"error: {err.args[0]}", file=sys.stderr)
-        return 2
     if args.resume and args.out is None:
         parser.error("--resume needs --out DIR, the folder of the run to continue")
-    out = args.out or Path("results") / args.name / time.strftime("%Y%m%d-%H%M%S")
+    if not args.resume and not args.name:
+        parser.error("give an experiment NAME (see --list), or --resume --out DIR")
+    distributed = args.distributed or any(
+        v is not None for v in (args.coordinator, args.num_processes, args.process_id)
+    )
+    try:
+        p = plan(args)
+    except (ConfigError, rundir.RunFolderError, KeyError, DataMissingError) as err:
+        return _fail(err)
+    if args.show:
+        print(_show(p))
+        return 0
+    if restart:
+        from bntt_jax.malloc import restart_with_huge_pages
 
-    from bntt_jax import parallel  # imports JAX: after the argument checks
-    from experiments.runner import run_experiment
+        restart_with_huge_pages("experiments.run", sys.argv[1:] if argv is None else argv)
+
+    from experiments.data import load_dataset
+
+    try:
+        data = load_dataset(p.config.dataset, p.config.data_dir)
+        check_against_data(p.config, len(data.train_x), len(data.test_x))
+    except (ConfigError, DataMissingError, DataCorruptError) as err:
+        return _fail(err)
+
+    import jax  # from here on JAX is needed
+
+    if distributed:
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
+    from bntt_jax import parallel
+    from experiments.runner import TrainingDivergedError, run_experiment
 
     try:
         mesh = parallel.data_mesh()
-        parallel.check_batch_size(mesh, config.batch_size)
-        parallel.check_batch_size(mesh, config.eval_batch_size)
+        parallel.check_batch_size(mesh, p.config.batch_size)
+        parallel.check_batch_size(mesh, p.config.eval_batch_size)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
     try:
-        run_experiment(args.name, config, out, experiment.paper, resume=args.resume)
-    except (FileExistsError, FileNotFoundError, FloatingPointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"results: {out}")
+        run_experiment(p.name, p.config, p.out, p.paper, resume=p.resume, data=data)
+    except (ConfigError, rundir.RunFolderError) as err:
+        return _fail(err)
+    except (TrainingDivergedError, rundir.CheckpointDamagedError) as err:
+        return _fail(err, code=1)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: what was committed is intact; continue with "
+            f"python -m experiments.run --resume --out {p.out}",
+            file=sys.stderr,
+        )
+        return 130
+    if jax.process_index() == 0:
+        print(f"results: {p.out}")
     return 0
 
 
 if __name__ == "__main__":
-    from bntt_jax.malloc import restart_with_huge_pages
-
-    restart_with_huge_pages("experiments.run", sys.argv[1:])  # bntt_jax/malloc.py
-    sys.exit(main())
+    sys.exit(main(restart=True))

@@ -103,7 +103,7 @@ def test_missing_data_fails_fast_and_says_what_to_do(tmp_path):
 
 def test_missing_data_through_the_cli_writes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["cifar10_bntt", "--set", f"data_dir={tmp_path}", "--out", str(out)]) == 1
+    assert main(["cifar10_bntt", "--set", f"data_dir={tmp_path}", "--out", str(out)]) == 2
     assert "no " in capsys.readouterr().err and not out.exists()
 
 

@@ -64,7 +64,7 @@ def run_steps(cfg, x, y, tx, seed, n):
     history = []
     for _ in range(n):
         state, m = jitted_train_step()(state, x, y, jax.random.key(seed))
-        history.append({k: float(v) for k, v in m.items()})
+        history.append({k: float(v) for k, v in m.items() if k != "finite"})
     return state, history
 
 
@@ -77,7 +77,8 @@ def test_loss_falls_on_a_fixed_batch(small):
         np.mean([h["loss"] for h in history[-3:]]),
     )
     assert last < 0.5 * first, (first, last)
-    assert history[-1]["accuracy"] > 0.9
+    # Each step draws new Poisson spikes, so one step's accuracy is noisy: average three.
+    assert np.mean([h["accuracy"] for h in history[-3:]]) > 0.9
     assert history[-1]["spikes/fc1"] > 0
     # The running statistics moved (train mode returned them into the state).
     assert not np.allclose(state.net.batch_stats["norm_fc1"]["var"], 1.0)

@@ -1,0 +1,25 @@
+"""The library's named choices and the papers' default constants, importable without JAX.
+
+Nothing here imports JAX, so command lines and configs can validate a value (and fail with a
+clear message) before JAX starts. The modules that use these names re-export them.
+"""
+
+from __future__ import annotations
+
+#: Network architectures: the BNTT papers' VGG9 and VGG11, and an MLP for small inputs.
+ARCHS = ("vgg9", "vgg11", "mlp")
+#: The normalisation choices of a network, BNTT first (the default).
+NORMS = ("bntt", "bn", "layernorm", "none")
+#: Input encoders: signed Poisson rate coding (BNTT App. B), direct input, one value per step.
+ENCODERS = ("poisson", "direct", "sequential")
+#: Optimisers: SGD with momentum (the BNTT papers) and Adam.
+OPTIMIZERS = ("sgd", "adam")
+#: Learning-rate schedules: ÷10 at 50/70/90 % of the epochs (BNTT Sec. 4.1), or constant.
+LR_SCHEDULES = ("step", "constant")
+
+#: ε of the authors' ``BatchNorm2d(eps=1e-4)``.
+EPS = 1e-4
+#: Running-average momentum in PyTorch's convention (new = (1−m)·old + m·batch).
+MOMENTUM = 0.1
+#: Damping factor α of the surrogate gradient (Eq. 8): the value the BNTT papers use.
+SURROGATE_ALPHA = 0.3
