@@ -186,3 +186,15 @@ def test_pth_tar_file_with_torch(tmp_path):
     torch.save({"global_step": 1, "state_dict": state, "accuracy": 10.0}, path)
     a, b = bj.from_torch(path, arch="vgg9"), bj.from_torch(sd, arch="vgg9")
     jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+
+
+def test_damaged_checkpoints_are_refused_by_name():
+    sd = authors_vgg9_state_dict(num_steps=2, img_size=8)
+    nan = dict(sd, **{"conv5.weight": np.where(np.arange(9).reshape(3, 3) == 4, np.nan,
+                                                 sd["conv5.weight"])})  # fmt: skip
+    with pytest.raises(ValueError, match=r"'conv5.weight' holds 32768 NaN or Inf values"):
+        bj.from_torch(nan, arch="vgg9")
+    var = sd["bntt2.1.running_var"].copy()
+    var[7] = -0.5
+    with pytest.raises(ValueError, match=r"'bntt2.1.running_var' has negative running variances"):
+        bj.from_torch(dict(sd, **{"bntt2.1.running_var": var}), arch="vgg9")

@@ -1,5 +1,7 @@
 """Signed Poisson encoder (Appendix B; the authors' PoissonGen), direct encoder, readout."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,3 +91,33 @@ def test_readout_steps_are_w_o_t():
     np.testing.assert_allclose(
         steps.mean(0), readout(jnp.asarray(spikes), jnp.asarray(kernel)), rtol=1e-5
     )
+
+
+def test_poisson_warns_once_on_raw_pixels(monkeypatch):
+    from bntt_jax import encoding
+
+    monkeypatch.setattr(encoding, "_warned_range", [False])
+    raw = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3)), jnp.float32)
+    with pytest.warns(encoding.InputRangeWarning, match=r"max \|x\| is 25[0-9].*raw 0–255"):
+        spikes = poisson_encode(jax.random.key(0), raw, 5)
+    assert float(jnp.mean(jnp.abs(spikes))) > 0.95  # what the warning is about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        poisson_encode(jax.random.key(1), raw, 5)  # once per process
+    monkeypatch.setattr(encoding, "_warned_range", [False])
+    normalised = (raw / 255 - 0.47) / 0.2  # within ±2.7: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        poisson_encode(jax.random.key(2), normalised, 5)
+
+
+@pytest.mark.parametrize("encode", ["poisson", "direct", "sequential"])
+def test_encoders_refuse_non_finite_input(encode):
+    x = jnp.zeros((3, 5)).at[1, 2].set(jnp.nan)
+    call = {
+        "poisson": lambda: poisson_encode(jax.random.key(0), x, 4),
+        "direct": lambda: direct_encode(x, 4),
+        "sequential": lambda: sequential_encode(x),
+    }[encode]
+    with pytest.raises(ValueError, match=r"x holds 1 NaN and 0 Inf values .*index \(1, 2\)"):
+        call()

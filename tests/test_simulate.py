@@ -174,3 +174,67 @@ def test_all_zero_first_step_is_finite_through_the_network(vgg, vgg_spikes):
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(g_params.params))
     assert np.isfinite(np.asarray(g_spikes)).all()
     assert float(jnp.abs(g_params.params["conv1"]["kernel"]).sum()) > 0
+
+
+@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf, -jnp.inf])
+def test_non_finite_spikes_are_refused(vgg, vgg_spikes, bad):
+    spikes = vgg_spikes.at[2, 1, 3, 4, 0].set(bad)
+    with pytest.raises(ValueError, match=r"spikes holds .* values .*index \(2, 1, 3, 4, 0\)"):
+        bj.simulate(vgg, spikes, 5)
+    with pytest.raises(ValueError, match="spikes holds 1 NaN"):
+        bj.simulate(vgg, np.asarray(vgg_spikes.at[0, 0, 0, 0, 0].set(jnp.nan)), 5, train=True)
+    # Inside jit the values are unknown: no check runs and nothing is added to the program.
+    jax.jit(lambda s: bj.simulate(vgg, s, 5).logits)(vgg_spikes)
+
+
+def test_empty_batch_and_malformed_parameters_are_refused(vgg, vgg_spikes):
+    with pytest.raises(ValueError, match="the batch is empty"):
+        bj.simulate(vgg, vgg_spikes[:, :0], 5)
+    stats = {k: dict(v) for k, v in vgg.batch_stats.items()}
+    del stats["norm_conv4"]["var"]
+    with pytest.raises(ValueError, match=r"batch_stats\['norm_conv4'\]\['var'\] is missing"):
+        bj.simulate(vgg.replace(batch_stats=stats), vgg_spikes, 5)
+    stats = {k: dict(v) for k, v in vgg.batch_stats.items()}
+    stats["norm_fc1"]["mean"] = stats["norm_fc1"]["mean"][:3]
+    with pytest.raises(
+        ValueError, match=r"\['norm_fc1'\]\['mean'\] has shape \(3, 1024\).*\(5, 1024\)"
+    ):
+        bj.simulate(vgg.replace(batch_stats=stats), vgg_spikes, 5)
+    params = dict(vgg.params, fc9={"kernel": jnp.zeros((2, 2))})
+    with pytest.raises(ValueError, match=r"params\['fc9'\]\['kernel'\] is not part of a vgg9"):
+        bj.simulate(vgg.replace(params=params), vgg_spikes, 5)
+
+
+def test_init_takes_a_seed_or_a_key_and_T():
+    a = bj.init(3, arch="mlp", in_features=4, T=6)
+    b = bj.init(jax.random.key(3), arch="mlp", in_features=4, num_steps=6)
+    assert a.config == b.config and a.config.num_steps == 6
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+    c = bj.init(4, arch="mlp", in_features=4, T=6)
+    assert not np.array_equal(a.params["fc1"]["kernel"], c.params["fc1"]["kernel"])
+    with pytest.raises(TypeError, match="T or num_steps"):
+        bj.init(0, arch="mlp", T=3, num_steps=3)
+    with pytest.raises(TypeError, match="key must be a jax.random key or an int seed"):
+        bj.init("0", arch="mlp")
+
+
+def test_init_is_xavier_uniform_gain_2_and_the_identity_statistics():
+    """PyTorch's xavier_uniform_(gain=2): U(-b, b), b = 2·sqrt(6/(fan_in + fan_out)), with
+    the 3×3 receptive field in both fans; γ = 1, μ = 0, σ² = 1."""
+    net = bj.init(0, arch="vgg9", T=3, img_size=8)
+    for name, fan_in, fan_out in [("conv2", 9 * 64, 9 * 64), ("fc1", 256, 1024), ("fc2", 1024, 10)]:
+        w = np.asarray(net.params[name]["kernel"]).ravel()
+        bound = 2 * np.sqrt(6 / (fan_in + fan_out))
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+        assert abs(w.mean()) < 0.05 * bound and np.std(w) == pytest.approx(
+            bound / np.sqrt(3), rel=0.05
+        )
+    np.testing.assert_array_equal(net.params["norm_conv1"]["gamma_t"], 1.0)
+    np.testing.assert_array_equal(net.batch_stats["norm_conv1"]["mean"], 0.0)
+    np.testing.assert_array_equal(net.batch_stats["norm_conv1"]["var"], 1.0)
+    # The same shapes as Flax's own init of the module.
+    flax_vars = bj.SpikingNetwork(net.config).init(
+        jax.random.key(0), jnp.zeros((1, 2, 8, 8, 3)), train=False
+    )
+    assert jax.tree.map(jnp.shape, flax_vars["params"]) == jax.tree.map(jnp.shape, net.params)

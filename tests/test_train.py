@@ -108,3 +108,48 @@ def test_eval_step_sums_and_early_exit(small):
     assert int(m["correct@2"]) == int(jnp.sum(jnp.argmax(early, -1) == y))
     with pytest.raises(ValueError, match="unknown encoder 'rate'"):
         tr.eval_step(net, x, y, jax.random.key(1), encoder="rate")
+
+
+def test_eval_step_refuses_exit_steps_outside_1_to_T(small):
+    cfg, x, y, _ = small
+    net = bj.init(0, cfg)
+    for bad in [(0,), (cfg.num_steps + 1,), (2, -1), (2.5,)]:
+        with pytest.raises(ValueError, match=rf"exit steps must be ints in 1..{cfg.num_steps}"):
+            tr.eval_step(net, x, y, jax.random.key(1), exit_steps=bad)
+
+
+def test_steps_refuse_non_finite_inputs_and_empty_batches(small):
+    cfg, x, y, tx = small
+    state = tr.TrainState.create(bj.init(0, cfg), tx)
+    bad = x.copy()
+    bad[3, 4] = np.inf
+    with pytest.raises(
+        ValueError, match=r"train_step\(\): inputs holds 0 NaN and 1 Inf .*\(3, 4\)"
+    ):
+        tr.train_step(state, bad, y, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"eval_step\(\): inputs holds"):
+        tr.eval_step(state.net, bad, y, jax.random.key(0))
+    with pytest.raises(ValueError, match="non-empty batch"):
+        tr.train_step(state, x[:0], y[:0], jax.random.key(0))
+
+
+def test_constant_and_step_learning_rates():
+    constant = tr.lr_schedule(0.3, "constant")
+    assert [float(constant(s)) for s in (0, 10, 10_000)] == pytest.approx([0.3] * 3)
+    step = tr.lr_schedule(0.3, "step", epochs=20, steps_per_epoch=2)
+    # ÷10 at the end of epochs 10, 14 and 18 (0-based ⌊f·epochs⌋): from steps 22, 30, 38.
+    lrs = [float(step(s)) for s in (21, 22, 29, 30, 37, 38)]
+    assert lrs == pytest.approx([0.3, 0.03, 0.03, 0.003, 0.003, 3e-4])
+    with pytest.raises(ValueError, match="pass epochs= and steps_per_epoch="):
+        tr.lr_schedule(0.3, "step")
+    with pytest.raises(ValueError, match="unknown lr schedule 'cosine'"):
+        tr.make_optimizer("sgd", schedule="cosine")
+    # SGD without momentum or decay with a constant rate: each update is exactly −lr·g.
+    tx = tr.make_optimizer("sgd", lr=0.5, momentum=0.0, weight_decay=0.0, schedule="constant")
+    params = {"w": jnp.ones(3)}
+    state = tx.init(params)
+    for _ in range(3):
+        updates, state = tx.update({"w": jnp.full(3, 2.0)}, state, params)
+        np.testing.assert_allclose(updates["w"], -1.0)
+    with pytest.raises(ValueError, match="finite lr"):
+        tr.make_optimizer("sgd", lr=float("nan"), schedule="constant")
