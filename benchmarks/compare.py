@@ -1,6 +1,6 @@
 """Run bntt-jax and the torch reference in alternation and print the ratio table.
 
-    python -m benchmarks.compare                # the issue's workloads, 5 timed steps each
+    python -m benchmarks.compare                # every workload, 5 timed steps each
     python -m benchmarks.compare --only vgg9-T25-B32-train --steps 5
     python -m benchmarks.compare --json-out results/bench.jsonl
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from bntt_jax.constants import ARCHS, EPS, MOMENTUM, NORMS, SURROGATE_ALPHA
 
-# Conv widths with 'P' = 2x2 average pool and 'G' = global average pool (GUIDE §3, the
-# authors' model.py), then the hidden fully connected widths before the readout.
+# Conv widths with 'P' = 2x2 average pool and 'G' = global average pool (the authors'
+# released model.py), then the hidden fully connected widths before the readout.
 _VGG_PLANS: dict[str, tuple[tuple[int | str, ...], tuple[int, ...]]] = {
     "vgg9": ((64, 64, "P", 128, 128, "P", 256, 256, 256, "P"), (1024,)),
     "vgg11": ((64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "G"), (4096,)),
@@ -55,7 +55,8 @@ class NetworkConfig:
     """Everything :func:`bntt_jax.simulate` must know about a network besides its arrays.
 
     Attributes:
-      arch: ``'vgg9'``, ``'vgg11'`` (GUIDE §3) or ``'mlp'`` (sequential inputs).
+      arch: ``'vgg9'``, ``'vgg11'`` (BNTT paper Sec. 4, as the authors' released code) or
+        ``'mlp'`` (sequential inputs).
       num_steps: T the parameters were built for (BNTT has one γᵗ and statistics per step).
       num_classes: readout width.
       img_size: input side for the VGGs (32 CIFAR, 64 Tiny-ImageNet); VGG only.

@@ -50,7 +50,7 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _use_kernels(x: jax.Array) -> bool:
-    return x.dtype in (jnp.float32, jnp.float64) and kernels.available()
+    return x.dtype in (jnp.float32, jnp.float64) and kernels.usable()
 
 
 def _check_sparse_inputs(name: str, x: jax.Array, kernel: jax.Array) -> None:

@@ -81,9 +81,7 @@ def bntt_lif_eval(
 
 def fusable(config: NetworkConfig, spikes: jax.Array) -> bool:
     """Whether :func:`eval_apply` runs the fused kernels for this network and input."""
-    return (
-        config.norm == "bntt" and spikes.dtype in (jnp.float32, jnp.float64) and kernels.available()
-    )
+    return config.norm == "bntt" and spikes.dtype in (jnp.float32, jnp.float64) and kernels.usable()
 
 
 def _fused_forward(variables: dict[str, Any], config: NetworkConfig, spikes: jax.Array):

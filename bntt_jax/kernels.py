@@ -12,6 +12,12 @@ If no compiler is found or the build fails, :func:`available` returns ``False`` 
 warning that says why, and the library runs its pure-XLA code paths instead (same results,
 slower). Set ``BNTT_JAX_KERNELS=0`` to turn the kernels off.
 
+The kernels are used only where the CPU is one device (:func:`usable`). A custom call is
+opaque to XLA's SPMD partitioner: with several CPU devices (forced host devices, or several
+``jax.distributed`` processes) XLA would all-gather each kernel's whole input onto every
+device and run the kernel on the whole batch there, N times the work plus one collective
+rendezvous per kernel call. The pure-XLA paths partition over the batch instead.
+
 Kernels (``_kernels/sparse_conv.cc``): the event-driven convolution's forward and filter
 gradient, used by :func:`bntt_jax.conv.conv3x3` and :func:`bntt_jax.conv.spike_dense` on CPU,
 and the fused evaluation-mode layer (convolution + BNTT + LIF) of :mod:`bntt_jax.fused`.
@@ -139,3 +145,9 @@ def available() -> bool:
         )
         return False
     return True
+
+
+def usable() -> bool:
+    """Whether the library uses the kernels here: they are :func:`available` and the CPU
+    backend is a single device (see the module docstring for why not on several)."""
+    return available() and len(jax.devices("cpu")) == 1

@@ -146,9 +146,22 @@ def global_avg_pool(x: jax.Array) -> jax.Array:
     return x.mean(axis=(2, 3))
 
 
-def fold_time(fn, x: jax.Array) -> jax.Array:
-    """Apply a per-sample ``fn`` to ``[T, B, ...]`` with T folded into the batch."""
+def fold_time(fn, x: jax.Array, batch_major: bool | None = None) -> jax.Array:
+    """Apply a per-sample ``fn`` to ``[T, B, ...]`` with T folded into the batch.
+
+    On one device the fold is time-major (a free reshape). With several devices the batch
+    axis may be sharded, and a time-major fold would interleave the devices' rows, which
+    XLA's SPMD partitioner can only handle by gathering the whole batch onto every device
+    (and computing every convolution N times); so there (``batch_major``, default: more than
+    one device) the fold is batch-major, one transpose each way, and each device convolves
+    its own samples. Both orders compute the same values.
+    """
     t, b = x.shape[:2]
+    if batch_major is None:
+        batch_major = jax.device_count() > 1
+    if batch_major:
+        y = fn(jnp.swapaxes(x, 0, 1).reshape((b * t,) + x.shape[2:]))
+        return jnp.swapaxes(y.reshape((b, t) + y.shape[1:]), 0, 1)
     y = fn(x.reshape((t * b,) + x.shape[2:]))
     return y.reshape((t, b) + y.shape[1:])
 

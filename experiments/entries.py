@@ -26,7 +26,7 @@ register(
     ),
 )
 
-# Table 1 of the BNTT paper, CIFAR-10 rows, with the authors' released settings (GUIDE §3):
+# Table 1 of the BNTT paper, CIFAR-10 rows, with the authors' released settings:
 # VGG9, leak 0.95, SGD momentum 0.9, lr 0.3 ÷10 at 50/70/90% of the epochs, coupled weight
 # decay 1e-4 (the paper text says 5e-4), batch 256 (test 512, both drop the last partial
 # batch), random crop + flip. Epochs: the paper's 120 for CIFAR-10.

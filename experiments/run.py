@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     distributed = args.distributed or any(
         v is not None for v in (args.coordinator, args.num_processes, args.process_id)
     )
+    if distributed and args.out is None:
+        parser.error("with several processes give --out DIR: they must agree on the folder")
     try:
         p = plan(args)
     except (ConfigError, rundir.RunFolderError, KeyError, DataMissingError) as err:

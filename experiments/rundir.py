@@ -126,8 +126,8 @@ def inspect(path: Path) -> RunFolder:
         return RunFolder(path, "absent")
     if not path.is_dir():
         raise RunFolderError(f"{path} is a file, not a folder; give --out a folder path.")
-    if not any(path.iterdir()):
-        return RunFolder(path, "empty")
+    if {p.name for p in path.iterdir()} <= {CONFIG + ".tmp"}:
+        return RunFolder(path, "empty")  # nothing, or a run killed before it existed
     config_file = path / CONFIG
     if not config_file.is_file():
         return RunFolder(path, "foreign")

@@ -139,6 +139,13 @@ def resolve(
     folder (nothing is written). On resume they are the run's own, from its config.json;
     a ``config`` that differs from it in any key but :data:`RESUME_SAFE_KEYS` is refused."""
     folder = rundir.inspect(out_dir)
+    if jax.process_index() != 0:
+        # The folder is process 0's: it may already be writing there, so the other
+        # processes check nothing of it and only read a resumed run's config.
+        if resume:
+            saved = folder.config or rundir.read_json(Path(out_dir) / rundir.CONFIG)
+            return saved["name"], config or ExperimentConfig.from_dict(saved["experiment"]), folder
+        return name, config, folder
     if not resume:
         rundir.check_new(folder)
         if name is None or config is None:
@@ -169,30 +176,25 @@ def run_experiment(
     """
     leg_start = time.perf_counter()
     out_dir = Path(out_dir)
+    primary = jax.process_index() == 0
     name, config, folder = resolve(name, config, out_dir, resume)
     if resume:
-        paper = folder.config.get("paper", {})
+        paper = (folder.config or {}).get("paper", {})
     if data is None:
         data = load_dataset(config.dataset, config.data_dir)  # missing or damaged data fail
     check_against_data(config, len(data.train_x), len(data.test_x))
     _check_data(data)
-    if resume:
+    if resume and primary:
         rundir.check_same_data(folder, data.fingerprint, config.data_dir)
     mesh = parallel.data_mesh()  # data-parallel over all devices (one on a laptop)
     parallel.check_batch_size(mesh, config.batch_size)
     parallel.check_batch_size(mesh, config.eval_batch_size)
     net_config = config.network(data.num_classes, data.input_shape)
-    primary = jax.process_index() == 0
 
     # ----------------------------------------------------------- side effects from here on
     if primary:
         out_dir.mkdir(parents=True, exist_ok=True)
-    log = _logger(out_dir, primary)
-    if resume:
-        manifest = folder.manifest or rundir.new_manifest()
-        if primary:
-            manifest = rundir.recover(out_dir, manifest, log.warning)
-    else:
+    if not resume:
         manifest = rundir.new_manifest()
         resolved = {
             "format": rundir.FORMAT,
@@ -207,9 +209,14 @@ def run_experiment(
                 "fingerprint": data.fingerprint,
             },
         }
-        if primary:
+        if primary:  # first, so that a folder with anything of ours in it holds a run
             write_json(out_dir / rundir.CONFIG, resolved)
             fault_point("config_written", 0)
+    log = _logger(out_dir, primary)
+    if resume:
+        manifest = (folder.manifest if primary else None) or rundir.new_manifest()
+        if primary:
+            manifest = rundir.recover(out_dir, manifest, log.warning)
     first_epoch = _agree(manifest["epoch"])
     if primary:
         rundir.collect(out_dir, rundir.kept(manifest))  # partial or uncommitted writes

@@ -5,6 +5,7 @@ parameters) on one device against the same step data-parallel over two devices.
 """
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -64,6 +65,13 @@ def main():
         ),
         "stats_moved": not np.allclose(single.net.batch_stats["norm_fc1"]["var"], 1.0),
     }
+    # XLA partitions the step over the batch: no all-gather (which the compiled CPU kernels
+    # or a time-major fold of a sharded batch would force), and every convolution runs on
+    # this device's T x B/2 images only.
+    hlo = step.lower(state2, xs, ys, seed).compile().as_text()
+    result["all_gathers"] = len(re.findall(r"all-gather(?:-start)?\(", hlo))
+    result["custom_calls"] = len(re.findall(r"custom-call\(", hlo))
+    result["conv_batches"] = sorted(set(re.findall(r"convolution[.\d]* = f32\[(\d+),", hlo)))
     try:
         parallel.shard_batch(mesh, x[:7])
     except ValueError as err:

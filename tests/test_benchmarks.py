@@ -30,7 +30,7 @@ def test_step_command_prints_one_json_line(capsys):
     assert result["first_call_s"] > 0 and result["peak_rss_mb"] > 0
 
 
-def test_flop_count_of_vgg9_is_the_issue_figure():
+def test_flop_count_of_vgg9_is_0_389_gflop_per_image_step():
     assert step.forward_gflop_per_image_step(step.network_config("vgg9", 25, 32)) == pytest.approx(
         0.389, abs=5e-4
     )

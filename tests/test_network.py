@@ -113,3 +113,18 @@ def test_eval_mode_layer_major_equals_time_major(arch, norm, kw):
     assert out.batch_stats is None
     ref = jax.jit(time_major_forward, static_argnums=2)(net, spikes, False)
     _assert_same_forward(cfg, out, ref, batch=4)
+
+
+def test_batch_major_fold_computes_the_same_as_time_major():
+    """The fold used with several devices (batch-major) against the one-device fold."""
+    from bntt_jax.conv import conv3x3_reference
+    from bntt_jax.models import fold_time
+
+    x = jax.random.normal(jax.random.key(0), (3, 5, 6, 6, 4))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, 4, 7))
+    conv = partial(conv3x3_reference, kernel=kernel)
+    a = fold_time(conv, x, batch_major=False)
+    b = fold_time(conv, x, batch_major=True)
+    assert a.shape == (3, 5, 6, 6, 7)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a[2, 4], conv(x[2, 4][None])[0], rtol=1e-6, atol=1e-6)

@@ -42,3 +42,8 @@ def test_global_batch_statistics_make_one_and_two_devices_agree(result):
 
 def test_batch_that_does_not_divide_is_a_clear_error(result):
     assert "batch size 7 does not divide over the 2 devices" in result["odd_batch_error"]
+
+
+def test_the_step_is_partitioned_not_gathered(result):
+    assert result["all_gathers"] == 0 and result["custom_calls"] == 0
+    assert result["conv_batches"] == [str(3 * 8 // 2)]  # T x B/2 images per device

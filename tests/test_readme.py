@@ -22,3 +22,44 @@ def test_ci_runs_the_readme_commands():
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     for command in readme_commands():
         assert command in ci_lines, f"CI does not run the README command: {command}"
+
+
+def python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+
+
+def test_readme_python_blocks_run_as_written():
+    """The notebook snippet and the converter example, in order, in one namespace."""
+    blocks = python_blocks()
+    assert len(blocks) >= 2 and "bj.simulate" in blocks[0] and "bj.from_torch" in blocks[1]
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["out"].logits.shape == (8, 10)
+    assert namespace["params"].config.num_steps == 25
+
+
+def test_readme_names_no_internal_documents_or_issue_numbers():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    assert "GUIDE" not in text and "../shared" not in text
+    assert not re.search(r"#\d+\b", text) and "issue" not in text.lower()
+
+
+def test_no_docstring_or_message_points_outside_the_repository():
+    """Users have the repository only: no file of it cites an internal guide or issue."""
+    import re
+
+    files = [
+        p
+        for folder in ("bntt_jax", "experiments", "benchmarks", "notebooks")
+        for p in (ROOT / folder).rglob("*")
+        if p.suffix in (".py", ".md", ".ipynb", ".cc")
+    ]
+    assert len(files) > 20
+    for path in files:
+        text = path.read_text()
+        assert "GUIDE" not in text and "../shared" not in text, path
+        assert not re.search(r"\bissue #?\d+|\(#\d+\)", text, re.IGNORECASE), path

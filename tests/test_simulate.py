@@ -234,7 +234,8 @@ def test_init_is_xavier_uniform_gain_2_and_the_identity_statistics():
     np.testing.assert_array_equal(net.batch_stats["norm_conv1"]["mean"], 0.0)
     np.testing.assert_array_equal(net.batch_stats["norm_conv1"]["var"], 1.0)
     # The same shapes as Flax's own init of the module.
-    flax_vars = bj.SpikingNetwork(net.config).init(
-        jax.random.key(0), jnp.zeros((1, 2, 8, 8, 3)), train=False
+    flax_vars = jax.eval_shape(
+        lambda k: bj.SpikingNetwork(net.config).init(k, jnp.zeros((1, 2, 8, 8, 3)), train=False),
+        jax.random.key(0),
     )
     assert jax.tree.map(jnp.shape, flax_vars["params"]) == jax.tree.map(jnp.shape, net.params)
