@@ -417,7 +417,9 @@ class _Guard:
             return
         what = self.names[int(np.argmin(ok))]
         committed = int(self.manifest["epoch"])
-        if committed:
+        if jax.process_index() != 0:
+            kept = "Process 0 reports what was kept."
+        elif committed:
             key = f"last/{committed}"
             problem = rundir.verify(
                 self.out_dir / "checkpoints" / key, self.manifest["checkpoints"][key]
