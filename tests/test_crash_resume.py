@@ -188,22 +188,27 @@ def test_kill_while_resuming_then_resume_again(reference):
 
 
 def test_kill_at_random_instants_then_resume(reference):
-    """Kills at random times (seeded) once the run has started writing: inside training,
-    inside an orbax save or between files, wherever they land."""
+    """Kills at random instants (seeded): a random short delay after a random boundary, so
+    they land inside training, inside an orbax save, between files, wherever they fall."""
     rng = random.Random(8)
+    anchors = [b for b in reference["boundaries"] if not b.startswith("completed")]
     runs = []
     for i in range(3):
         trace = reference["root"] / f"random{i}.trace"
-        runs.append((reference["root"] / f"random{i}", trace))
-    procs = [_start(run, BNTT_JAX_FAULT_TRACE=str(trace)) for run, trace in runs]
-    for proc, (_, trace) in zip(procs, runs, strict=True):
-        while proc.poll() is None and not (trace.exists() and trace.read_text()):
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 1.5))
+        anchor, delay = rng.choice(anchors), rng.uniform(0.0, 0.3)
+        runs.append((reference["root"] / f"random{i}", trace, anchor, delay))
+    procs = [_start(run, BNTT_JAX_FAULT_TRACE=str(trace)) for run, trace, _, _ in runs]
+    for proc, (_, trace, anchor, delay) in zip(procs, runs, strict=True):
+        while proc.poll() is None and not (trace.exists() and anchor in trace.read_text()):
+            time.sleep(0.005)
+        time.sleep(delay)
         proc.kill()
         proc.communicate(timeout=600)
-    for proc, (run, _) in zip(procs, runs, strict=True):
+    for proc, (run, _, anchor, delay) in zip(procs, runs, strict=True):
         if proc.returncode != 0:  # else it finished before its kill
-            assert proc.returncode == -signal.SIGKILL
-            assert main(["--resume", "--out", str(run)]) == 0
+            assert proc.returncode == -signal.SIGKILL, (anchor, delay)
+            manifest = run / rundir.MANIFEST
+            finished = manifest.exists() and json.loads(manifest.read_text())["complete"]
+            # Killed after its completion was committed (while exiting): a finished run.
+            assert main(["--resume", "--out", str(run)]) == (2 if finished else 0)
         _assert_same(run, reference)
