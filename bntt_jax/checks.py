@@ -5,8 +5,9 @@ the threshold, so the spikes and logits come out finite and plausible. The publi
 points therefore check their inputs' values, *at the Python boundary only*:
 
 * on concrete arrays (NumPy, or JAX arrays outside a trace) the check is one reduction over
-  the input plus one host sync: for a CIFAR batch of 256 images about 0.2 ms on NumPy input
-  and under 1 ms on a JAX array on this project's 2-core CPU, against seconds for the step;
+  the input plus one host sync. Measured on this project's 2-core CPU: 0.07 ms for a CIFAR
+  batch of 256 images as NumPy, 0.5 ms as a JAX array, 1.9 ms for the Poisson spikes of a
+  VGG9 simulation (T = 25, batch 32), against 0.75 s for that simulation;
 * under ``jax.jit``, ``jax.grad`` or ``jax.vmap`` (a tracer) no check runs, and nothing is
   added to the compiled program or its inner loops. Check the data before it enters your own
   jitted code (the experiment runner checks every dataset once when it loads it).
