@@ -196,18 +196,7 @@ def _validate(c: ExperimentConfig) -> None:
             "batch_size", c.batch_size, f"norm={c.norm} normalises with batch statistics, "
             "which need at least 2 samples.", "--set batch_size=2 or more.",
         )  # fmt: skip
-    if c.batch_size > facts.train_size:
-        raise ConfigError(
-            "batch_size", c.batch_size, f"{c.dataset} has {facts.train_size} training "
-            "examples, so no full batch (the last partial batch is dropped).",
-            f"--set batch_size={min(256, facts.train_size)}.",
-        )  # fmt: skip
-    if c.eval_batch_size > facts.test_size:
-        raise ConfigError(
-            "eval_batch_size", c.eval_batch_size, f"{c.dataset} has {facts.test_size} test "
-            "examples, so no full evaluation batch (partial batches are dropped).",
-            f"--set eval_batch_size={facts.test_size} (or a divisor of it, to test them all).",
-        )  # fmt: skip
+    _check_batch_sizes(c, facts.train_size, facts.test_size, c.dataset)
     try:
         c.network(facts.num_classes, facts.input_shape)
     except NetworkConfigError as err:
@@ -229,37 +218,45 @@ _NETWORK_FIXES = {
 
 def check_against_data(config: ExperimentConfig, train_size: int, test_size: int) -> None:
     """The batch sizes against the data actually loaded (a CIFAR folder may hold a subset)."""
-    if config.batch_size > train_size:
+    _check_batch_sizes(config, train_size, test_size, f"the loaded {config.dataset} data")
+
+
+def _check_batch_sizes(c: ExperimentConfig, train_size: int, test_size: int, source: str) -> None:
+    """Full batches only (the last partial batch is dropped, train and test)."""
+    if c.batch_size > train_size:
         raise ConfigError(
-            "batch_size", config.batch_size, f"the loaded {config.dataset} data has "
-            f"{train_size} training examples, so no full batch.",
-            f"--set batch_size={train_size} or less.",
+            "batch_size", c.batch_size, f"{source} has {train_size} training examples, so no "
+            "full batch (the last partial batch is dropped).",
+            f"--set batch_size={min(256, train_size)}.",
         )  # fmt: skip
-    if config.eval_batch_size > test_size:
+    if c.eval_batch_size > test_size:
         raise ConfigError(
-            "eval_batch_size", config.eval_batch_size, f"the loaded {config.dataset} data has "
-            f"{test_size} test examples, so no full evaluation batch.",
-            f"--set eval_batch_size={test_size} or less.",
+            "eval_batch_size", c.eval_batch_size, f"{source} has {test_size} test examples, "
+            "so no full evaluation batch (partial batches are dropped).",
+            f"--set eval_batch_size={test_size} (or a divisor of it, to test them all).",
         )  # fmt: skip
 
 
-def _type_name(name: str) -> tuple[str, bool]:
+def _hint(name: str) -> tuple[Any, bool]:
+    """The type of config field ``name`` without ``None``, and whether ``None`` is allowed."""
     hint = typing.get_type_hints(ExperimentConfig)[name]
     args = typing.get_args(hint)
     optional = isinstance(hint, types.UnionType) and type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    return base, optional
+
+
+def _type_name(name: str) -> tuple[str, bool]:
+    base, optional = _hint(name)
     kind = "ints,comma-separated" if typing.get_origin(base) is tuple else base.__name__
     return kind, optional
 
 
 def _parse(name: str, text: str) -> Any:
     """Parse ``text`` for the config field ``name``, by its resolved type hint."""
-    hint = typing.get_type_hints(ExperimentConfig)[name]
-    args = typing.get_args(hint)
-    optional = isinstance(hint, types.UnionType) and type(None) in args
+    base, optional = _hint(name)
     if optional and text.lower() in ("none", "null"):
         return None
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
     try:
         if typing.get_origin(base) is tuple:
             return tuple(int(v) for v in text.split(",") if v.strip())

@@ -197,17 +197,21 @@ def check_resumable(folder: RunFolder, name: str | None) -> None:
 
 
 # ------------------------------------------------------------------------ checksums
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def hash_tree(directory: Path) -> dict[str, str]:
     """SHA-256 of every file under ``directory``, by path relative to it."""
     out = {}
     for root, _, files in os.walk(directory):
         for name in files:
             file = Path(root) / name
-            digest = hashlib.sha256()
-            with open(file, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            out[file.relative_to(directory).as_posix()] = digest.hexdigest()
+            out[file.relative_to(directory).as_posix()] = _sha256(file)
     return dict(sorted(out.items()))
 
 
@@ -220,11 +224,7 @@ def verify(directory: Path, files: dict[str, str]) -> str | None:
         file = directory / rel
         if not file.is_file():
             return f"{file} is missing"
-        digest = hashlib.sha256()
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != expected:
+        if _sha256(file) != expected:
             return f"{file} is damaged (its SHA-256 differs from the one committed with it)"
     return None
 

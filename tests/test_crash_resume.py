@@ -21,6 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from runs import metrics_without_timing
 
 from experiments import rundir
 from experiments.checkpoints import load_checkpoint
@@ -31,7 +32,6 @@ ROOT = Path(__file__).parents[1]
 # the end of the run are all covered.
 ARGS = ["digits_bntt", "--set", "epochs=3", "--set", "max_train_batches=3",
         "--set", "num_steps=4", "--set", "eval_every=1"]  # fmt: skip
-TIMING = ("epoch_time_s", "wall_time_s")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -65,12 +65,7 @@ def _start(out: Path, **env: str) -> subprocess.Popen:
 def _comparable(run: Path) -> dict:
     """Everything a run leaves that must not depend on interruptions: metrics.json without
     timing fields, the best record, the kept checkpoints, and the weights of last and best."""
-    metrics = json.loads((run / "metrics.json").read_text())
-    for key in TIMING:
-        metrics.pop(key, None)
-    for record in metrics["history"]:
-        for key in TIMING:
-            record.pop(key, None)
+    metrics = metrics_without_timing(run)
     manifest = json.loads((run / rundir.MANIFEST).read_text())
     arrays = {}
     for which in ("last", "best"):

@@ -12,27 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from runs import metrics_without_timing
 
 ROOT = Path(__file__).parents[1]
 ARGS = ["digits_bntt", "--set", "epochs=2", "--set", "max_train_batches=4",
         "--set", "num_steps=4", "--set", "eval_every=1"]  # fmt: skip
-TIMING = ("epoch_time_s", "wall_time_s")
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
-
-
-def _metrics(run: Path) -> dict:
-    metrics = json.loads((run / "metrics.json").read_text())
-    for key in TIMING:
-        metrics.pop(key, None)
-    for record in metrics["history"]:
-        for key in TIMING:
-            record.pop(key, None)
-    return metrics
 
 
 def _close(a, b, path="") -> list[str]:
@@ -96,6 +86,6 @@ def test_only_process_0_writes(runs):
 
 
 def test_metrics_match_one_process_with_two_devices(runs):
-    two_processes = _metrics(runs["outs"][0])
-    two_devices = _metrics(runs["two_devices"])
+    two_processes = metrics_without_timing(runs["outs"][0])
+    two_devices = metrics_without_timing(runs["two_devices"])
     assert _close(two_processes, two_devices) == []

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from runs import metrics_without_timing
 
 from bntt_jax import train as tr
 from experiments import rundir, runner
@@ -68,14 +69,6 @@ def interrupted(tmp_path, monkeypatch):
     return out
 
 
-def _metrics(run: Path) -> dict:
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics.pop("wall_time_s", None)
-    for record in metrics["history"]:
-        record.pop("epoch_time_s", None)
-    return metrics
-
-
 def _checkpoint_file(run: Path, key: str) -> Path:
     """The largest file of a checkpoint (its array data)."""
     files = [p for p in (run / "checkpoints" / key).rglob("*") if p.is_file()]
@@ -112,7 +105,7 @@ def test_damaged_last_checkpoint_falls_back_one_epoch(interrupted, finished, dam
     set_aside = [p.name for p in (interrupted / "checkpoints/last").iterdir()]
     assert any(name.startswith("3.damaged-") for name in set_aside)
     # Epoch 3 was trained again from epoch 2: the run ends as the uninterrupted one.
-    assert _metrics(interrupted) == _metrics(finished)
+    assert metrics_without_timing(interrupted) == metrics_without_timing(finished)
     ours = load_checkpoint(interrupted / "checkpoints/last")
     theirs = load_checkpoint(finished / "checkpoints/last")
     for x, y in zip(jax.tree.leaves(ours.params), jax.tree.leaves(theirs.params), strict=True):
