@@ -20,11 +20,9 @@ can therefore check its arguments and fail in a fraction of a second.
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bntt_jax import _lazy, energy, ttfs
 from bntt_jax.config import LayerSpec, NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS, NORMS, SURROGATE_ALPHA
 
@@ -60,6 +58,8 @@ _LAZY = {
 
 __all__ = [
     "ARCHS",
+    "energy",
+    "ttfs",
     "LayerSpec",
     "NORMS",
     "NetworkConfig",
@@ -92,33 +92,7 @@ __all__ = [
 ]
 
 
-class _Package(types.ModuleType):
-    """The package's module type. Importing a submodule binds it on its package, so once
-    ``bntt_jax.simulate`` (the module) is imported, ``bntt_jax.simulate`` would name the
-    module instead of the function, for the three functions named like their modules
-    (``simulate``, ``readout``, ``spike``). This binds the function instead, as eager
-    imports in this file used to."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bntt_jax' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"bntt_jax.{module}"), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy.install(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see

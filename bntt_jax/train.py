@@ -77,6 +77,7 @@ def make_optimizer(
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     schedule: str = "step",
+    decay_mask: Any = None,
 ) -> optax.GradientTransformation:
     """SGD with momentum and *coupled* weight decay (PyTorch's ``SGD(weight_decay=)``), or Adam.
 
@@ -84,7 +85,8 @@ def make_optimizer(
     γᵗ, as the authors' ``optim.SGD(model.parameters(), weight_decay=1e-4)``. Adam gets the
     same coupled L2 term (PyTorch ``Adam(weight_decay=)``); the TTFS paper uses Adam.
     ``schedule`` is ``'step'`` (the default, ÷10 at 50/70/90 % of ``epochs``) or
-    ``'constant'``; see :func:`lr_schedule`.
+    ``'constant'``; see :func:`lr_schedule`. ``decay_mask``: optax's ``mask`` (a callable of
+    the parameters, or a tree of bools) to decay only some parameters (default: all).
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
@@ -99,7 +101,7 @@ def make_optimizer(
         )
     rate = lr_schedule(lr, schedule, epochs=epochs, steps_per_epoch=steps_per_epoch)
     base = optax.sgd(rate, momentum=momentum) if name == "sgd" else optax.adam(rate)
-    return optax.chain(optax.add_decayed_weights(weight_decay), base)
+    return optax.chain(optax.add_decayed_weights(weight_decay, mask=decay_mask), base)
 
 
 @flax.struct.dataclass
@@ -175,7 +177,7 @@ def train_step(
         "loss": loss,
         "accuracy": jnp.mean(jnp.argmax(out.logits, -1) == labels),
         "grad_norm": optax.tree.norm(grads),
-        "finite": _finite_flags(state.net, loss, grads, params, out.batch_stats),
+        "finite": finite_flags(_layer_order(state.net), loss, grads, params, out.batch_stats),
     }
     metrics |= {f"spikes/{k}": v.sum(0).mean() for k, v in out.spike_counts.items()}
     return state.replace(step=state.step + 1, net=net, opt_state=opt_state), metrics
@@ -191,8 +193,12 @@ def _layer_order(net: NetworkParams) -> list[str]:
 def finite_flag_names(net: NetworkParams) -> list[str]:
     """What each entry of :func:`train_step`'s ``finite`` metric checks, in order: the loss,
     then each layer's gradient, parameters and running statistics, in network order."""
-    order = _layer_order(net)
-    stats = [k for k in order if k in net.batch_stats]
+    return flag_names(_layer_order(net), net.batch_stats)
+
+
+def flag_names(order: Sequence[str], batch_stats: Any) -> list[str]:
+    """The names of :func:`finite_flags`' entries for parameter groups ``order``."""
+    stats = [k for k in order if k in batch_stats]
     return (
         ["the loss"]
         + [f"the gradient of {k}" for k in order]
@@ -201,18 +207,20 @@ def finite_flag_names(net: NetworkParams) -> list[str]:
     )
 
 
-def _finite_flags(
-    net: NetworkParams, loss: jax.Array, grads: Any, params: Any, batch_stats: Any
+def finite_flags(
+    order: Sequence[str], loss: jax.Array, grads: Any, params: Any, batch_stats: Any
 ) -> jax.Array:
+    """A bool vector: is the loss finite, then each group's gradient, parameters and running
+    statistics (groups in ``order``; named by :func:`flag_names`)."""
+
     def finite(tree: Any) -> jax.Array:
         leaves = jax.tree.leaves(tree)
         return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in leaves]))
 
-    order = _layer_order(net)
     flags = [jnp.isfinite(loss)]
     flags += [finite(grads[k]) for k in order]
     flags += [finite(params[k]) for k in order]
-    flags += [finite(batch_stats[k]) for k in order if k in net.batch_stats]
+    flags += [finite(batch_stats[k]) for k in order if k in batch_stats]
     return jnp.stack(flags)
 
 

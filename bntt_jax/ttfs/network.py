@@ -1,0 +1,177 @@
+"""``init`` and ``forward``: a TTFS surrogate network's parameters and its forward pass.
+
+:class:`TTFSParams` holds the Flax ``params`` and ``batch_stats`` trees plus the static
+:class:`TTFSConfig`; it is a pytree, so it goes straight into ``jax.jit``, optax and orbax.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import chex
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bntt_jax.checks import check_finite
+from bntt_jax.ttfs.config import TTFSConfig
+from bntt_jax.ttfs.models import TTFSNetwork
+
+
+@flax.struct.dataclass
+class TTFSParams:
+    """A TTFS network's arrays and the architecture they belong to.
+
+    Attributes:
+      params: Flax ``params``: per layer ``conv``/``dense`` (kernel, bias), ``bn`` (γ =
+        ``scale``, β = ``bias``) and ``temporal`` (τ = ``tau``, t_d), the input kernel
+        ``input`` (with ``input_coding='ttfs'``) and the output layer ``out``.
+      batch_stats: the batch norms' running mean and variance.
+      config: the :class:`TTFSConfig` (static: not a leaf).
+    """
+
+    params: dict[str, Any]
+    batch_stats: dict[str, Any]
+    config: TTFSConfig = flax.struct.field(pytree_node=False)
+
+    def variables(self) -> dict[str, Any]:
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+
+class SurrogateOutput(NamedTuple):
+    """What :func:`forward` returns.
+
+    Attributes:
+      logits: ``[B, classes]``, the output layer's pre-activation.
+      z: ``{kernel: pre-activation}`` of every temporal kernel (the image for ``'input'``).
+      t: ``{kernel: spike times}``, float, integer-valued, ``T + 1`` where no spike.
+      batch_stats: the updated running statistics in train mode, else ``None``.
+    """
+
+    logits: jax.Array
+    z: dict[str, jax.Array]
+    t: dict[str, jax.Array]
+    batch_stats: dict[str, Any] | None
+
+
+def _config(config: TTFSConfig | None, kwargs: dict[str, Any], where: str) -> TTFSConfig:
+    if "T" in kwargs:
+        if "time_window" in kwargs:
+            raise TypeError(f"{where}: pass T or time_window (the same thing), not both.")
+        kwargs["time_window"] = kwargs.pop("T")
+    if config is None:
+        return TTFSConfig(**kwargs)
+    if kwargs:
+        raise TypeError(f"{where}: pass either a TTFSConfig or its fields as keywords, not both.")
+    if not isinstance(config, TTFSConfig):
+        raise TypeError(f"{where}: config must be a TTFSConfig, got {type(config).__name__}.")
+    return config
+
+
+def init(
+    key: jax.Array | int = 0, config: TTFSConfig | None = None, **config_kwargs: Any
+) -> TTFSParams:
+    """Initialise a TTFS network: ``init(0, arch='vgg16', T=32)``, ``init(key, config)``.
+
+    Kernels are Glorot-uniform (the authors' Keras default), biases 0, γ = 1, β = 0, running
+    mean 0 and variance 1, and every temporal kernel τ = ``tau0``, t_d = ``t_d0`` (the paper:
+    10 and 0, so ẑ_M,0 = 1). ``key``: a ``jax.random`` key or an int seed.
+    """
+    config = _config(config, config_kwargs, "ttfs.init()")
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        key = jax.random.key(int(key))
+    elif not hasattr(key, "dtype"):
+        raise TypeError(
+            f"ttfs.init(): key must be a jax.random key or an int seed, got {type(key).__name__}."
+        )
+    variables = _init(key, config)
+    return TTFSParams(variables["params"], variables["batch_stats"], config)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _init(key: jax.Array, config: TTFSConfig) -> dict[str, Any]:
+    x = jnp.zeros((1, *config.input_shape), jnp.float32)
+    return dict(TTFSNetwork(config).init(key, x, train=False))
+
+
+@functools.cache
+def variable_shapes(config: TTFSConfig) -> dict[str, Any]:
+    """The ``params`` and ``batch_stats`` shapes a network of ``config`` has."""
+    return jax.eval_shape(lambda k: _init(k, config), jax.random.key(0))
+
+
+def check_params(where: str, net: Any) -> None:
+    """Refuse anything but :class:`TTFSParams` whose arrays match their config's network."""
+    if not isinstance(net, TTFSParams):
+        hint = (
+            " (BNTT parameters: use bntt_jax.simulate)"
+            if type(net).__name__ == "NetworkParams"
+            else ""
+        )
+        raise TypeError(
+            f"{where}: expected TTFSParams from bntt_jax.ttfs.init(), got "
+            f"{type(net).__name__}{hint}."
+        )
+    want = variable_shapes(net.config)
+    have = {"params": net.params, "batch_stats": net.batch_stats}
+    want_s = jax.tree_util.tree_flatten_with_path(want)[0]
+    have_s = jax.tree_util.tree_flatten_with_path(have)[0]
+    want_d = {jax.tree_util.keystr(p): tuple(v.shape) for p, v in want_s}
+    have_d = {jax.tree_util.keystr(p): tuple(np.shape(v)) for p, v in have_s}
+    if want_d != have_d:
+        missing = sorted(set(want_d) - set(have_d))
+        extra = sorted(set(have_d) - set(want_d))
+        wrong = [k for k in want_d if k in have_d and want_d[k] != have_d[k]]
+        detail = (
+            f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra else
+            f"{wrong[0]} has shape {have_d[wrong[0]]}, the network needs {want_d[wrong[0]]}"
+        )  # fmt: skip
+        raise ValueError(
+            f"{where}: these parameters are not those of the network their config describes "
+            f"({net.config.arch}): {detail}. Build them with bntt_jax.ttfs.init(key, config)."
+        )
+
+
+def check_images(where: str, config: TTFSConfig, images: Any) -> None:
+    """``images`` must be ``[B, *input_shape]`` with B ≥ 1 (and finite, outside a trace)."""
+    shape = tuple(np.shape(images))
+    if len(shape) != 1 + len(config.input_shape) or shape[1:] != config.input_shape or not shape[0]:
+        raise ValueError(
+            f"{where}: images must have shape [batch, {', '.join(map(str, config.input_shape))}] "
+            f"for this {config.arch}; got {shape}."
+        )
+    check_finite(where, "images", images)
+
+
+def forward(
+    net: TTFSParams,
+    images: jax.Array,
+    *,
+    train: bool = False,
+    relaxed: jax.Array | None = None,
+    rng: jax.Array | None = None,
+) -> SurrogateOutput:
+    """The surrogate model's forward pass (Sec. 3, Eq. 5): ``images`` ``[B, ...]`` → logits.
+
+    ``train``: batch statistics, updated running statistics and dropout (needs ``rng``);
+    else running statistics. ``relaxed``: the SR draw, a ``[layers]`` bool vector
+    (:func:`bntt_jax.ttfs.relaxed_layers`), training only.
+    """
+    check_params("ttfs.forward()", net)
+    check_images("ttfs.forward()", net.config, images)
+    if relaxed is not None:
+        chex.assert_shape(relaxed, (len(net.config.layers),))
+    model = TTFSNetwork(net.config)
+    rngs = {"dropout": rng} if (train and net.config.dropout) else None
+    if train and net.config.dropout and rng is None:
+        raise ValueError("ttfs.forward(): dropout in train mode needs rng=<a jax.random key>.")
+    if train:
+        (logits, aux), updates = model.apply(
+            net.variables(), images, train=True, relaxed=relaxed, rngs=rngs,
+            mutable=["batch_stats"],
+        )  # fmt: skip
+        return SurrogateOutput(logits, aux["z"], aux["t"], updates["batch_stats"])
+    logits, aux = model.apply(net.variables(), images, train=False, relaxed=relaxed)
+    return SurrogateOutput(logits, aux["z"], aux["t"], None)
