@@ -85,14 +85,17 @@ def restore_state(directory: Path, template: tr.TrainState) -> tr.TrainState:
     )
 
 
-def _network_template(run: Path) -> bj.NetworkParams:
+def _network_template(run: Path) -> Any:
     config = rundir.read_json(run / rundir.CONFIG)
+    if config.get("experiment", {}).get("method", "bntt") == "ttfs":
+        return bj.ttfs.init(jax.random.key(0), bj.ttfs.TTFSConfig.from_dict(config["network"]))
     net_config = bj.NetworkConfig.from_dict(config["network"])
     return bj.init(jax.random.key(0), net_config)
 
 
-def load_checkpoint(path: str | Path) -> bj.NetworkParams:
-    """The network of a results folder, verified against its committed hashes.
+def load_checkpoint(path: str | Path) -> Any:
+    """The network of a results folder, verified against its committed hashes: a
+    :class:`bntt_jax.NetworkParams`, or :class:`bntt_jax.ttfs.TTFSParams` for a TTFS run.
 
     ``path`` is a results folder (its best checkpoint), ``.../checkpoints/best`` or
     ``.../checkpoints/last`` (the committed one), or one checkpoint ``.../checkpoints/last/<E>``.

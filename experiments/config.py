@@ -19,11 +19,17 @@ from typing import Any
 
 from bntt_jax.config import NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS, ENCODERS, LR_SCHEDULES, NORMS, OPTIMIZERS
+from bntt_jax.ttfs.config import INPUT_CODINGS, POOLINGS, ROUNDINGS, TTFS_ARCHS, TTFSConfig
 from experiments.data import DATASETS, DatasetFacts
 
 #: Keys that a resumed run may take anew: they change where the run reads from, never what
 #: it computes (a resumed run checks that it sees the same data, by fingerprint).
 RESUME_SAFE_KEYS = ("data_dir",)
+
+#: The training methods: BNTT (Kim & Panda) and TTFS (Park & Yoon).
+METHODS = ("bntt", "ttfs")
+#: The architectures of each method.
+METHOD_ARCHS = {"bntt": ARCHS, "ttfs": TTFS_ARCHS}
 
 #: Seeds are 32-bit: ``numpy.random.default_rng`` and ``jax.random.key`` both take them.
 MAX_SEED = 2**32 - 1
@@ -44,12 +50,15 @@ def _field(default: Any, help: str) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything a run needs. Network fields mirror :class:`bntt_jax.NetworkConfig`."""
+    """Everything a run needs. Network fields mirror :class:`bntt_jax.NetworkConfig` (method
+    ``bntt``) or :class:`bntt_jax.ttfs.TTFSConfig` (method ``ttfs``); the fields marked TTFS
+    are that method's alone, and BNTT's ``norm``, ``leak`` and ``encoder`` are not used by it."""
 
+    method: str = _field("bntt", "bntt (Kim & Panda) or ttfs (Park & Yoon)")
     dataset: str = _field("digits", f"one of {', '.join(DATASETS)}")
-    arch: str = _field("mlp", f"network: {', '.join(ARCHS)}")
+    arch: str = _field("mlp", f"bntt: {', '.join(ARCHS)}; ttfs: {', '.join(TTFS_ARCHS)}")
     norm: str = _field("bntt", f"normalisation: {', '.join(NORMS)}")
-    num_steps: int = _field(25, "time steps T")
+    num_steps: int = _field(25, "time steps T (ttfs: the window T of every layer)")
     leak: float | None = _field(None, "membrane leak λ in (0, 1]; none: the arch's default")
     hidden: tuple[int, ...] | None = _field(None, "MLP hidden widths, e.g. 256,256")
     encoder: str = _field("poisson", f"input encoding: {', '.join(ENCODERS)}")
@@ -67,6 +76,19 @@ class ExperimentConfig:
     exit_threshold: float = _field(0.1, "γ-based early exit threshold, >= 0")
     max_train_batches: int | None = _field(None, "cap on batches per epoch (quick runs)")
     max_eval_batches: int | None = _field(None, "cap on evaluation batches (quick runs)")
+    normalize: bool = _field(True, "standardise inputs; false: intensities in [0, 1]")
+    channels: tuple[int, ...] | None = _field(None, "TTFS VGG-16: 13 conv widths; none: 64…512")
+    tau0: float = _field(10.0, "TTFS: initial τ of every temporal kernel, > 0")
+    t_d0: float = _field(0.0, "TTFS: initial t_d of every temporal kernel")
+    rounding: str = _field("ceil", f"TTFS spike-time quantiser: {', '.join(ROUNDINGS)}")
+    input_coding: str = _field("ttfs", f"TTFS input: {', '.join(INPUT_CODINGS)}")
+    pooling: str = _field("max", f"TTFS 2x2 pooling: {', '.join(POOLINGS)}")
+    dropout: float = _field(0.0, "TTFS: dropout rate after every kernel layer, in [0, 1)")
+    target_epoch: int | None = _field(50, "TTFS: SR target epoch e_tar; none: no relaxation")
+    lambda_tr: float = _field(1e-5, "TTFS: weight λ_TR of the kernel regularisation, >= 0")
+    lambda_tb: float = _field(1e-5, "TTFS: weight λ_TB of the TB term, >= 0")
+    kernel_train_start: int = _field(0, "TTFS: first epoch (0-based) that trains τ and t_d")
+    snn_images: int | None = _field(1000, "TTFS: test images run as a spiking network; none: all")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -76,8 +98,19 @@ class ExperimentConfig:
         """The canonical facts of this config's dataset."""
         return DATASETS[self.dataset]
 
-    def network(self, num_classes: int, input_shape: tuple[int, ...]) -> NetworkConfig:
-        """The :class:`bntt_jax.NetworkConfig` of this run for a dataset's inputs."""
+    def network(self, num_classes: int, input_shape: tuple[int, ...]) -> NetworkConfig | TTFSConfig:
+        """The network of this run for a dataset's inputs: a :class:`bntt_jax.NetworkConfig`
+        (method ``bntt``) or a :class:`bntt_jax.ttfs.TTFSConfig` (method ``ttfs``)."""
+        if self.method == "ttfs":
+            shape = dict(in_features=math.prod(input_shape))
+            if self.arch == "vgg16":
+                shape = dict(img_size=input_shape[0], in_channels=input_shape[-1])
+            return TTFSConfig(
+                arch=self.arch, time_window=self.num_steps, num_classes=num_classes,
+                channels=self.channels, hidden=self.hidden, tau0=self.tau0, t_d0=self.t_d0,
+                rounding=self.rounding, input_coding=self.input_coding, pooling=self.pooling,
+                dropout=self.dropout, **shape,
+            )  # fmt: skip
         common = dict(
             arch=self.arch,
             norm=self.norm,
@@ -93,8 +126,9 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        if out["hidden"] is not None:
-            out["hidden"] = list(out["hidden"])
+        for key in ("hidden", "channels"):
+            if out[key] is not None:
+                out[key] = list(out[key])
         return out
 
     @classmethod
@@ -108,8 +142,9 @@ class ExperimentConfig:
                 f"remove it; the keys are {', '.join(sorted(names))}.",
             )  # fmt: skip
         data = dict(data)
-        if isinstance(data.get("hidden"), list):
-            data["hidden"] = tuple(data["hidden"])
+        for key in ("hidden", "channels"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -155,28 +190,53 @@ def _validate(c: ExperimentConfig) -> None:
                 f"--set {key}=<a number in {interval}>.",
             )  # fmt: skip
 
+    choice("method", METHODS)
     choice("dataset", list(DATASETS))
     for key, choices in (
-        ("arch", ARCHS),
+        ("arch", METHOD_ARCHS[c.method]),
         ("norm", NORMS),
         ("encoder", ENCODERS),
         ("optimizer", OPTIMIZERS),
         ("lr_schedule", LR_SCHEDULES),
+        ("rounding", ROUNDINGS),
+        ("input_coding", INPUT_CODINGS),
+        ("pooling", POOLINGS),
     ):
         choice(key, choices)
     for key in ("num_steps", "epochs", "batch_size", "eval_batch_size", "eval_every"):
         integer(key, 1)
     integer("max_train_batches", 1, optional=True)
     integer("max_eval_batches", 1, optional=True)
+    integer("target_epoch", 1, optional=True)
+    integer("snn_images", 0, optional=True)
+    integer("kernel_train_start", 0)
     integer("seed", 0, MAX_SEED)
+    if not isinstance(c.normalize, bool):
+        raise ConfigError(
+            "normalize", c.normalize, "must be true or false.", "--set normalize=true."
+        )
+    real("tau0", 0.0, math.inf, open_low=True, open_high=True)
+    real("t_d0", -math.inf, math.inf, open_low=True, open_high=True)
+    real("dropout", 0.0, 1.0, open_low=False, open_high=True)
+    real("lambda_tr", 0.0, math.inf, open_low=False, open_high=True)
+    real("lambda_tb", 0.0, math.inf, open_low=False, open_high=True)
     real("lr", 0.0, math.inf, open_low=True, open_high=True)
     real("momentum", 0.0, 1.0, open_low=False, open_high=True)
     real("weight_decay", 0.0, math.inf, open_low=False, open_high=True)
     real("exit_threshold", 0.0, math.inf, open_low=False, open_high=True)
+    if c.method == "ttfs" and c.arch != "vgg16" and c.channels is not None:
+        raise ConfigError(
+            "channels", c.channels, "the conv widths are for TTFS VGG-16.", "--set channels=none."
+        )
     if not isinstance(c.data_dir, str) or not c.data_dir:
         raise ConfigError("data_dir", c.data_dir, "must be a folder path.", "--set data_dir=DIR.")
 
     facts = c.facts
+    if c.method == "ttfs" and c.encoder == "sequential":
+        raise ConfigError(
+            "encoder", c.encoder, "TTFS networks take whole images (their input coding is "
+            "input_coding), not one value per step.", "--set encoder=poisson (unused by TTFS).",
+        )  # fmt: skip
     if c.arch != "mlp" and len(facts.input_shape) != 3:
         raise ConfigError(
             "arch", c.arch, f"{c.arch} is a convolutional network for images, but {c.dataset} "
@@ -191,16 +251,18 @@ def _validate(c: ExperimentConfig) -> None:
                 f"values of a {c.dataset} sample per time step, to an MLP with one input.",
                 f"--set arch=mlp --set num_steps={values}, or --set encoder=poisson.",
             )  # fmt: skip
-    if c.norm in ("bntt", "bn") and c.batch_size < 2:
+    if (c.norm in ("bntt", "bn") or c.method == "ttfs") and c.batch_size < 2:
+        what = "TTFS layers normalise" if c.method == "ttfs" else f"norm={c.norm} normalises"
         raise ConfigError(
-            "batch_size", c.batch_size, f"norm={c.norm} normalises with batch statistics, "
-            "which need at least 2 samples.", "--set batch_size=2 or more.",
+            "batch_size", c.batch_size, f"{what} with batch statistics, which need at least "
+            "2 samples.", "--set batch_size=2 or more.",
         )  # fmt: skip
     _check_batch_sizes(c, facts.train_size, facts.test_size, c.dataset)
     try:
         c.network(facts.num_classes, facts.input_shape)
     except NetworkConfigError as err:
-        key = err.field if err.field in _NETWORK_FIXES else "arch"
+        key = _TTFS_KEYS.get(err.field, err.field)
+        key = key if key in _NETWORK_FIXES else "arch"
         raise ConfigError(
             key, getattr(c, key), str(err).removeprefix("NetworkConfig: "), _NETWORK_FIXES[key]
         ) from None
@@ -212,8 +274,11 @@ _NETWORK_FIXES = {
     "norm": f"--set norm=<{'|'.join(NORMS)}>.",
     "num_steps": "--set num_steps=25 (a positive int).",
     "leak": "--set leak=0.95 (in (0, 1]), or leak=none for the architecture's default.",
-    "hidden": "--set hidden=256,256 (positive widths, MLP only), or hidden=none.",
+    "hidden": "--set hidden=256,256 (positive widths), or hidden=none.",
+    "channels": "--set channels=<13 positive widths> (TTFS VGG-16 only), or channels=none.",
 }
+# TTFSConfig's field names for ExperimentConfig's.
+_TTFS_KEYS = {"time_window": "num_steps"}
 
 
 def check_against_data(config: ExperimentConfig, train_size: int, test_size: int) -> None:

@@ -78,9 +78,9 @@ class Dataset:
         return tuple(self.train_x.shape[1:])
 
 
-def load_digits() -> Dataset:
-    """Digits as 64 features scaled to [0, 1] and standardised with the training mean/std;
-    a stratified 80/20 split with a fixed seed (360 test images)."""
+def load_digits(normalize: bool = True) -> Dataset:
+    """Digits as 64 features scaled to [0, 1] and (``normalize``) standardised with the
+    training mean/std; a stratified 80/20 split with a fixed seed (360 test images)."""
     try:
         from sklearn.datasets import load_digits as sk_load_digits
         from sklearn.model_selection import train_test_split
@@ -93,7 +93,7 @@ def load_digits() -> Dataset:
     x_train, x_test, y_train, y_test = train_test_split(
         x, data.target, test_size=TEST_FRACTION, stratify=data.target, random_state=SPLIT_SEED
     )
-    mean, std = x_train.mean(), x_train.std()
+    mean, std = (x_train.mean(), x_train.std()) if normalize else (0.0, 1.0)
     y_train, y_test = y_train.astype(np.int32), y_test.astype(np.int32)
     return Dataset(
         "digits",
@@ -199,14 +199,16 @@ def normalize_cifar(images: np.ndarray) -> np.ndarray:
     return ((images.astype(np.float32) / 255.0 - CIFAR_MEAN) / CIFAR_STD).astype(np.float32)
 
 
-def cifar_augment(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
+def cifar_augment(
+    rng: np.random.Generator, batch: np.ndarray, normalized: bool = True
+) -> np.ndarray:
     """RandomCrop(32, padding=4) and RandomHorizontalFlip on a normalised NHWC batch.
 
     The padding is applied before normalising in the authors' pipeline, so a padded pixel is
-    0 there: ``(0 − mean)/std`` here.
+    0 there: ``(0 − mean)/std`` here (0 for a batch of intensities, ``normalized=False``).
     """
     b, h, w, c = batch.shape
-    fill = (-CIFAR_MEAN / CIFAR_STD).astype(batch.dtype)
+    fill = (-CIFAR_MEAN / CIFAR_STD if normalized else np.zeros(c)).astype(batch.dtype)
     padded = np.broadcast_to(fill, (b, h + 8, w + 8, c)).copy()
     padded[:, 4 : 4 + h, 4 : 4 + w] = batch
     dy, dx = rng.integers(0, 9, size=(2, b))
@@ -218,8 +220,9 @@ def cifar_augment(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_cifar(name: str, data_dir: str | os.PathLike) -> Dataset:
-    """CIFAR-10/100 from ``data_dir``: the canonical archive, else a prepared tfds directory."""
+def load_cifar(name: str, data_dir: str | os.PathLike, normalize: bool = True) -> Dataset:
+    """CIFAR-10/100 from ``data_dir``: the canonical archive, else a prepared tfds directory.
+    ``normalize``: the authors' per-channel standardisation; else intensities in [0, 1]."""
     spec = _CIFAR[name]
     data_dir = Path(data_dir)
     archive = data_dir / spec["archive"]
@@ -230,16 +233,26 @@ def load_cifar(name: str, data_dir: str | os.PathLike) -> Dataset:
         if arrays is None:
             raise _missing(name, data_dir)
     train_x, train_y, test_x, test_y = arrays
+    scale = normalize_cifar if normalize else _unit
     return Dataset(
         name,
-        normalize_cifar(train_x),
+        scale(train_x),
         train_y,
-        normalize_cifar(test_x),
+        scale(test_x),
         test_y,
         num_classes=spec["classes"],
-        augment=cifar_augment,
+        augment=cifar_augment if normalize else _augment_intensities,
         fingerprint=fingerprint(train_x, train_y, test_x, test_y),
     )
+
+
+def _unit(images: np.ndarray) -> np.ndarray:
+    """uint8 NHWC -> float32 intensities in [0, 1]."""
+    return (images.astype(np.float32) / 255.0).astype(np.float32)
+
+
+def _augment_intensities(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
+    return cifar_augment(rng, batch, normalized=False)
 
 
 def _missing(name: str, data_dir: Path) -> DataMissingError:
@@ -268,12 +281,13 @@ def check_available(name: str, data_dir: str) -> None:
             raise _missing(name, folder)
 
 
-def load_dataset(name: str, data_dir: str) -> Dataset:
-    """Load a dataset by name; missing files fail fast with what to do."""
+def load_dataset(name: str, data_dir: str, normalize: bool = True) -> Dataset:
+    """Load a dataset by name; missing files fail fast with what to do. ``normalize``:
+    standardised inputs (the default), else intensities in [0, 1]."""
     if name == "digits":
-        return load_digits()
+        return load_digits(normalize)
     if name in _CIFAR:
-        return load_cifar(name, data_dir)
+        return load_cifar(name, data_dir, normalize)
     raise ValueError(f"unknown dataset {name!r}")
 
 

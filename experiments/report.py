@@ -11,29 +11,9 @@ from experiments.config import ExperimentConfig
 
 def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     """Training curves, spikes per layer and step, γᵗ per layer and step, accuracy vs T."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    history = metrics["history"]
-    epochs = [h["epoch"] for h in history]
-    tested = [h for h in history if "test_accuracy" in h]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax1.plot(epochs, [h["train_loss"] for h in history], label="train loss")
-    if tested:
-        ax1.plot([h["epoch"] for h in tested], [h["test_loss"] for h in tested], label="test loss")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax1.legend()
-    ax2.plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
-    if tested:
-        ax2.plot(
-            [h["epoch"] for h in tested], [100 * h["test_accuracy"] for h in tested], label="test"
-        )
-    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    ax2.legend()
-    written.append(_save(fig, out_dir / "curves.png"))
+    written = [plot_curves(out_dir, metrics["history"])]
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for layer, per_step in metrics["spikes_per_step"].items():
@@ -42,7 +22,7 @@ def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
         xlabel="time step t", ylabel="spikes per image", title="spikes per layer and step (Fig. 1c)"
     )
     ax.legend(fontsize=7, ncol=2)
-    written.append(_save(fig, out_dir / "spikes_per_step.png"))
+    written.append(save_figure(fig, out_dir / "spikes_per_step.png"))
 
     if metrics["gamma_means"]:
         fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -55,23 +35,57 @@ def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
         ax.axvline(ee["step"], color="gray", ls=":", lw=0.8, label=f"early exit T={ee['step']}")
         ax.set(xlabel="time step t", ylabel="mean γᵗ", title="BNTT γᵗ per layer (Fig. 3)")
         ax.legend(fontsize=7, ncol=2)
-        written.append(_save(fig, out_dir / "gamma.png"))
+        written.append(save_figure(fig, out_dir / "gamma.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     steps = sorted(metrics["accuracy_vs_T"], key=int)
     ax.plot(steps, [100 * metrics["accuracy_vs_T"][t] for t in steps], marker="o")
     ax.set(xlabel="inference time steps T", ylabel="test accuracy (%)", title="accuracy vs latency")
-    written.append(_save(fig, out_dir / "accuracy_vs_T.png"))
+    written.append(save_figure(fig, out_dir / "accuracy_vs_T.png"))
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def plot_curves(out_dir: Path, history: list[dict[str, Any]]) -> Path:
+    """``curves.png``: train and test loss and accuracy per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    tested = [h for h in history if "test_accuracy" in h]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax1.plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    if tested:
+        ax1.plot([h["epoch"] for h in tested], [h["test_loss"] for h in tested], label="test loss")
+    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax1.legend()
+    ax2.plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
+    if tested:
+        ax2.plot(
+            [h["epoch"] for h in tested], [100 * h["test_accuracy"] for h in tested], label="test"
+        )
+    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    ax2.legend()
+    return save_figure(fig, out_dir / "curves.png")
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` atomically (a temporary file, then a rename) and close it."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
     tmp.replace(path)
     return path
 
@@ -131,11 +145,7 @@ def write_report(
         + (" ![gamma](gamma.png)" if metrics["gamma_means"] else ""),
         "",
     ]
-    path = out_dir / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
-    return path
+    return write_text(out_dir / "report.md", "\n".join(lines))
 
 
 def _paper_exit(paper: dict[str, Any]) -> str:

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     from experiments.data import load_dataset
 
     try:
-        data = load_dataset(p.config.dataset, p.config.data_dir)
+        data = load_dataset(p.config.dataset, p.config.data_dir, p.config.normalize)
         check_against_data(p.config, len(data.train_x), len(data.test_x))
     except (ConfigError, DataMissingError, DataCorruptError) as err:
         return _fail(err)

@@ -25,15 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import bntt_jax as bj
 from bntt_jax import parallel
 from bntt_jax import train as tr
 from experiments import checkpoints, rundir
 from experiments.config import ExperimentConfig, check_against_data
 from experiments.data import Dataset, iterate, load_dataset, num_batches
+from experiments.methods import METHODS, evaluate, method_of  # noqa: F401 (evaluate: public)
 from experiments.rundir import fault_point, write_json
 
-# Re-exported: the public ways to read a results folder.
+# Re-exported: the public ways to read a results folder and evaluate its network.
 load_checkpoint = checkpoints.load_checkpoint
 
 
@@ -68,54 +68,16 @@ def _progress(total: int, desc: str, primary: bool):
     return tqdm(total=total, desc=desc, disable=quiet, leave=False, dynamic_ncols=True)
 
 
-def evaluate(
-    net: bj.NetworkParams,
-    data: Dataset,
-    config: ExperimentConfig,
-    exit_steps: tuple[int, ...] = (),
-) -> dict[str, Any]:
-    """Test accuracy, loss, per-layer spike statistics and early-exit accuracies."""
-    step = _eval_fn(config.encoder, tuple(sorted(set(exit_steps))))
-    key = jax.random.key(config.seed + 1_000_003)  # fixed evaluation spikes
-    totals: dict[str, Any] = {}
-    batches = iterate(
-        data.test_x, data.test_y, config.eval_batch_size, max_batches=config.max_eval_batches
-    )
-    mesh = parallel.data_mesh()
-    for i, (x, y) in enumerate(batches):
-        m = step(net, *parallel.shard_batch(mesh, x, y), jax.random.fold_in(key, i))
-        totals = m if not totals else jax.tree.map(jnp.add, totals, m)
-    totals = jax.tree.map(np.asarray, totals)
-    count = int(totals["count"])
-    neurons = net.config.neurons_per_layer()
-    layers = [spec.name for spec in net.config.layers]
-    return {
-        "accuracy": int(totals["correct"]) / count,
-        "loss": float(totals["loss_sum"]) / count,
-        "count": count,
-        # Eq. 23: spikes of a layer over all steps per neuron, averaged over test images.
-        "spike_rate": {
-            k: float(totals[f"spikes/{k}"].sum()) / (neurons[k] * count) for k in layers
-        },
-        "spikes_per_step": {k: (totals[f"spikes/{k}"] / count).tolist() for k in layers},
-        "spikes_per_image": float(sum(totals[f"spikes/{k}"].sum() for k in layers)) / count,
-        "accuracy_at": {int(t): int(totals[f"correct@{t}"]) / count for t in exit_steps},
-    }
-
-
 # The optimiser is static data of the jitted step (TrainState.tx): the same settings give the
 # same object, so a second run in one process (a resume, a notebook) reuses the compiled step.
 _optimizer = functools.cache(tr.make_optimizer)
 
 
 @functools.cache
-def _train_fn(encoder: str):
-    return jax.jit(functools.partial(tr.train_step, encoder=encoder))
-
-
-@functools.cache
-def _eval_fn(encoder: str, exit_steps: tuple[int, ...]):
-    return jax.jit(functools.partial(tr.eval_step, encoder=encoder, exit_steps=exit_steps))
+def _train_fn(method: str, options: tuple[tuple[str, Any], ...]):
+    """The jitted training step of ``method`` with its static ``options``: one compilation
+    for every run in this process with the same ones (a resume, a notebook)."""
+    return METHODS[method].train_step(options)
 
 
 def _check_data(data: Dataset) -> None:
@@ -180,8 +142,8 @@ def run_experiment(
     name, config, folder = resolve(name, config, out_dir, resume)
     if resume:
         paper = (folder.config or {}).get("paper", {})
-    if data is None:
-        data = load_dataset(config.dataset, config.data_dir)  # missing or damaged data fail
+    if data is None:  # missing or damaged data fail
+        data = load_dataset(config.dataset, config.data_dir, config.normalize)
     check_against_data(config, len(data.train_x), len(data.test_x))
     _check_data(data)
     if resume and primary:
@@ -190,6 +152,7 @@ def run_experiment(
     parallel.check_batch_size(mesh, config.batch_size)
     parallel.check_batch_size(mesh, config.eval_batch_size)
     net_config = config.network(data.num_classes, data.input_shape)
+    method = method_of(config)
 
     # ----------------------------------------------------------- side effects from here on
     if primary:
@@ -225,18 +188,12 @@ def run_experiment(
 
     steps_per_epoch = num_batches(len(data.train_x), config.batch_size, config.max_train_batches)
     tx = _optimizer(
-        config.optimizer,
-        lr=config.lr,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        schedule=config.lr_schedule,
+        epochs=config.epochs, steps_per_epoch=steps_per_epoch, **method.optimizer_options(config)
     )
     schedule = tr.lr_schedule(
         config.lr, config.lr_schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch
     )
-    state = tr.TrainState.create(bj.init(jax.random.key(config.seed), net_config), tx)
+    state = tr.TrainState.create(method.init(jax.random.key(config.seed), net_config), tx)
     if first_epoch:
         state = checkpoints.restore_state(out_dir / "checkpoints" / f"last/{first_epoch}", state)
         log.info("resumed %s from epoch %d (step %d)", out_dir, first_epoch, int(state.step))
@@ -254,53 +211,56 @@ def run_experiment(
     elapsed_before = float(manifest["elapsed_s"])
 
     log.info(
-        "%s: %s %s T=%d on %s (%d train / %d test), %d epochs x %d steps, batch %d, %s lr %g "
+        "%s: %s on %s (%d train / %d test), %d epochs x %d steps, batch %d, %s lr %g "
         "(%s), %d device(s) in %d process(es)",
-        name, net_config.arch, net_config.norm, net_config.num_steps, data.name,
+        name, method.describe(net_config), data.name,
         len(data.train_x), len(data.test_x), config.epochs, steps_per_epoch,
         config.batch_size, config.optimizer, config.lr, config.lr_schedule, mesh.size,
         jax.process_count(),
     )  # fmt: skip
-    train_step = _train_fn(config.encoder)
+    train_step = _train_fn(method.name, method.step_options(config))
     seed_key = jax.random.key(config.seed)
-    guard = _Guard(state.net, out_dir, manifest, log)
+    guard = _Guard(method.flag_names(state.net), out_dir, manifest, log)
 
     for epoch in range(first_epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
         # One generator per epoch: the shuffle and augmentation of epoch e are the same
         # whether or not the run was interrupted before it.
         rng = np.random.default_rng([config.seed, epoch])
-        losses, accs = [], []
+        sums: dict[str, jax.Array] = {}
+        epoch_index = jnp.int32(epoch - 1)  # 0-based, as the TTFS paper's p(e)
         with _progress(steps_per_epoch, f"epoch {epoch}/{config.epochs}", primary) as bar:
             batches = iterate(
                 data.train_x, data.train_y, config.batch_size, rng, data.augment,
                 config.max_train_batches,
             )  # fmt: skip
             for i, (x, y) in enumerate(batches):
-                state, m = train_step(state, *parallel.shard_batch(mesh, x, y), seed_key)
+                state, m = train_step(
+                    state, *parallel.shard_batch(mesh, x, y), seed_key, epoch_index
+                )
                 guard.push(epoch, i, m["finite"], steps_per_epoch)
-                losses.append(m["loss"])
-                accs.append(m["accuracy"])
+                tracked = method.tracked(m)  # summed on the device, read once an epoch
+                sums = tracked if not sums else jax.tree.map(jnp.add, sums, tracked)
                 if not bar.disable and bar.n % 10 == 0:  # a host sync: only for a shown bar
                     bar.set_postfix(
                         loss=f"{float(m['loss']):.3f}", acc=f"{float(m['accuracy']):.3f}"
                     )
                 bar.update()
         guard.flush()  # before anything of this epoch is written
-        record = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(np.asarray(jnp.stack(losses)))),
-            "train_accuracy": float(np.mean(np.asarray(jnp.stack(accs)))),
+        steps = steps_per_epoch
+        record = {"epoch": epoch, **{k: float(v) / steps for k, v in sums.items()}}
+        record |= {
             "lr": float(schedule(int(state.step) - 1)),
             "epoch_time_s": time.perf_counter() - t0,
         }
         best = manifest["best"]
         new_checkpoints: dict[str, dict[str, str]] = {}
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            ev = evaluate(state.net, data, config)
-            record |= {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"]}
-            if best is None or ev["accuracy"] > best["accuracy"]:
-                best = {"epoch": epoch, "accuracy": ev["accuracy"], "checkpoint": f"best/{epoch}"}
+            tested = method.evaluate(state.net, data, config)
+            record |= tested
+            accuracy = tested["test_accuracy"]
+            if best is None or accuracy > best["accuracy"]:
+                best = {"epoch": epoch, "accuracy": accuracy, "checkpoint": f"best/{epoch}"}
                 if primary:
                     new_checkpoints[f"best/{epoch}"] = checkpoints.save(
                         out_dir, f"best/{epoch}", state
@@ -328,14 +288,12 @@ def run_experiment(
             record["epoch_time_s"],
         )  # fmt: skip
 
-    metrics = _final_metrics(state.net, data, config, manifest["history"], paper or {})
+    metrics = method.final_metrics(state.net, data, config, manifest["history"], paper or {})
     metrics["wall_time_s"] = elapsed_before + time.perf_counter() - leg_start
     if primary:
-        from experiments.report import write_plots, write_report
-
-        write_plots(out_dir, metrics)
+        method.write_plots(out_dir, metrics)
         fault_point("plots_written", config.epochs)
-        write_report(out_dir, name, config, net_config, metrics)
+        method.write_report(out_dir, name, config, net_config, metrics)
         fault_point("report_written", config.epochs)
         write_json(out_dir / rundir.METRICS, metrics)
         fault_point("final_metrics_written", config.epochs)
@@ -343,10 +301,9 @@ def run_experiment(
         rundir.commit(out_dir, manifest, config.epochs)
         fault_point("completed", config.epochs)
     log.info(
-        "done: test accuracy %.2f%% (best %.2f%%), early exit at T=%s keeps %.2f%%, %.1fs",
+        "done: test accuracy %.2f%% (best %.2f%%), %s, %.1fs",
         100 * metrics["test_accuracy"], 100 * metrics["best_test_accuracy"],
-        metrics["early_exit"]["step"], 100 * metrics["early_exit"]["accuracy"],
-        metrics["wall_time_s"],
+        method.done_line(metrics), metrics["wall_time_s"],
     )  # fmt: skip
     return metrics
 
@@ -397,9 +354,9 @@ class _Guard:
     """
 
     def __init__(
-        self, net: bj.NetworkParams, out_dir: Path, manifest: dict[str, Any], log: logging.Logger
+        self, names: list[str], out_dir: Path, manifest: dict[str, Any], log: logging.Logger
     ):
-        self.names = tr.finite_flag_names(net)
+        self.names = names
         self.out_dir, self.manifest, self.log = out_dir, manifest, log
         self.pending: tuple[int, int, int, jax.Array] | None = None
 
@@ -439,44 +396,3 @@ class _Guard:
         )
         self.log.error("%s", message)
         raise TrainingDivergedError(message)
-
-
-def _final_metrics(
-    net: bj.NetworkParams,
-    data: Dataset,
-    config: ExperimentConfig,
-    history: list[dict[str, Any]],
-    paper: dict[str, Any],
-) -> dict[str, Any]:
-    num_steps = net.config.num_steps
-    exit_step = (
-        bj.early_exit_step(net, config.exit_threshold) if net.config.norm == "bntt" else num_steps
-    )
-    stride = max(1, num_steps // 5)
-    exit_steps = tuple(sorted({exit_step, *range(stride, num_steps + 1, stride), num_steps}))
-    ev = evaluate(net, data, config, exit_steps)
-    tested = [h["test_accuracy"] for h in history if "test_accuracy" in h]
-    return {
-        "complete": True,
-        "test_accuracy": ev["accuracy"],
-        "test_loss": ev["loss"],
-        "best_test_accuracy": max(tested) if tested else ev["accuracy"],
-        "num_test_images": ev["count"],
-        "spike_rate": ev["spike_rate"],
-        "spikes_per_step": ev["spikes_per_step"],
-        "spikes_per_image": ev["spikes_per_image"],
-        "accuracy_vs_T": ev["accuracy_at"],
-        "early_exit": {
-            "threshold": config.exit_threshold,
-            "step": exit_step,
-            "accuracy": ev["accuracy_at"][exit_step],
-        },
-        "gamma_means": (
-            {k: v.tolist() for k, v in bj.gamma_means(net).items()}
-            if net.config.norm == "bntt"
-            else {}
-        ),
-        "history": history,
-        "paper": paper,
-        "epochs_run": len(history),
-    }

@@ -171,8 +171,11 @@ def kernel_errors(
     """The three kernel errors of Eq. 10–12, elementwise, each zero outside its own case:
 
     * ``max``: ``z − ẑ_M`` where ``z > ẑ_M`` (clipping, Eq. 10);
-    * ``min``: ``ẑ_m − z`` where ``z < ẑ_m`` (pruning, Eq. 11);
-    * ``precision``: ``z − ẑ`` otherwise (quantisation, Eq. 12).
+    * ``min``: ``ẑ_m − z`` where ``0 < z < ẑ_m`` (pruning, Eq. 11);
+    * ``precision``: ``z − ẑ`` where ``ẑ_m ≤ z ≤ ẑ_M`` (quantisation, Eq. 12).
+
+    The kernel stands in for a ReLU, so a ``z ≤ 0``, which both map to 0, counts as no error
+    (Eq. 11 read literally would count ``ẑ_m − z`` for it, growing without bound with ``|z|``).
     """
     z_min, z_max = representation_range(tau, t_d, window)
     z_hat = encode_decode(z, tau, t_d, window, theta0, rounding)
@@ -180,7 +183,7 @@ def kernel_errors(
     zero = jnp.zeros_like(z)
     return {
         "max": jnp.where(above, z - z_max, zero),
-        "min": jnp.where(below, z_min - z, zero),
+        "min": jnp.where(below & (z > 0), z_min - z, zero),
         "precision": jnp.where(above | below, zero, z - z_hat),
     }
 

@@ -1,0 +1,390 @@
+"""What the runner needs of each training method: BNTT (Kim & Panda) and TTFS (Park & Yoon).
+
+A :class:`Method` builds the network and optimiser of a config, gives the jitted training
+step, names its finiteness flags, evaluates per epoch and at the end, and writes the plots
+and report. The runner (:mod:`experiments.runner`) does the rest — the epoch loop, crash-safe
+checkpoints, data parallelism, resume — the same way for both.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import bntt_jax as bj
+from bntt_jax import energy, parallel
+from bntt_jax import train as tr
+from experiments.config import ExperimentConfig
+from experiments.data import Dataset, iterate
+
+
+class Method:
+    """The BNTT engine (the default)."""
+
+    name = "bntt"
+
+    def init(self, key: jax.Array, net_config: Any) -> Any:
+        return bj.init(key, net_config)
+
+    def optimizer_options(self, config: ExperimentConfig) -> dict[str, Any]:
+        """Keyword arguments of :func:`bntt_jax.train.make_optimizer` beyond the schedule."""
+        return dict(
+            name=config.optimizer,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            schedule=config.lr_schedule,
+        )
+
+    def step_options(self, config: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
+        """The static options of the training step (hashable: they key its compilation)."""
+        return (("encoder", config.encoder),)
+
+    def train_step(self, options: tuple[tuple[str, Any], ...]) -> Any:
+        """``step(state, x, y, seed_key, epoch) -> (state, metrics)``, jitted."""
+        encoder = dict(options)["encoder"]
+
+        def step(state, x, y, seed_key, epoch):
+            del epoch  # BNTT's step does not depend on the epoch
+            return tr.train_step(state, x, y, seed_key, encoder=encoder)
+
+        return jax.jit(step)
+
+    def flag_names(self, net: Any) -> list[str]:
+        return tr.finite_flag_names(net)
+
+    def tracked(self, metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """Training metrics averaged over each epoch into its history record."""
+        return {"train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"]}
+
+    def describe(self, net_config: Any) -> str:
+        return f"{net_config.arch} {net_config.norm} T={net_config.num_steps}"
+
+    def evaluate(self, net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+        """The per-epoch test: ``accuracy``, ``loss`` and what the history should keep."""
+        ev = evaluate(net, data, config)
+        return {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"]}
+
+    def final_metrics(
+        self,
+        net: Any,
+        data: Dataset,
+        config: ExperimentConfig,
+        history: list[dict[str, Any]],
+        paper: dict[str, Any],
+    ) -> dict[str, Any]:
+        return _final_metrics(net, data, config, history, paper)
+
+    def done_line(self, metrics: dict[str, Any]) -> str:
+        return (
+            f"early exit at T={metrics['early_exit']['step']} keeps "
+            f"{100 * metrics['early_exit']['accuracy']:.2f}%"
+        )
+
+    def write_plots(self, out_dir: Path, metrics: dict[str, Any]) -> None:
+        from experiments.report import write_plots
+
+        write_plots(out_dir, metrics)
+
+    def write_report(
+        self, out_dir: Path, name: str, config: ExperimentConfig, net_config: Any, metrics: Any
+    ) -> None:
+        from experiments.report import write_report
+
+        write_report(out_dir, name, config, net_config, metrics)
+
+
+def evaluate(
+    net: bj.NetworkParams,
+    data: Dataset,
+    config: ExperimentConfig,
+    exit_steps: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    """Test accuracy, loss, per-layer spike statistics and early-exit accuracies (BNTT)."""
+    step = _eval_fn(config.encoder, tuple(sorted(set(exit_steps))))
+    key = jax.random.key(config.seed + 1_000_003)  # fixed evaluation spikes
+    totals: dict[str, Any] = {}
+    batches = iterate(
+        data.test_x, data.test_y, config.eval_batch_size, max_batches=config.max_eval_batches
+    )
+    mesh = parallel.data_mesh()
+    for i, (x, y) in enumerate(batches):
+        m = step(net, *parallel.shard_batch(mesh, x, y), jax.random.fold_in(key, i))
+        totals = m if not totals else jax.tree.map(jnp.add, totals, m)
+    totals = jax.tree.map(np.asarray, totals)
+    count = int(totals["count"])
+    neurons = net.config.neurons_per_layer()
+    layers = [spec.name for spec in net.config.layers]
+    return {
+        "accuracy": int(totals["correct"]) / count,
+        "loss": float(totals["loss_sum"]) / count,
+        "count": count,
+        # Eq. 23: spikes of a layer over all steps per neuron, averaged over test images.
+        "spike_rate": {
+            k: float(totals[f"spikes/{k}"].sum()) / (neurons[k] * count) for k in layers
+        },
+        "spikes_per_step": {k: (totals[f"spikes/{k}"] / count).tolist() for k in layers},
+        "spikes_per_image": float(sum(totals[f"spikes/{k}"].sum() for k in layers)) / count,
+        "accuracy_at": {int(t): int(totals[f"correct@{t}"]) / count for t in exit_steps},
+    }
+
+
+@functools.cache
+def _eval_fn(encoder: str, exit_steps: tuple[int, ...]):
+    return jax.jit(functools.partial(tr.eval_step, encoder=encoder, exit_steps=exit_steps))
+
+
+def _final_metrics(
+    net: bj.NetworkParams,
+    data: Dataset,
+    config: ExperimentConfig,
+    history: list[dict[str, Any]],
+    paper: dict[str, Any],
+) -> dict[str, Any]:
+    num_steps = net.config.num_steps
+    exit_step = (
+        bj.early_exit_step(net, config.exit_threshold) if net.config.norm == "bntt" else num_steps
+    )
+    stride = max(1, num_steps // 5)
+    exit_steps = tuple(sorted({exit_step, *range(stride, num_steps + 1, stride), num_steps}))
+    ev = evaluate(net, data, config, exit_steps)
+    tested = [h["test_accuracy"] for h in history if "test_accuracy" in h]
+    return {
+        "complete": True,
+        "test_accuracy": ev["accuracy"],
+        "test_loss": ev["loss"],
+        "best_test_accuracy": max(tested) if tested else ev["accuracy"],
+        "num_test_images": ev["count"],
+        "spike_rate": ev["spike_rate"],
+        "spikes_per_step": ev["spikes_per_step"],
+        "spikes_per_image": ev["spikes_per_image"],
+        "accuracy_vs_T": ev["accuracy_at"],
+        "early_exit": {
+            "threshold": config.exit_threshold,
+            "step": exit_step,
+            "accuracy": ev["accuracy_at"][exit_step],
+        },
+        "gamma_means": (
+            {k: v.tolist() for k, v in bj.gamma_means(net).items()}
+            if net.config.norm == "bntt"
+            else {}
+        ),
+        "history": history,
+        "paper": paper,
+        "epochs_run": len(history),
+    }
+
+
+class TTFSMethod(Method):
+    """The TTFS surrogate model (Park & Yoon), checked at the end against its spiking network."""
+
+    name = "ttfs"
+
+    def init(self, key: jax.Array, net_config: Any) -> Any:
+        return bj.ttfs.init(key, net_config)
+
+    def optimizer_options(self, config: ExperimentConfig) -> dict[str, Any]:
+        from bntt_jax.ttfs.train import weight_kernels
+
+        return {**super().optimizer_options(config), "decay_mask": weight_kernels}
+
+    def step_options(self, config: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
+        return (
+            ("target_epoch", config.target_epoch),
+            ("lambda_tr", config.lambda_tr),
+            ("lambda_tb", config.lambda_tb),
+            ("kernel_train_start", config.kernel_train_start),
+        )
+
+    def train_step(self, options: tuple[tuple[str, Any], ...]) -> Any:
+        from bntt_jax.ttfs import train as tt
+
+        return jax.jit(functools.partial(tt.train_step, **dict(options)))
+
+    def flag_names(self, net: Any) -> list[str]:
+        from bntt_jax.ttfs import train as tt
+
+        return tt.finite_flag_names(net)
+
+    def tracked(self, metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        keep = {"train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"]}
+        for key in ("loss_ce", "reg_tr", "p_tb", "relaxed"):
+            keep[f"train_{key}"] = metrics[key]
+        prefixes = ("tau/", "t_d/", "z_min/", "z_max/", "error_", "spikes/")
+        keep |= {f"train_{k}": v for k, v in metrics.items() if k.startswith(prefixes)}
+        return keep
+
+    def describe(self, net_config: Any) -> str:
+        return (
+            f"TTFS {net_config.arch} T={net_config.time_window} (latency {net_config.latency}), "
+            f"input {net_config.input_coding}, rounding {net_config.rounding}"
+        )
+
+    def evaluate(self, net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+        ev = evaluate_ttfs(net, data, config)
+        return {
+            "test_accuracy": ev["accuracy"],
+            "test_loss": ev["loss"],
+            "test_spikes_per_image": ev["spikes_per_image"],
+        }
+
+    def final_metrics(
+        self,
+        net: Any,
+        data: Dataset,
+        config: ExperimentConfig,
+        history: list[dict[str, Any]],
+        paper: dict[str, Any],
+    ) -> dict[str, Any]:
+        c = net.config
+        ev = evaluate_ttfs(net, data, config)
+        s, n, latency = ev["spikes_per_image"], c.num_neurons(), c.latency
+        k = energy.STATIC_STEP_WEIGHT["ttfs"]
+        energies = {p: energy.neuromorphic_energy(s, latency, p, k) for p in energy.PLATFORMS}
+        metrics = {
+            "complete": True,
+            "method": "ttfs",
+            "test_accuracy": ev["accuracy"],
+            "test_loss": ev["loss"],
+            "best_test_accuracy": max(
+                [h["test_accuracy"] for h in history if "test_accuracy" in h],
+                default=ev["accuracy"],
+            ),
+            "num_test_images": ev["count"],
+            "spikes_per_image": s,
+            "spikes_per_layer": ev["spikes_per_layer"],
+            "neurons": n,
+            "neurons_per_layer": c.neurons_per_layer(),
+            "latency": latency,
+            "spike_rate": energy.spike_rate(s, n, latency),
+            "sparsity": energy.sparsity(s, n),
+            "energy": {**energies, "static_step_weight": k},
+            "kernels": kernel_summary(net),
+            "snn": check_spiking_network(net, data, config),
+            "history": history,
+            "paper": paper,
+            "epochs_run": len(history),
+        }
+        reference = paper.get("energy_reference")
+        if reference:
+            metrics["energy_normalized"] = {
+                p: energy.normalized_energy(
+                    s, latency, reference["spikes"], reference["steps"], p, k
+                )
+                for p in energy.PLATFORMS
+            }
+        return metrics
+
+    def done_line(self, metrics: dict[str, Any]) -> str:
+        snn = metrics["snn"]
+        return (
+            f"{metrics['spikes_per_image']:.0f} spikes per image, latency {metrics['latency']}; "
+            f"spiking network on {snn['images']} test images: {100 * snn['accuracy']:.2f}%, "
+            f"same prediction as the surrogate for {100 * snn['agreement']:.2f}%"
+        )
+
+    def write_plots(self, out_dir: Path, metrics: dict[str, Any]) -> None:
+        from experiments.report_ttfs import write_plots
+
+        write_plots(out_dir, metrics)
+
+    def write_report(
+        self, out_dir: Path, name: str, config: ExperimentConfig, net_config: Any, metrics: Any
+    ) -> None:
+        from experiments.report_ttfs import write_report
+
+        write_report(out_dir, name, config, net_config, metrics)
+
+
+@functools.cache
+def _ttfs_eval_fn():
+    from bntt_jax.ttfs import train as tt
+
+    return jax.jit(tt.eval_step)
+
+
+@functools.cache
+def _ttfs_logits_fn():
+    return jax.jit(lambda net, x: bj.ttfs.forward(net, x).logits)
+
+
+def evaluate_ttfs(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+    """Test accuracy, loss and spikes per image (per layer and in all) of a TTFS surrogate."""
+    step = _ttfs_eval_fn()
+    mesh = parallel.data_mesh()
+    totals: dict[str, Any] = {}
+    batches = iterate(
+        data.test_x, data.test_y, config.eval_batch_size, max_batches=config.max_eval_batches
+    )
+    for x, y in batches:
+        m = step(net, *parallel.shard_batch(mesh, x, y))
+        totals = m if not totals else jax.tree.map(jnp.add, totals, m)
+    totals = jax.tree.map(np.asarray, totals)
+    count = int(totals["count"])
+    layers = {k: float(totals[f"spikes/{k}"]) / count for k in net.config.kernel_names}
+    return {
+        "accuracy": int(totals["correct"]) / count,
+        "loss": float(totals["loss_sum"]) / count,
+        "count": count,
+        "spikes_per_layer": layers,
+        "spikes_per_image": sum(layers.values()),
+    }
+
+
+def kernel_summary(net: Any) -> dict[str, dict[str, float]]:
+    """τ, t_d, ẑ_m and ẑ_M of every kernel."""
+    from bntt_jax.ttfs.models import kernel_parameters
+
+    out = {}
+    for name, (tau, t_d) in kernel_parameters(net.params, net.config).items():
+        z_min, z_max = bj.ttfs.representation_range(tau, t_d, net.config.time_window)
+        out[name] = {k: float(v) for k, v in zip(("tau", "t_d", "z_min", "z_max"),
+                                                (tau, t_d, z_min, z_max), strict=True)}  # fmt: skip
+    return out
+
+
+def check_spiking_network(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+    """Run the spiking network (:func:`bntt_jax.ttfs.simulate`) on the first ``snn_images``
+    test images (all with ``None``), in evaluation batches, and compare it with the
+    surrogate: its accuracy, the fraction of images with the same prediction, the largest
+    logit difference and its spikes per image."""
+    n = min(len(data.test_x), len(data.test_x) if config.snn_images is None else config.snn_images)
+    size = config.eval_batch_size
+    # this process's copy of the (replicated) parameters: the simulation runs locally
+    host_net = jax.tree.map(
+        lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, net
+    )
+    images = correct = same = spikes = 0
+    diff = 0.0
+    for start in range(0, n, size):
+        x, y = data.test_x[start : start + size], data.test_y[start : start + size]
+        snn = bj.ttfs.simulate(host_net, x)
+        surrogate = np.asarray(_ttfs_logits_fn()(host_net, x))
+        logits = np.asarray(snn.logits)
+        images += len(y)
+        correct += int((logits.argmax(-1) == y).sum())
+        same += int((logits.argmax(-1) == surrogate.argmax(-1)).sum())
+        spikes += int(sum(int(v.sum()) for v in snn.spike_counts.values()))
+        diff = max(diff, float(np.abs(logits - surrogate).max()))
+    if not images:
+        return {"images": 0, "accuracy": float("nan"), "agreement": float("nan"),
+                "max_logit_difference": float("nan"), "spikes_per_image": float("nan")}  # fmt: skip
+    return {
+        "images": images,
+        "accuracy": correct / images,
+        "agreement": same / images,
+        "max_logit_difference": diff,
+        "spikes_per_image": spikes / images,
+    }
+
+
+METHODS: dict[str, Method] = {"bntt": Method(), "ttfs": TTFSMethod()}
+
+
+def method_of(config: ExperimentConfig) -> Method:
+    return METHODS[config.method]

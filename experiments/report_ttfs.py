@@ -1,0 +1,151 @@
+"""Plots and ``report.md`` of a TTFS run (Park & Yoon): our numbers beside the paper's Table 2
+columns, the spiking network's check, and the temporal kernels over training (Fig. 2, 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bntt_jax.ttfs import TTFSConfig
+from experiments.config import ExperimentConfig
+from experiments.report import plot_curves, save_figure, write_text
+
+
+def _series(history: list[dict[str, Any]], prefix: str) -> dict[str, list[float]]:
+    """``{layer: [value per epoch]}`` of the history keys ``train_<prefix>/<layer>``."""
+    out: dict[str, list[float]] = {}
+    for h in history:
+        for key, value in h.items():
+            if key.startswith(f"train_{prefix}/"):
+                out.setdefault(key.split("/", 1)[1], []).append(value)
+    return out
+
+
+def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
+    """Training curves; test accuracy and spikes per image per epoch (Fig. 3); spikes per
+    layer; τ per layer (Fig. 5), the representation range [ẑ_m, ẑ_M] and the kernel error
+    (Fig. 2) per epoch."""
+    import matplotlib.pyplot as plt
+
+    history = metrics["history"]
+    written = [plot_curves(out_dir, history)]
+    epochs = [h["epoch"] for h in history]
+
+    tested = [h for h in history if "test_spikes_per_image" in h]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot([h["epoch"] for h in tested], [100 * h["test_accuracy"] for h in tested], "C0")
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy and spikes (Fig. 3)")
+    twin = ax.twinx()
+    twin.plot([h["epoch"] for h in tested], [h["test_spikes_per_image"] for h in tested], "C1")
+    twin.set_ylabel("spikes per image", color="C1")
+    written.append(save_figure(fig, out_dir / "accuracy_and_spikes.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    layers = list(metrics["spikes_per_layer"])
+    ax.bar(range(len(layers)), [metrics["spikes_per_layer"][k] for k in layers])
+    ax.set_xticks(range(len(layers)), layers, rotation=60, fontsize=7)
+    ax.set(ylabel="spikes per image", title="spikes per layer (test set)")
+    written.append(save_figure(fig, out_dir / "spikes_per_layer.png"))
+
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 3.8))
+    for layer, taus in _series(history, "tau").items():
+        ax1.plot(epochs, taus, label=layer)
+    ax1.set(xlabel="epoch", ylabel="τ", title="temporal kernel τ per layer (Fig. 5)")
+    ax1.legend(fontsize=6, ncol=2)
+    z_min, z_max = _series(history, "z_min"), _series(history, "z_max")
+    for i, layer in enumerate(z_min):
+        ax2.plot(epochs, z_max[layer], color=f"C{i % 10}", label=layer)
+        ax2.plot(epochs, z_min[layer], color=f"C{i % 10}", ls="--")
+    ax2.set(xlabel="epoch", ylabel="ẑ_M (solid), ẑ_m (dashed)", yscale="log",
+            title="representation range (Fig. 2b)")  # fmt: skip
+    errors = [_series(history, f"error_{kind}") for kind in ("max", "min", "precision")]
+    for layer in errors[0]:
+        total = [sum(e[layer][i] for e in errors) for i in range(len(epochs))]
+        ax3.plot(epochs, total, label=layer)
+    ax3.set(xlabel="epoch", ylabel="mean error (Eq. 10–12)", title="kernel error (Fig. 2a)")
+    written.append(save_figure(fig, out_dir / "kernels.png"))
+    return written
+
+
+def write_report(
+    out_dir: Path,
+    name: str,
+    config: ExperimentConfig,
+    network: TTFSConfig,
+    metrics: dict[str, Any],
+) -> Path:
+    """``report.md``: accuracy, spikes, spike rate, sparsity, latency and energy beside the
+    paper's, the spiking network's agreement with the surrogate, and the kernels per layer."""
+    paper = metrics.get("paper", {})
+    snn = metrics["snn"]
+
+    def paper_value(key: str, fmt: str = "{}") -> str:
+        return "–" if paper.get(key) is None else fmt.format(paper[key])
+
+    normalized = metrics.get("energy_normalized")
+    reference = paper.get("energy_reference", {}).get("name", "")
+    energy_rows = (
+        [
+            f"| energy on TrueNorth (÷ {reference}) | {normalized['truenorth']:.2f} | "
+            f"{paper_value('energy_truenorth')} |",
+            f"| energy on SpiNNaker (÷ {reference}) | {normalized['spinnaker']:.2f} | "
+            f"{paper_value('energy_spinnaker')} |",
+        ]
+        if normalized
+        else [
+            f"| energy E = S·E_dyn + K·L·E_sta, TrueNorth (K = "
+            f"{metrics['energy']['static_step_weight']:g}) | {metrics['energy']['truenorth']:.4g}"
+            " | – |",
+            f"| energy, SpiNNaker | {metrics['energy']['spinnaker']:.4g} | – |",
+        ]
+    )
+    lines = [
+        f"# {name}",
+        "",
+        f"TTFS {network.arch.upper()}, T = {network.time_window}, τ₀ = {network.tau0}, "
+        f"t_d,0 = {network.t_d0}, input {network.input_coding}, rounding {network.rounding}; "
+        f"{config.dataset}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
+        f"{config.optimizer} lr {config.lr}, e_tar {config.target_epoch}, "
+        f"λ_TR {config.lambda_tr:g}, λ_TB {config.lambda_tb:g}; {metrics['wall_time_s']:.0f} s.",
+        "",
+        "| metric (TTFS paper, Table 2) | ours | paper |",
+        "|---|---|---|",
+        f"| test accuracy | {100 * metrics['test_accuracy']:.2f}% | "
+        f"{paper_value('accuracy', '{:.2f}%')} |",
+        f"| best test accuracy during training | {100 * metrics['best_test_accuracy']:.2f}% | – |",
+        f"| time steps (latency) | {metrics['latency']} | {paper_value('latency')} |",
+        f"| spikes per image (10⁶) | {metrics['spikes_per_image'] / 1e6:.4f} | "
+        f"{paper_value('spikes_millions')} |",
+        f"| spike rate S/(N·H) | {100 * metrics['spike_rate']:.3f}% | "
+        f"{paper_value('spike_rate', '{}%')} |",
+        f"| sparsity S/N | {100 * metrics['sparsity']:.2f}% | {paper_value('sparsity', '{}%')} |",
+        f"| neurons N (input included) | {metrics['neurons']:,} | – |",
+        *energy_rows,
+        "",
+        "## The spiking network",
+        "",
+        f"{snn['images']} test images through the integrate-and-fire network (the surrogate's "
+        f"parameters, batch norm folded in): accuracy {100 * snn['accuracy']:.2f}%, the same "
+        f"prediction as the surrogate for {100 * snn['agreement']:.2f}% of them, largest logit "
+        f"difference {snn['max_logit_difference']:.2e}, {snn['spikes_per_image']:.1f} spikes per "
+        "image.",
+        "",
+        "## Layers",
+        "",
+        "| layer | neurons | spikes per image | τ | t_d | ẑ_m | ẑ_M |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {layer} | {metrics['neurons_per_layer'][layer]:,} | "
+            f"{metrics['spikes_per_layer'][layer]:.1f} | {k['tau']:.3f} | {k['t_d']:.3f} | "
+            f"{k['z_min']:.4f} | {k['z_max']:.4f} |"
+            for layer, k in metrics["kernels"].items()
+        ],
+        "",
+        "![curves](curves.png) ![accuracy and spikes](accuracy_and_spikes.png)",
+        "",
+        "![spikes per layer](spikes_per_layer.png)",
+        "",
+        "![kernels](kernels.png)",
+        "",
+    ]
+    return write_text(out_dir / "report.md", "\n".join(lines))
