@@ -72,12 +72,51 @@ def main():
     result["all_gathers"] = len(re.findall(r"all-gather(?:-start)?\(", hlo))
     result["custom_calls"] = len(re.findall(r"custom-call\(", hlo))
     result["conv_batches"] = sorted(set(re.findall(r"convolution[.\d]* = f32\[(\d+),", hlo)))
+    result |= ttfs_step(mesh, one, maxrel)
     try:
         parallel.shard_batch(mesh, x[:7])
     except ValueError as err:
         result["odd_batch_error"] = str(err)
     jnp.zeros(1).block_until_ready()
     print(json.dumps(result))
+
+
+def ttfs_step(mesh, one, maxrel):
+    """The TTFS surrogate's training step (Eq. 9, SR on) on one device and on two."""
+    from bntt_jax import ttfs
+    from bntt_jax.ttfs import train as tt
+
+    def maxabs(a, b):
+        return float(np.abs(np.asarray(a) - np.asarray(b)).max())
+
+    cfg = ttfs.TTFSConfig(arch="vgg16", channels=(4,) * 13, hidden=(8, 8), num_classes=4)
+    net = ttfs.init(0, cfg)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 32, 32, 3), dtype=np.float32)
+    y = (np.arange(8) % 4).astype(np.int32)
+    step = jax.jit(lambda s, x, y, k: tt.train_step(s, x, y, k, 3, target_epoch=10))
+    # SGD, so that the parameters differ as the gradients do (Adam's first step is lr·sign(g),
+    # which turns a rounding-level gradient of either sign into a full step either way)
+    state = tt.TrainState.create(net, tr.make_optimizer("sgd", lr=0.1, schedule="constant"))
+    single, m1 = step(state, *jax.device_put((x, y), one[0]), jax.random.key(1))
+    xs, ys = parallel.shard_batch(mesh, x, y)
+    double, m2 = step(parallel.replicate(mesh, state), xs, ys, jax.random.key(1))
+    return {
+        "ttfs_loss": [float(m1["loss"]), float(m2["loss"])],
+        "ttfs_same_relaxation": float(m1["relaxed"]) == float(m2["relaxed"]),
+        "ttfs_spikes_equal": all(
+            float(m1[k]) == float(m2[k]) for k in m1 if k.startswith("spikes/")
+        ),
+        # absolute: the conv biases before batch norm have a zero gradient up to rounding
+        # (the norm removes the mean), so they hold only ~1e-8 noise, relative to nothing
+        "ttfs_params_maxabs": max(
+            jax.tree.leaves(jax.tree.map(maxabs, double.net.params, single.net.params))
+        ),
+        "ttfs_grad_norm": [float(m1["grad_norm"]), float(m2["grad_norm"])],
+        "ttfs_stats_maxrel": max(
+            jax.tree.leaves(jax.tree.map(maxrel, double.net.batch_stats, single.net.batch_stats))
+        ),
+    }
 
 
 if __name__ == "__main__":

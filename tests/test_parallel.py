@@ -47,3 +47,11 @@ def test_batch_that_does_not_divide_is_a_clear_error(result):
 def test_the_step_is_partitioned_not_gathered(result):
     assert result["all_gathers"] == 0 and result["custom_calls"] == 0
     assert result["conv_batches"] == [str(3 * 8 // 2)]  # T x B/2 images per device
+
+
+def test_ttfs_step_is_the_same_on_one_and_two_devices(result):
+    loss_1, loss_2 = result["ttfs_loss"]
+    assert loss_2 == pytest.approx(loss_1, rel=1e-6)
+    assert result["ttfs_same_relaxation"] and result["ttfs_spikes_equal"]
+    assert result["ttfs_grad_norm"][1] == pytest.approx(result["ttfs_grad_norm"][0], rel=1e-5)
+    assert result["ttfs_params_maxabs"] < 1e-4 and result["ttfs_stats_maxrel"] < 1e-5

@@ -14,11 +14,17 @@ from bntt_jax.ttfs.simulate import spike_times_of
 from tests.ttfs_nets import NARROW_VGG16, trained_looking
 
 
-def _compare(net, images):
-    sur = ttfs.forward(net, images)
+def _compare(net, images, jit=False):
+    # Called outside jit, the surrogate evaluates its thresholds op by op as simulate() does,
+    # so even a neuron exactly on a boundary agrees (test_neurons_exactly_on_...). Under jit
+    # (faster to compile for VGG-16) XLA may round a fused exp's last bit differently, which
+    # could only move a neuron within one ulp of a boundary; none of these is.
+    forward = jax.jit(ttfs.forward) if jit else ttfs.forward
+    sur = forward(net, images)
     snn = ttfs.simulate(net, images)
     want = spike_times_of(sur, net.config)
-    assert list(want) == list(snn.spike_times)
+    assert list(snn.spike_times) == list(net.config.kernel_names)  # in network order
+    assert set(want) == set(snn.spike_times)
     window = net.config.time_window
     regions = np.zeros(3)
     for name, times in want.items():
@@ -38,7 +44,7 @@ def test_vgg16_shaped_network_equals_its_surrogate_in_float64(rounding):
         config = ttfs.TTFSConfig(**NARROW_VGG16, rounding=rounding)
         images = np.random.default_rng(1).uniform(0, 1, (6, 32, 32, 3))
         net = trained_looking(config, images)
-        _, snn, regions = _compare(net, jnp.asarray(images))
+        _, snn, regions = _compare(net, jnp.asarray(images), jit=True)
     # pruned, quantised and clipped neurons all occur, in every part of the network
     assert all(regions > 100), regions
     assert snn.latency == 17 * 32 == 544
@@ -60,7 +66,7 @@ def test_other_codings_poolings_and_windows_equal_their_surrogate(changes):
         shape = config.input_shape
         images = np.random.default_rng(2).uniform(0, 1, (16 if len(shape) == 1 else 4, *shape))
         net = trained_looking(config, images, seed=3)
-        _, _, regions = _compare(net, jnp.asarray(images))
+        _, _, regions = _compare(net, jnp.asarray(images), jit=config.arch == "vgg16")
     assert all(regions > 0), regions
 
 

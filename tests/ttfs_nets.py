@@ -43,5 +43,5 @@ def trained_looking(config: ttfs.TTFSConfig, images: np.ndarray, seed: int = 0) 
     params = jax.tree_util.tree_map_with_path(spread, net.params)
     stats = jax.tree.map(lambda a: a.astype(dtype), net.batch_stats)
     net = net.replace(params=params, batch_stats=stats)
-    stats = ttfs.forward(net, jnp.asarray(images), train=True).batch_stats
+    stats = jax.jit(lambda n, x: ttfs.forward(n, x, train=True).batch_stats)(net, images)
     return net.replace(batch_stats=stats, config=config)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import chex
@@ -77,7 +78,9 @@ def init(
 
     Kernels are Glorot-uniform (the authors' Keras default), biases 0, γ = 1, β = 0, running
     mean 0 and variance 1, and every temporal kernel τ = ``tau0``, t_d = ``t_d0`` (the paper:
-    10 and 0, so ẑ_M,0 = 1). ``key``: a ``jax.random`` key or an int seed.
+    10 and 0, so ẑ_M,0 = 1). ``key``: a ``jax.random`` key or an int seed. The kernels are
+    consecutive slices of one uniform draw; ``TTFSNetwork(config).init(key, x)`` gives the same
+    shapes and distributions with Flax's per-parameter keys.
     """
     config = _config(config, config_kwargs, "ttfs.init()")
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
@@ -90,16 +93,54 @@ def init(
     return TTFSParams(variables["params"], variables["batch_stats"], config)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _init(key: jax.Array, config: TTFSConfig) -> dict[str, Any]:
-    x = jnp.zeros((1, *config.input_shape), jnp.float32)
-    return dict(TTFSNetwork(config).init(key, x, train=False))
-
-
 @functools.cache
 def variable_shapes(config: TTFSConfig) -> dict[str, Any]:
-    """The ``params`` and ``batch_stats`` shapes a network of ``config`` has."""
-    return jax.eval_shape(lambda k: _init(k, config), jax.random.key(0))
+    """The ``params`` and ``batch_stats`` shapes a network of ``config`` has (Flax's ``init``
+    traced once per config; nothing computed)."""
+    x = jax.ShapeDtypeStruct((1, *config.input_shape), jnp.float32)
+    shapes = jax.eval_shape(
+        lambda k, x: TTFSNetwork(config).init(k, x, train=False), jax.random.key(0), x
+    )
+    return {"params": shapes["params"], "batch_stats": shapes["batch_stats"]}
+
+
+def glorot_bound(shape: tuple[int, ...]) -> float:
+    """``sqrt(6 / (fan_in + fan_out))`` of a kernel ``[..., in, out]`` (Glorot uniform, the
+    Keras default: a conv's receptive field multiplies both fans)."""
+    receptive = math.prod(shape[:-2])
+    return math.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _init(key: jax.Array, config: TTFSConfig) -> dict[str, Any]:
+    """The variables of :func:`init`. The kernels are consecutive slices of one uniform draw,
+    so initialising is one small program (tracing Flax's ``init`` through VGG-16 and compiling
+    it took seconds)."""
+    shapes = variable_shapes(config)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes["params"])
+    names = [str(path[-1].key) for path, _ in leaves]
+    sizes = [
+        math.prod(leaf.shape) if n == "kernel" else 0
+        for n, (_, leaf) in zip(names, leaves, strict=True)
+    ]
+    draw = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
+    fill = {"bias": 0.0, "scale": 1.0, "tau": config.tau0, "t_d": config.t_d0}
+    params, offset = [], 0
+    for name, size, (path, leaf) in zip(names, sizes, leaves, strict=True):
+        if name == "kernel":
+            params.append(
+                draw[offset : offset + size].reshape(leaf.shape) * glorot_bound(leaf.shape)
+            )
+            offset += size
+        elif name in fill:
+            params.append(jnp.full(leaf.shape, fill[name], leaf.dtype))
+        else:  # a new kind of parameter must be given its initialisation here
+            raise NotImplementedError(f"ttfs.init(): no initialisation for parameter {path}")
+    stats = jax.tree_util.tree_map_with_path(
+        lambda path, s: (jnp.zeros if path[-1].key == "mean" else jnp.ones)(s.shape, s.dtype),
+        shapes["batch_stats"],
+    )
+    return {"params": jax.tree.unflatten(treedef, params), "batch_stats": stats}
 
 
 def check_params(where: str, net: Any) -> None:

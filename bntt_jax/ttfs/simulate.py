@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bntt_jax.conv import conv3x3, spike_dense
 from bntt_jax.ttfs.config import TTFSConfig
 from bntt_jax.ttfs.kernel import NO_SPIKE, kernel, threshold_table
 from bntt_jax.ttfs.models import kernel_parameters
@@ -79,11 +80,12 @@ def _compose(f: Callable, g: Callable) -> Callable:
 
 
 def _synapses(kind: str, x: jax.Array, w: jax.Array) -> jax.Array:
+    """``W·s``: the 3×3 "same" convolution or the dense layer of the library's speed layer
+    (:mod:`bntt_jax.conv`: on CPU event-driven over the non-zero inputs, and im2col for maps
+    of at most 4 pixels; the library convolution and matmul elsewhere)."""
     if kind == "conv":
-        return jax.lax.conv_general_dilated(
-            x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
-    return x.reshape(x.shape[0], -1) @ w
+        return conv3x3(x, w.astype(x.dtype))
+    return spike_dense(x.reshape(x.shape[0], -1), w.astype(x.dtype))
 
 
 def fire(u: jax.Array, thresholds: jax.Array) -> jax.Array:
@@ -112,20 +114,26 @@ def integrate(
     """The integration phase: ``u = b + Σ_k κ(k)·W·s(k)`` over steps ``k = 0 … T`` (Eq. 1),
     where ``s(k) = prepare(times == k)`` are the input spikes at step ``k`` (``prepare``:
     average pooling, flattening) and ``synapses`` applies ``W``. Returns the membrane at the
-    end of the window."""
+    end of the window.
+
+    Layer-major, as the BNTT engine: the synaptic currents ``W·s(k)`` of all ``T + 1`` steps
+    are one batched conv or matmul (time folded into the batch; on CPU event-driven, so its
+    cost follows the spikes, one per neuron at most), and a scan adds them to the membrane
+    step by step."""
     dtype = bias.dtype
-
     prepare = prepare or _identity
-
-    def current(k: jax.Array) -> jax.Array:
-        return synapses(prepare((times == k).astype(dtype)))
-
-    def step(u: jax.Array, k: jax.Array) -> tuple[jax.Array, None]:
-        return u + kernel(k.astype(dtype), tau, t_d) * current(k), None
-
-    shape = jax.eval_shape(current, jnp.zeros((), jnp.int32)).shape
     steps = jnp.arange(config.time_window + 1, dtype=jnp.int32)
-    return jax.lax.scan(step, jnp.broadcast_to(bias, shape), steps)[0]
+    spikes = (times[None] == steps.reshape(-1, *([1] * times.ndim))).astype(dtype)
+    folded = prepare(spikes.reshape(-1, *times.shape[1:]))
+    currents = synapses(folded)
+    currents = currents.reshape(len(steps), times.shape[0], *currents.shape[1:])
+
+    def step(u: jax.Array, k_current: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
+        k, current = k_current
+        return u + kernel(k.astype(dtype), tau, t_d) * current, None
+
+    u0 = jnp.broadcast_to(bias, currents.shape[1:])
+    return jax.lax.scan(step, u0, (steps, currents))[0]
 
 
 def avg_pool(s: jax.Array) -> jax.Array:
