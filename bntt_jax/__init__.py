@@ -1,6 +1,7 @@
-"""bntt-jax: Batch Normalization Through Time spiking neural networks in JAX/Flax.
+"""bntt-jax: spiking neural networks in JAX/Flax trained with Batch Normalization Through Time
+(Kim & Panda) or with time-to-first-spike coding (Park & Yoon, :mod:`bntt_jax.ttfs`).
 
-The public API, from the pure functions up:
+The public API of the BNTT engine, from the pure functions up:
 
 * :func:`spike`, :func:`surrogate_grad` — Heaviside with the triangular surrogate (Eq. 8)
 * :func:`lif_step`, :func:`lif_scan` — LIF with soft reset (Eq. 4, 9)
@@ -12,6 +13,8 @@ The public API, from the pure functions up:
 * :func:`init`, :func:`simulate`, :class:`NetworkParams`, :class:`SimulateOutput`
 * :func:`from_torch`, :func:`to_torch` — the authors' PyTorch checkpoints
 * :func:`early_exit_step`, :func:`gamma_means` — temporal early exit from γᵗ (Sec. 3.4)
+* :mod:`energy` — spike rate, sparsity and neuromorphic energy, shared by both methods
+* :mod:`ttfs` — the TTFS surrogate model, its training terms and its spiking network
 
 ``import bntt_jax`` does not import JAX: the configuration (:class:`NetworkConfig` and the
 named choices) is plain Python, and every other name is imported on first use. A command line

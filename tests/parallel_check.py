@@ -89,10 +89,10 @@ def ttfs_step(mesh, one, maxrel):
     def maxabs(a, b):
         return float(np.abs(np.asarray(a) - np.asarray(b)).max())
 
-    cfg = ttfs.TTFSConfig(arch="vgg16", channels=(4,) * 13, hidden=(8, 8), num_classes=4)
+    cfg = ttfs.TTFSConfig(arch="mlp", in_features=64, hidden=(32, 32), num_classes=4)
     net = ttfs.init(0, cfg)
     rng = np.random.default_rng(0)
-    x = rng.random((8, 32, 32, 3), dtype=np.float32)
+    x = rng.random((8, 64), dtype=np.float32)
     y = (np.arange(8) % 4).astype(np.int32)
     step = jax.jit(lambda s, x, y, k: tt.train_step(s, x, y, k, 3, target_epoch=10))
     # SGD, so that the parameters differ as the gradients do (Adam's first step is lr·sign(g),

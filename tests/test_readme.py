@@ -38,6 +38,12 @@ def test_readme_python_blocks_run_as_written():
         exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["out"].logits.shape == (8, 10)
     assert namespace["params"].config.num_steps == 25
+    # the TTFS example: VGG-16's spiking network, its latency and spike accounting
+    snn, surrogate = namespace["snn"], namespace["surrogate"]
+    assert snn.latency == 544 and snn.logits.shape == (2, 10)
+    assert snn.spike_times["conv4_1"].shape == (2, 4, 4, 512)
+    assert (snn.logits.argmax(-1) == surrogate.logits.argmax(-1)).all()
+    assert 0 < namespace["rate"] < 1
 
 
 def test_readme_names_no_internal_documents_or_issue_numbers():

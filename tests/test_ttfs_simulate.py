@@ -152,6 +152,17 @@ def test_simulate_refuses_bad_input():
     other = ttfs.init(0, arch="mlp", in_features=8, hidden=(5,))
     with pytest.raises(ValueError, match="not those of the network"):
         ttfs.simulate(net.replace(params=other.params), jnp.zeros((2, 8)))
+    bad = {
+        **net.params,
+        "fc1": {
+            **net.params["fc1"],
+            "temporal": {"tau": jnp.float32(-2.0), "t_d": jnp.float32(0.0)},
+        },
+    }
+    with pytest.raises(ValueError, match="kernel of fc1 has τ = -2.0"):
+        ttfs.simulate(net.replace(params=bad), jnp.zeros((2, 8)))
+    with pytest.raises(ValueError, match="kernel of fc1 has τ = -2.0"):
+        ttfs.forward(net.replace(params=bad), jnp.zeros((2, 8)))
     import bntt_jax as bj
 
     bntt = bj.init(0, arch="mlp", in_features=8, T=4)

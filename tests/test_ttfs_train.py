@@ -29,7 +29,8 @@ def test_loss_is_eq9_and_metrics_are_reported():
     state = tt.TrainState.create(net, tt.make_optimizer())
     x = jax.random.uniform(jax.random.key(1), (32, 8))
     y = jnp.arange(32) % 10
-    _, m = tt.train_step(state, x, y, jax.random.key(0), 100, lambda_tr=0.5, lambda_tb=0.25)
+    step = jax.jit(functools.partial(tt.train_step, lambda_tr=0.5, lambda_tb=0.25))
+    _, m = step(state, x, y, jax.random.key(0), 100)
     kernels = kernel_parameters(net.params, net.config)
     reg = kernel_regularization(
         [a for a, _ in kernels.values()], [b for _, b in kernels.values()], 10.0, 0.0
@@ -58,7 +59,7 @@ def test_sr_relaxes_early_and_kernels_can_wait():
     x = jax.random.uniform(jax.random.key(1), (16, 8))
     y = jnp.arange(16) % 10
     # epoch 0 with e_tar = 1000: p = 0.999, nearly every layer takes the ReLU path
-    step = functools.partial(tt.train_step, target_epoch=1000, kernel_train_start=5)
+    step = jax.jit(functools.partial(tt.train_step, target_epoch=1000, kernel_train_start=5))
     relaxed = [float(step(state, x, y, jax.random.key(i), 0)[1]["relaxed"]) for i in range(5)]
     assert np.mean(relaxed) > 0.8
     new, _ = step(state, x, y, jax.random.key(0), 0)
@@ -69,8 +70,9 @@ def test_sr_relaxes_early_and_kernels_can_wait():
     ):
         assert float(tau0) == float(tau1) and float(td0) == float(td1)  # frozen before epoch 5
     # from epoch 5 on they train (without SR here, so that fc1's kernel is on the path)
-    later, _ = tt.train_step(state, x, y, jax.random.key(0), 5, target_epoch=None,
-                             kernel_train_start=5)  # fmt: skip
+    later, _ = jax.jit(functools.partial(tt.train_step, target_epoch=None, kernel_train_start=5))(
+        state, x, y, jax.random.key(0), 5
+    )
     assert float(later.net.params["fc1"]["temporal"]["tau"]) != 10.0
 
 

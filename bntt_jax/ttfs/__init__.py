@@ -10,8 +10,8 @@ The public API, from the pure functions up:
 * :func:`relaxation_probability`, :func:`relaxed_layers` — stochastic relaxation (Sec. 4)
 * :func:`kernel_regularization`, :func:`tb_probability`, :func:`tb_penalty`,
   :func:`total_loss` — TR, TB and the loss of Eq. 9
-* :class:`TTFSConfig`, :class:`TTFSNetwork`, :func:`init`, :func:`forward` — VGG-16 and the
-  MLP surrogate networks
+* :class:`TTFSConfig`, :class:`TTFSNetwork`, :class:`TemporalKernel`, :class:`TBBatchNorm`,
+  :func:`init`, :func:`forward` — VGG-16 and the MLP surrogate networks
 * :func:`simulate` — the spiking network itself, step by step (Eq. 1–3, Appendix A)
 * :func:`train_step`, :func:`eval_step`, :class:`TrainState` — training (Table 3)
 
@@ -47,6 +47,7 @@ _LAZY = {
     "tb_penalty": "losses",
     "tb_probability": "losses",
     "total_loss": "losses",
+    "TBBatchNorm": "models",
     "TTFSNetwork": "models",
     "TemporalKernel": "models",
     "SurrogateOutput": "network",
@@ -70,6 +71,7 @@ __all__ = [
     "ROUNDINGS",
     "SpikingOutput",
     "SurrogateOutput",
+    "TBBatchNorm",
     "TTFSConfig",
     "TTFSNetwork",
     "TTFSParams",
@@ -122,7 +124,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         threshold_table,
     )
     from bntt_jax.ttfs.losses import kernel_regularization, tb_penalty, tb_probability, total_loss
-    from bntt_jax.ttfs.models import TemporalKernel, TTFSNetwork
+    from bntt_jax.ttfs.models import TBBatchNorm, TemporalKernel, TTFSNetwork
     from bntt_jax.ttfs.network import SurrogateOutput, TTFSParams, forward, init
     from bntt_jax.ttfs.relaxation import relax, relaxation_probability, relaxed_layers
     from bntt_jax.ttfs.simulate import SpikingOutput, fold_batch_norm, simulate

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bntt_jax.checks import check_finite
+from bntt_jax.checks import check_finite, is_traced
 from bntt_jax.ttfs.config import TTFSConfig
 from bntt_jax.ttfs.models import TTFSNetwork
 
@@ -49,12 +49,14 @@ class SurrogateOutput(NamedTuple):
       z: ``{kernel: pre-activation}`` of every temporal kernel (the image for ``'input'``).
       t: ``{kernel: spike times}``, float, integer-valued, ``T + 1`` where no spike.
       batch_stats: the updated running statistics in train mode, else ``None``.
+      p_tb: ``{layer: P_TB}``, Eq. 14 summed over the layer's channels (TB, Sec. 5).
     """
 
     logits: jax.Array
     z: dict[str, jax.Array]
     t: dict[str, jax.Array]
     batch_stats: dict[str, Any] | None
+    p_tb: dict[str, jax.Array]
 
 
 def _config(config: TTFSConfig | None, kwargs: dict[str, Any], where: str) -> TTFSConfig:
@@ -173,6 +175,24 @@ def check_params(where: str, net: Any) -> None:
             f"{where}: these parameters are not those of the network their config describes "
             f"({net.config.arch}): {detail}. Build them with bntt_jax.ttfs.init(key, config)."
         )
+    check_kernels(where, net)
+
+
+def check_kernels(where: str, net: TTFSParams) -> None:
+    """Every τ must be finite and > 0 and every t_d finite (Eq. 3 has no kernel otherwise);
+    checked on concrete parameters only (not inside a trace)."""
+    from bntt_jax.ttfs.models import kernel_parameters
+
+    for name, (tau, t_d) in kernel_parameters(net.params, net.config).items():
+        if is_traced(tau) or is_traced(t_d):
+            return
+        tau_v, t_d_v = float(np.asarray(tau)), float(np.asarray(t_d))
+        if not (np.isfinite(tau_v) and tau_v > 0 and np.isfinite(t_d_v)):
+            raise ValueError(
+                f"{where}: the temporal kernel of {name} has τ = {tau_v}, t_d = {t_d_v}; "
+                "Eq. 3 needs a finite τ > 0 and a finite t_d. Fix the parameters (a diverged "
+                "training run?) or initialise anew with bntt_jax.ttfs.init."
+            )
 
 
 def check_images(where: str, config: TTFSConfig, images: Any) -> None:
@@ -213,6 +233,6 @@ def forward(
             net.variables(), images, train=True, relaxed=relaxed, rngs=rngs,
             mutable=["batch_stats"],
         )  # fmt: skip
-        return SurrogateOutput(logits, aux["z"], aux["t"], updates["batch_stats"])
+        return SurrogateOutput(logits, aux["z"], aux["t"], updates["batch_stats"], aux["p_tb"])
     logits, aux = model.apply(net.variables(), images, train=False, relaxed=relaxed)
-    return SurrogateOutput(logits, aux["z"], aux["t"], None)
+    return SurrogateOutput(logits, aux["z"], aux["t"], None, aux["p_tb"])

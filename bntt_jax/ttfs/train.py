@@ -19,8 +19,8 @@ import optax
 from bntt_jax import train as bntt_train
 from bntt_jax.train import TrainState, cross_entropy, finite_flags, flag_names, step_key
 from bntt_jax.ttfs.kernel import kernel_errors, representation_range
-from bntt_jax.ttfs.losses import kernel_regularization, tb_penalty, total_loss
-from bntt_jax.ttfs.models import batch_norm_parameters, kernel_parameters
+from bntt_jax.ttfs.losses import kernel_regularization, total_loss
+from bntt_jax.ttfs.models import kernel_parameters
 from bntt_jax.ttfs.network import TTFSParams, forward
 from bntt_jax.ttfs.relaxation import relaxed_layers
 
@@ -55,17 +55,15 @@ def finite_flag_names(net: TTFSParams) -> list[str]:
     return flag_names(_order(net), net.batch_stats)
 
 
-def _kernel_terms(params: Any, net: TTFSParams) -> tuple[jax.Array, jax.Array]:
-    """REG_TR over every kernel and P_TB over every batch norm (with its layer's ẑ_m)."""
-    c = net.config
-    kernels = kernel_parameters(params, c)
-    reg = kernel_regularization(
-        [tau for tau, _ in kernels.values()], [t_d for _, t_d in kernels.values()], c.tau0, c.t_d0
+def kernel_regularization_of(params: Any, config: Any) -> jax.Array:
+    """REG_TR (Sec. 4) over every kernel of a params tree, against the config's τ₀, t_d,0."""
+    kernels = kernel_parameters(params, config)
+    return kernel_regularization(
+        [tau for tau, _ in kernels.values()],
+        [t_d for _, t_d in kernels.values()],
+        config.tau0,
+        config.t_d0,
     )
-    bn = batch_norm_parameters(params, c)
-    z_mins = [representation_range(*kernels[name], c.time_window)[0] for name in bn]
-    p_tb = tb_penalty([g for g, _ in bn.values()], [b for _, b in bn.values()], z_mins)
-    return reg, p_tb
 
 
 def train_step(
@@ -97,7 +95,8 @@ def train_step(
 
     def loss_fn(params):
         out = forward(net.replace(params=params), images, train=True, relaxed=relaxed, rng=k_drop)
-        reg, p_tb = _kernel_terms(params, net)
+        reg = kernel_regularization_of(params, c)
+        p_tb = sum(out.p_tb.values())  # each TB batch norm's P_TB (Eq. 14)
         loss, terms = total_loss(out.logits, labels, reg, p_tb, lambda_tr, lambda_tb)
         return loss, (out, terms)
 
