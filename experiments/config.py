@@ -148,6 +148,29 @@ class ExperimentConfig:
         return cls(**data)
 
 
+#: The TTFS paper's training setup (Table 3 and Sec. 6, CIFAR-10): the base of every TTFS
+#: experiment, ``ExperimentConfig(**{**TTFS_TABLE3, ...changes})``. Inputs are intensities in
+#: [0, 1], which the input layer encodes into spike times.
+TTFS_TABLE3: dict[str, Any] = dict(
+    method="ttfs",
+    dataset="cifar10",
+    arch="vgg16",
+    num_steps=32,
+    tau0=10.0,
+    t_d0=0.0,
+    normalize=False,
+    optimizer="adam",
+    lr=1e-3,
+    lr_schedule="constant",
+    weight_decay=1e-4,
+    batch_size=512,
+    epochs=2000,
+    target_epoch=50,
+    lambda_tr=1e-5,
+    lambda_tb=1e-5,
+)
+
+
 def _validate(c: ExperimentConfig) -> None:
     """Raise :class:`ConfigError` for the first bad value of ``c`` (field by field, then
     against the dataset's facts, then the network built from them)."""

@@ -75,7 +75,13 @@ def write_report(
     metrics: dict[str, Any],
 ) -> Path:
     """``report.md``: accuracy, spikes, spike rate, sparsity, latency and energy beside the
-    paper's, the spiking network's agreement with the surrogate, and the kernels per layer."""
+    paper's, the spiking network's agreement with the surrogate, and the kernels per layer.
+
+    The paper's values come from the experiment's ``paper`` dict: ``accuracy`` (%),
+    ``latency``, ``spikes_millions``, ``spike_rate`` and ``sparsity`` (%), and for energy
+    normalised as in Table 2 ``energy_reference`` (``{"name", "spikes", "steps"}`` of the
+    reference method) with ``energy_truenorth`` and ``energy_spinnaker``.
+    """
     paper = metrics.get("paper", {})
     snn = metrics["snn"]
 

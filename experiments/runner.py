@@ -247,8 +247,7 @@ def run_experiment(
                     )
                 bar.update()
         guard.flush()  # before anything of this epoch is written
-        steps = steps_per_epoch
-        record = {"epoch": epoch, **{k: float(v) / steps for k, v in sums.items()}}
+        record = {"epoch": epoch, **{k: float(v) / steps_per_epoch for k, v in sums.items()}}
         record |= {
             "lr": float(schedule(int(state.step) - 1)),
             "epoch_time_s": time.perf_counter() - t0,

@@ -17,7 +17,7 @@ from runs import metrics_without_timing
 from bntt_jax import ttfs
 from experiments import registry
 from experiments.checkpoints import load_checkpoint
-from experiments.config import ExperimentConfig, apply_overrides
+from experiments.config import TTFS_TABLE3, ExperimentConfig, apply_overrides
 from experiments.data import load_digits
 from experiments.run import main
 from experiments.runner import run_experiment
@@ -114,7 +114,14 @@ def test_bad_ttfs_values_fail_before_anything_runs(override, match, tmp_path, ca
 def test_vgg16_config_is_checked_against_the_dataset():
     with pytest.raises(ValueError, match="convolutional network for images"):
         ExperimentConfig(method="ttfs", arch="vgg16", dataset="digits")
-    cfg = ExperimentConfig(method="ttfs", arch="vgg16", dataset="cifar10", num_steps=32)
+    cfg = ExperimentConfig(**TTFS_TABLE3)  # Table 3: Adam 1e-3, batch 512, T 32, e_tar 50
+    assert (cfg.optimizer, cfg.lr, cfg.lr_schedule, cfg.batch_size) == (
+        "adam",
+        1e-3,
+        "constant",
+        512,
+    )
+    assert (cfg.target_epoch, cfg.lambda_tr, cfg.lambda_tb, cfg.epochs) == (50, 1e-5, 1e-5, 2000)
     net = cfg.network(10, (32, 32, 3))
     assert net.latency == 544 and net.num_neurons() == 280_576
     narrow = apply_overrides(cfg, ["channels=" + ",".join(["8"] * 13), "hidden=16,16"])

@@ -185,3 +185,24 @@ def test_config_errors_name_the_field():
     with pytest.raises(TypeError, match="T or time_window"):
         ttfs.init(0, T=4, time_window=4)
     assert dataclasses.replace(ttfs.TTFSConfig(), time_window=8).latency == 17 * 8
+
+
+def test_folding_steps_in_chunks_changes_nothing(monkeypatch):
+    # The window's steps are folded into the batch in chunks under a memory budget; the
+    # membrane still adds them one step after the other, so the results are bit-identical.
+    import importlib
+
+    sim = importlib.import_module("bntt_jax.ttfs.simulate")
+    config = ttfs.TTFSConfig(arch="mlp", in_features=16, hidden=(12, 8))
+    images = np.random.default_rng(4).uniform(0, 1, (5, 16)).astype(np.float32)
+    net = trained_looking(config, images, seed=5)
+    whole = ttfs.simulate(net, images)
+    monkeypatch.setattr(sim, "FOLD_BUDGET", 1)  # one step per synaptic call
+    sim._simulate.clear_cache()
+    try:
+        stepwise = ttfs.simulate(net, images)
+    finally:
+        sim._simulate.clear_cache()
+    np.testing.assert_array_equal(np.asarray(stepwise.logits), np.asarray(whole.logits))
+    for name, times in whole.spike_times.items():
+        np.testing.assert_array_equal(np.asarray(stepwise.spike_times[name]), np.asarray(times))

@@ -26,6 +26,7 @@ the surrogate's (:func:`bntt_jax.ttfs.forward`) exactly and the logits to roundi
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -102,6 +103,11 @@ def fire(u: jax.Array, thresholds: jax.Array) -> jax.Array:
     return jax.lax.scan(step, times0, jnp.arange(window + 1, dtype=jnp.int32))[0]
 
 
+#: The most values (input spikes or currents) one batched synaptic call may hold: the steps
+#: of a window are folded into the batch in chunks under it (2**24 floats: 64 MiB).
+FOLD_BUDGET = 2**24
+
+
 def integrate(
     times: jax.Array,
     tau: jax.Array,
@@ -116,24 +122,29 @@ def integrate(
     average pooling, flattening) and ``synapses`` applies ``W``. Returns the membrane at the
     end of the window.
 
-    Layer-major, as the BNTT engine: the synaptic currents ``W·s(k)`` of all ``T + 1`` steps
-    are one batched conv or matmul (time folded into the batch; on CPU event-driven, so its
-    cost follows the spikes, one per neuron at most), and a scan adds them to the membrane
-    step by step."""
+    Layer-major, as the BNTT engine: the synaptic currents ``W·s(k)`` of several steps are one
+    batched conv or matmul (steps folded into the batch, as many as :data:`FOLD_BUDGET`
+    allows; on CPU event-driven, so the cost follows the spikes, one per neuron at most), and
+    a scan adds them to the membrane one step after the other."""
     dtype = bias.dtype
     prepare = prepare or _identity
-    steps = jnp.arange(config.time_window + 1, dtype=jnp.int32)
-    spikes = (times[None] == steps.reshape(-1, *([1] * times.ndim))).astype(dtype)
-    folded = prepare(spikes.reshape(-1, *times.shape[1:]))
-    currents = synapses(folded)
-    currents = currents.reshape(len(steps), times.shape[0], *currents.shape[1:])
+    window = config.time_window + 1
+    one = jax.eval_shape(lambda s: synapses(prepare(s)), jax.ShapeDtypeStruct(times.shape, dtype))
+    chunk = max(1, min(window, FOLD_BUDGET // max(times.size, math.prod(one.shape))))
+    chunks = -(-window // chunk)  # steps beyond T carry no spikes: they add exact zeros
+    steps = jnp.arange(chunks * chunk, dtype=jnp.int32).reshape(chunks, chunk)
 
-    def step(u: jax.Array, k_current: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
+    def add(u: jax.Array, k_current: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
         k, current = k_current
         return u + kernel(k.astype(dtype), tau, t_d) * current, None
 
-    u0 = jnp.broadcast_to(bias, currents.shape[1:])
-    return jax.lax.scan(step, u0, (steps, currents))[0]
+    def fold(u: jax.Array, ks: jax.Array) -> tuple[jax.Array, None]:
+        spikes = (times[None] == ks.reshape(-1, *([1] * times.ndim))).astype(dtype)
+        currents = synapses(prepare(spikes.reshape(-1, *times.shape[1:])))
+        currents = currents.reshape(chunk, *one.shape)
+        return jax.lax.scan(add, u, (ks, currents))[0], None
+
+    return jax.lax.scan(fold, jnp.broadcast_to(bias, one.shape).astype(dtype), steps)[0]
 
 
 def avg_pool(s: jax.Array) -> jax.Array:
