@@ -287,7 +287,10 @@ def _validate(c: ExperimentConfig) -> None:
         key = _TTFS_KEYS.get(err.field, err.field)
         key = key if key in _NETWORK_FIXES else "arch"
         raise ConfigError(
-            key, getattr(c, key), str(err).removeprefix("NetworkConfig: "), _NETWORK_FIXES[key]
+            key,
+            getattr(c, key),
+            getattr(err, "problem", str(err).split(": ", 1)[-1]),
+            _NETWORK_FIXES[key],
         ) from None
 
 

@@ -31,6 +31,14 @@ VGG16_HIDDEN = (512, 512)
 DEFAULT_MLP_HIDDEN = (256, 256)
 
 
+class TTFSConfigError(NetworkConfigError):
+    """A :class:`TTFSConfig` field has a bad value; ``field`` names it."""
+
+    def __init__(self, field: str, value: Any, problem: str) -> None:
+        ValueError.__init__(self, f"TTFSConfig: {field}={value!r}: {problem}")
+        self.field, self.problem = field, problem
+
+
 @dataclasses.dataclass(frozen=True)
 class TTFSLayer:
     """One layer with a temporal kernel: conv (3×3, stride 1, pad 1) or dense → BN → kernel,
@@ -89,7 +97,7 @@ class TTFSConfig:
 
     def __post_init__(self) -> None:
         def fail(name: str, message: str) -> None:
-            raise NetworkConfigError(name, f"{name}={getattr(self, name)!r}: {message}")
+            raise TTFSConfigError(name, getattr(self, name), message)
 
         def choice(name: str, choices: tuple[str, ...]) -> None:
             if getattr(self, name) not in choices:
@@ -148,7 +156,7 @@ class TTFSConfig:
             if v is not None:
                 v = tuple(v)
                 object.__setattr__(self, name, v)
-                if not v and name == "channels":
+                if not v and (name == "channels" or self.arch == "mlp"):
                     fail(name, "give at least one width.")
                 if any(not isinstance(w, numbers.Integral) or w < 1 for w in v):
                     fail(name, "widths must be positive ints.")

@@ -176,7 +176,11 @@ def simulate(net: TTFSParams, images: jax.Array) -> SpikingOutput:
     Returns spike times and counts of every spiking layer, the logits (the output layer's
     integrated membrane) and the latency ``(layers + 1)·T`` (544 for VGG-16 with T = 32).
     Use float64 parameters and images (``jax.enable_x64``) for exact agreement with
-    :func:`bntt_jax.ttfs.forward`.
+    :func:`bntt_jax.ttfs.forward`. The firing thresholds are evaluated here, outside the
+    compiled simulation, op by op as the surrogate's encoder evaluates them when it is called
+    outside ``jit``: then even a neuron exactly on a quantisation boundary fires at the same
+    step in both. (Under ``jit`` XLA may round a fused ``exp``'s last bit differently, which
+    can move only a neuron within one ulp of a boundary.)
     """
     check_params("ttfs.simulate()", net)
     check_images("ttfs.simulate()", net.config, images)
