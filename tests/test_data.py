@@ -73,6 +73,19 @@ def test_normalisation_is_the_authors(tmp_path):
     assert ds.num_classes == 10 and ds.input_shape == (32, 32, 3) and ds.augment is not None
 
 
+def test_intensities_without_normalisation(tmp_path):
+    # normalize=False (TTFS input coding): pixel/255 in [0, 1]; crops pad with 0 intensity.
+    write_fake_cifar(tmp_path / "cifar-10-python.tar.gz", "cifar10")
+    ds = D.load_dataset("cifar10", str(tmp_path), normalize=False)
+    raw = D.read_cifar_archive(tmp_path / "cifar-10-python.tar.gz", "cifar10")[0]
+    np.testing.assert_array_equal(ds.train_x[7, 2, 9], (raw[7, 2, 9] / 255.0).astype(np.float32))
+    padded = ds.augment(np.random.default_rng(0), np.ones((64, 32, 32, 3), np.float32))
+    assert set(np.unique(padded)) == {0.0, 1.0}  # shifted crops show the zero padding
+    digits = D.load_digits(normalize=False)
+    assert digits.train_x.min() == 0.0 and digits.train_x.max() == 1.0
+    assert digits.fingerprint == D.load_digits().fingerprint  # the same raw data
+
+
 def test_random_crop_with_padding_and_flip():
     rng = np.random.default_rng(0)
     batch = np.random.default_rng(1).normal(size=(64, 32, 32, 3)).astype(np.float32)
