@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from experiments.config import TTFS_TABLE3, ExperimentConfig
+from experiments.config import ExperimentConfig
 from experiments.registry import register
 
 # The embedded default: scikit-learn's digits ship inside the package, so it runs anywhere.
@@ -65,27 +65,4 @@ register(
         "accuracy": 88.7,
         "spikes_per_image": "141.96e4 (Table S1, Surrogate)",
     },
-)
-
-# The TTFS embedded default: a TTFS MLP (64 -> 128 -> 128 -> 10) on the digits as pixel
-# intensities in [0, 1] encoded into spike times, with the TTFS paper's Table 3 training
-# (Adam lr 1e-3, T = 32, τ_0 = 10, t_d,0 = 0, λ_TR = λ_TB = 1e-5) at the digits' scale:
-# batch 32, SR's target epoch 10 of 30 epochs (the paper: 512, and 50 of 2,000).
-register(
-    "digits_ttfs",
-    "TTFS MLP on scikit-learn's 8x8 digits, T=32 (embedded default of the TTFS method, ~10 s)",
-    ExperimentConfig(
-        **{
-            **TTFS_TABLE3,
-            "dataset": "digits",
-            "arch": "mlp",
-            "hidden": (128, 128),
-            "target_epoch": 10,
-            "epochs": 30,
-            "batch_size": 32,
-            "eval_batch_size": 360,
-            "eval_every": 5,
-            "snn_images": None,
-        }
-    ),
 )

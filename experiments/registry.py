@@ -58,4 +58,4 @@ def get(name: str) -> Experiment:
 
 
 def _load_entries() -> None:
-    from experiments import entries  # noqa: F401  (registers its entries on import)
+    from experiments import entries, entries_ttfs  # noqa: F401  (they register on import)

@@ -11,6 +11,12 @@ from experiments.config import ExperimentConfig
 from experiments.report import plot_curves, save_figure, write_text
 
 
+def _warnings(metrics: dict[str, Any]) -> list[str]:
+    from experiments.methods import TTFSMethod
+
+    return TTFSMethod().warnings(metrics)
+
+
 def _series(history: list[dict[str, Any]], prefix: str) -> dict[str, list[float]]:
     """``{layer: [value per epoch]}`` of the history keys ``train_<prefix>/<layer>``."""
     out: dict[str, list[float]] = {}
@@ -67,6 +73,35 @@ def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     return written
 
 
+def _table2_rows(metrics: dict[str, Any], paper: dict[str, Any]) -> list[str]:
+    """The paper's Table 2 (``paper['table2']``) with our row added, for context."""
+    rows = paper.get("table2")
+    if not rows:
+        return []
+
+    def cell(value: Any) -> str:
+        return "–" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    e = metrics["energy"]
+    tn, sn = (e[p]["normalized"] for p in ("truenorth", "spinnaker"))
+    ours = [
+        "**ours**", "direct", "TTFS", f"{100 * metrics['test_accuracy']:.2f}",
+        metrics["latency_steps"], f"{metrics['spikes_per_image'] / 1e6:.4f}",
+        f"{100 * metrics['spike_rate']:.3f}", f"{100 * metrics['sparsity']:.2f}",
+        "–" if tn is None else f"{tn:.2f}", "–" if sn is None else f"{sn:.2f}",
+    ]  # fmt: skip
+    return [
+        "## The TTFS paper's Table 2, with our run",
+        "",
+        "| method | training | coding | accuracy % | time steps | spikes ×10⁶ | spike rate % "
+        "| sparsity % | TrueNorth | SpiNNaker |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *["| " + " | ".join(cell(v) for v in row) + " |" for row in rows],
+        "| " + " | ".join(str(v) for v in ours) + " |",
+        "",
+    ]
+
+
 def write_report(
     out_dir: Path,
     name: str,
@@ -88,26 +123,25 @@ def write_report(
     def paper_value(key: str, fmt: str = "{}") -> str:
         return "–" if paper.get(key) is None else fmt.format(paper[key])
 
-    normalized = metrics.get("energy_normalized")
-    reference = paper.get("energy_reference", {}).get("name", "")
-    energy_rows = (
-        [
-            f"| energy on TrueNorth (÷ {reference}) | {normalized['truenorth']:.2f} | "
-            f"{paper_value('energy_truenorth')} |",
-            f"| energy on SpiNNaker (÷ {reference}) | {normalized['spinnaker']:.2f} | "
-            f"{paper_value('energy_spinnaker')} |",
-        ]
-        if normalized
-        else [
-            f"| energy E = S·E_dyn + K·L·E_sta, TrueNorth (K = "
-            f"{metrics['energy']['static_step_weight']:g}) | {metrics['energy']['truenorth']:.4g}"
-            " | – |",
-            f"| energy, SpiNNaker | {metrics['energy']['spinnaker']:.4g} | – |",
-        ]
-    )
+    e = metrics["energy"]
+    reference = (e["reference"] or {}).get("name")
+    energy_rows = []
+    for platform, label in (("truenorth", "TrueNorth"), ("spinnaker", "SpiNNaker")):
+        raw, normalized = e[platform]["raw"], e[platform]["normalized"]
+        ours = f"{raw:.4g}" if normalized is None else f"{normalized:.2f} ({raw:.4g})"
+        per = f" ÷ {reference}" if reference else ""
+        energy_rows.append(
+            f"| energy on {label}{per} (raw: S·E_dyn + K·L·E_sta, K = "
+            f"{e['static_step_weight']:g}) | {ours} | {paper_value(f'energy_{platform}')} |"
+        )
+    warnings = [f"> **{w}**" for w in _warnings(metrics)]
+    note = [f"*{paper['note']}.*", ""] if paper.get("note") else []
     lines = [
         f"# {name}",
         "",
+        *warnings,
+        *([""] if warnings else []),
+        *note,
         f"TTFS {network.arch.upper()}, T = {network.time_window}, τ₀ = {network.tau0}, "
         f"t_d,0 = {network.t_d0}, input {network.input_coding}, rounding {network.rounding}; "
         f"{config.dataset}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
@@ -119,15 +153,16 @@ def write_report(
         f"| test accuracy | {100 * metrics['test_accuracy']:.2f}% | "
         f"{paper_value('accuracy', '{:.2f}%')} |",
         f"| best test accuracy during training | {100 * metrics['best_test_accuracy']:.2f}% | – |",
-        f"| time steps (latency) | {metrics['latency']} | {paper_value('latency')} |",
-        f"| spikes per image (10⁶) | {metrics['spikes_per_image'] / 1e6:.4f} | "
-        f"{paper_value('spikes_millions')} |",
+        f"| time steps (latency) | {metrics['latency_steps']} | {paper_value('latency')} |",
+        f"| spikes per image | {metrics['spikes_per_image']:,.0f} | "
+        f"{paper_value('spikes_millions', '{:g}·10⁶')} |",
         f"| spike rate S/(N·H) | {100 * metrics['spike_rate']:.3f}% | "
         f"{paper_value('spike_rate', '{}%')} |",
         f"| sparsity S/N | {100 * metrics['sparsity']:.2f}% | {paper_value('sparsity', '{}%')} |",
         f"| neurons N (input included) | {metrics['neurons']:,} | – |",
         *energy_rows,
         "",
+        *_table2_rows(metrics, paper),
         "## The spiking network",
         "",
         f"{snn['images']} test images through the integrate-and-fire network (the surrogate's "

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for name in registry.names():
-            print(f"{name:24s} {registry.get(name).summary}")
+            print(f"{name:28s} {registry.get(name).summary}")
         return 0
     if args.resume and args.out is None:
         parser.error("--resume needs --out DIR, the folder of the run to continue")

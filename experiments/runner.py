@@ -289,6 +289,8 @@ def run_experiment(
 
     metrics = method.final_metrics(state.net, data, config, manifest["history"], paper or {})
     metrics["wall_time_s"] = elapsed_before + time.perf_counter() - leg_start
+    for warning in method.warnings(metrics):
+        log.error("%s", warning)
     if primary:
         method.write_plots(out_dir, metrics)
         fault_point("plots_written", config.epochs)

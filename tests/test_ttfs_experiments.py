@@ -37,15 +37,16 @@ def test_digits_ttfs_learns_and_its_spiking_network_agrees(digits_run):
     out, metrics = digits_run
     assert metrics["test_accuracy"] >= 0.95, metrics["test_accuracy"]  # chance: 0.10
     snn = metrics["snn"]
-    assert snn["images"] == 360 and snn["agreement"] == 1.0
+    assert snn["images"] == 360 and snn["agreement"] == metrics["snn_agreement"] == 1.0
     assert snn["accuracy"] == metrics["test_accuracy"]
     assert snn["spikes_per_image"] == pytest.approx(metrics["spikes_per_image"], rel=1e-9)
     # S/(N·H) and S/N with N = 64 + 128 + 128 (input included) and H = (3 + 1)·32
     s = metrics["spikes_per_image"]
-    assert metrics["neurons"] == 320 and metrics["latency"] == 128
+    assert metrics["neurons"] == 320 and metrics["latency_steps"] == 128
     assert metrics["spike_rate"] == pytest.approx(s / (320 * 128))
     assert metrics["sparsity"] == pytest.approx(s / 320)
-    assert metrics["energy"]["truenorth"] == pytest.approx(0.4 * s + 0.6 * 352 * 128)
+    tn = metrics["energy"]["truenorth"]
+    assert tn["raw"] == pytest.approx(0.4 * s + 0.6 * 352 * 128) and tn["normalized"] is None
     assert set(metrics["kernels"]) == {"input", "fc1", "fc2"}
     history = metrics["history"]
     assert len(history) == 30 and "train_tau/fc1" in history[0] and "train_p_tb" in history[0]
@@ -130,3 +131,66 @@ def test_vgg16_config_is_checked_against_the_dataset():
         apply_overrides(cfg, ["channels=8,8"]).network(10, (32, 32, 3))
     shown = json.loads(json.dumps(cfg.to_dict()))
     assert ExperimentConfig.from_dict(shown) == cfg
+
+
+def test_a_disagreeing_spiking_network_is_reported_loudly():
+    from experiments.methods import TTFSMethod, energy_report
+
+    snn = {"images": 360, "agreement": 359 / 360, "max_logit_difference": 0.5}
+    (warning,) = TTFSMethod().warnings({"snn": snn})
+    assert warning.startswith("BUG:") and "on 1 of 360 test images" in warning
+    assert TTFSMethod().warnings({"snn": {**snn, "agreement": 1.0}}) == []
+    # energy normalised to a reference method as Table 2 does (TSC: 0.193e6 spikes, 512 steps)
+    e = energy_report(0.067e6, 544, {"name": "TSC", "spikes": 0.193e6, "steps": 512})
+    assert e["truenorth"]["normalized"] == pytest.approx(0.78, rel=0.04)
+    assert e["spinnaker"]["normalized"] == pytest.approx(0.60, rel=0.04)
+
+
+def test_every_ttfs_table_entry_is_registered_with_the_papers_settings():
+    names = registry.names()
+    rows = {
+        "cifar10_ttfs_sm": (2.0, None, 0.0, 0.0, 87.43),
+        "cifar10_ttfs_sm_sr": (1.0, 50, 0.0, 0.0, 91.05),
+        "cifar10_ttfs_sm_sr_tr": (1.0, 50, 1e-5, 0.0, 91.83),
+        "cifar10_ttfs": (1.0, 50, 1e-5, 1e-5, 91.90),
+        "cifar10_ttfs_tb_1e-4": (1.0, 50, 1e-5, 1e-4, 91.49),
+        "cifar100_ttfs": (1.0, 500, 1e-5, 1e-5, 65.98),
+    }
+    for name, (z_max0, e_tar, l_tr, l_tb, accuracy) in rows.items():
+        entry = registry.get(name)
+        c = entry.config
+        assert (c.method, c.arch, c.num_steps, c.batch_size, c.lr) == (
+            "ttfs",
+            "vgg16",
+            32,
+            512,
+            1e-3,
+        )
+        assert np.exp(c.t_d0 / c.tau0) == pytest.approx(z_max0)  # ẑ_M,0 = exp(t_d,0/τ₀)
+        assert (c.target_epoch, c.lambda_tr, c.lambda_tb) == (e_tar, l_tr, l_tb)
+        assert entry.paper["accuracy"] == accuracy and entry.paper["table2"]
+        small = registry.get(f"{name}_small").config
+        assert f"{name}_small" in names and (small.dataset, small.arch) == ("digits", "mlp")
+        assert (small.lambda_tr, small.lambda_tb, small.t_d0) == (l_tr, l_tb, c.t_d0)
+        assert (small.target_epoch is None) == (e_tar is None)
+    assert registry.get("cifar10_ttfs").paper["energy_reference"]["spikes"] == 0.193e6
+
+
+def test_cifar10_ttfs_runs_on_the_archive(tmp_path):
+    from test_data import write_fake_cifar
+
+    write_fake_cifar(tmp_path / "cifar-10-python.tar.gz", "cifar10")
+    out = tmp_path / "run"
+    tiny = ["epochs=1", "num_steps=4", "batch_size=4", "eval_batch_size=4", "max_train_batches=1",
+            "max_eval_batches=1", "snn_images=4", "channels=" + ",".join(["4"] * 13),
+            "hidden=8,8"]  # fmt: skip
+    args = ["cifar10_ttfs", "--set", f"data_dir={tmp_path}", "--out", str(out)]
+    for item in tiny:
+        args += ["--set", item]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["latency_steps"] == 17 * 4 and metrics["snn_agreement"] == 1.0
+    assert metrics["energy"]["truenorth"]["normalized"] > 0  # normalised to TSC, as Table 2
+    report = (out / "report.md").read_text()
+    assert "| test accuracy |" in report and "91.90%" in report  # the paper's beside ours
+    assert "Han & Roy 2020" in report  # Table 2's published rows for context
