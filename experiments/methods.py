@@ -270,6 +270,7 @@ class TTFSMethod(Method):
             "snn_agreement": snn["agreement"],
             "snn": snn,
             "kernels": kernel_summary(net),
+            "distributions": distributions(net, data, config),
             "history": history,
             "paper": paper,
             "epochs_run": len(history),
@@ -361,6 +362,45 @@ def energy_report(spikes: float, steps: int, reference: dict[str, Any] | None) -
         )
         out[platform] = {"raw": raw, "normalized": normalized}
     return out
+
+
+def _histogram(values: np.ndarray, bins: int) -> dict[str, list[float]]:
+    values = np.asarray(values, np.float64).ravel()
+    low, high = (
+        np.percentile(values, [0.5, 99.5]) if values.size > 1 else (values[0] - 1, values[0] + 1)
+    )
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    # the central 99 %: the tails would stretch the axis over a few outliers
+    density, edges = np.histogram(values, bins=bins, range=(low, high), density=True)
+    return {"edges": edges.tolist(), "density": density.tolist()}
+
+
+def distributions(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+    """What the TTFS paper's distribution figures show, for the trained network: per kernel
+    layer the histogram of the pre-activations z on a test batch with the mean β, ẑ_m and ẑ_M
+    (Fig. 7 / 17), and the histograms of its batch norm's γ and β (Fig. 14–15)."""
+    from bntt_jax.ttfs.models import batch_norm_parameters
+
+    x = data.test_x[: config.eval_batch_size]
+    out = _ttfs_outputs_fn()(jax.device_get(net), x)
+    kernels = kernel_summary(net)
+    result = {}
+    for name, (gamma, beta) in batch_norm_parameters(net.params, net.config).items():
+        result[name] = {
+            "z": _histogram(np.asarray(out.z[name]), 60),
+            "beta_mean": float(np.mean(np.asarray(beta))),
+            "z_min": kernels[name]["z_min"],
+            "z_max": kernels[name]["z_max"],
+            "gamma": _histogram(np.asarray(gamma), 30),
+            "beta": _histogram(np.asarray(beta), 30),
+        }
+    return result
+
+
+@functools.cache
+def _ttfs_outputs_fn():
+    return jax.jit(bj.ttfs.forward)
 
 
 def kernel_summary(net: Any) -> dict[str, dict[str, float]]:

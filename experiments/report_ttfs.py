@@ -3,6 +3,7 @@ columns, the spiking network's check, and the temporal kernels over training (Fi
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,78 @@ def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
         ax3.plot(epochs, total, label=layer)
     ax3.set(xlabel="epoch", ylabel="mean error (Eq. 10–12)", title="kernel error (Fig. 2a)")
     written.append(save_figure(fig, out_dir / "kernels.png"))
+    if metrics.get("distributions"):
+        written += _distribution_plots(out_dir, metrics["distributions"])
     return written
+
+
+def _grid(count: int):
+    import matplotlib.pyplot as plt
+
+    cols = min(4, count)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel()[count:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def _bars(ax, hist: dict[str, list[float]], **kwargs: Any) -> None:
+    edges = hist["edges"]
+    ax.stairs(hist["density"], edges, fill=True, alpha=0.5, **kwargs)
+
+
+def _distribution_plots(out_dir: Path, dist: dict[str, Any]) -> list[Path]:
+    """Fig. 7 / 17: pre-activation histograms per layer with β (black), ẑ_m (red) and ẑ_M
+    (purple); Fig. 14–15: γ and β of every batch norm."""
+    layers = list(dist)
+    fig, axes = _grid(len(layers))
+    for ax, layer in zip(axes, layers, strict=False):
+        d = dist[layer]
+        _bars(ax, d["z"])
+        ax.axvline(d["beta_mean"], color="k", lw=0.8)
+        ax.axvline(d["z_min"], color="r", lw=0.8)
+        ax.axvline(d["z_max"], color="purple", lw=0.8)
+        ax.set_title(layer, fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("pre-activations z (Fig. 7): mean β black, ẑ_m red, ẑ_M purple", fontsize=9)
+    written = [save_figure(fig, out_dir / "preactivations.png")]
+    fig, axes = _grid(len(layers))
+    for ax, layer in zip(axes, layers, strict=False):
+        _bars(ax, dist[layer]["gamma"], label="γ")
+        _bars(ax, dist[layer]["beta"], label="β")
+        ax.set_title(layer, fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("batch norm γ and β per layer (Fig. 14-15, end of training)", fontsize=9)
+    written.append(save_figure(fig, out_dir / "batch_norm.png"))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.report_ttfs RESULTS_DIR``: redraw a finished TTFS run's plots
+    from its metrics.json, without retraining."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.report_ttfs", description=main.__doc__
+    )
+    parser.add_argument("run", type=Path, help="a finished TTFS run's results folder")
+    args = parser.parse_args(argv)
+    metrics_file = args.run / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    if metrics.get("method") != "ttfs" or not metrics.get("complete"):
+        print(f"error: {args.run} holds no finished TTFS run (no complete metrics.json).",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    for path in write_plots(args.run, metrics):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 
 def _table2_rows(metrics: dict[str, Any], paper: dict[str, Any]) -> list[str]:
@@ -188,5 +260,10 @@ def write_report(
         "",
         "![kernels](kernels.png)",
         "",
+        *(
+            ["![pre-activations](preactivations.png) ![batch norm](batch_norm.png)", ""]
+            if metrics.get("distributions")
+            else []
+        ),
     ]
     return write_text(out_dir / "report.md", "\n".join(lines))

@@ -52,10 +52,25 @@ def test_digits_ttfs_learns_and_its_spiking_network_agrees(digits_run):
     assert len(history) == 30 and "train_tau/fc1" in history[0] and "train_p_tb" in history[0]
     assert history[0]["train_relaxed"] > history[-1]["train_relaxed"] == 0.0  # SR fades out
     for name in ("report.md", "curves.png", "accuracy_and_spikes.png", "spikes_per_layer.png",
-                 "kernels.png", "log.txt"):  # fmt: skip
+                 "kernels.png", "preactivations.png", "batch_norm.png", "log.txt"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
+    dist = metrics["distributions"]["fc2"]  # Fig. 7: z histogram with β, ẑ_m, ẑ_M
+    width = np.diff(dist["z"]["edges"])
+    assert np.sum(np.asarray(dist["z"]["density"]) * width) == pytest.approx(1.0)
+    assert dist["z_min"] == metrics["kernels"]["fc2"]["z_min"]
     report = (out / "report.md").read_text()
     assert "| spike rate S/(N·H) |" in report and "360 test images through" in report
+
+
+def test_plots_redraw_from_a_finished_folder_without_training(digits_run, tmp_path, capsys):
+    from experiments import report_ttfs
+
+    out, _ = digits_run
+    (out / "preactivations.png").unlink()
+    assert report_ttfs.main([str(out)]) == 0
+    assert (out / "preactivations.png").stat().st_size > 0
+    assert report_ttfs.main([str(tmp_path)]) == 2
+    assert "no finished TTFS run" in capsys.readouterr().err
 
 
 def test_checkpoint_reloads_as_the_ttfs_network(digits_run):
