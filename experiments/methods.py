@@ -317,9 +317,12 @@ def _ttfs_eval_fn():
     return jax.jit(tt.eval_step)
 
 
-@functools.cache
-def _ttfs_logits_fn():
-    return jax.jit(lambda net, x: bj.ttfs.forward(net, x).logits)
+def _local(net: Any) -> Any:
+    """This process's copy of replicated parameters, as host arrays (the end-of-run checks
+    run on each process alone)."""
+    return jax.tree.map(
+        lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, net
+    )
 
 
 def evaluate_ttfs(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
@@ -383,7 +386,7 @@ def distributions(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str
     from bntt_jax.ttfs.models import batch_norm_parameters
 
     x = data.test_x[: config.eval_batch_size]
-    out = _ttfs_outputs_fn()(jax.device_get(net), x)
+    out = _ttfs_outputs_fn()(_local(net), x)
     kernels = kernel_summary(net)
     result = {}
     for name, (gamma, beta) in batch_norm_parameters(net.params, net.config).items():
@@ -422,16 +425,13 @@ def check_spiking_network(net: Any, data: Dataset, config: ExperimentConfig) -> 
     logit difference and its spikes per image."""
     n = min(len(data.test_x), len(data.test_x) if config.snn_images is None else config.snn_images)
     size = config.eval_batch_size
-    # this process's copy of the (replicated) parameters: the simulation runs locally
-    host_net = jax.tree.map(
-        lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, net
-    )
+    host_net = _local(net)
     images = correct = same = spikes = 0
     diff = 0.0
     for start in range(0, n, size):
         x, y = data.test_x[start : start + size], data.test_y[start : start + size]
         snn = bj.ttfs.simulate(host_net, x)
-        surrogate = np.asarray(_ttfs_logits_fn()(host_net, x))
+        surrogate = np.asarray(_ttfs_outputs_fn()(host_net, x).logits)
         logits = np.asarray(snn.logits)
         images += len(y)
         correct += int((logits.argmax(-1) == y).sum())

@@ -141,10 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _table2_rows(metrics: dict[str, Any], paper: dict[str, Any]) -> list[str]:
     """The paper's Table 2 (``paper['table2']``) with our row added, for context."""
     rows = paper.get("table2")
@@ -267,3 +263,7 @@ def write_report(
         ),
     ]
     return write_text(out_dir / "report.md", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
