@@ -125,7 +125,18 @@ def xavier_bound(shape: tuple[int, ...], gain: float = 2.0) -> float:
 
 @partial(jax.jit, static_argnums=1)
 def _init_variables(key: jax.Array, config: NetworkConfig) -> dict[str, Any]:
-    shapes = variable_shapes(config)
+    return variables_from_one_draw(
+        key, variable_shapes(config), gain=2.0, fill={"gamma_t": 1.0, "gamma": 1.0}, where="init()"
+    )
+
+
+def variables_from_one_draw(
+    key: jax.Array, shapes: dict[str, Any], *, gain: float, fill: dict[str, float], where: str
+) -> dict[str, Any]:
+    """``{'params', 'batch_stats'}`` for the shapes of ``shapes``: every ``kernel`` Xavier-
+    uniform with ``gain`` (:func:`xavier_bound`), the kernels being consecutive slices of one
+    uniform draw from ``key`` (one small program, whatever the network); every other parameter
+    the constant ``fill[name]``; running means 0 and variances 1. Used by both engines."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes["params"])
     names = [str(path[-1].key) for path, _ in leaves]
     sizes = [
@@ -136,17 +147,16 @@ def _init_variables(key: jax.Array, config: NetworkConfig) -> dict[str, Any]:
     params, offset = [], 0
     for name, size, (path, leaf) in zip(names, sizes, leaves, strict=True):
         if name == "kernel":
-            params.append(
-                draw[offset : offset + size].reshape(leaf.shape) * xavier_bound(leaf.shape)
-            )
+            bound = xavier_bound(leaf.shape, gain)
+            params.append(draw[offset : offset + size].reshape(leaf.shape) * bound)
             offset += size
-        elif name in ("gamma_t", "gamma"):
-            params.append(jnp.ones(leaf.shape, leaf.dtype))
+        elif name in fill:
+            params.append(jnp.full(leaf.shape, fill[name], leaf.dtype))
         else:  # a new kind of parameter must be given its initialisation here
-            raise NotImplementedError(f"init(): no initialisation for parameter {path}")
+            raise NotImplementedError(f"{where}: no initialisation for parameter {path}")
     stats = jax.tree_util.tree_map_with_path(
         lambda path, s: (jnp.zeros if path[-1].key == "mean" else jnp.ones)(s.shape, s.dtype),
-        shapes["batch_stats"],
+        shapes.get("batch_stats", {}),
     )
     return {"params": jax.tree.unflatten(treedef, params), "batch_stats": stats}
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, NamedTuple
 
 import chex
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bntt_jax.checks import check_finite, is_traced
+from bntt_jax.simulate import variables_from_one_draw
 from bntt_jax.ttfs.config import TTFSConfig
 from bntt_jax.ttfs.models import TTFSNetwork
 
@@ -106,43 +106,15 @@ def variable_shapes(config: TTFSConfig) -> dict[str, Any]:
     return {"params": shapes["params"], "batch_stats": shapes["batch_stats"]}
 
 
-def glorot_bound(shape: tuple[int, ...]) -> float:
-    """``sqrt(6 / (fan_in + fan_out))`` of a kernel ``[..., in, out]`` (Glorot uniform, the
-    Keras default: a conv's receptive field multiplies both fans)."""
-    receptive = math.prod(shape[:-2])
-    return math.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
-
-
 @functools.partial(jax.jit, static_argnums=1)
 def _init(key: jax.Array, config: TTFSConfig) -> dict[str, Any]:
-    """The variables of :func:`init`. The kernels are consecutive slices of one uniform draw,
-    so initialising is one small program (tracing Flax's ``init`` through VGG-16 and compiling
-    it took seconds)."""
-    shapes = variable_shapes(config)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes["params"])
-    names = [str(path[-1].key) for path, _ in leaves]
-    sizes = [
-        math.prod(leaf.shape) if n == "kernel" else 0
-        for n, (_, leaf) in zip(names, leaves, strict=True)
-    ]
-    draw = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
+    """The variables of :func:`init`: Glorot-uniform kernels (Xavier with gain 1) sliced from
+    one uniform draw, so initialising is one small program (tracing Flax's ``init`` through
+    VGG-16 and compiling it took seconds)."""
     fill = {"bias": 0.0, "scale": 1.0, "tau": config.tau0, "t_d": config.t_d0}
-    params, offset = [], 0
-    for name, size, (path, leaf) in zip(names, sizes, leaves, strict=True):
-        if name == "kernel":
-            params.append(
-                draw[offset : offset + size].reshape(leaf.shape) * glorot_bound(leaf.shape)
-            )
-            offset += size
-        elif name in fill:
-            params.append(jnp.full(leaf.shape, fill[name], leaf.dtype))
-        else:  # a new kind of parameter must be given its initialisation here
-            raise NotImplementedError(f"ttfs.init(): no initialisation for parameter {path}")
-    stats = jax.tree_util.tree_map_with_path(
-        lambda path, s: (jnp.zeros if path[-1].key == "mean" else jnp.ones)(s.shape, s.dtype),
-        shapes["batch_stats"],
+    return variables_from_one_draw(
+        key, variable_shapes(config), gain=1.0, fill=fill, where="ttfs.init()"
     )
-    return {"params": jax.tree.unflatten(treedef, params), "batch_stats": stats}
 
 
 def check_params(where: str, net: Any) -> None:
