@@ -9,6 +9,7 @@ checkpoints, data parallelism, resume — the same way for both.
 from __future__ import annotations
 
 import functools
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +91,18 @@ class Method:
             f"{100 * metrics['early_exit']['accuracy']:.2f}%"
         )
 
-    def write_plots(self, out_dir: Path, metrics: dict[str, Any]) -> None:
-        from experiments.report import write_plots
+    #: The module with this method's ``write_plots`` and ``write_report`` (imported when a
+    #: run ends: matplotlib is only needed then).
+    report_module = "experiments.report"
 
-        write_plots(out_dir, metrics)
+    def write_plots(self, out_dir: Path, metrics: dict[str, Any]) -> None:
+        importlib.import_module(self.report_module).write_plots(out_dir, metrics)
 
     def write_report(
         self, out_dir: Path, name: str, config: ExperimentConfig, net_config: Any, metrics: Any
     ) -> None:
-        from experiments.report import write_report
-
-        write_report(out_dir, name, config, net_config, metrics)
+        report = importlib.import_module(self.report_module)
+        report.write_report(out_dir, name, config, net_config, metrics)
 
 
 def evaluate(
@@ -188,6 +190,7 @@ class TTFSMethod(Method):
     """The TTFS surrogate model (Park & Yoon), checked at the end against its spiking network."""
 
     name = "ttfs"
+    report_module = "experiments.report_ttfs"
 
     def init(self, key: jax.Array, net_config: Any) -> Any:
         return bj.ttfs.init(key, net_config)
@@ -296,18 +299,6 @@ class TTFSMethod(Method):
             f"spiking network on {snn['images']} test images: {100 * snn['accuracy']:.2f}%, "
             f"same prediction as the surrogate for {100 * snn['agreement']:.2f}%"
         )
-
-    def write_plots(self, out_dir: Path, metrics: dict[str, Any]) -> None:
-        from experiments.report_ttfs import write_plots
-
-        write_plots(out_dir, metrics)
-
-    def write_report(
-        self, out_dir: Path, name: str, config: ExperimentConfig, net_config: Any, metrics: Any
-    ) -> None:
-        from experiments.report_ttfs import write_report
-
-        write_report(out_dir, name, config, net_config, metrics)
 
 
 @functools.cache

@@ -103,8 +103,7 @@ def test_neurons_exactly_on_quantisation_boundaries(rounding):
     k = np.arange(T + 1)
     np.testing.assert_array_equal(got[: T + 1], k)
     np.testing.assert_array_equal(got[T + 1 : 2 * (T + 1)], np.where(k + 1 > T, -1, k + 1))
-    kept_at_z_min = T if rounding == "ceil" else T  # 'round': ẑ_m is above the step-T threshold
-    assert got[2 * (T + 1)] == kept_at_z_min
+    assert got[2 * (T + 1)] == T  # ẑ_m = κ(T) is kept ('round': above the step-T threshold)
     assert got[2 * (T + 1) + 1] == (-1 if rounding == "ceil" else T)
     assert got[2 * (T + 1) + 2] == 0
     assert (got[2 * (T + 1) + 3 :] == -1).all()
