@@ -13,7 +13,8 @@ import math
 from typing import Any
 
 from experiments.config import TTFS_TABLE3, ExperimentConfig
-from experiments.registry import register
+from experiments.registry import register, register_sweep
+from experiments.sweeps import Member, Sweep
 
 #: The reference of the paper's normalised energy (Table 2): TSC (Han & Roy, ECCV 2020).
 TSC = {
@@ -172,4 +173,100 @@ register(
     "digits_ttfs",
     "TTFS MLP on scikit-learn's 8x8 digits, T=32 (embedded default of the TTFS method, ~10 s)",
     ExperimentConfig(**{**TTFS_TABLE3, **SMALL, "target_epoch": SMALL_TARGET_EPOCH}),
+)
+
+
+# ------------------------------------------------------------------------------ the sweeps
+def _t_d0(z_max0: float, tau0: float = 10.0) -> float:
+    """t_d,0 that gives the initial maximum representation ẑ_M,0 = exp(t_d,0/τ₀) (Sec. 4)."""
+    return tau0 * math.log(z_max0)
+
+
+#: Fig. 3: (a) SM at ẑ_M,0 = 1, 2, 3, 4 with τ₀ = 10; (b) SM+SR at ẑ_M,0 = 1 with τ₀ = 5, 10,
+#: 20, 40. The paper does not print its grids; these are ours.
+FIG3_Z_MAX0 = (1.0, 2.0, 3.0, 4.0)
+FIG3_TAU0 = (5.0, 10.0, 20.0, 40.0)
+#: Fig. 8: λ_TR (SM+SR+TR, no TB) and λ_TB (with λ_TR = 1e-5), each from 0 to 1e-1.
+FIG8_LAMBDAS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+def _fig3_members(small: str) -> tuple[Member, ...]:
+    a, b = "(a) ẑ_M,0: SM, τ₀ = 10", "(b) τ₀: SM+SR, ẑ_M,0 = 1"
+    return (
+        *[Member(f"z{z:g}", f"SM ({z:g})", f"cifar10_ttfs_sm{small}", {"t_d0": _t_d0(z)}, a, z)
+          for z in FIG3_Z_MAX0],
+        *[Member(f"tau{t:g}", f"SM+SR (1), τ₀ = {t:g}", f"cifar10_ttfs_sm_sr{small}",
+                 {"tau0": t}, b, t) for t in FIG3_TAU0],
+    )  # fmt: skip
+
+
+def _fig8_members(small: str) -> tuple[Member, ...]:
+    tr, tb = "λ_TR (SM+SR+TR, λ_TB = 0)", "λ_TB (SM+SR+TR+TB, λ_TR = 1e-5)"
+    return (
+        *[Member(f"tr{v:g}", f"λ_TR = {v:g}", f"cifar10_ttfs_sm_sr_tr{small}",
+                 {"lambda_tr": v}, tr, v) for v in FIG8_LAMBDAS],
+        *[Member(f"tb{v:g}", f"λ_TB = {v:g}", f"cifar10_ttfs{small}", {"lambda_tb": v}, tb, v)
+          for v in FIG8_LAMBDAS],
+    )  # fmt: skip
+
+
+def _ablation_members(small: str) -> tuple[Member, ...]:
+    return (
+        Member("sm1", "SM (1)", f"cifar10_ttfs_sm{small}", {"t_d0": 0.0}),
+        Member("sm2", "SM (2)", f"cifar10_ttfs_sm{small}"),
+        Member("sm3", "SM (3)", f"cifar10_ttfs_sm{small}", {"t_d0": _t_d0(3.0)}),
+        Member("sm_sr", "SM+SR (1)", f"cifar10_ttfs_sm_sr{small}"),
+        Member("sm_sr_tr", "SM+SR+TR (1)", f"cifar10_ttfs_sm_sr_tr{small}"),
+        Member("tb1e-5", "SM+SR+TR+TB (1e-5)", f"cifar10_ttfs{small}"),
+        Member("tb1e-4", "SM+SR+TR+TB (1e-4)", f"cifar10_ttfs_tb_1e-4{small}"),
+    )
+
+
+#: Table 1's points in Fig. 8's axes (spikes per image, accuracy %).
+TABLE1_POINTS = [
+    {"label": "SM+SR+TR", "spikes": 73100, "accuracy": 91.83},
+    {"label": "TB 1e-5", "spikes": 67400, "accuracy": 91.90},
+    {"label": "TB 1e-4", "spikes": 49000, "accuracy": 91.49},
+]
+
+
+def register_sweeps(
+    name: str, summary: str, figure: str, members: Any, paper: dict[str, Any]
+) -> None:
+    """Register the sweep ``name`` over the CIFAR-10 entries and ``<name>_small`` over their
+    digits twins."""
+    register_sweep(Sweep(name, f"{summary}, VGG-16 CIFAR-10", members(""), figure,
+                         "experiments.figures_ttfs", paper))  # fmt: skip
+    note = (
+        "Reduced scale (TTFS MLPs on the digits); the paper's values are for VGG-16 on "
+        "CIFAR-10, shown for reference only."
+    )
+    small_paper = {k: v for k, v in paper.items() if k != "points"} | {"note": note}
+    register_sweep(
+        Sweep(f"{name}_small", f"{summary}, reduced scale: TTFS MLPs on the digits",
+              members("_small"), figure, "experiments.figures_ttfs", small_paper)
+    )  # fmt: skip
+
+
+register_sweeps(
+    "fig3_ttfs",
+    "Fig. 3: accuracy and spikes against ẑ_M,0 (SM) and τ₀ (SM+SR), 8 runs",
+    "fig3",
+    _fig3_members,
+    {"source": "TTFS paper, Fig. 3 (plotted only)"},
+)
+register_sweeps(
+    "fig8_ttfs",
+    "Fig. 8: accuracy against spikes over λ_TR and λ_TB, 12 runs",
+    "fig8",
+    _fig8_members,
+    {"source": "TTFS paper, Fig. 8 (plotted only) and Table 1", "points": TABLE1_POINTS},
+)
+register_sweeps(
+    "fig2_ttfs",
+    "Figs. 2, 5, 7, 11-17 (kernel errors, τ, t_d, γ, β, pre-activations, losses) over the "
+    "Table 1 family, 7 runs",
+    "ablation",
+    _ablation_members,
+    {"source": "TTFS paper, Table 1 and Figs. 2, 5, 7, 11-17"},
 )

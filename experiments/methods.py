@@ -63,6 +63,10 @@ class Method:
         """Training metrics averaged over each epoch into its history record."""
         return {"train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"]}
 
+    def epoch_record(self, net: Any) -> dict[str, float]:
+        """What the history keeps of the parameters at the end of every epoch."""
+        return {}
+
     def describe(self, net_config: Any) -> str:
         return f"{net_config.arch} {net_config.norm} T={net_config.num_steps}"
 
@@ -226,6 +230,19 @@ class TTFSMethod(Method):
         keep |= {f"train_{k}": v for k, v in metrics.items() if k.startswith(prefixes)}
         return keep
 
+    def epoch_record(self, net: Any) -> dict[str, float]:
+        """The distributions of γ and β over every batch norm of the network at the end of the
+        epoch, as percentiles (``bn_gamma/p50``, ...): Fig. 14–15 draw them over training."""
+        from bntt_jax.ttfs.models import batch_norm_parameters
+
+        bn = batch_norm_parameters(net.params, net.config).values()
+        out = {}
+        for index, name in enumerate(("gamma", "beta")):
+            values = np.concatenate([np.ravel(_host(pair[index])) for pair in bn])
+            for q, v in zip(BN_PERCENTILES, np.percentile(values, BN_PERCENTILES), strict=True):
+                out[f"bn_{name}/p{q}"] = float(v)
+        return out
+
     def describe(self, net_config: Any) -> str:
         return (
             f"TTFS {net_config.arch} T={net_config.time_window} (latency {net_config.latency}), "
@@ -308,12 +325,18 @@ def _ttfs_eval_fn():
     return jax.jit(tt.eval_step)
 
 
+#: The percentiles of γ and β each TTFS history record keeps (Fig. 14–15).
+BN_PERCENTILES = (5, 25, 50, 75, 95)
+
+
+def _host(a: Any) -> Any:
+    return np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a
+
+
 def _local(net: Any) -> Any:
     """This process's copy of replicated parameters, as host arrays (the end-of-run checks
     run on each process alone)."""
-    return jax.tree.map(
-        lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, net
-    )
+    return jax.tree.map(_host, net)
 
 
 def evaluate_ttfs(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
@@ -420,7 +443,8 @@ def check_spiking_network(net: Any, data: Dataset, config: ExperimentConfig) -> 
     images = correct = same = spikes = 0
     diff = 0.0
     for start in range(0, n, size):
-        x, y = data.test_x[start : start + size], data.test_y[start : start + size]
+        stop = min(start + size, n)
+        x, y = data.test_x[start:stop], data.test_y[start:stop]
         snn = bj.ttfs.simulate(host_net, x)
         surrogate = np.asarray(_ttfs_outputs_fn()(host_net, x).logits)
         logits = np.asarray(snn.logits)

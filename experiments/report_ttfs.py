@@ -121,15 +121,27 @@ def _distribution_plots(out_dir: Path, dist: dict[str, Any]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m experiments.report_ttfs RESULTS_DIR``: redraw a finished TTFS run's plots
-    from its metrics.json, without retraining."""
+    from its metrics.json, or a finished sweep's figures from its members' folders, without
+    retraining."""
     import argparse
     import json
+
+    from experiments import rundir, sweeps
 
     parser = argparse.ArgumentParser(
         prog="python -m experiments.report_ttfs", description=main.__doc__
     )
-    parser.add_argument("run", type=Path, help="a finished TTFS run's results folder")
+    parser.add_argument("run", type=Path, help="a finished TTFS run's or sweep's results folder")
     args = parser.parse_args(argv)
+    if (args.run / sweeps.SWEEP).is_file():
+        try:
+            written = sweeps.redraw(args.run)
+        except rundir.RunFolderError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        for path in written:
+            print(path)
+        return 0
     metrics_file = args.run / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     if metrics.get("method") != "ttfs" or not metrics.get("complete"):

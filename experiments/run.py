@@ -4,6 +4,9 @@
     python -m experiments.run --resume --out DIR [NAME] [--set data_dir=...]
     python -m experiments.run --list
 
+NAME is an experiment or a sweep (a family of experiments drawn as one figure, run member
+after member into one folder; :mod:`experiments.sweeps`).
+
 Every argument, config value, results folder and dataset is checked before anything is
 written and before JAX is imported; an error is one line on stderr and exit code 2. A run
 that starts and then fails (training diverged, no intact checkpoint to resume from) exits 1.
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from experiments import registry, rundir
+from experiments import registry, rundir, sweeps
 from experiments.config import (
     RESUME_SAFE_KEYS,
     ConfigError,
@@ -39,7 +42,8 @@ experiment sets its own: see --show):
 --resume continues the unfinished run in --out from its last committed epoch with the run's
 own config.json; NAME may be left out. A --set that changes the run is refused; only
 {safe} may change on resume (where the run reads its data; the data must be the same).
-A finished run is never modified.
+A finished run is never modified. A sweep's --set applies to every member; --resume on a
+sweep's folder keeps its finished members, resumes the interrupted one and runs the rest.
 
 exit codes: 0 done; 2 the command cannot start (bad argument, config value, folder, data or
 device count: nothing was written); 1 the run failed (training diverged, no intact
@@ -53,10 +57,18 @@ class Plan:
     """What a command will do, resolved without JAX and without writing anything."""
 
     name: str
-    config: ExperimentConfig
+    config: ExperimentConfig | None  # None for a sweep
     out: Path
     paper: dict[str, Any]
     resume: bool
+    sweep: dict[str, Any] | None = None  # a sweep's record (experiments.sweeps)
+
+    @property
+    def configs(self) -> list[ExperimentConfig]:
+        """The configs this command will train: one, or every member of a sweep."""
+        if self.sweep is None:
+            return [self.config]
+        return [ExperimentConfig.from_dict(m["experiment"]) for m in self.sweep["members"]]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +115,15 @@ def plan(args: argparse.Namespace) -> Plan:
     Raises :class:`ConfigError`, :class:`experiments.rundir.RunFolderError`, ``KeyError``
     (unknown experiment) or :class:`DataMissingError`.
     """
-    if args.resume:
+    if args.resume and rundir.inspect(args.out).state == "sweep":
+        record = sweeps.resolve_resume(args.out, args.overrides)
+        if args.name is not None and args.name != record["name"]:
+            raise rundir.RunFolderError(
+                f"{args.out} holds a sweep of {record['name']}, not {args.name}. Resume it "
+                f"with `python -m experiments.run --resume --out {args.out}`."
+            )
+        p = Plan(record["name"], None, Path(args.out), record["paper"], True, record)
+    elif args.resume:
         folder = rundir.inspect(args.out)
         rundir.check_resumable(folder, args.name)
         saved = ExperimentConfig.from_dict(folder.config["experiment"])
@@ -111,18 +131,28 @@ def plan(args: argparse.Namespace) -> Plan:
         name = folder.config["name"]
         rundir.check_resume_changes(saved, config, args.out, name)
         paper = folder.config.get("paper", {})
-        out = args.out
+        p = Plan(name, config, Path(args.out), paper, True)
     else:
-        experiment = registry.get(args.name)
-        config = apply_overrides(experiment.config, args.overrides)
-        name, paper = args.name, experiment.paper
-        out = args.out or Path("results") / name / time.strftime("%Y%m%d-%H%M%S")
+        entry = registry.lookup(args.name)
+        out = Path(args.out or Path("results") / args.name / time.strftime("%Y%m%d-%H%M%S"))
+        if isinstance(entry, sweeps.Sweep):
+            record = sweeps.resolve_new(entry, args.overrides)
+            p = Plan(args.name, None, out, entry.paper, False, record)
+        else:
+            config = apply_overrides(entry.config, args.overrides)
+            p = Plan(args.name, config, out, entry.paper, False)
         rundir.check_new(rundir.inspect(out))
-    check_available(config.dataset, config.data_dir)
-    return Plan(name, config, Path(out), paper, args.resume)
+    if p.sweep is not None:
+        sweeps.check_members(p.out, p.sweep)
+    for config in p.configs:
+        check_available(config.dataset, config.data_dir)
+    return p
 
 
 def _show(p: Plan) -> str:
+    if p.sweep is not None:
+        return json.dumps({"name": p.name, "out": str(p.out), "resume": p.resume, **p.sweep},
+                          indent=2)  # fmt: skip
     facts = p.config.facts
     return json.dumps(
         {
@@ -150,7 +180,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for name in registry.names():
-            print(f"{name:28s} {registry.get(name).summary}")
+            print(f"{name:28s} {registry.summary(name)}")
         return 0
     if args.resume and args.out is None:
         parser.error("--resume needs --out DIR, the folder of the run to continue")
@@ -175,9 +205,14 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
 
     from experiments.data import load_dataset
 
+    datasets: dict[tuple[str, str | None, bool], Any] = {}
     try:
-        data = load_dataset(p.config.dataset, p.config.data_dir, p.config.normalize)
-        check_against_data(p.config, len(data.train_x), len(data.test_x))
+        for config in p.configs:  # every member of a sweep is checked before the first runs
+            source = (config.dataset, config.data_dir, config.normalize)
+            if source not in datasets:
+                datasets[source] = load_dataset(*source)
+            data = datasets[source]
+            check_against_data(config, len(data.train_x), len(data.test_x))
     except (ConfigError, DataMissingError, DataCorruptError) as err:
         return _fail(err)
 
@@ -194,12 +229,16 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
 
     try:
         mesh = parallel.data_mesh()
-        parallel.check_batch_size(mesh, p.config.batch_size)
-        parallel.check_batch_size(mesh, p.config.eval_batch_size)
+        for config in p.configs:
+            parallel.check_batch_size(mesh, config.batch_size)
+            parallel.check_batch_size(mesh, config.eval_batch_size)
     except ValueError as err:
         return _fail(err)
     try:
-        run_experiment(p.name, p.config, p.out, p.paper, resume=p.resume, data=data)
+        if p.sweep is not None:
+            sweeps.run_sweep(p.out, p.sweep, resume=p.resume, datasets=datasets)
+        else:
+            run_experiment(p.name, p.config, p.out, p.paper, resume=p.resume, data=data)
     except (ConfigError, rundir.RunFolderError) as err:
         return _fail(err)
     except (TrainingDivergedError, rundir.CheckpointDamagedError) as err:

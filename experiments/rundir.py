@@ -45,6 +45,7 @@ from typing import Any
 FORMAT = 2
 CONFIG = "config.json"
 METRICS = "metrics.json"
+SWEEP = "sweep.json"  # marks the folder of a sweep of runs (experiments.sweeps)
 MANIFEST = Path("checkpoints") / "manifest.json"
 KINDS = ("last", "best")
 
@@ -109,7 +110,7 @@ class RunFolder:
     """What a results folder holds: nothing, a run (unfinished or finished), or other files."""
 
     path: Path
-    state: str  # 'absent', 'empty', 'run', 'finished', 'legacy', 'foreign'
+    state: str  # 'absent', 'empty', 'run', 'finished', 'legacy', 'sweep', 'foreign'
     config: dict[str, Any] | None = None  # config.json of a run
     manifest: dict[str, Any] | None = None  # the commit record, once epoch 1 committed
 
@@ -126,8 +127,11 @@ def inspect(path: Path) -> RunFolder:
         return RunFolder(path, "absent")
     if not path.is_dir():
         raise RunFolderError(f"{path} is a file, not a folder; give --out a folder path.")
-    if {p.name for p in path.iterdir()} <= {CONFIG + ".tmp"}:
+    names = {p.name for p in path.iterdir()}
+    if names <= {CONFIG + ".tmp", SWEEP + ".tmp"}:
         return RunFolder(path, "empty")  # nothing, or a run killed before it existed
+    if SWEEP in names:
+        return RunFolder(path, "sweep")  # the folder of a sweep (experiments.sweeps)
     config_file = path / CONFIG
     if not config_file.is_file():
         return RunFolder(path, "foreign")
@@ -155,6 +159,11 @@ def check_new(folder: RunFolder) -> None:
             f"{where} is not empty and holds no run; nothing in it is touched. Give --out a "
             "new or empty folder."
         )
+    if folder.state == "sweep":
+        raise RunFolderError(
+            f"{where} already holds a sweep; nothing is overwritten. Continue it with "
+            f"python -m experiments.run --resume --out {where}, or give --out a new folder."
+        )
     what = {
         "run": f"an unfinished run of {folder.config['name']} (epoch {folder.epoch} committed)",
         "finished": f"a finished run of {folder.config['name']}",
@@ -171,6 +180,11 @@ def check_resumable(folder: RunFolder, name: str | None) -> None:
     where = folder.path
     if folder.state == "absent":
         raise RunFolderError(f"{where} does not exist: there is no run to resume.")
+    if folder.state == "sweep":
+        raise RunFolderError(
+            f"{where} holds a sweep, not one run: resume it with python -m experiments.run "
+            f"--resume --out {where}"
+        )
     if folder.state in ("empty", "foreign"):
         raise RunFolderError(
             f"{where} holds no run (no bntt-jax config.json): nothing to resume. To start a "

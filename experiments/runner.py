@@ -253,6 +253,7 @@ def run_experiment(
         guard.flush()  # before anything of this epoch is written
         sums = jax.device_get(sums)  # one transfer for all the epoch's training metrics
         record = {"epoch": epoch, **{k: float(v) / steps_per_epoch for k, v in sums.items()}}
+        record |= method.epoch_record(state.net)
         record |= {
             "lr": float(schedule(int(state.step) - 1)),
             "epoch_time_s": time.perf_counter() - t0,

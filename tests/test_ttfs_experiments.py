@@ -77,6 +77,12 @@ def test_checkpoint_reloads_as_the_ttfs_network(digits_run):
     out, metrics = digits_run
     net = load_checkpoint(out / "checkpoints" / "last")
     assert isinstance(net, ttfs.TTFSParams) and net.config.arch == "mlp"
+    # the history's γ and β percentiles (Fig. 14-15) are those of the epoch's parameters
+    last = metrics["history"][-1]
+    for name, bn_key in (("gamma", "scale"), ("beta", "bias")):
+        values = np.concatenate([np.ravel(net.params[k]["bn"][bn_key]) for k in ("fc1", "fc2")])
+        for q in (5, 50, 95):
+            assert last[f"bn_{name}/p{q}"] == pytest.approx(np.percentile(values, q), rel=1e-6)
     data = load_digits(normalize=False)
     snn = ttfs.simulate(net, data.test_x)
     assert float(np.mean(np.asarray(snn.logits).argmax(-1) == data.test_y)) == pytest.approx(
@@ -93,6 +99,7 @@ def test_killed_ttfs_run_resumes_exactly(tmp_path):
     args = ["digits_ttfs", *[a for kv in TINY for a in ("--set", kv)]]
     reference = tmp_path / "reference"
     assert main([*args, "--out", str(reference)]) == 0
+    assert metrics_without_timing(reference)["snn"]["images"] == 64  # snn_images, not a batch
     killed = tmp_path / "killed"
     run = subprocess.run(
         [sys.executable, "-m", "experiments.run", *args, "--out", str(killed)],
