@@ -301,14 +301,6 @@ def members_table(members: Members) -> list[str]:
     return lines
 
 
-FIGURES = {
-    "fig3": ["fig3.png"],
-    "fig8": ["fig8.png"],
-    "ablation": ["fig2.png", "fig11_13.png", "fig5.png", "fig14_15.png", "fig7.png", "fig17.png",
-                 "fig16.png"],
-}  # fmt: skip
-
-
 def write_sweep(out_dir: Path, record: dict[str, Any], members: Members) -> list[Path]:
     """Draw the sweep's figure (``record['figure']``) and write its ``report.md``."""
     figure = record["figure"]

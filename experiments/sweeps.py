@@ -12,8 +12,10 @@ figures without training. Layout::
     01_<key>/ 02_<key>/  one results folder per member (see :mod:`experiments.rundir`)
     report.md, *.png     the figures and the table of members
 
-A ``--set`` on a new sweep applies to every member (e.g. ``--set epochs=5``). This module does
-not import JAX.
+A ``--set`` on a new sweep applies to every member (e.g. ``--set epochs=5``). Besides its
+members' own, a sweep marks four write boundaries with :func:`experiments.rundir.fault_point`:
+``sweep_written@0``, ``member_finished@<member, 1-based>``, ``sweep_figures@<members>`` and
+``sweep_completed@<members>``. This module does not import JAX.
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ from experiments.rundir import RunFolderError
 SWEEP = rundir.SWEEP  # the file that marks a folder as a sweep's
 #: Version of the sweep folder's layout.
 FORMAT = 1
-#: The sweep's own write boundaries (:func:`experiments.rundir.fault_point`; the number after
-#: ``@`` is the member, 1-based, for ``member_finished``).
-FAULT_POINTS = ("sweep_written", "member_finished", "sweep_figures", "sweep_completed")
 
 
 @dataclasses.dataclass(frozen=True)
