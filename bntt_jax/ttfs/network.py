@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import chex
@@ -167,6 +168,16 @@ def check_kernels(where: str, net: TTFSParams) -> None:
             )
 
 
+def network_input(where: str, config: TTFSConfig, images: Any) -> Any:
+    """``images`` checked as :func:`check_images` does; an MLP also takes images of any shape
+    with ``in_features`` values per sample (e.g. CIFAR's 32×32×3), flattened."""
+    shape = tuple(np.shape(images))
+    if config.arch == "mlp" and len(shape) > 2 and math.prod(shape[1:]) == config.in_features:
+        images = images.reshape(shape[0], -1)
+    check_images(where, config, images)
+    return images
+
+
 def check_images(where: str, config: TTFSConfig, images: Any) -> None:
     """``images`` must be ``[B, *input_shape]`` with B ≥ 1 (and finite, outside a trace)."""
     shape = tuple(np.shape(images))
@@ -193,7 +204,7 @@ def forward(
     (:func:`bntt_jax.ttfs.relaxed_layers`), training only.
     """
     check_params("ttfs.forward()", net)
-    check_images("ttfs.forward()", net.config, images)
+    images = network_input("ttfs.forward()", net.config, images)
     if relaxed is not None:
         chex.assert_shape(relaxed, (len(net.config.layers),))
     model = TTFSNetwork(net.config)

@@ -37,7 +37,7 @@ from bntt_jax.conv import conv3x3, spike_dense
 from bntt_jax.ttfs.config import TTFSConfig
 from bntt_jax.ttfs.kernel import NO_SPIKE, kernel, threshold_table
 from bntt_jax.ttfs.models import kernel_parameters
-from bntt_jax.ttfs.network import TTFSParams, check_images, check_params
+from bntt_jax.ttfs.network import TTFSParams, check_params, network_input
 
 
 class SpikingOutput(NamedTuple):
@@ -183,7 +183,7 @@ def simulate(net: TTFSParams, images: jax.Array) -> SpikingOutput:
     can move only a neuron within one ulp of a boundary.)
     """
     check_params("ttfs.simulate()", net)
-    check_images("ttfs.simulate()", net.config, images)
+    images = network_input("ttfs.simulate()", net.config, images)
     c = net.config
     dtype = jax.tree.leaves(net.params)[0].dtype
     # The thresholds are evaluated here, op by op, as the surrogate's encoder evaluates them
