@@ -12,7 +12,8 @@ The public API of the BNTT engine, from the pure functions up:
 * :class:`NetworkConfig`, :class:`SpikingNetwork` — VGG9, VGG11 and the MLP
 * :func:`init`, :func:`simulate`, :class:`NetworkParams`, :class:`SimulateOutput`
 * :func:`from_torch`, :func:`to_torch` — the authors' PyTorch checkpoints
-* :func:`early_exit_step`, :func:`gamma_means` — temporal early exit from γᵗ (Sec. 3.4)
+* :func:`early_exit_step`, :func:`exit_sweep`, :func:`gamma_means` — temporal early exit
+  from γᵗ (Sec. 3.4)
 * :mod:`energy` — spike rate, sparsity and neuromorphic energy, shared by both methods
 * :mod:`ttfs` — the TTFS surrogate model, its training terms and its spiking network
 
@@ -36,6 +37,7 @@ _LAZY = {
     "from_torch": "convert",
     "to_torch": "convert",
     "early_exit_step": "early_exit",
+    "exit_sweep": "early_exit",
     "gamma_means": "early_exit",
     "direct_encode": "encoding",
     "poisson_encode": "encoding",
@@ -76,6 +78,7 @@ __all__ = [
     "bntt_normalize",
     "direct_encode",
     "early_exit_step",
+    "exit_sweep",
     "from_torch",
     "gamma_means",
     "init",
@@ -100,7 +103,7 @@ __getattr__, __dir__ = _lazy.install(__name__, _LAZY)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from bntt_jax.convert import from_torch, to_torch
-    from bntt_jax.early_exit import early_exit_step, gamma_means
+    from bntt_jax.early_exit import early_exit_step, exit_sweep, gamma_means
     from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
     from bntt_jax.lif import lif_scan, lif_step
     from bntt_jax.models import SpikingNetwork, TemporalNorm

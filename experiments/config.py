@@ -74,6 +74,9 @@ class ExperimentConfig:
     seed: int = _field(0, f"random seed, 0 .. {MAX_SEED}")
     data_dir: str = _field("data", "folder holding the dataset archives")
     exit_threshold: float = _field(0.1, "γ-based early exit threshold, >= 0")
+    exit_relative: bool = _field(
+        False, "early exit against each layer's peak mean γ times exit_threshold (ours)"
+    )
     max_train_batches: int | None = _field(None, "cap on batches per epoch (quick runs)")
     max_eval_batches: int | None = _field(None, "cap on evaluation batches (quick runs)")
     normalize: bool = _field(True, "standardise inputs; false: intensities in [0, 1]")
@@ -234,6 +237,10 @@ def _validate(c: ExperimentConfig) -> None:
     integer("snn_images", 0, optional=True)
     integer("kernel_train_start", 0)
     integer("seed", 0, MAX_SEED)
+    if not isinstance(c.exit_relative, bool):
+        raise ConfigError(
+            "exit_relative", c.exit_relative, "must be true or false.", "--set exit_relative=true."
+        )
     if not isinstance(c.normalize, bool):
         raise ConfigError(
             "normalize", c.normalize, "must be true or false.", "--set normalize=true."

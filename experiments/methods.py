@@ -90,10 +90,10 @@ class Method:
         return []
 
     def done_line(self, metrics: dict[str, Any]) -> str:
-        return (
-            f"early exit at T={metrics['early_exit']['step']} keeps "
-            f"{100 * metrics['early_exit']['accuracy']:.2f}%"
-        )
+        ee = metrics["early_exit"]
+        if ee is None:
+            return f"{metrics['spikes_per_image']:.0f} spikes per image (no γ: no early exit)"
+        return f"early exit at T={ee['step']} keeps {100 * ee['accuracy']:.2f}%"
 
     #: The module with this method's ``write_plots`` and ``write_report`` (imported when a
     #: run ends: matplotlib is only needed then).
@@ -144,6 +144,10 @@ def evaluate(
     }
 
 
+#: The thresholds of the early-exit sweep (Fig. 6 / journal Fig. 7), absolute and relative.
+EXIT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
 @functools.cache
 def _eval_fn(encoder: str, exit_steps: tuple[int, ...]):
     return jax.jit(functools.partial(tr.eval_step, encoder=encoder, exit_steps=exit_steps))
@@ -157,13 +161,26 @@ def _final_metrics(
     paper: dict[str, Any],
 ) -> dict[str, Any]:
     num_steps = net.config.num_steps
-    exit_step = (
-        bj.early_exit_step(net, config.exit_threshold) if net.config.norm == "bntt" else num_steps
-    )
-    stride = max(1, num_steps // 5)
-    exit_steps = tuple(sorted({exit_step, *range(stride, num_steps + 1, stride), num_steps}))
-    ev = evaluate(net, data, config, exit_steps)
+    # one evaluation gives the accuracy of an exit at every step
+    ev = evaluate(net, data, config, tuple(range(1, num_steps + 1)))
     tested = [h["test_accuracy"] for h in history if "test_accuracy" in h]
+    has_gamma = net.config.norm == "bntt"
+    early_exit = exit_sweep = None
+    if has_gamma:  # the exit rule reads BNTT's γᵗ: a network without them has no early exit
+        step = bj.early_exit_step(net, config.exit_threshold, config.exit_relative)
+        early_exit = {
+            "threshold": config.exit_threshold,
+            "relative": config.exit_relative,
+            "step": step,
+            "accuracy": ev["accuracy_at"][step],
+        }
+        exit_sweep = {
+            kind: [
+                {"threshold": t, "step": s, "accuracy": ev["accuracy_at"][s]}
+                for t, s in bj.exit_sweep(net, EXIT_THRESHOLDS, kind == "relative").items()
+            ]
+            for kind in ("absolute", "relative")
+        }
     return {
         "complete": True,
         "test_accuracy": ev["accuracy"],
@@ -174,15 +191,10 @@ def _final_metrics(
         "spikes_per_step": ev["spikes_per_step"],
         "spikes_per_image": ev["spikes_per_image"],
         "accuracy_vs_T": ev["accuracy_at"],
-        "early_exit": {
-            "threshold": config.exit_threshold,
-            "step": exit_step,
-            "accuracy": ev["accuracy_at"][exit_step],
-        },
+        "early_exit": early_exit,
+        "exit_sweep": exit_sweep,
         "gamma_means": (
-            {k: v.tolist() for k, v in bj.gamma_means(net).items()}
-            if net.config.norm == "bntt"
-            else {}
+            {k: v.tolist() for k, v in bj.gamma_means(net).items()} if has_gamma else {}
         ),
         "history": history,
         "paper": paper,

@@ -25,23 +25,60 @@ def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     written.append(save_figure(fig, out_dir / "spikes_per_step.png"))
 
     if metrics["gamma_means"]:
-        fig, ax = plt.subplots(figsize=(6, 3.8))
-        for layer, means in metrics["gamma_means"].items():
-            ax.plot(range(1, len(means) + 1), means, label=layer)
-        ee = metrics["early_exit"]
-        ax.axhline(
-            ee["threshold"], color="k", ls="--", lw=0.8, label=f"threshold {ee['threshold']}"
-        )
-        ax.axvline(ee["step"], color="gray", ls=":", lw=0.8, label=f"early exit T={ee['step']}")
-        ax.set(xlabel="time step t", ylabel="mean γᵗ", title="BNTT γᵗ per layer (Fig. 3)")
-        ax.legend(fontsize=7, ncol=2)
-        written.append(save_figure(fig, out_dir / "gamma.png"))
+        written += _early_exit_plots(out_dir, metrics)
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     steps = sorted(metrics["accuracy_vs_T"], key=int)
     ax.plot(steps, [100 * metrics["accuracy_vs_T"][t] for t in steps], marker="o")
     ax.set(xlabel="inference time steps T", ylabel="test accuracy (%)", title="accuracy vs latency")
     written.append(save_figure(fig, out_dir / "accuracy_vs_T.png"))
+    return written
+
+
+def _early_exit_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
+    """``gamma.png`` (Fig. 3 / journal Fig. 4): the mean γᵗ of every layer and their maximum
+    over layers, with the threshold and the exit region; beside it the same relative to each
+    layer's peak (the relative rule). ``exit_sweep.png`` (Fig. 6 / journal Fig. 7): accuracy
+    and T_exit against the threshold."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    means = {k: np.asarray(v) for k, v in metrics["gamma_means"].items()}
+    steps = np.arange(1, len(next(iter(means.values()))) + 1)
+    ee = metrics["early_exit"]
+    sweep = {kind: {r["threshold"]: r["step"] for r in rows}
+             for kind, rows in metrics["exit_sweep"].items()}  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, kind in zip(axes, ("absolute", "relative"), strict=True):
+        curves = {k: v / v.max() if kind == "relative" else v for k, v in means.items()}
+        for layer, curve in curves.items():
+            ax.plot(steps, curve, lw=0.9, label=layer)
+        ax.plot(steps, np.max(list(curves.values()), axis=0), "k", lw=2, label="max over layers")
+        if ee["relative"] == (kind == "relative"):  # the run's own rule
+            threshold, exit_step = ee["threshold"], ee["step"]
+        else:  # the other rule at the paper's 0.1
+            threshold, exit_step = 0.1, sweep[kind][0.1]
+        ax.axhline(threshold, color="r", ls="--", lw=0.9, label=f"threshold {threshold:g}")
+        ax.axvspan(exit_step + 0.5, steps[-1] + 0.5, color="0.85", label=f"exit: T > {exit_step}")
+        ylabel = "mean γᵗ / its peak" if kind == "relative" else "mean γᵗ"
+        title = f"{kind} threshold" + (" (ours)" if kind == "relative" else " (Fig. 3)")
+        ax.set(xlabel="time step t", ylabel=ylabel, xlim=(0.5, steps[-1] + 0.5), title=title)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=6, ncol=2)
+    written = [save_figure(fig, out_dir / "gamma.png")]
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    twin = ax.twinx()
+    for i, (kind, rows) in enumerate(metrics["exit_sweep"].items()):
+        t = [r["threshold"] for r in rows]
+        ax.plot(t, [100 * r["accuracy"] for r in rows], f"C{i}o-", ms=3, label=f"{kind}: accuracy")
+        twin.plot(t, [r["step"] for r in rows], f"C{i}s--", ms=3, label=f"{kind}: T_exit")
+    ax.set(xlabel="threshold", ylabel="test accuracy (%)",
+           title="early exit against the threshold (Fig. 6)")  # fmt: skip
+    twin.set_ylabel("T_exit")
+    ax.legend(fontsize=7, loc="lower left")
+    twin.legend(fontsize=7, loc="lower right")
+    written.append(save_figure(fig, out_dir / "exit_sweep.png"))
     return written
 
 
@@ -99,7 +136,7 @@ def write_report(
 ) -> Path:
     """``report.md``: our numbers beside the paper's, spike rates, early exit, plots."""
     paper = metrics.get("paper", {})
-    ee = metrics["early_exit"]
+    ee = metrics["early_exit"]  # None for a network without BNTT's γᵗ
 
     def pct(fraction: float) -> str:  # our accuracies are fractions
         return f"{100 * fraction:.2f}%"
@@ -119,8 +156,15 @@ def write_report(
         f"| test accuracy (T = {network.num_steps}) | {pct(metrics['test_accuracy'])} | "
         f"{paper_pct(paper.get('accuracy'))} |",
         f"| best test accuracy during training | {pct(metrics['best_test_accuracy'])} | – |",
-        f"| early exit (mean γᵗ < {ee['threshold']} after T_exit) | T_exit = {ee['step']}: "
-        f"{pct(ee['accuracy'])} | {_paper_exit(paper)} |",
+        *(
+            [
+                f"| early exit (every layer's mean γᵗ < {ee['threshold']}"
+                f"{' × its peak' if ee['relative'] else ''} after T_exit) | "
+                f"T_exit = {ee['step']}: {pct(ee['accuracy'])} | {_paper_exit(paper)} |"
+            ]
+            if ee
+            else []
+        ),
         f"| spikes per image (all layers, all steps) | {metrics['spikes_per_image']:.0f} | "
         f"{paper.get('spikes_per_image', '–')} |",
         "",
@@ -139,13 +183,50 @@ def write_report(
             for t, a in sorted(metrics["accuracy_vs_T"].items(), key=lambda kv: int(kv[0]))
         ],
         "",
+        *(_flat_gamma_note(metrics) if ee else []),
+        *(_exit_table(metrics) if ee else []),
         "![curves](curves.png) ![spikes](spikes_per_step.png)",
         "",
         "![accuracy vs T](accuracy_vs_T.png)"
-        + (" ![gamma](gamma.png)" if metrics["gamma_means"] else ""),
+        + (" ![gamma](gamma.png) ![exit sweep](exit_sweep.png)" if ee else ""),
         "",
     ]
     return write_text(out_dir / "report.md", "\n".join(lines))
+
+
+#: A layer whose mean γᵗ varies by less than this fraction of its peak over the steps is flat.
+FLAT_GAMMA = 0.05
+
+
+def _flat_gamma_note(metrics: dict[str, Any]) -> list[str]:
+    """Say so when training left γᵗ flat over the steps: then no threshold can exit early."""
+    spread = max((max(m) - min(m)) / max(m) for m in metrics["gamma_means"].values() if max(m) > 0)
+    if spread >= FLAT_GAMMA:
+        return []
+    return [
+        f"*Every layer's mean γᵗ varies by less than {100 * spread:.1f}% of its peak over the "
+        "steps: training has not told the steps apart, so no threshold, absolute or relative, "
+        "finds an early exit. The rise and fall of the BNTT paper's Fig. 3 needs a longer "
+        "schedule or a higher learning rate.*",
+        "",
+    ]
+
+
+def _exit_table(metrics: dict[str, Any]) -> list[str]:
+    """The threshold sweep of Fig. 6 (the paper's absolute threshold and our relative one)."""
+    absolute, relative = metrics["exit_sweep"]["absolute"], metrics["exit_sweep"]["relative"]
+    return [
+        "## Early exit against the threshold (Fig. 6)",
+        "",
+        "| threshold | T_exit | accuracy | relative: T_exit | relative: accuracy |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {a['threshold']:g} | {a['step']} | {100 * a['accuracy']:.2f}% | {r['step']} | "
+            f"{100 * r['accuracy']:.2f}% |"
+            for a, r in zip(absolute, relative, strict=True)
+        ],
+        "",
+    ]
 
 
 def _paper_exit(paper: dict[str, Any]) -> str:
