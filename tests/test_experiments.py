@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from bntt_jax.early_exit import exit_step_from_means
 from experiments import registry
 from experiments.config import apply_overrides
 from experiments.run import main
@@ -66,7 +67,8 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_writes_the_whole_results_folder(tiny_run):
     for name in ("config.json", "metrics.json", "log.txt", "report.md", "curves.png",
-                 "spikes_per_step.png", "gamma.png", "accuracy_vs_T.png"):  # fmt: skip
+                 "spikes_per_step.png", "gamma.png", "exit_sweep.png",
+                 "accuracy_vs_T.png"):  # fmt: skip
         assert (tiny_run / name).stat().st_size > 0, name
     for name in ("best", "last"):
         assert any((tiny_run / "checkpoints" / name).iterdir()), name
@@ -82,6 +84,14 @@ def test_tiny_run_writes_the_whole_results_folder(tiny_run):
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["num_test_images"] == 360
     assert set(metrics["spike_rate"]) == {"fc1", "fc2"}
     assert metrics["wall_time_s"] > 0 and 1 <= metrics["early_exit"]["step"] <= 4
+    # Fig. 6's sweep: each threshold's T_exit is the rule's, its accuracy that of T = T_exit
+    means = np.stack([np.asarray(v) for v in metrics["gamma_means"].values()])
+    for kind, rows in metrics["exit_sweep"].items():
+        assert len(rows) == 20
+        for row in rows:
+            step = exit_step_from_means(means, row["threshold"], kind == "relative")
+            assert row["step"] == step
+            assert row["accuracy"] == metrics["accuracy_vs_T"][str(step)]
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["experiment"]["epochs"] == 2 and config["network"]["num_steps"] == 4
     assert "| test accuracy (T = 4) |" in (tiny_run / "report.md").read_text()
@@ -140,3 +150,16 @@ def test_module_entry_point():
         check=True,
     )
     assert "digits_bntt" in result.stdout
+
+
+def test_a_network_without_gamma_reports_no_early_exit(tmp_path):
+    out = tmp_path / "none"
+    assert main(["digits_bntt", *TINY, "--set", "norm=none", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["early_exit"] is None and metrics["exit_sweep"] is None
+    assert metrics["gamma_means"] == {} and not (out / "gamma.png").exists()
+    # the accuracy at every T still comes from the one evaluation pass; at T it is the test's
+    assert sorted(metrics["accuracy_vs_T"], key=int) == ["1", "2", "3", "4"]
+    assert metrics["accuracy_vs_T"]["4"] == metrics["test_accuracy"]
+    report = (out / "report.md").read_text()
+    assert "early exit" not in report.lower() and "γ" not in report
