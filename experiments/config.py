@@ -77,6 +77,17 @@ class ExperimentConfig:
     exit_relative: bool = _field(
         False, "early exit against each layer's peak mean γ times exit_threshold (ours)"
     )
+    noise_sigmas: tuple[float, ...] = _field(
+        (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+        "analysis: σ of the Gaussian noise on [0, 1] images (BNTT Fig. 4b)",
+    )
+    fgsm_epsilons: tuple[float, ...] = _field(
+        (0.0, 0.01, 0.02, 0.04, 0.08, 0.16),
+        "analysis: ε of the SNN-crafted FGSM on [0, 1] images (BNTT App. F)",
+    )
+    analysis_images: int | None = _field(
+        None, "analysis: test images for robustness (first N); none: all"
+    )
     max_train_batches: int | None = _field(None, "cap on batches per epoch (quick runs)")
     max_eval_batches: int | None = _field(None, "cap on evaluation batches (quick runs)")
     normalize: bool = _field(True, "standardise inputs; false: intensities in [0, 1]")
@@ -129,7 +140,7 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        for key in ("hidden", "channels"):
+        for key in TUPLE_KEYS:
             if out[key] is not None:
                 out[key] = list(out[key])
         return out
@@ -145,10 +156,14 @@ class ExperimentConfig:
                 f"remove it; the keys are {', '.join(sorted(names))}.",
             )  # fmt: skip
         data = dict(data)
-        for key in ("hidden", "channels"):
+        for key in TUPLE_KEYS:
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         return cls(**data)
+
+
+#: The config keys holding tuples (lists in JSON).
+TUPLE_KEYS = ("hidden", "channels", "noise_sigmas", "fgsm_epsilons")
 
 
 #: The TTFS paper's training setup (Table 3 and Sec. 6, CIFAR-10): the base of every TTFS
@@ -254,6 +269,18 @@ def _validate(c: ExperimentConfig) -> None:
     real("momentum", 0.0, 1.0, open_low=False, open_high=True)
     real("weight_decay", 0.0, math.inf, open_low=False, open_high=True)
     real("exit_threshold", 0.0, math.inf, open_low=False, open_high=True)
+    integer("analysis_images", 1, optional=True)
+    for key in ("noise_sigmas", "fgsm_epsilons"):
+        values = getattr(c, key)
+        if (
+            not isinstance(values, tuple)
+            or not values
+            or not all(isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0 for v in values)
+        ):
+            raise ConfigError(
+                key, values, "must be one or more finite numbers >= 0.",
+                f"--set {key}=0,0.1,0.2 (comma-separated).",
+            )  # fmt: skip
     if c.method == "ttfs" and c.arch != "vgg16" and c.channels is not None:
         raise ConfigError(
             "channels", c.channels, "the conv widths are for TTFS VGG-16.", "--set channels=none."
@@ -344,10 +371,16 @@ def _hint(name: str) -> tuple[Any, bool]:
     return base, optional
 
 
+def _element(base: Any) -> type:
+    """The element type of a ``tuple[X, ...]`` hint."""
+    return typing.get_args(base)[0]
+
+
 def _type_name(name: str) -> tuple[str, bool]:
     base, optional = _hint(name)
-    kind = "ints,comma-separated" if typing.get_origin(base) is tuple else base.__name__
-    return kind, optional
+    if typing.get_origin(base) is tuple:
+        return f"{_element(base).__name__}s,comma-separated", optional
+    return base.__name__, optional
 
 
 def _parse(name: str, text: str) -> Any:
@@ -357,14 +390,15 @@ def _parse(name: str, text: str) -> Any:
         return None
     try:
         if typing.get_origin(base) is tuple:
-            return tuple(int(v) for v in text.split(",") if v.strip())
+            return tuple(_element(base)(v) for v in text.split(",") if v.strip())
         if base is bool:
             if text.lower() not in ("true", "false", "1", "0"):
                 raise ValueError
             return text.lower() in ("true", "1")
         return base(text)
     except ValueError:
-        kind = "comma-separated ints" if typing.get_origin(base) is tuple else base.__name__
+        tuple_kind = typing.get_origin(base) is tuple
+        kind = f"comma-separated {_element(base).__name__}s" if tuple_kind else base.__name__
         raise ConfigError(
             name, text, f"expected {kind}{' or none' if optional else ''}.",
             f"--set {name}=<{kind}>.",

@@ -22,6 +22,7 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,18 @@ class Dataset:
     augment: Callable[[np.random.Generator, np.ndarray], np.ndarray] | None = None
     #: :func:`fingerprint` of the raw data; a resumed run checks that it sees the same data.
     fingerprint: str = ""
+    #: The standardisation applied: ``x = (intensity − mean) / std``, intensities in [0, 1]
+    #: (scalars, or per channel); 0 and 1 for data left as intensities.
+    mean: Any = 0.0
+    std: Any = 1.0
+
+    def to_intensities(self, x: np.ndarray) -> np.ndarray:
+        """Inputs of this dataset back to intensities in [0, 1]."""
+        return (x * self.std + self.mean).astype(x.dtype)
+
+    def from_intensities(self, images: np.ndarray) -> np.ndarray:
+        """Intensities in [0, 1] standardised as this dataset's inputs are."""
+        return ((images - self.mean) / self.std).astype(images.dtype)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -103,6 +116,8 @@ def load_digits(normalize: bool = True) -> Dataset:
         y_test,
         num_classes=10,
         fingerprint=fingerprint(x_train, y_train, x_test, y_test),
+        mean=float(mean),
+        std=float(std),
     )
 
 
@@ -243,6 +258,8 @@ def load_cifar(name: str, data_dir: str | os.PathLike, normalize: bool = True) -
         num_classes=spec["classes"],
         augment=cifar_augment if normalize else _augment_intensities,
         fingerprint=fingerprint(train_x, train_y, test_x, test_y),
+        mean=CIFAR_MEAN if normalize else 0.0,
+        std=CIFAR_STD if normalize else 1.0,
     )
 
 

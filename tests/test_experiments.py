@@ -150,16 +150,3 @@ def test_module_entry_point():
         check=True,
     )
     assert "digits_bntt" in result.stdout
-
-
-def test_a_network_without_gamma_reports_no_early_exit(tmp_path):
-    out = tmp_path / "none"
-    assert main(["digits_bntt", *TINY, "--set", "norm=none", "--out", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["early_exit"] is None and metrics["exit_sweep"] is None
-    assert metrics["gamma_means"] == {} and not (out / "gamma.png").exists()
-    # the accuracy at every T still comes from the one evaluation pass; at T it is the test's
-    assert sorted(metrics["accuracy_vs_T"], key=int) == ["1", "2", "3", "4"]
-    assert metrics["accuracy_vs_T"]["4"] == metrics["test_accuracy"]
-    report = (out / "report.md").read_text()
-    assert "early exit" not in report.lower() and "γ" not in report

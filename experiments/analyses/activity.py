@@ -1,0 +1,58 @@
+"""Spike activity of a BNTT-family network on the test set: the spike rate of every layer
+(Eq. 23: spikes over all steps per neuron; Fig. 4a / journal Fig. 5, log scale) and the
+spikes of every layer at every step (Fig. 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from experiments.analyses import evaluation
+from experiments.report import save_figure
+
+
+def compute(subject: Any) -> dict[str, Any]:
+    ev = evaluation(subject)
+    return {
+        "accuracy": ev["accuracy"],
+        "images": ev["count"],
+        "num_steps": subject.net.config.num_steps,
+        "spike_rate": ev["spike_rate"],
+        "spikes_per_step": ev["spikes_per_step"],
+        "spikes_per_image": ev["spikes_per_image"],
+    }
+
+
+def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    layers = list(result["spike_rate"])
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.bar(range(len(layers)), [result["spike_rate"][k] for k in layers])
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set(yscale="log", ylabel="spike rate (spikes per neuron, all steps)",
+           title="layer-wise spike activity (Eq. 23, Fig. 4a)")  # fmt: skip
+    written = [save_figure(fig, Path(out_dir) / "spike_rate.png")]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for layer, per_step in result["spikes_per_step"].items():
+        ax.plot(range(1, len(per_step) + 1), per_step, label=layer)
+    ax.set(xlabel="time step t", ylabel="spikes per image",
+           title="spikes per layer and time step (Fig. 1)")  # fmt: skip
+    ax.legend(fontsize=7, ncol=2)
+    written.append(save_figure(fig, Path(out_dir) / "spikes_per_step.png"))
+    return written
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    return [
+        f"{result['images']} test images, T = {result['num_steps']}: accuracy "
+        f"{100 * result['accuracy']:.2f}%, {result['spikes_per_image']:,.0f} spikes per image.",
+        "",
+        "| layer | spike rate (Eq. 23) | spikes per image |",
+        "|---|---|---|",
+        *[
+            f"| {k} | {v:.4f} | {sum(result['spikes_per_step'][k]):,.1f} |"
+            for k, v in result["spike_rate"].items()
+        ],
+        "",
+    ]

@@ -1,0 +1,117 @@
+"""Energy of a BNTT-family network (BNTT paper, Sec. 4.3, Appendix D–E): FLOPs per layer
+(Eq. 22), SNN FLOPs from the measured spike rates (Eq. 24), 45 nm CMOS energy of the network
+as an ANN and as this SNN (Eq. 25–26, Table 4) and their ratio ``E_ANN / E_SNN`` (Table 3),
+and TrueNorth energy ``S·E_dyn + K·T·E_sta`` (Table S1, K = 2; normalised when the run's
+paper values name a reference).
+
+How the first layer is counted. With Poisson input, each ±1 input spike costs one add per
+synapse it reaches, like any other spike; the input's rate is its expectation, ``T·E[min(|x|/2,
+1)]`` per input value (the encoder fires with probability ``|x|/2``). With direct input the
+analog value reaches the first layer at every step, so that layer costs ``T·FLOPS_ANN``
+multiply-accumulates (E_MAC), as the other layers cost adds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bntt_jax import energy
+from bntt_jax.encoding import POISSON_SCALE
+from experiments.analyses import evaluation
+from experiments.report import save_figure
+
+
+def not_applicable(subject: Any) -> str | None:
+    if subject.config.encoder == "sequential":
+        return "sequential input (one pixel per step) has no per-layer FLOP count of Eq. 22."
+    return None
+
+
+def input_rate(x: np.ndarray, num_steps: int, encoder: str) -> float:
+    """Spikes per input value over all steps: the Poisson encoder's expectation, or T for
+    direct input (every value at every step)."""
+    if encoder == "direct":
+        return float(num_steps)
+    return float(num_steps * np.mean(np.minimum(np.abs(x) / POISSON_SCALE, 1.0)))
+
+
+def compute(subject: Any) -> dict[str, Any]:
+    net, config = subject.net, subject.config
+    ev = evaluation(subject)
+    steps = net.config.num_steps
+    rate_in = input_rate(subject.data.test_x, steps, config.encoder)
+    ann = energy.ann_flops(net.config)
+    snn = energy.snn_flops(net.config, ev["spike_rate"], rate_in)
+    first = energy.synaptic_layers(net.config)[0].name
+    ops = {k: "mac" if (k == first and config.encoder == "direct") else "ac" for k in snn}
+    e_snn = {k: v * energy.CMOS_45NM_PJ[ops[k]] for k, v in snn.items()}
+    e_ann = energy.cmos_energy(ann, "mac")
+    k = energy.STATIC_STEP_WEIGHT["bntt"]
+    spikes = ev["spikes_per_image"]
+    reference = subject.paper.get("truenorth_reference")
+    return {
+        "encoder": config.encoder,
+        "num_steps": steps,
+        "input_rate": rate_in,
+        "ann_flops": ann,
+        "snn_flops": snn,
+        "operation": ops,
+        "energy_ann_pj": e_ann,
+        "energy_snn_pj": sum(e_snn.values()),
+        "energy_snn_per_layer_pj": e_snn,
+        "ratio_ann_to_snn": e_ann / sum(e_snn.values()),
+        "spikes_per_image": spikes,
+        "truenorth": {
+            "static_step_weight": k,
+            "raw": energy.neuromorphic_energy(spikes, steps, "truenorth", k),
+            "reference": reference,
+            "normalized": (
+                energy.normalized_energy(
+                    spikes, steps, reference["spikes"], reference["steps"], "truenorth", k
+                )
+                if reference
+                else None
+            ),  # fmt: skip
+        },
+    }
+
+
+def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    layers = list(result["ann_flops"])
+    x = np.arange(len(layers))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(x - 0.2, [result["ann_flops"][k] for k in layers], 0.4, label="ANN (Eq. 22)")
+    ax.bar(x + 0.2, [result["snn_flops"][k] for k in layers], 0.4, label="SNN (Eq. 24)")
+    ax.set_xticks(x, layers)
+    ax.set(yscale="log", ylabel="FLOPs per image",
+           title=f"FLOPs per layer: E_ANN / E_SNN = {result['ratio_ann_to_snn']:.2f}x "
+                 "(Table 3)")  # fmt: skip
+    ax.legend()
+    return [save_figure(fig, Path(out_dir) / "flops.png")]
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    tn = result["truenorth"]
+    normalized = "" if tn["normalized"] is None else (
+        f", {tn['normalized']:.4f} of {tn['reference']['name']}")  # fmt: skip
+    return [
+        f"E_ANN = {result['energy_ann_pj'] / 1e6:.4g} µJ, E_SNN = "
+        f"{result['energy_snn_pj'] / 1e6:.4g} µJ: **E_ANN / E_SNN = "
+        f"{result['ratio_ann_to_snn']:.2f}x** (Table 3; {result['encoder']} input, rate "
+        f"{result['input_rate']:.3f} per value over T = {result['num_steps']}).",
+        f"TrueNorth: {tn['raw']:,.1f} (S·0.4 + {tn['static_step_weight']:g}·T·0.6, "
+        f"S = {result['spikes_per_image']:,.0f} spikes){normalized}.",
+        "",
+        "| layer | ANN FLOPs (Eq. 22) | SNN FLOPs (Eq. 24) | operation | SNN energy (pJ) |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {k} | {result['ann_flops'][k]:,} | {result['snn_flops'][k]:,.0f} | "
+            f"{result['operation'][k].upper()} | {result['energy_snn_per_layer_pj'][k]:,.0f} |"
+            for k in result["ann_flops"]
+        ],
+        "",
+    ]

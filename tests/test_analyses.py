@@ -1,0 +1,162 @@
+"""Analyses of a finished BNTT run from its folder: SNN-crafted FGSM against an independent
+gradient and raising the loss, analyses equal to the run's own end-of-training evaluation,
+energy recomputed by hand from the measured rates, reproducibility, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import bntt_jax as bj
+from bntt_jax import robustness as rb
+from bntt_jax.encoding import poisson_encode
+from bntt_jax.models import SpikingNetwork
+from bntt_jax.train import cross_entropy
+from experiments import analyze
+from experiments.data import load_digits
+from experiments.run import main
+
+TINY = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return bj.init(0, arch="mlp", in_features=64, hidden=(64,), num_classes=10, num_steps=8)
+
+
+def test_fgsm_gradient_is_bptt_through_an_identity_poisson_encoder(digits, mlp):
+    x, y = digits.to_intensities(digits.test_x[:32]), digits.test_y[:32]
+    key = jax.random.key(1)
+    grad = rb.input_gradient(mlp, x, y, key, mean=digits.mean, std=digits.std)
+    # independently: the same Poisson draw as a leaf, BPTT to the spikes, summed over the
+    # steps (the identity backward of the encoder) and divided by std (the standardisation)
+    spikes = poisson_encode(key, digits.from_intensities(x), 8)
+
+    def loss(s):
+        logits, _, _ = SpikingNetwork(mlp.config).apply(mlp.variables(), s, train=False)
+        return cross_entropy(logits, y)
+
+    expected = jax.grad(loss)(spikes).sum(axis=0) / digits.std
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(expected), rtol=1e-5, atol=1e-9)
+    assert np.count_nonzero(np.asarray(grad)) > 0.5 * grad.size
+    # the forward pass sees exactly the encoder's spikes
+    logits, _, _ = SpikingNetwork(mlp.config).apply(mlp.variables(), spikes, train=False)
+    assert float(rb.snn_loss(mlp, digits.from_intensities(x), y, key)) == pytest.approx(
+        float(cross_entropy(logits, y)), rel=1e-6
+    )
+
+
+def test_fgsm_raises_the_loss_more_than_a_random_sign_step(digits, mlp):
+    x, y = digits.to_intensities(digits.test_x[:200]), digits.test_y[:200]
+    adversarial = np.asarray(rb.fgsm(mlp, x, y, jax.random.key(1), 0.1, mean=digits.mean,
+                                     std=digits.std))  # fmt: skip
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    assert np.abs(adversarial - x).max() <= 0.1 + 1e-6
+    rng = np.random.default_rng(0)
+    random = np.clip(x + 0.1 * np.sign(rng.standard_normal(x.shape)), 0, 1).astype(x.dtype)
+
+    def loss(images):  # the expectation over fresh encoder draws
+        keys = [jax.random.key(100 + i) for i in range(4)]
+        z = digits.from_intensities(images)
+        return np.mean([float(rb.snn_loss(mlp, z, y, k)) for k in keys])
+
+    clean, attacked, noise = loss(x), loss(adversarial), loss(random)
+    assert attacked > clean + 0.3 and attacked > noise + 0.3, (clean, attacked, noise)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("analyses") / "run"
+    assert main(["digits_bntt", *TINY, "--out", str(out)]) == 0
+    assert analyze.main([str(out)]) == 0
+    return out
+
+
+def _result(run, name):
+    return json.loads((run / "analyses" / name / "result.json").read_text())
+
+
+def test_analyses_from_the_folder_equal_the_runs_own_evaluation(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())  # best = last = epoch 2
+    activity = _result(tiny_run, "activity")
+    assert activity["accuracy"] == metrics["test_accuracy"]
+    assert activity["spike_rate"] == metrics["spike_rate"]
+    assert activity["spikes_per_step"] == metrics["spikes_per_step"]
+    gamma = _result(tiny_run, "gamma")
+    for layer, h in gamma["layers"].items():
+        np.testing.assert_allclose(h["mean"], metrics["gamma_means"][layer], rtol=1e-6)
+        assert max(max(row) for row in h["frequency"]) == 1.0
+    # energy by hand from the measured rates (Eq. 22-26): MLP 64-256-256-10, T = 4
+    energy = _result(tiny_run, "energy")
+    x = load_digits().test_x
+    rate_in = 4 * np.mean(np.minimum(np.abs(x) / 2, 1))
+    flops = {"fc1": 64 * 256, "fc2": 256 * 256, "fc3": 256 * 10}
+    rates = {
+        "fc1": rate_in,
+        "fc2": metrics["spike_rate"]["fc1"],
+        "fc3": metrics["spike_rate"]["fc2"],
+    }
+    e_snn = 0.9 * sum(flops[k] * rates[k] for k in flops)
+    assert energy["ann_flops"] == flops and energy["input_rate"] == pytest.approx(rate_in)
+    assert energy["ratio_ann_to_snn"] == pytest.approx(4.6 * sum(flops.values()) / e_snn)
+    spikes = metrics["spikes_per_image"]
+    assert energy["truenorth"]["raw"] == pytest.approx(0.4 * spikes + 2 * 4 * 0.6)
+    # robustness: σ = 0 and ε = 0 leave the images as they are
+    robust = _result(tiny_run, "robustness")
+    assert robust["images"] == 360
+    assert robust["noise"][0]["accuracy"] == robust["fgsm"][0]["accuracy"]
+    assert robust["noise"][0]["accuracy"] == metrics["test_accuracy"]
+    assert robust["fgsm"][-1]["loss"] > robust["fgsm"][0]["loss"]
+    report = (tiny_run / "analyses" / "report.md").read_text()
+    for name in ("gamma_histograms", "spike_rate", "spikes_per_step", "flops", "robustness"):
+        assert f"{name}.png" in report
+
+
+def test_analyses_are_reproducible_and_leave_the_run_untouched(tiny_run, tmp_path):
+    before = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()
+              and "analyses" not in p.parts}  # fmt: skip
+    again = tmp_path / "again"
+    assert analyze.main([str(tiny_run), "--only", "robustness,energy", "--out", str(again)]) == 0
+    for name in ("robustness", "energy"):
+        assert json.loads((again / name / "result.json").read_text()) == _result(tiny_run, name)
+    assert not (again / "gamma").exists()
+    after = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()
+             and "analyses" not in p.parts}  # fmt: skip
+    assert after == before
+
+
+def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_path, capsys):
+    out = tmp_path / "never"
+    cases = [
+        ([str(tiny_run), "--set", "epochs=5"], "would change the trained run"),
+        ([str(tiny_run), "--only", "gamma,psd"], "unknown analysis 'psd'"),
+        ([str(tmp_path)], "holds no finished run"),
+    ]
+    for args, match in cases:
+        assert analyze.main([*args, "--out", str(out)]) == 2
+        assert match in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tmp_path):
+    run = tmp_path / "none"
+    assert main(["digits_bntt", *TINY, "--set", "norm=none", "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["early_exit"] is None and metrics["exit_sweep"] is None
+    assert metrics["gamma_means"] == {} and not (run / "gamma.png").exists()
+    # the accuracy at every T still comes from the one evaluation pass; at T it is the test's
+    assert sorted(metrics["accuracy_vs_T"], key=int) == ["1", "2", "3", "4"]
+    assert metrics["accuracy_vs_T"]["4"] == metrics["test_accuracy"]
+    report = (run / "report.md").read_text()
+    assert "early exit" not in report.lower() and "γ" not in report
+    assert analyze.main([str(run), "--only", "gamma,activity"]) == 0
+    assert "no γᵗ" in _result(run, "gamma")["skipped"]
+    assert "Not computed" in (run / "analyses" / "report.md").read_text()
