@@ -50,7 +50,7 @@ def _early_exit_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
              for kind, rows in metrics["exit_sweep"].items()}  # fmt: skip
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, kind in zip(axes, ("absolute", "relative"), strict=True):
-        curves = {k: v / v.max() if kind == "relative" else v for k, v in means.items()}
+        curves = {k: v / max(v.max(), 1e-12) if kind == "relative" else v for k, v in means.items()}
         for layer, curve in curves.items():
             ax.plot(steps, curve, lw=0.9, label=layer)
         ax.plot(steps, np.max(list(curves.values()), axis=0), "k", lw=2, label="max over layers")
