@@ -1,13 +1,16 @@
 """Analyse a finished BNTT-family run from its results folder, without retraining.
 
     python -m experiments.analyze RUN [--only gamma,activity,energy,robustness] [--out DIR]
-                                      [--set key=value ...]
+                                      [--set key=value ...] [--compare OTHER_RUN ...]
 
 The network is the run's best checkpoint (verified against its committed hashes), with the
 run's config and data; ``--set`` may change the analysis keys (``noise_sigmas``,
 ``fgsm_epsilons``, ``analysis_images``, ``data_dir``, ``eval_batch_size``) and nothing else.
 Results go to ``DIR`` (default ``RUN/analyses``), one folder per analysis; nothing else in
-the run's folder is touched. Exit codes: 0 done; 2 the command cannot start (nothing written).
+the run's folder is touched. ``--compare`` analyses other finished runs on the same data with
+the same analysis keys and draws them beside RUN (Fig. 4a, 4b and Table 3 compare BNTT with
+the surrogate baseline, the ANN and conversion) into ``DIR/comparison``; nothing is written
+into their folders. Exit codes: 0 done; 2 the command cannot start (nothing written).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from experiments import analyses, rundir
 from experiments.config import ConfigError, ExperimentConfig, parse_overrides
@@ -36,58 +40,93 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", default=",".join(analyses.ANALYSES),
                         help=f"comma-separated, from {', '.join(analyses.ANALYSES)}")  # fmt: skip
     parser.add_argument("--out", type=Path, help="where to write (default RUN/analyses)")
+    parser.add_argument("--compare", type=Path, nargs="+", default=[], metavar="OTHER_RUN",
+                        help="finished runs on the same data to draw beside RUN (e.g. the "
+                        "surrogate baseline without BNTT), into OUT/comparison")  # fmt: skip
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help=f"one of {', '.join(ANALYSIS_KEYS)}")  # fmt: skip
     return parser
 
 
-def plan(args: argparse.Namespace) -> tuple[str, ExperimentConfig, dict, tuple[str, ...]]:
-    """Check the command before anything loads or is written."""
-    folder = rundir.inspect(args.run)
+def resolve(run: Path, overrides: list[str]) -> tuple[str, ExperimentConfig, dict[str, Any]]:
+    """The name, config (with the analysis ``overrides``) and paper values of the finished
+    BNTT-family run in ``run``."""
+    folder = rundir.inspect(run)
     if folder.state != "finished":
         raise rundir.RunFolderError(
-            f"{args.run} holds no finished run ({folder.state}); analyses read a finished run's "
+            f"{run} holds no finished run ({folder.state}); analyses read a finished run's "
             "best checkpoint. Finish it first (python -m experiments.run --resume --out ...)."
         )
     config = ExperimentConfig.from_dict(folder.config["experiment"])
     if config.method != "bntt":
         raise rundir.RunFolderError(
-            f"{args.run} is a {config.method} run; these analyses are for BNTT-family runs "
+            f"{run} is a {config.method} run; these analyses are for BNTT-family runs "
             "(the TTFS run's own report holds its spikes and energy)."
         )
-    changes = parse_overrides(args.overrides)
+    changes = parse_overrides(overrides)
     for key in changes:
         if key not in ANALYSIS_KEYS:
             raise ConfigError(key, changes[key], "would change the trained run, not the analysis.",
                               f"--set only {', '.join(ANALYSIS_KEYS)}.")  # fmt: skip
-    config = dataclasses.replace(config, **changes)
-    names = tuple(n.strip() for n in args.only.split(",") if n.strip())
-    for name in names:
-        analyses.module(name)  # an unknown name raises ValueError
-    check_available(config.dataset, config.data_dir)
-    return folder.config["name"], config, folder.config.get("paper", {}), names
+    return (
+        folder.config["name"],
+        dataclasses.replace(config, **changes),
+        folder.config.get("paper", {}),
+    )
+
+
+def plan(args: argparse.Namespace) -> list[tuple[Path, str, ExperimentConfig, dict[str, Any]]]:
+    """Check the command before anything loads or is written: the run, then every run it is
+    compared with (same dataset; the first run's analysis keys apply to all)."""
+    name, config, paper = resolve(args.run, args.overrides)
+    runs = [(args.run, name, config, paper)]
+    analysis = {k: getattr(config, k) for k in ANALYSIS_KEYS if k != "eval_batch_size"}
+    for other in args.compare:
+        o_name, o_config, o_paper = resolve(other, [])
+        if o_config.dataset != config.dataset:
+            raise rundir.RunFolderError(
+                f"{other} was trained on {o_config.dataset}, {args.run} on {config.dataset}: "
+                "a comparison needs the same test set."
+            )
+        runs.append((other, o_name, dataclasses.replace(o_config, **analysis), o_paper))
+    for name in args.only.split(","):
+        if name.strip():
+            analyses.module(name.strip())  # an unknown name raises ValueError
+    for _, _, c, _ in runs:
+        check_available(c.dataset, c.data_dir)
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        name, config, paper, names = plan(args)
+        runs = plan(args)
     except (ConfigError, rundir.RunFolderError, ValueError, DataMissingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from experiments.checkpoints import load_checkpoint
     from experiments.data import load_dataset
 
-    try:
-        data = load_dataset(config.dataset, config.data_dir, config.normalize)
-    except (DataMissingError, DataCorruptError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    net = load_checkpoint(args.run)
-    subject = analyses.Subject(name, net, data, config, paper)
-    results = analyses.analyze(subject, names)
-    for path in analyses.write(args.out or args.run / "analyses", subject, results):
-        print(path)
+    names = tuple(n.strip() for n in args.only.split(",") if n.strip())
+    out = args.out or args.run / "analyses"
+    by_run: dict[str, dict[str, Any]] = {}
+    for run, name, config, paper in runs:
+        try:
+            data = load_dataset(config.dataset, config.data_dir, config.normalize)
+        except (DataMissingError, DataCorruptError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        subject = analyses.Subject(name, load_checkpoint(run), data, config, paper)
+        results = analyses.analyze(subject, names)
+        if run == args.run:
+            for path in analyses.write(out, subject, results):
+                print(path)
+        label = f"{name} ({config.norm}, T = {config.num_steps})"
+        label = label if label not in by_run else f"{label} [{run.name}]"
+        by_run[label] = results
+    if len(by_run) > 1:
+        for path in analyses.write_comparison(out / "comparison", by_run):
+            print(path)
     return 0
 
 

@@ -146,7 +146,7 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
     assert not out.exists()
 
 
-def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tmp_path):
+def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tiny_run, tmp_path):
     run = tmp_path / "none"
     assert main(["digits_bntt", *TINY, "--set", "norm=none", "--out", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
@@ -157,6 +157,21 @@ def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tmp_pat
     assert metrics["accuracy_vs_T"]["4"] == metrics["test_accuracy"]
     report = (run / "report.md").read_text()
     assert "early exit" not in report.lower() and "γ" not in report
-    assert analyze.main([str(run), "--only", "gamma,activity"]) == 0
+    assert analyze.main([str(run), "--only", "gamma"]) == 0
     assert "no γᵗ" in _result(run, "gamma")["skipped"]
     assert "Not computed" in (run / "analyses" / "report.md").read_text()
+
+    # BNTT beside the baseline without it (Fig. 4a, 4b, Table 3): each column is that run's
+    # own analysis, and nothing is written into the compared run's folder
+    out = tmp_path / "compared"
+    args = [str(tiny_run), "--only", "activity,robustness", "--compare", str(run)]
+    assert analyze.main([*args, "--out", str(out)]) == 0
+    assert not (run / "analyses" / "activity").exists()
+    report = (out / "comparison" / "report.md").read_text()
+    own = _result(tiny_run, "robustness")
+    bntt, none = "digits_bntt (bntt, T = 4)", "digits_bntt (none, T = 4)"
+    assert f"| | {bntt} | {none} |" in report
+    sigma = own["noise"][2]
+    assert f"| σ = {sigma['sigma']:g} | {100 * sigma['accuracy']:.2f}% |" in report
+    assert f"| {none} | 4 | {100 * metrics['test_accuracy']:.2f}% |" in report
+    assert (out / "comparison" / "spike_rate.png").stat().st_size > 0

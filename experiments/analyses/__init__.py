@@ -94,3 +94,30 @@ def write(out_dir: Path, subject: Subject, results: dict[str, Any]) -> list[Path
         lines += [f"![{p.stem}]({name}/{p.name})" for p in figures] + [""]
     written.append(write_text(out_dir / "report.md", "\n".join(lines)))
     return written
+
+
+def write_comparison(out_dir: Path, by_run: dict[str, dict[str, Any]]) -> list[Path]:
+    """Draw the runs' results of each comparable analysis side by side (``draw_compare`` of
+    its module) and write ``report.md``."""
+    from experiments.report import write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    runs = list(by_run)
+    lines = [f"# Comparison of {', '.join(runs)}", ""]
+    for name in ANALYSES:
+        chosen = {
+            run: results[name]
+            for run, results in by_run.items()
+            if name in results and "skipped" not in results[name]
+        }
+        draw = getattr(module(name), "draw_compare", None)
+        if draw is None or len(chosen) < 2:
+            continue
+        figures = draw(out_dir, chosen)
+        written += figures
+        lines += [f"## {name}", "", *module(name).compare_lines(chosen)]
+        lines += [f"![{p.stem}]({p.name})" for p in figures] + [""]
+    written.append(write_text(out_dir / "report.md", "\n".join(lines)))
+    return written

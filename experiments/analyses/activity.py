@@ -56,3 +56,34 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         ],
         "",
     ]
+
+
+def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path]:
+    """Fig. 4a: the spike rate of every layer, one bar per run (log scale)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    layers = list(dict.fromkeys(k for r in results.values() for k in r["spike_rate"]))
+    width = 0.8 / len(results)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, (run, r) in enumerate(results.items()):
+        x = np.arange(len(layers)) + (i - (len(results) - 1) / 2) * width
+        ax.bar(x, [r["spike_rate"].get(k, np.nan) for k in layers], width,
+               label=f"{run} (T = {r['num_steps']})")  # fmt: skip
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set(yscale="log", ylabel="spike rate (Eq. 23)", title="layer-wise spike activity (Fig. 4a)")
+    ax.legend(fontsize=7)
+    return [save_figure(fig, Path(out_dir) / "spike_rate.png")]
+
+
+def compare_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    return [
+        "| run | T | accuracy | spikes per image |",
+        "|---|---|---|---|",
+        *[
+            f"| {run} | {r['num_steps']} | {100 * r['accuracy']:.2f}% | "
+            f"{r['spikes_per_image']:,.0f} |"
+            for run, r in results.items()
+        ],
+        "",
+    ]

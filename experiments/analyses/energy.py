@@ -115,3 +115,30 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         ],
         "",
     ]
+
+
+def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path]:
+    """Table 3 as bars: ``E_ANN / E_method`` of every run."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    runs = list(results)
+    ax.bar(range(len(runs)), [results[r]["ratio_ann_to_snn"] for r in runs])
+    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="the ANN")
+    ax.set_xticks(range(len(runs)), runs, fontsize=7)
+    ax.set(ylabel="E_ANN / E_method", title="energy efficiency (Table 3)")
+    ax.legend(fontsize=7)
+    return [save_figure(fig, Path(out_dir) / "energy.png")]
+
+
+def compare_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    return [
+        "| run | latency | E_ANN / E_method | spikes per image | TrueNorth (raw) |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {run} | {r['num_steps']} | {r['ratio_ann_to_snn']:.2f}x | "
+            f"{r['spikes_per_image']:,.0f} | {r['truenorth']['raw']:,.1f} |"
+            for run, r in results.items()
+        ],
+        "",
+    ]

@@ -104,3 +104,44 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         ],
         "",
     ]
+
+
+def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path]:
+    """Fig. 4b and App. F / journal Fig. 8: accuracy against σ and against ε, one curve per
+    run."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for run, r in results.items():
+        ax1.plot([n["sigma"] for n in r["noise"]], [100 * n["accuracy"] for n in r["noise"]],
+                 "o-", label=run)  # fmt: skip
+        ax2.plot([a["epsilon"] for a in r["fgsm"]], [100 * a["accuracy"] for a in r["fgsm"]],
+                 "o-", label=run)  # fmt: skip
+    ax1.set(xlabel="σ of the Gaussian noise", ylabel="test accuracy (%)",
+            title="Gaussian noise (Fig. 4b)")  # fmt: skip
+    ax2.set(xlabel="ε", ylabel="test accuracy (%)", title="SNN-crafted FGSM (App. F)")
+    ax1.legend(fontsize=7)
+    return [save_figure(fig, Path(out_dir) / "robustness.png")]
+
+
+def compare_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    runs = list(results)
+    first = results[runs[0]]
+    rows = [
+        f"| σ = {n['sigma']:g} | "
+        + " | ".join(f"{100 * results[r]['noise'][i]['accuracy']:.2f}%" for r in runs)
+        + " |"
+        for i, n in enumerate(first["noise"])
+    ]
+    rows += [
+        f"| ε = {a['epsilon']:g} | "
+        + " | ".join(f"{100 * results[r]['fgsm'][i]['accuracy']:.2f}%" for r in runs)
+        + " |"
+        for i, a in enumerate(first["fgsm"])
+    ]
+    return [
+        f"| | {' | '.join(runs)} |",
+        "|---" * (len(runs) + 1) + "|",
+        *rows,
+        "",
+    ]
