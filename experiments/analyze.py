@@ -10,7 +10,8 @@ Results go to ``DIR`` (default ``RUN/analyses``), one folder per analysis; nothi
 the run's folder is touched. ``--compare`` analyses other finished runs on the same data with
 the same analysis keys and draws them beside RUN (Fig. 4a, 4b and Table 3 compare BNTT with
 the surrogate baseline, the ANN and conversion) into ``DIR/comparison``; nothing is written
-into their folders. Exit codes: 0 done; 2 the command cannot start (nothing written).
+into their folders. Exit codes: 0 done; 2 the command cannot start (nothing written); 1 a
+checkpoint is damaged (its hash does not match).
 """
 
 from __future__ import annotations
@@ -109,19 +110,28 @@ def main(argv: list[str] | None = None) -> int:
 
     names = tuple(n.strip() for n in args.only.split(",") if n.strip())
     out = args.out or args.run / "analyses"
-    by_run: dict[str, dict[str, Any]] = {}
-    for run, name, config, paper in runs:
-        try:
+    subjects = []
+    try:  # every run's data and checkpoint before anything is written
+        for run, name, config, paper in runs:
             data = load_dataset(config.dataset, config.data_dir, config.normalize)
-        except (DataMissingError, DataCorruptError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        subject = analyses.Subject(name, load_checkpoint(run), data, config, paper)
+            # the data must be those the run was trained and tested on
+            rundir.check_same_data(rundir.inspect(run), data.fingerprint, config.data_dir)
+            subjects.append((run, analyses.Subject(name, load_checkpoint(run), data, config,
+                                                   paper)))  # fmt: skip
+    except (DataMissingError, DataCorruptError, rundir.RunFolderError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except rundir.CheckpointDamagedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    by_run: dict[str, dict[str, Any]] = {}
+    for run, subject in subjects:
         results = analyses.analyze(subject, names)
         if run == args.run:
             for path in analyses.write(out, subject, results):
                 print(path)
-        label = f"{name} ({config.norm}, T = {config.num_steps})"
+        config = subject.config
+        label = f"{subject.name} ({config.norm}, T = {config.num_steps})"
         label = label if label not in by_run else f"{label} [{run.name}]"
         by_run[label] = results
     if len(by_run) > 1:

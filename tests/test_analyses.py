@@ -5,6 +5,7 @@ energy recomputed by hand from the measured rates, reproducibility, and clear er
 from __future__ import annotations
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -144,6 +145,14 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
         assert analyze.main([*args, "--out", str(out)]) == 2
         assert match in capsys.readouterr().err
     assert not out.exists()
+    # a damaged checkpoint is named, and nothing is analysed from it
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_run, damaged, ignore=shutil.ignore_patterns("analyses"))
+    victim = max((p for p in (damaged / "checkpoints" / "best").rglob("*") if p.is_file()),
+                 key=lambda p: p.stat().st_size)  # fmt: skip
+    victim.write_bytes(victim.read_bytes()[::-1])
+    assert analyze.main([str(damaged), "--out", str(out)]) == 1
+    assert victim.name in capsys.readouterr().err and not out.exists()
 
 
 def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tiny_run, tmp_path):
