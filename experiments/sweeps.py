@@ -78,6 +78,10 @@ class Sweep:
             raise ValueError(f"sweep {self.name!r} has two members with the same key")
 
 
+#: What a member that changes its entry keeps of the entry's paper values: context, not cells.
+CONTEXT_KEYS = ("energy_reference", "table2", "note")
+
+
 def member_folder(index: int, member_key: str) -> str:
     return f"{index:02d}_{member_key}"
 
@@ -102,8 +106,13 @@ def resolve_new(sweep: Sweep, overrides: list[str]) -> dict[str, Any]:
         experiment = registry.get(m.entry)
         own = dataclasses.replace(experiment.config, **m.changes)
         config = dataclasses.replace(own, **changes)
-        # the entry's published values belong to the member only if it runs the entry as is
-        paper = experiment.paper if own == experiment.config else {}
+        # the entry's published values belong to the member only if it runs the entry as is;
+        # a changed member keeps the context (e.g. the reference its energy is normalised to)
+        paper = (
+            experiment.paper
+            if own == experiment.config
+            else {k: v for k, v in experiment.paper.items() if k in CONTEXT_KEYS}
+        )
         members.append(
             {
                 "folder": member_folder(i, m.key),
