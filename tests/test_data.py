@@ -84,6 +84,14 @@ def test_intensities_without_normalisation(tmp_path):
     digits = D.load_digits(normalize=False)
     assert digits.train_x.min() == 0.0 and digits.train_x.max() == 1.0
     assert digits.fingerprint == D.load_digits().fingerprint  # the same raw data
+    # a dataset maps its inputs back to intensities and forth (the robustness analyses add
+    # noise and FGSM steps to intensities): per channel for CIFAR, one mean/std for digits
+    standard = D.load_dataset("cifar10", str(tmp_path))
+    np.testing.assert_allclose(standard.to_intensities(standard.test_x), ds.test_x, atol=1e-6)
+    np.testing.assert_allclose(standard.from_intensities(ds.test_x), standard.test_x, atol=1e-5)
+    np.testing.assert_array_equal(ds.to_intensities(ds.test_x), ds.test_x)  # mean 0, std 1
+    np.testing.assert_allclose(D.load_digits().to_intensities(D.load_digits().test_x),
+                               digits.test_x, atol=1e-6)  # fmt: skip
 
 
 def test_random_crop_with_padding_and_flip():
