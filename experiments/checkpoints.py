@@ -87,15 +87,21 @@ def restore_state(directory: Path, template: tr.TrainState) -> tr.TrainState:
 
 def _network_template(run: Path) -> Any:
     config = rundir.read_json(run / rundir.CONFIG)
-    if config.get("experiment", {}).get("method", "bntt") == "ttfs":
+    method = config.get("experiment", {}).get("method", "bntt")
+    if method == "ttfs":
         return bj.ttfs.init(jax.random.key(0), bj.ttfs.TTFSConfig.from_dict(config["network"]))
     net_config = bj.NetworkConfig.from_dict(config["network"])
+    if method == "ann":
+        from bntt_jax import ann
+
+        return ann.init(jax.random.key(0), net_config)
     return bj.init(jax.random.key(0), net_config)
 
 
 def load_checkpoint(path: str | Path) -> Any:
     """The network of a results folder, verified against its committed hashes: a
-    :class:`bntt_jax.NetworkParams`, or :class:`bntt_jax.ttfs.TTFSParams` for a TTFS run.
+    :class:`bntt_jax.NetworkParams`, :class:`bntt_jax.ttfs.TTFSParams` for a TTFS run, or
+    :class:`bntt_jax.ann.ANNParams` for an ANN.
 
     ``path`` is a results folder (its best checkpoint), ``.../checkpoints/best`` or
     ``.../checkpoints/last`` (the committed one), or one checkpoint ``.../checkpoints/last/<E>``.

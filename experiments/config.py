@@ -26,10 +26,11 @@ from experiments.data import DATASETS, DatasetFacts
 #: it computes (a resumed run checks that it sees the same data, by fingerprint).
 RESUME_SAFE_KEYS = ("data_dir",)
 
-#: The training methods: BNTT (Kim & Panda) and TTFS (Park & Yoon).
-METHODS = ("bntt", "ttfs")
+#: The training methods: BNTT (Kim & Panda), TTFS (Park & Yoon), and the non-spiking ANN of
+#: the same topology that the BNTT papers compare against.
+METHODS = ("bntt", "ttfs", "ann")
 #: The architectures of each method.
-METHOD_ARCHS = {"bntt": ARCHS, "ttfs": TTFS_ARCHS}
+METHOD_ARCHS = {"bntt": ARCHS, "ttfs": TTFS_ARCHS, "ann": ARCHS}
 
 #: Seeds are 32-bit: ``numpy.random.default_rng`` and ``jax.random.key`` both take them.
 MAX_SEED = 2**32 - 1
@@ -54,7 +55,9 @@ class ExperimentConfig:
     ``bntt``) or :class:`bntt_jax.ttfs.TTFSConfig` (method ``ttfs``); the fields marked TTFS
     are that method's alone, and BNTT's ``norm``, ``leak`` and ``encoder`` are not used by it."""
 
-    method: str = _field("bntt", "bntt (Kim & Panda) or ttfs (Park & Yoon)")
+    method: str = _field(
+        "bntt", "bntt (Kim & Panda), ttfs (Park & Yoon) or ann (ReLU, same topology)"
+    )
     dataset: str = _field("digits", f"one of {', '.join(DATASETS)}")
     arch: str = _field("mlp", f"bntt: {', '.join(ARCHS)}; ttfs: {', '.join(TTFS_ARCHS)}")
     norm: str = _field("bntt", f"normalisation: {', '.join(NORMS)}")
@@ -281,6 +284,11 @@ def _validate(c: ExperimentConfig) -> None:
                 key, values, "must be one or more finite numbers >= 0.",
                 f"--set {key}=0,0.1,0.2 (comma-separated).",
             )  # fmt: skip
+    if c.method == "ann" and c.norm not in ("bn", "none"):
+        raise ConfigError(
+            "norm", c.norm, "an ANN normalises with bn (standard batch norm) or not at all.",
+            "--set norm=bn (or none).",
+        )  # fmt: skip
     if c.method == "ttfs" and c.arch != "vgg16" and c.channels is not None:
         raise ConfigError(
             "channels", c.channels, "the conv widths are for TTFS VGG-16.", "--set channels=none."
@@ -293,6 +301,11 @@ def _validate(c: ExperimentConfig) -> None:
         raise ConfigError(
             "encoder", c.encoder, "TTFS networks take whole images (their input coding is "
             "input_coding), not one value per step.", "--set encoder=poisson (unused by TTFS).",
+        )  # fmt: skip
+    if c.method == "ann" and c.encoder == "sequential":
+        raise ConfigError(
+            "encoder", c.encoder, "an ANN takes whole inputs, not one value per step.",
+            "--set encoder=poisson (unused by the ANN).",
         )  # fmt: skip
     if c.arch != "mlp" and len(facts.input_shape) != 3:
         raise ConfigError(

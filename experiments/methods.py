@@ -477,7 +477,100 @@ def check_spiking_network(net: Any, data: Dataset, config: ExperimentConfig) -> 
     }
 
 
-METHODS: dict[str, Method] = {"bntt": Method(), "ttfs": TTFSMethod()}
+class ANNMethod(Method):
+    """The non-spiking ANN of the same topology (:mod:`bntt_jax.ann`; BNTT paper, Table 3)."""
+
+    name = "ann"
+    report_module = "experiments.report_ann"
+
+    def init(self, key: jax.Array, net_config: Any) -> Any:
+        from bntt_jax import ann
+
+        return ann.init(key, net_config)
+
+    def step_options(self, config: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
+        return ()
+
+    def train_step(self, options: tuple[tuple[str, Any], ...]) -> Any:
+        from bntt_jax import ann
+
+        def step(state, x, y, seed_key, epoch):
+            del seed_key, epoch  # the ANN's step draws nothing and knows no epoch
+            return ann.train_step(state, x, y)
+
+        return jax.jit(step)
+
+    def flag_names(self, net: Any) -> list[str]:
+        from bntt_jax import ann
+
+        return ann.finite_flag_names(net)
+
+    def describe(self, net_config: Any) -> str:
+        return f"ANN {net_config.arch} ({net_config.norm}, ReLU)"
+
+    def evaluate(self, net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+        ev = evaluate_ann(net, data, config)
+        return {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"]}
+
+    def final_metrics(
+        self,
+        net: Any,
+        data: Dataset,
+        config: ExperimentConfig,
+        history: list[dict[str, Any]],
+        paper: dict[str, Any],
+    ) -> dict[str, Any]:
+        ev = evaluate_ann(net, data, config)
+        flops = energy.ann_flops(net.config)
+        return {
+            "complete": True,
+            "method": "ann",
+            "test_accuracy": ev["accuracy"],
+            "test_loss": ev["loss"],
+            "best_test_accuracy": max(
+                [h["test_accuracy"] for h in history if "test_accuracy" in h],
+                default=ev["accuracy"],
+            ),
+            "num_test_images": ev["count"],
+            "flops_per_layer": flops,
+            "energy_pj": energy.cmos_energy(flops, "mac"),  # Eq. 25
+            "history": history,
+            "paper": paper,
+            "epochs_run": len(history),
+        }
+
+    def done_line(self, metrics: dict[str, Any]) -> str:
+        return f"E_ANN = {metrics['energy_pj'] / 1e6:.4g} µJ per image (Eq. 25)"
+
+
+@functools.cache
+def _ann_eval_fn():
+    from bntt_jax import ann
+
+    return jax.jit(ann.eval_step)
+
+
+def evaluate_ann(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+    """Test accuracy and loss of an ANN."""
+    step = _ann_eval_fn()
+    mesh = parallel.data_mesh()
+    totals: dict[str, Any] = {}
+    batches = iterate(
+        data.test_x, data.test_y, config.eval_batch_size, max_batches=config.max_eval_batches
+    )
+    for x, y in batches:
+        m = step(net, *parallel.shard_batch(mesh, x, y))
+        totals = m if not totals else jax.tree.map(jnp.add, totals, m)
+    totals = jax.tree.map(np.asarray, totals)
+    count = int(totals["count"])
+    return {
+        "accuracy": int(totals["correct"]) / count,
+        "loss": float(totals["loss_sum"]) / count,
+        "count": count,
+    }
+
+
+METHODS: dict[str, Method] = {"bntt": Method(), "ttfs": TTFSMethod(), "ann": ANNMethod()}
 
 
 def method_of(config: ExperimentConfig) -> Method:
