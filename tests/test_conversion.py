@@ -1,0 +1,92 @@
+"""ANN-to-SNN conversion (Sengupta et al. 2019): folding batch norm changes nothing, and the
+converted integrate-and-fire network approaches its ANN as T grows."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from bntt_jax import ann
+from bntt_jax import conversion as cv
+from bntt_jax.config import NetworkConfig
+from bntt_jax.encoding import POISSON_SCALE
+from bntt_jax.train import TrainState
+from experiments.data import load_digits
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small ReLU MLP with batch norm, trained on the digits for a few hundred steps."""
+    data = load_digits()
+    config = NetworkConfig(arch="mlp", in_features=64, hidden=(64, 32), num_classes=10,
+                           norm="bn")  # fmt: skip
+    state = TrainState.create(ann.init(0, config), optax.sgd(0.1, momentum=0.9))
+    step = jax.jit(ann.train_step)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        i = rng.choice(len(data.train_x), 64, replace=False)
+        state, _ = step(state, data.train_x[i], data.train_y[i])
+    return state.net, data
+
+
+def test_folding_batch_norm_leaves_the_ann_unchanged(trained):
+    net, data = trained
+    weights, biases = cv.fold_batch_norm(net)
+    x = jnp.asarray(data.test_x)
+    for spec in net.config.layers:
+        x = jnp.maximum(x @ weights[spec.name] + biases[spec.name], 0.0)
+    logits = x @ weights[net.config.readout_name]
+    np.testing.assert_allclose(logits, ann.forward(net, data.test_x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_converted_network_approaches_its_ann_as_t_grows(trained):
+    net, data = trained
+    logits = np.asarray(ann.forward(net, data.test_x))
+    assert np.mean(logits.argmax(-1) == data.test_y) > 0.9
+    snn = cv.convert(net, data.train_x[:256], 0, steps=100)
+    # the readout accumulates z/c per step, c = 2·θ₁·θ₂ (the rate scale of the last layer)
+    c = POISSON_SCALE * np.prod([float(t) for t in snn.thresholds.values()])
+    errors, agreement = [], []
+    for steps in (10, 100, 1000):
+        readout, counts = cv.simulate_converted(snn, data.test_x, 1, steps)
+        estimate = np.asarray(readout) * c / steps
+        errors.append(np.mean(np.abs(estimate - logits)) / np.mean(np.abs(logits)))
+        agreement.append(np.mean(estimate.argmax(-1) == logits.argmax(-1)))
+        assert set(counts) == {"fc1", "fc2"} and counts["fc1"].shape == (steps,)
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.1, errors
+    assert agreement[2] >= 0.97 and agreement[2] >= agreement[0], agreement
+    # reset to zero loses the charge above threshold: still close at T = 1000
+    zero = cv.convert(net, data.train_x[:256], 0, steps=100, reset="zero")
+    readout, _ = cv.simulate_converted(zero, data.test_x, 1, 1000)
+    assert np.mean(np.asarray(readout).argmax(-1) == logits.argmax(-1)) >= 0.9
+
+
+def test_thresholds_are_the_largest_input_current(trained):
+    net, data = trained
+    images = data.train_x[:32]
+    snn = cv.convert(net, images, 3, steps=20)
+    # fc1's input current at a step is W'·s + b'/2 for that step's Poisson spikes s
+    from bntt_jax.encoding import poisson_encode
+
+    largest = max(
+        float(jnp.max(poisson_encode(jax.random.fold_in(jax.random.key(3), t), images, 1)[0]
+                      @ snn.weights["fc1"] + snn.biases["fc1"] / 2))
+        for t in range(20)
+    )  # fmt: skip
+    assert float(snn.thresholds["fc1"]) == pytest.approx(largest, rel=1e-5)
+    lower = cv.convert(net, images, 3, steps=20, percentile=99.0)
+    assert float(lower.thresholds["fc1"]) < largest
+
+
+def test_bad_conversion_arguments(trained):
+    net, data = trained
+    for kwargs, match in [
+        (dict(reset="soft"), "reset must be one of"),
+        (dict(percentile=0.0), "percentile must be in"),
+        (dict(steps=0), "steps must be >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            cv.convert(net, data.train_x[:8], **kwargs)
