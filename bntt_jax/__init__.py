@@ -16,6 +16,9 @@ The public API of the BNTT engine, from the pure functions up:
   from γᵗ (Sec. 3.4)
 * :mod:`energy` — spike rate, sparsity and neuromorphic energy, shared by both methods
 * :mod:`ttfs` — the TTFS surrogate model, its training terms and its spiking network
+* :mod:`robustness` — Gaussian noise and SNN-crafted FGSM (Sec. 4.4, Appendix F)
+* :mod:`ann`, :mod:`conversion` — the non-spiking ANN of the same topology and its
+  conversion to integrate-and-fire neurons (the papers' baselines, Table 3)
 
 ``import bntt_jax`` does not import JAX: the configuration (:class:`NetworkConfig` and the
 named choices) is plain Python, and every other name is imported on first use. A command line
@@ -24,7 +27,8 @@ can therefore check its arguments and fail in a fraction of a second.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from bntt_jax import _lazy, energy, ttfs
 from bntt_jax.config import LayerSpec, NetworkConfig, NetworkConfigError
@@ -98,7 +102,19 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = _lazy.install(__name__, _LAZY)
+_getattr, _dir = _lazy.install(__name__, _LAZY)
+#: Submodules that import JAX, loaded on first access (``bntt_jax.ann``, ...).
+_SUBMODULES = ("ann", "conversion", "robustness")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    return _getattr(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*_dir(), *_SUBMODULES})
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see

@@ -4,6 +4,8 @@ computation, batch-norm statistics by hand, training through the runner, and con
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -122,3 +124,14 @@ def test_bad_ann_configs_fail_before_anything_runs(override, match, tmp_path, ca
     out = tmp_path / "never"
     assert main(["digits_ann", "--set", override, "--out", str(out)]) == 2
     assert match in capsys.readouterr().err and not out.exists()
+
+
+def test_the_baselines_load_lazily_from_the_package():
+    code = (
+        "import sys, bntt_jax as bj; assert 'jax' not in sys.modules; "
+        "assert {'ann', 'conversion', 'robustness'} <= set(dir(bj)); "
+        "print(bj.ann.init.__name__, bj.conversion.convert.__name__, bj.robustness.fgsm.__name__)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["init", "convert", "fgsm"]
