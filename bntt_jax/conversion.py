@@ -133,7 +133,8 @@ def _run(weights, biases, thresholds, images, key, *, config, reset, steps, prob
                 value = (
                     jnp.max(current) if percentile >= 100 else jnp.percentile(current, percentile)
                 )
-                return (membranes, readout, jnp.maximum(probed, value)), {}
+                # the earlier layers integrate on: only the probed layer is not simulated
+                return ({**membranes, **new}, readout, jnp.maximum(probed, value)), {}
             u = membranes[spec.name] + current
             theta = thresholds[spec.name]
             spikes = (u >= theta).astype(u.dtype)

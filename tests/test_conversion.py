@@ -71,12 +71,22 @@ def test_thresholds_are_the_largest_input_current(trained):
     # fc1's input current at a step is W'·s + b'/2 for that step's Poisson spikes s
     from bntt_jax.encoding import poisson_encode
 
-    largest = max(
-        float(jnp.max(poisson_encode(jax.random.fold_in(jax.random.key(3), t), images, 1)[0]
-                      @ snn.weights["fc1"] + snn.biases["fc1"] / 2))
-        for t in range(20)
-    )  # fmt: skip
-    assert float(snn.thresholds["fc1"]) == pytest.approx(largest, rel=1e-5)
+    # ... and fc2's, with fc1 already converted: its IF neurons integrate over the steps,
+    # fire at θ₁ and reset by subtraction; the bias enters at the rate scale 2·θ₁
+    w1, b1, w2, b2 = (np.asarray(snn.weights["fc1"]), np.asarray(snn.biases["fc1"]),
+                      np.asarray(snn.weights["fc2"]), np.asarray(snn.biases["fc2"]))  # fmt: skip
+    theta1 = float(snn.thresholds["fc1"])
+    largest, largest2, u = -np.inf, -np.inf, 0.0
+    for t in range(20):
+        s0 = np.asarray(poisson_encode(jax.random.fold_in(jax.random.key(3), t), images, 1)[0])
+        current = s0 @ w1 + b1 / 2
+        largest = max(largest, current.max())
+        u = u + current
+        s1 = (u >= theta1).astype(np.float32)
+        u = u - theta1 * s1
+        largest2 = max(largest2, (s1 @ w2 + b2 / (2 * theta1)).max())
+    assert theta1 == pytest.approx(largest, rel=1e-5)
+    assert float(snn.thresholds["fc2"]) == pytest.approx(largest2, rel=1e-4)
     lower = cv.convert(net, images, 3, steps=20, percentile=99.0)
     assert float(lower.thresholds["fc1"]) < largest
 
