@@ -90,7 +90,10 @@ def init(key: jax.Array | int, config: NetworkConfig) -> ANNParams:
 
 
 def forward(net: ANNParams, x: jax.Array) -> jax.Array:
-    """Logits ``[B, classes]`` with the running statistics (evaluation)."""
+    """Logits ``[B, classes]`` with the running statistics (evaluation). An MLP takes inputs
+    of any shape with ``in_features`` values (images are flattened)."""
+    if net.config.arch == "mlp":
+        x = x.reshape(x.shape[0], -1)
     chex.assert_shape(x, (None, *net.config.input_shape))
     return ANNNetwork(net.config).apply(net.variables(), x, train=False)
 

@@ -77,6 +77,8 @@ def test_forward_equals_an_independent_numpy_network(kw):
     x = np.random.default_rng(2).normal(size=(3, *config.input_shape)).astype(np.float32)
     logits = np.asarray(ann.forward(net, x))
     expected = _numpy_forward(net, x)
+    if config.arch == "mlp":  # images with in_features values are flattened
+        np.testing.assert_array_equal(ann.forward(net, x.reshape(3, 2, 3)), logits)
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
