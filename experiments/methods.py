@@ -163,7 +163,6 @@ def _final_metrics(
     num_steps = net.config.num_steps
     # one evaluation gives the accuracy of an exit at every step
     ev = evaluate(net, data, config, tuple(range(1, num_steps + 1)))
-    tested = [h["test_accuracy"] for h in history if "test_accuracy" in h]
     has_gamma = net.config.norm == "bntt"
     early_exit = exit_sweep = None
     if has_gamma:  # the exit rule reads BNTT's γᵗ: a network without them has no early exit
@@ -185,7 +184,7 @@ def _final_metrics(
         "complete": True,
         "test_accuracy": ev["accuracy"],
         "test_loss": ev["loss"],
-        "best_test_accuracy": max(tested) if tested else ev["accuracy"],
+        "best_test_accuracy": _best_accuracy(history, ev["accuracy"]),
         "num_test_images": ev["count"],
         "spike_rate": ev["spike_rate"],
         "spikes_per_step": ev["spikes_per_step"],
@@ -286,10 +285,7 @@ class TTFSMethod(Method):
             "method": "ttfs",
             "test_accuracy": ev["accuracy"],
             "test_loss": ev["loss"],
-            "best_test_accuracy": max(
-                [h["test_accuracy"] for h in history if "test_accuracy" in h],
-                default=ev["accuracy"],
-            ),
+            "best_test_accuracy": _best_accuracy(history, ev["accuracy"]),
             "num_test_images": ev["count"],
             "spikes_per_image": s,
             "spikes_per_layer": ev["spikes_per_layer"],
@@ -351,9 +347,8 @@ def _local(net: Any) -> Any:
     return jax.tree.map(_host, net)
 
 
-def evaluate_ttfs(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
-    """Test accuracy, loss and spikes per image (per layer and in all) of a TTFS surrogate."""
-    step = _ttfs_eval_fn()
+def _test_set_sums(step: Any, net: Any, data: Dataset, config: ExperimentConfig) -> Any:
+    """``step(net, x, y)``'s sums added up over the test batches (on the device, read once)."""
     mesh = parallel.data_mesh()
     totals: dict[str, Any] = {}
     batches = iterate(
@@ -362,7 +357,17 @@ def evaluate_ttfs(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str
     for x, y in batches:
         m = step(net, *parallel.shard_batch(mesh, x, y))
         totals = m if not totals else jax.tree.map(jnp.add, totals, m)
-    totals = jax.tree.map(np.asarray, totals)
+    return jax.tree.map(np.asarray, totals)
+
+
+def _best_accuracy(history: list[dict[str, Any]], final: float) -> float:
+    """The best test accuracy of the history (``final`` if it has none)."""
+    return max([h["test_accuracy"] for h in history if "test_accuracy" in h], default=final)
+
+
+def evaluate_ttfs(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+    """Test accuracy, loss and spikes per image (per layer and in all) of a TTFS surrogate."""
+    totals = _test_set_sums(_ttfs_eval_fn(), net, data, config)
     count = int(totals["count"])
     layers = {k: float(totals[f"spikes/{k}"]) / count for k in net.config.kernel_names}
     return {
@@ -527,10 +532,7 @@ class ANNMethod(Method):
             "method": "ann",
             "test_accuracy": ev["accuracy"],
             "test_loss": ev["loss"],
-            "best_test_accuracy": max(
-                [h["test_accuracy"] for h in history if "test_accuracy" in h],
-                default=ev["accuracy"],
-            ),
+            "best_test_accuracy": _best_accuracy(history, ev["accuracy"]),
             "num_test_images": ev["count"],
             "flops_per_layer": flops,
             "energy_pj": energy.cmos_energy(flops, "mac"),  # Eq. 25
@@ -552,16 +554,7 @@ def _ann_eval_fn():
 
 def evaluate_ann(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
     """Test accuracy and loss of an ANN."""
-    step = _ann_eval_fn()
-    mesh = parallel.data_mesh()
-    totals: dict[str, Any] = {}
-    batches = iterate(
-        data.test_x, data.test_y, config.eval_batch_size, max_batches=config.max_eval_batches
-    )
-    for x, y in batches:
-        m = step(net, *parallel.shard_batch(mesh, x, y))
-        totals = m if not totals else jax.tree.map(jnp.add, totals, m)
-    totals = jax.tree.map(np.asarray, totals)
+    totals = _test_set_sums(_ann_eval_fn(), net, data, config)
     count = int(totals["count"])
     return {
         "accuracy": int(totals["correct"]) / count,
