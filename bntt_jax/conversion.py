@@ -103,8 +103,8 @@ def _bias_scales(config: NetworkConfig, thresholds: dict[str, Any]) -> dict[str,
 def _run(weights, biases, thresholds, images, key, *, config, reset, steps, probe=None,
          percentile=100.0):  # fmt: skip
     """Simulate ``steps`` steps. With ``probe`` (a layer), stop there and return the largest
-    over the steps of its input current's ``percentile``; else ``(accumulated readout, spikes
-    per layer per step summed over the images)``."""
+    over the steps of its input current's ``percentile``; else ``(accumulated readout, (spikes
+    per layer per step summed over the images, prediction of every image after every step))``."""
     names = [spec.name for spec in config.layers]
     layers = config.layers if probe is None else config.layers[: names.index(probe) + 1]
     scales = _bias_scales(config, thresholds)
@@ -143,11 +143,11 @@ def _run(weights, biases, thresholds, images, key, *, config, reset, steps, prob
             x = _pool(spec.pool, spikes)
         name = config.readout_name
         readout = readout + _synapses("fc", weights[name], x) + biases[name] * scales[name]
-        return (new, readout, probed), counts
+        return (new, readout, probed), (counts, jnp.argmax(readout, axis=-1))
 
     init = (membranes, readout, jnp.asarray(-jnp.inf, images.dtype))
-    (_, readout, probed), counts = jax.lax.scan(step, init, jnp.arange(steps))
-    return probed if probe is not None else (readout, counts)
+    (_, readout, probed), trace = jax.lax.scan(step, init, jnp.arange(steps))
+    return probed if probe is not None else (readout, trace)
 
 
 def convert(
@@ -188,7 +188,24 @@ def simulate_converted(
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}.")
     key = jax.random.key(key) if isinstance(key, int) else key
-    readout, counts = _run(net.weights, net.biases, net.thresholds,
-                           jnp.asarray(images, jnp.float32), key, config=net.config,
-                           reset=net.reset, steps=int(steps))  # fmt: skip
+    readout, (counts, _) = _run(net.weights, net.biases, net.thresholds,
+                                jnp.asarray(images, jnp.float32), key, config=net.config,
+                                reset=net.reset, steps=int(steps))  # fmt: skip
     return readout, {k: np.asarray(v) for k, v in counts.items()}
+
+
+def evaluate_converted(
+    net: ConvertedNetwork, images: Any, labels: Any, key: jax.Array | int, steps: int
+) -> dict[str, np.ndarray]:
+    """One simulation of ``steps`` steps read at every step: ``correct`` ``[steps]`` (images
+    whose accumulated readout after ``t`` steps names their label, for every ``t``; the same
+    Poisson draws serve every ``t``, as a run stopped after ``t`` steps would see) and
+    ``spikes/<layer>`` ``[steps]`` (spikes per step summed over the images)."""
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}.")
+    key = jax.random.key(key) if isinstance(key, int) else key
+    _, (counts, predictions) = _run(net.weights, net.biases, net.thresholds,
+                                    jnp.asarray(images, jnp.float32), key, config=net.config,
+                                    reset=net.reset, steps=int(steps))  # fmt: skip
+    correct = (np.asarray(predictions) == np.asarray(labels)[None, :]).sum(axis=1)
+    return {"correct": correct, **{f"spikes/{k}": np.asarray(v) for k, v in counts.items()}}

@@ -10,6 +10,9 @@ Appendix F; journal version, Fig. 8).
   backward pass (each step's spikes ``s_t`` pass ``∂L/∂s_t`` on to ``x``, so
   ``∂L/∂x = Σ_t ∂L/∂s_t``; the encoder's expectation is linear in ``x``), then through the
   standardisation to the intensities.
+* FGSM crafted on the non-spiking ANN (:mod:`bntt_jax.ann`, exact gradient) and transferred
+  to a spiking network: :func:`ann_input_gradient`, :func:`ann_fgsm`. A converted network is
+  attacked this way (its integrate-and-fire neurons have no surrogate gradient here).
 """
 
 from __future__ import annotations
@@ -100,4 +103,31 @@ def fgsm(
     """SNN-crafted FGSM (Appendix F): ``clip(x + ε·sign(∇ₓ L(x, y)), 0, 1)`` for intensities
     ``images`` in [0, 1], the gradient by :func:`input_gradient` with encoder draw ``key``."""
     grad = input_gradient(net, images, labels, key, mean=mean, std=std, encoder=encoder)
+    return jnp.clip(images + epsilon * jnp.sign(grad), 0.0, 1.0)
+
+
+def ann_input_gradient(
+    net: Any, images: jax.Array, labels: jax.Array, *, mean: Any = 0.0, std: Any = 1.0
+) -> jax.Array:
+    """``∇ L`` of the ANN ``net`` (:class:`bntt_jax.ann.ANNParams`, running statistics) with
+    respect to the intensities ``images`` (standardised inside as ``(images − mean) / std``)."""
+    from bntt_jax.ann import forward
+
+    def loss(images):
+        return cross_entropy(forward(net, (images - mean) / std), labels)
+
+    return jax.grad(loss)(images)
+
+
+def ann_fgsm(
+    net: Any,
+    images: jax.Array,
+    labels: jax.Array,
+    epsilon: float,
+    *,
+    mean: Any = 0.0,
+    std: Any = 1.0,
+) -> jax.Array:
+    """FGSM crafted on the ANN: ``clip(x + ε·sign(∇ₓ L_ANN(x, y)), 0, 1)``."""
+    grad = ann_input_gradient(net, images, labels, mean=mean, std=std)
     return jnp.clip(images + epsilon * jnp.sign(grad), 0.0, 1.0)

@@ -32,6 +32,9 @@ METHODS = ("bntt", "ttfs", "ann")
 #: The architectures of each method.
 METHOD_ARCHS = {"bntt": ARCHS, "ttfs": TTFS_ARCHS, "ann": ARCHS}
 
+#: The analyses of a trained BNTT-family or ANN run (:mod:`experiments.analyses`), in order.
+ANALYSIS_NAMES = ("gamma", "activity", "energy", "robustness")
+
 #: Seeds are 32-bit: ``numpy.random.default_rng`` and ``jax.random.key`` both take them.
 MAX_SEED = 2**32 - 1
 
@@ -91,6 +94,21 @@ class ExperimentConfig:
     analysis_images: int | None = _field(
         None, "analysis: test images for robustness (first N); none: all"
     )
+    analyses: tuple[str, ...] | None = _field(
+        ANALYSIS_NAMES,
+        "analyses run on a BNTT-family or ANN run once it finishes (comma-separated); none: "
+        "none (python -m experiments.analyze runs them later)",
+    )
+    conversion_steps: tuple[int, ...] | None = _field(
+        (100, 500, 1000),
+        "ann: the trained ANN converted to IF neurons is tested at these T (BNTT Table 3); "
+        "none: not converted",
+    )
+    conversion_percentile: float = _field(
+        100.0, "ann: thresholds from this percentile of the input currents, in (0, 100]"
+    )
+    conversion_reset: str = _field("subtract", "ann: converted neurons reset by subtract or zero")
+    conversion_images: int = _field(256, "ann: training images that set the thresholds")
     max_train_batches: int | None = _field(None, "cap on batches per epoch (quick runs)")
     max_eval_batches: int | None = _field(None, "cap on evaluation batches (quick runs)")
     normalize: bool = _field(True, "standardise inputs; false: intensities in [0, 1]")
@@ -166,7 +184,8 @@ class ExperimentConfig:
 
 
 #: The config keys holding tuples (lists in JSON).
-TUPLE_KEYS = ("hidden", "channels", "noise_sigmas", "fgsm_epsilons")
+TUPLE_KEYS = ("hidden", "channels", "noise_sigmas", "fgsm_epsilons", "conversion_steps",
+              "analyses")  # fmt: skip
 
 
 #: The TTFS paper's training setup (Table 3 and Sec. 6, CIFAR-10): the base of every TTFS
@@ -284,6 +303,28 @@ def _validate(c: ExperimentConfig) -> None:
                 key, values, "must be one or more finite numbers >= 0.",
                 f"--set {key}=0,0.1,0.2 (comma-separated).",
             )  # fmt: skip
+    if c.analyses is not None and (
+        not isinstance(c.analyses, tuple) or not all(a in ANALYSIS_NAMES for a in c.analyses)
+    ):
+        raise ConfigError(
+            "analyses", c.analyses, f"each analysis must be one of {', '.join(ANALYSIS_NAMES)}.",
+            f"--set analyses={','.join(ANALYSIS_NAMES)} (or none).",
+        )  # fmt: skip
+    real("conversion_percentile", 0.0, 100.0, open_low=True, open_high=False)
+    choice("conversion_reset", ("subtract", "zero"))
+    integer("conversion_images", 1)
+    steps = c.conversion_steps
+    if steps is not None and (
+        not isinstance(steps, tuple)
+        or not steps
+        or not all(
+            isinstance(t, numbers.Integral) and not isinstance(t, bool) and t >= 1 for t in steps
+        )  # fmt: skip
+    ):
+        raise ConfigError(
+            "conversion_steps", steps, "must be one or more integers >= 1 (or none).",
+            "--set conversion_steps=100,500,1000 (comma-separated), or none.",
+        )  # fmt: skip
     if c.method == "ann" and c.norm not in ("bn", "none"):
         raise ConfigError(
             "norm", c.norm, "an ANN normalises with bn (standard batch norm) or not at all.",

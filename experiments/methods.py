@@ -527,6 +527,16 @@ class ANNMethod(Method):
     ) -> dict[str, Any]:
         ev = evaluate_ann(net, data, config)
         flops = energy.ann_flops(net.config)
+        conversion = None
+        if config.conversion_steps:
+            converted = convert_ann(_local(net), data, config)
+            conversion = {
+                **evaluate_conversion(converted, data, config),
+                "reset": config.conversion_reset,
+                "percentile": config.conversion_percentile,
+                "threshold_images": min(config.conversion_images, len(data.train_x)),
+                "thresholds": {k: float(v) for k, v in converted.thresholds.items()},
+            }
         return {
             "complete": True,
             "method": "ann",
@@ -536,13 +546,79 @@ class ANNMethod(Method):
             "num_test_images": ev["count"],
             "flops_per_layer": flops,
             "energy_pj": energy.cmos_energy(flops, "mac"),  # Eq. 25
+            "conversion": conversion,
             "history": history,
             "paper": paper,
             "epochs_run": len(history),
         }
 
     def done_line(self, metrics: dict[str, Any]) -> str:
-        return f"E_ANN = {metrics['energy_pj'] / 1e6:.4g} µJ per image (Eq. 25)"
+        line = f"E_ANN = {metrics['energy_pj'] / 1e6:.4g} µJ per image (Eq. 25)"
+        conversion = metrics.get("conversion")
+        if conversion:
+            line += "; converted: " + ", ".join(
+                f"T={t} {100 * a:.2f}%" for t, a in conversion["accuracy_at"].items()
+            )
+        return line
+
+
+#: Offset of the conversion's random streams (thresholds, then evaluation) from the seed.
+CONVERSION_STREAM = 30_011
+
+
+def convert_ann(net: Any, data: Dataset, config: ExperimentConfig) -> Any:
+    """The ANN converted to IF neurons (:func:`bntt_jax.conversion.convert`), thresholds set
+    on the first ``conversion_images`` training images over the longest ``conversion_steps``;
+    the same ANN, data and config always give the same network."""
+    from bntt_jax import conversion
+
+    return conversion.convert(
+        net,
+        data.train_x[: config.conversion_images],
+        jax.random.key(config.seed + CONVERSION_STREAM),
+        steps=max(config.conversion_steps),
+        percentile=config.conversion_percentile,
+        reset=config.conversion_reset,
+    )
+
+
+def evaluate_conversion(converted: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+    """The converted network on the test set, one simulation of the longest of
+    ``conversion_steps`` read at every step: accuracy at each T (the Table 3 rows), and of the
+    longest the spike rate per layer (Eq. 23), spikes per layer per step (Fig. 1) and spikes
+    per image; ``spikes_per_image_at`` gives the spikes of each shorter T."""
+    from bntt_jax.conversion import evaluate_converted
+
+    steps = max(config.conversion_steps)
+    key = jax.random.key(config.seed + CONVERSION_STREAM + 1)
+    totals: dict[str, np.ndarray] = {}
+    batches = iterate(
+        data.test_x, data.test_y, config.eval_batch_size, max_batches=config.max_eval_batches
+    )
+    count = 0
+    for i, (x, y) in enumerate(batches):
+        m = evaluate_converted(converted, x, y, jax.random.fold_in(key, i), steps)
+        totals = m if not totals else {k: totals[k] + v for k, v in m.items()}
+        count += len(y)
+    layers = [spec.name for spec in converted.config.layers]
+    neurons = converted.config.neurons_per_layer()
+    per_step = {k: totals[f"spikes/{k}"] / count for k in layers}
+    cumulative = np.cumsum(sum(per_step.values()), dtype=np.float64)
+    return {
+        "num_steps": steps,
+        "count": count,
+        "accuracy": float(totals["correct"][-1]) / count,
+        "accuracy_at": {
+            int(t): float(totals["correct"][t - 1]) / count for t in sorted(config.conversion_steps)
+        },  # fmt: skip
+        "accuracy_by_step": (totals["correct"] / count).tolist(),
+        "spike_rate": {k: float(per_step[k].sum()) / neurons[k] for k in layers},
+        "spikes_per_step": {k: per_step[k].tolist() for k in layers},
+        "spikes_per_image": float(cumulative[-1]),
+        "spikes_per_image_at": {
+            int(t): float(cumulative[t - 1]) for t in sorted(config.conversion_steps)
+        },  # fmt: skip
+    }
 
 
 @functools.cache

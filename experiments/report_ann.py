@@ -10,8 +10,42 @@ from experiments.report import plot_curves, write_text
 
 
 def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
-    """Training curves."""
-    return [plot_curves(out_dir, metrics["history"])]
+    """Training curves and, for a converted ANN, its accuracy against T (Table 3) and its
+    spikes per layer and step (Fig. 1a)."""
+    written = [plot_curves(out_dir, metrics["history"])]
+    conversion = metrics.get("conversion")
+    if conversion:
+        written.append(plot_conversion(out_dir, metrics))
+    return written
+
+
+def _paper_conversion(metrics: dict[str, Any]) -> dict[int, float]:
+    return {int(t): v for t, v in metrics.get("paper", {}).get("conversion", {}).items()}
+
+
+def plot_conversion(out_dir: Path, metrics: dict[str, Any]) -> Path:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from experiments.report import save_figure
+
+    conversion = metrics["conversion"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    curve = 100 * np.asarray(conversion["accuracy_by_step"])
+    ax1.plot(np.arange(1, len(curve) + 1), curve, label="converted SNN (ours)")
+    ax1.axhline(100 * metrics["test_accuracy"], color="k", ls="--", lw=0.8, label="the ANN")
+    paper = _paper_conversion(metrics)
+    if paper:
+        ax1.plot(list(paper), list(paper.values()), "rs", label="paper (Table 3)")
+    ax1.set(xscale="log", xlabel="time steps T", ylabel="test accuracy (%)",
+            title="ANN-to-SNN conversion: accuracy against T (Table 3)")  # fmt: skip
+    ax1.legend(fontsize=7)
+    for layer, per_step in conversion["spikes_per_step"].items():
+        ax2.plot(np.arange(1, len(per_step) + 1), per_step, label=layer)
+    ax2.set(xscale="log", xlabel="time step t", ylabel="spikes per image",
+            title="spikes per layer and step, conversion (Fig. 1a)")  # fmt: skip
+    ax2.legend(fontsize=7, ncol=2)
+    return save_figure(fig, Path(out_dir) / "conversion.png")
 
 
 def write_report(
@@ -41,5 +75,39 @@ def write_report(
         "",
         "![curves](curves.png)",
         "",
+        *_conversion_lines(metrics),
     ]
     return write_text(out_dir / "report.md", "\n".join(lines))
+
+
+def _conversion_lines(metrics: dict[str, Any]) -> list[str]:
+    conversion = metrics.get("conversion")
+    if not conversion:
+        return ["The ANN was not converted (conversion_steps=none).", ""]
+    paper = _paper_conversion(metrics)
+    thresholds = ", ".join(f"{k} {v:.3g}" for k, v in conversion["thresholds"].items())
+    return [
+        "## ANN-to-SNN conversion (Sengupta et al. 2019; Table 3's Conversion rows)",
+        "",
+        f"Integrate-and-fire neurons, reset by {conversion['reset']}, thresholds from the "
+        f"{conversion['percentile']:g}th percentile of the input currents on "
+        f"{conversion['threshold_images']} training images over {conversion['num_steps']} "
+        f"steps ({thresholds}); the same Poisson input as BNTT. One simulation of "
+        f"{conversion['num_steps']} steps on {conversion['count']} test images, read at each T.",
+        "",
+        "| T | accuracy | paper | spikes per image |",
+        "|---|---|---|---|",
+        *[
+            f"| {t} | {100 * a:.2f}% | "
+            f"{f'{paper[int(t)]:.1f}%' if int(t) in paper else '–'} | "
+            f"{conversion['spikes_per_image_at'][t]:,.0f} |"
+            for t, a in conversion["accuracy_at"].items()
+        ],
+        "",
+        "| layer | spike rate at T = " + f"{conversion['num_steps']} (Eq. 23) |",
+        "|---|---|",
+        *[f"| {k} | {v:.4f} |" for k, v in conversion["spike_rate"].items()],
+        "",
+        "![conversion](conversion.png)",
+        "",
+    ]

@@ -252,6 +252,35 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
         return 130
     if jax.process_index() == 0:
         print(f"results: {p.out}")
+    if p.sweep is None:
+        return _analyse(p.out)
+    return 0
+
+
+def _analyse(out: Path) -> int:
+    """The finished run's analyses (its config's ``analyses``), on process 0 of a
+    single-process run; exit 1 if they fail (the run itself is finished and intact)."""
+    import jax
+
+    from experiments import analyze
+
+    if jax.process_index() != 0:
+        return 0
+    if jax.process_count() > 1:
+        print(f"analyses: run python -m experiments.analyze {out} in one process", file=sys.stderr)
+        return 0
+    try:
+        analyze.after_run(out)
+    except KeyboardInterrupt:
+        print(f"interrupted during the analyses; the run is finished and intact. Run them "
+              f"with: python -m experiments.analyze {out}", file=sys.stderr)  # fmt: skip
+        return 130
+    except Exception as err:  # the run is finished: say so, and how to redo the analyses
+        print(f"error: the run finished, but its analyses failed ({type(err).__name__}: {err}). "
+              f"Rerun them with: python -m experiments.analyze {out}", file=sys.stderr)  # fmt: skip
+        return 1
+    if (out / "analyses" / "report.md").is_file():
+        print(f"analyses: {out / 'analyses'}")
     return 0
 
 

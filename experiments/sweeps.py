@@ -230,12 +230,25 @@ def run_sweep(
         results.append(metrics)
         if primary:
             rundir.fault_point("member_finished", i)
+    if primary and jax.process_count() == 1:
+        _analyse_members(path, record)
     if primary:
         draw(path, record, results)
         rundir.fault_point("sweep_figures", count)
         rundir.write_json(path / SWEEP, {**record, "complete": True})
         rundir.fault_point("sweep_completed", count)
     return results
+
+
+def _analyse_members(path: Path, record: dict[str, Any]) -> None:
+    """Each member's own analyses (its config's ``analyses``) where they are not written yet
+    (a resumed sweep redoes only those that were interrupted)."""
+    from experiments import analyze
+
+    for m in record["members"]:
+        out = path / m["folder"]
+        if not (out / "analyses" / "report.md").is_file():
+            analyze.after_run(out)
 
 
 def draw(path: Path, record: dict[str, Any], results: list[dict[str, Any]]) -> list[Path]:

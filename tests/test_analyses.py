@@ -76,8 +76,8 @@ def test_fgsm_raises_the_loss_more_than_a_random_sign_step(digits, mlp):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("analyses") / "run"
-    assert main(["digits_bntt", *TINY, "--out", str(out)]) == 0
-    assert analyze.main([str(out)]) == 0
+    assert main(["digits_bntt", *TINY, "--out", str(out)]) == 0  # analysed at its end
+    assert (out / "analyses" / "report.md").is_file()
     return out
 
 
@@ -121,6 +121,57 @@ def test_analyses_from_the_folder_equal_the_runs_own_evaluation(tiny_run):
         assert f"{name}.png" in report
 
 
+def test_ann_fgsm_is_the_sign_of_finite_differences_and_raises_the_loss(digits):
+    """On a tiny ReLU ANN the input gradient (through the standardisation) has the sign of
+    central finite differences of the loss, and FGSM along it raises the loss."""
+    from bntt_jax import ann
+
+    net = ann.init(3, bj.NetworkConfig(arch="mlp", in_features=64, hidden=(12,),
+                                       num_classes=10, norm="none"))  # fmt: skip
+    x = digits.to_intensities(digits.test_x[:4]).astype(np.float64)
+    y = digits.test_y[:4]
+    mean, std = np.float32(digits.mean), np.float32(digits.std)
+
+    def loss(images):
+        z = (np.asarray(images, np.float32) - mean) / std
+        return float(cross_entropy(ann.forward(net, z), y))
+
+    grad = np.asarray(rb.ann_input_gradient(net, x.astype(np.float32), y, mean=mean, std=std))
+    h, checked = 1e-2, 0
+    for i, j in np.ndindex(4, 64):
+        e = np.zeros_like(x)
+        e[i, j] = h
+        fd = (loss(x + e) - loss(x - e)) / (2 * h)
+        if abs(fd) > 1e-4:
+            assert np.sign(fd) == np.sign(grad[i, j]), (i, j, fd, grad[i, j])
+            checked += 1
+    assert checked > 100
+    adversarial = rb.ann_fgsm(net, x.astype(np.float32), y, 0.05, mean=mean, std=std)
+    assert loss(adversarial) > loss(x) + 0.05
+
+
+def test_an_ann_run_is_compared_with_bntt_and_attacks_it_by_transfer(tiny_run, tmp_path):
+    ann_run = tmp_path / "ann"
+    assert main(["digits_ann", "--set", "epochs=3", "--set", "conversion_steps=8",
+                 "--set", "analyses=none", "--out", str(ann_run)]) == 0  # fmt: skip
+    out = tmp_path / "compared"
+    args = [str(tiny_run), "--only", "activity,energy,robustness", "--compare", str(ann_run)]
+    assert analyze.main([*args, "--out", str(out)]) == 0
+    assert not (ann_run / "analyses").exists()
+    own = json.loads((out / "robustness" / "result.json").read_text())
+    transfer = own["fgsm_transfer"]
+    assert transfer["source"] == "digits_ann" and len(transfer["fgsm"]) == len(own["fgsm"])
+    # ε = 0 is the clean test set whoever crafts the attack
+    assert transfer["fgsm"][0]["accuracy"] == own["fgsm"][0]["accuracy"]
+    report = (out / "comparison" / "report.md").read_text()
+    for label in ("digits_bntt (bntt, T = 4)", "digits_ann (ANN)",
+                  "digits_ann converted (conversion, T = 8)"):  # fmt: skip
+        assert label in report
+    assert "crafted on the ANN" in report and "| digits_ann (ANN) | 1 | 1.00x | – |" in report
+    assert (out / "comparison" / "robustness_transfer.png").is_file()
+    assert (out / "comparison" / "spikes_per_step.png").is_file()
+
+
 def test_analyses_are_reproducible_and_leave_the_run_untouched(tiny_run, tmp_path):
     before = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()
               and "analyses" not in p.parts}  # fmt: skip
@@ -148,7 +199,7 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
     # a damaged checkpoint is named, and nothing is analysed from it
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_run, damaged, ignore=shutil.ignore_patterns("analyses"))
-    victim = max((p for p in (damaged / "checkpoints" / "best").rglob("*") if p.is_file()),
+    victim = max((p for p in (damaged / "checkpoints" / "last").rglob("*") if p.is_file()),
                  key=lambda p: p.stat().st_size)  # fmt: skip
     victim.write_bytes(victim.read_bytes()[::-1])
     assert analyze.main([str(damaged), "--out", str(out)]) == 1
@@ -157,7 +208,9 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
 
 def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tiny_run, tmp_path):
     run = tmp_path / "none"
-    assert main(["digits_bntt", *TINY, "--set", "norm=none", "--out", str(run)]) == 0
+    assert main(["digits_bntt", *TINY, "--set", "norm=none", "--set", "analyses=none",
+                 "--out", str(run)]) == 0  # fmt: skip
+    assert not (run / "analyses").exists()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["early_exit"] is None and metrics["exit_sweep"] is None
     assert metrics["gamma_means"] == {} and not (run / "gamma.png").exists()

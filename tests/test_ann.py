@@ -102,10 +102,29 @@ def test_training_step_uses_batch_statistics_and_updates_the_running_ones():
     assert float(m["loss"]) < 0.5 * first  # it fits the fixed batch
 
 
-def test_digits_ann_trains_through_the_runner(tmp_path):
+def test_digits_ann_trains_through_the_runner_and_is_converted(tmp_path):
     out = tmp_path / "ann"
-    assert main(["digits_ann", "--out", str(out)]) == 0
+    short = ["--set", "conversion_steps=20,100", "--set", "analysis_images=120"]
+    assert main(["digits_ann", *short, "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
+    # the converted network, read at T = 20 and 100 of one simulation (Table 3's rows)
+    conversion = metrics["conversion"]
+    assert set(conversion["accuracy_at"]) == {"20", "100"} and conversion["num_steps"] == 100
+    assert conversion["accuracy_at"]["100"] >= 0.9
+    assert conversion["accuracy_at"]["100"] == pytest.approx(conversion["accuracy"])
+    spikes = conversion["spikes_per_image_at"]
+    assert 0 < spikes["20"] < spikes["100"] == pytest.approx(conversion["spikes_per_image"])
+    # Eq. 23 at T = 100: all spikes of a layer per neuron
+    assert conversion["spike_rate"]["fc1"] == pytest.approx(
+        sum(conversion["spikes_per_step"]["fc1"]) / 256, rel=1e-6
+    )
+    # the run's end analysed the ANN and its conversion and compared them
+    analyses = out / "analyses"
+    assert json.loads((analyses / "gamma" / "result.json").read_text())["skipped"]
+    converted = json.loads((analyses / "conversion" / "activity" / "result.json").read_text())
+    assert converted["num_steps"] == 100
+    assert converted["spikes_per_image"] == pytest.approx(conversion["spikes_per_image"])
+    assert (analyses / "comparison" / "robustness.png").is_file()
     assert metrics["method"] == "ann" and metrics["test_accuracy"] >= 0.95  # chance: 0.10
     # Eq. 22 and 25: 64·256 + 256·256 + 256·10 MACs at 4.6 pJ
     assert metrics["flops_per_layer"] == {"fc1": 64 * 256, "fc2": 256 * 256, "fc3": 2560}

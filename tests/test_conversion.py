@@ -100,3 +100,18 @@ def test_bad_conversion_arguments(trained):
     ]:
         with pytest.raises(ValueError, match=match):
             cv.convert(net, data.train_x[:8], **kwargs)
+
+
+def test_one_long_simulation_read_at_every_step_equals_shorter_runs(trained):
+    """evaluate_converted reads T = 1 … steps from one simulation: the reading at t is the
+    run stopped after t steps (same draws), for accuracy and spikes alike."""
+    net, data = trained
+    snn = cv.convert(net, data.train_x[:64], 0, steps=30)
+    x, y = data.test_x[:100], data.test_y[:100]
+    trace = cv.evaluate_converted(snn, x, y, 5, 30)
+    assert trace["correct"].shape == (30,) and trace["spikes/fc1"].shape == (30,)
+    for t in (1, 7, 30):
+        readout, counts = cv.simulate_converted(snn, x, 5, t)
+        assert trace["correct"][t - 1] == np.sum(np.asarray(readout).argmax(-1) == y)
+        for layer in ("fc1", "fc2"):
+            np.testing.assert_array_equal(trace[f"spikes/{layer}"][:t], counts[layer])

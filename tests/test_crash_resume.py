@@ -31,7 +31,7 @@ ROOT = Path(__file__).parents[1]
 # Three epochs, tested after each, so that epoch 1 (no earlier checkpoint), a middle epoch and
 # the end of the run are all covered.
 ARGS = ["digits_bntt", "--set", "epochs=3", "--set", "max_train_batches=3",
-        "--set", "num_steps=4", "--set", "eval_every=1"]  # fmt: skip
+        "--set", "num_steps=4", "--set", "eval_every=1", "--set", "analyses=none"]  # fmt: skip
 
 
 def _env(**extra: str) -> dict[str, str]:

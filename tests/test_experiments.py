@@ -14,7 +14,8 @@ from experiments.config import apply_overrides
 from experiments.run import main
 from experiments.runner import evaluate, load_checkpoint, run_experiment
 
-TINY = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4"]
+TINY = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4",
+        "--set", "analyses=none"]  # fmt: skip
 
 
 def test_list(capsys):

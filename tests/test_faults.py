@@ -25,7 +25,7 @@ from experiments.run import main
 
 ROOT = Path(__file__).parents[1]
 TINY = ["--set", "epochs=3", "--set", "max_train_batches=3", "--set", "num_steps=4",
-        "--set", "eval_every=1"]  # fmt: skip
+        "--set", "eval_every=1", "--set", "analyses=none"]  # fmt: skip
 
 
 def _snapshot(folder: Path) -> dict[str, str]:

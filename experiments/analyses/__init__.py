@@ -1,7 +1,9 @@
-"""Analyses of a trained BNTT-family run, computed from its results folder without retraining.
+"""Analyses of a trained run of the BNTT paper's methods, computed from its results folder
+without retraining: a BNTT-family spiking network (BNTT, or the surrogate-gradient baseline
+without it), the non-spiking ANN, and that ANN converted to integrate-and-fire neurons.
 
 ``python -m experiments.analyze RUN [--only NAME,...] [--out DIR] [--set key=value]`` loads
-the run's best checkpoint (verified against its hashes), its config and its data, and writes
+the run's final network (verified against its hashes), its config and its data, and writes
 each analysis into ``DIR/<name>/`` (default ``RUN/analyses``; nothing else in the run's
 folder is touched): ``result.json`` with its numbers and its figures, plus ``DIR/report.md``.
 The same functions run in-process on a live network (:func:`analyze`). Every analysis is
@@ -12,6 +14,10 @@ seeded from the run's seed, so it is reproducible.
 * ``energy``: FLOPs per layer (Eq. 22), SNN FLOPs (Eq. 24), 45 nm CMOS energy and
   ``E_ANN / E_SNN`` (Eq. 25–26, Table 3), TrueNorth energy (Table S1);
 * ``robustness``: accuracy under Gaussian noise (Fig. 4b) and SNN-crafted FGSM (App. F).
+
+A :class:`Subject` is one network of one of three kinds (``kind``): ``snn`` (a BNTT-family
+network), ``ann`` or ``conversion`` (the run's ANN converted; ``source`` is that ANN). An
+analysis that does not apply to a kind says why (``not_applicable``) and is skipped.
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from experiments.config import ExperimentConfig
+from experiments.config import ANALYSIS_NAMES, ExperimentConfig
 from experiments.data import Dataset
 
 #: The analyses, in the order they run: name -> module under ``experiments.analyses``.
-ANALYSES = ("gamma", "activity", "energy", "robustness")
+ANALYSES = ANALYSIS_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,21 +39,53 @@ class Subject:
     """What an analysis looks at: a trained network with its config, data and paper values."""
 
     name: str
-    net: Any  # bntt_jax.NetworkParams
+    net: Any  # NetworkParams (snn), ANNParams (ann) or ConvertedNetwork (conversion)
     data: Dataset
     config: ExperimentConfig
     paper: dict[str, Any] = dataclasses.field(default_factory=dict)
+    kind: str = "snn"
+    #: the ANN a converted network comes from (FGSM on a conversion is crafted on it)
+    source: Any = None
+    #: an ANN (``{"name", "net"}``) on which FGSM is also crafted and transferred to this one
+    transfer: dict[str, Any] | None = None
     #: results shared between analyses of this subject (one evaluation pass serves several)
     cache: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}.")
+
+    @property
+    def num_steps(self) -> int:
+        """The time steps the network runs (1 for the ANN's single pass)."""
+        if self.kind == "ann":
+            return 1
+        if self.kind == "conversion":
+            return max(self.config.conversion_steps)
+        return self.net.config.num_steps
+
+
+#: What a subject can be.
+KINDS = ("snn", "ann", "conversion")
+
+
+def evaluate_on(subject: Subject, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+    """``subject``'s network on ``data``'s test set: ``accuracy``, ``count``, ``loss`` (``None``
+    for a converted network, whose readout is no calibrated logit) and, for spiking networks,
+    ``spike_rate`` per layer (Eq. 23), ``spikes_per_step`` and ``spikes_per_image``."""
+    from experiments import methods
+
+    if subject.kind == "ann":
+        return methods.evaluate_ann(subject.net, data, config)
+    if subject.kind == "conversion":
+        return {**methods.evaluate_conversion(subject.net, data, config), "loss": None}
+    return methods.evaluate(subject.net, data, config)
+
 
 def evaluation(subject: Subject) -> dict[str, Any]:
-    """One evaluation of the test set (accuracy, spike rate per layer, spikes per step),
-    shared by the analyses of ``subject``."""
+    """One evaluation of the test set, shared by the analyses of ``subject``."""
     if "evaluation" not in subject.cache:
-        from experiments.methods import evaluate
-
-        subject.cache["evaluation"] = evaluate(subject.net, subject.data, subject.config)
+        subject.cache["evaluation"] = evaluate_on(subject, subject.data, subject.config)
     return subject.cache["evaluation"]
 
 

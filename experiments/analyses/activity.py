@@ -1,6 +1,7 @@
-"""Spike activity of a BNTT-family network on the test set: the spike rate of every layer
-(Eq. 23: spikes over all steps per neuron; Fig. 4a / journal Fig. 5, log scale) and the
-spikes of every layer at every step (Fig. 1)."""
+"""Spike activity of a spiking network (BNTT-family or converted) on the test set: the spike
+rate of every layer (Eq. 23: spikes over all steps per neuron; Fig. 4a / journal Fig. 5, log
+scale) and the spikes of every layer at every step (Fig. 1: (a) conversion, (b) surrogate
+gradient, (c) BNTT)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ from experiments.analyses import evaluation
 from experiments.report import save_figure
 
 
+def not_applicable(subject: Any) -> str | None:
+    if subject.kind == "ann":
+        return "the ANN does not spike (one pass of real-valued activations)."
+    return None
+
+
 def compute(subject: Any) -> dict[str, Any]:
     ev = evaluation(subject)
     return {
+        "kind": subject.kind,
         "accuracy": ev["accuracy"],
         "images": ev["count"],
-        "num_steps": subject.net.config.num_steps,
+        "num_steps": subject.num_steps,
         "spike_rate": ev["spike_rate"],
         "spikes_per_step": ev["spikes_per_step"],
         "spikes_per_image": ev["spikes_per_image"],
@@ -37,6 +45,7 @@ def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     for layer, per_step in result["spikes_per_step"].items():
         ax.plot(range(1, len(per_step) + 1), per_step, label=layer)
     ax.set(xlabel="time step t", ylabel="spikes per image",
+           xscale="log" if result["num_steps"] > 100 else "linear",
            title="spikes per layer and time step (Fig. 1)")  # fmt: skip
     ax.legend(fontsize=7, ncol=2)
     written.append(save_figure(fig, Path(out_dir) / "spikes_per_step.png"))
@@ -73,7 +82,21 @@ def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path
     ax.set_xticks(range(len(layers)), layers)
     ax.set(yscale="log", ylabel="spike rate (Eq. 23)", title="layer-wise spike activity (Fig. 4a)")
     ax.legend(fontsize=7)
-    return [save_figure(fig, Path(out_dir) / "spike_rate.png")]
+    written = [save_figure(fig, Path(out_dir) / "spike_rate.png")]
+    # Fig. 1: one panel per run, spikes of every layer at every step, on a shared y axis
+    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.8),
+                             sharey=True, squeeze=False)  # fmt: skip
+    for ax, (run, r) in zip(axes[0], results.items(), strict=True):
+        for layer, per_step in r["spikes_per_step"].items():
+            ax.plot(np.arange(1, len(per_step) + 1), per_step, label=layer)
+        ax.set(xlabel="time step t", title=run,
+               xscale="log" if r["num_steps"] > 100 else "linear")  # fmt: skip
+        ax.title.set_fontsize(8)
+    axes[0][0].set_ylabel("spikes per image")
+    axes[0][0].legend(fontsize=7, ncol=2)
+    fig.suptitle("average spikes per layer and time step (Fig. 1)", fontsize=10)
+    written.append(save_figure(fig, Path(out_dir) / "spikes_per_step.png"))
+    return written
 
 
 def compare_lines(results: dict[str, dict[str, Any]]) -> list[str]:

@@ -8,7 +8,10 @@ How the first layer is counted. With Poisson input, each ±1 input spike costs o
 synapse it reaches, like any other spike; the input's rate is its expectation, ``T·E[min(|x|/2,
 1)]`` per input value (the encoder fires with probability ``|x|/2``). With direct input the
 analog value reaches the first layer at every step, so that layer costs ``T·FLOPS_ANN``
-multiply-accumulates (E_MAC), as the other layers cost adds."""
+multiply-accumulates (E_MAC), as the other layers cost adds.
+
+The ANN costs ``E_ANN`` (ratio 1; no spikes, no TrueNorth energy). A converted network is
+counted as a BNTT one: its IF neurons receive the same Poisson input, over its T."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from experiments.report import save_figure
 
 
 def not_applicable(subject: Any) -> str | None:
-    if subject.config.encoder == "sequential":
+    if subject.kind == "snn" and subject.config.encoder == "sequential":
         return "sequential input (one pixel per step) has no per-layer FLOP count of Eq. 22."
     return None
 
@@ -39,20 +42,34 @@ def input_rate(x: np.ndarray, num_steps: int, encoder: str) -> float:
 
 def compute(subject: Any) -> dict[str, Any]:
     net, config = subject.net, subject.config
-    ev = evaluation(subject)
-    steps = net.config.num_steps
-    rate_in = input_rate(subject.data.test_x, steps, config.encoder)
     ann = energy.ann_flops(net.config)
+    e_ann = energy.cmos_energy(ann, "mac")
+    if subject.kind == "ann":
+        return {
+            "kind": "ann",
+            "num_steps": 1,
+            "ann_flops": ann,
+            "snn_flops": None,
+            "energy_ann_pj": e_ann,
+            "energy_snn_pj": e_ann,
+            "ratio_ann_to_snn": 1.0,
+            "spikes_per_image": None,
+            "truenorth": None,
+        }
+    ev = evaluation(subject)
+    steps = subject.num_steps
+    encoder = "poisson" if subject.kind == "conversion" else config.encoder
+    rate_in = input_rate(subject.data.test_x, steps, encoder)
     snn = energy.snn_flops(net.config, ev["spike_rate"], rate_in)
     first = energy.synaptic_layers(net.config)[0].name
-    ops = {k: "mac" if (k == first and config.encoder == "direct") else "ac" for k in snn}
+    ops = {k: "mac" if (k == first and encoder == "direct") else "ac" for k in snn}
     e_snn = {k: v * energy.CMOS_45NM_PJ[ops[k]] for k, v in snn.items()}
-    e_ann = energy.cmos_energy(ann, "mac")
     k = energy.STATIC_STEP_WEIGHT["bntt"]
     spikes = ev["spikes_per_image"]
     reference = subject.paper.get("truenorth_reference")
     return {
-        "encoder": config.encoder,
+        "kind": subject.kind,
+        "encoder": encoder,
         "num_steps": steps,
         "input_rate": rate_in,
         "ann_flops": ann,
@@ -85,7 +102,8 @@ def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     x = np.arange(len(layers))
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.bar(x - 0.2, [result["ann_flops"][k] for k in layers], 0.4, label="ANN (Eq. 22)")
-    ax.bar(x + 0.2, [result["snn_flops"][k] for k in layers], 0.4, label="SNN (Eq. 24)")
+    if result["snn_flops"] is not None:
+        ax.bar(x + 0.2, [result["snn_flops"][k] for k in layers], 0.4, label="SNN (Eq. 24)")
     ax.set_xticks(x, layers)
     ax.set(yscale="log", ylabel="FLOPs per image",
            title=f"FLOPs per layer: E_ANN / E_SNN = {result['ratio_ann_to_snn']:.2f}x "
@@ -95,6 +113,15 @@ def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
+    if result.get("kind") == "ann":
+        return [
+            f"E_ANN = {result['energy_ann_pj'] / 1e6:.4g} µJ per image (Eq. 25, E_MAC = 4.6 pJ).",
+            "",
+            "| layer | FLOPs (Eq. 22) |",
+            "|---|---|",
+            *[f"| {k} | {v:,} |" for k, v in result["ann_flops"].items()],
+            "",
+        ]
     tn = result["truenorth"]
     normalized = "" if tn["normalized"] is None else (
         f", {tn['normalized']:.4f} of {tn['reference']['name']}")  # fmt: skip
@@ -131,13 +158,32 @@ def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path
     return [save_figure(fig, Path(out_dir) / "energy.png")]
 
 
+def _spikes(result: dict[str, Any]) -> str:
+    spikes = result["spikes_per_image"]
+    return "–" if spikes is None else f"{spikes:,.0f}"
+
+
 def compare_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Table 3 (``E_ANN / E_method``) and Table S1 (TrueNorth energy, normalised to the
+    compared conversion where there is one, as the paper normalises to conversion)."""
+    reference = next((r for r in results.values() if r.get("kind") == "conversion"), None)
+
+    def truenorth(r: dict[str, Any]) -> str:
+        if r["truenorth"] is None:
+            return "– | –"
+        raw = r["truenorth"]["raw"]
+        if reference is None:
+            return f"{raw:,.1f} | –"
+        return f"{raw:,.1f} | {raw / reference['truenorth']['raw']:.4f}"
+
     return [
-        "| run | latency | E_ANN / E_method | spikes per image | TrueNorth (raw) |",
-        "|---|---|---|---|---|",
+        "| run | latency | E_ANN / E_method (Table 3) | spikes per image | TrueNorth (raw) | "
+        "TrueNorth / conversion (Table S1) |",
+        "|---|---|---|---|---|---|",
         *[
             f"| {run} | {r['num_steps']} | {r['ratio_ann_to_snn']:.2f}x | "
-            f"{r['spikes_per_image']:,.0f} | {r['truenorth']['raw']:,.1f} |"
+            f"{_spikes(r)} | "
+            f"{truenorth(r)} |"
             for run, r in results.items()
         ],
         "",

@@ -17,6 +17,8 @@ PAPER_LAYERS = ("conv1", "conv4", "conv7")
 
 
 def not_applicable(subject: Any) -> str | None:
+    if subject.kind != "snn":
+        return f"the {subject.kind} network has no γᵗ (only BNTT layers have them)."
     norm = subject.net.config.norm
     return None if norm == "bntt" else f"the network has norm={norm!r}, so no γᵗ."
 
