@@ -20,6 +20,8 @@ the same signed Poisson input as the BNTT network:
 
 It runs step by step (``lax.scan`` over time, every layer per step), so memory does not grow
 with T: T = 1000 costs a thousand steps, not a thousand times the activations. Evaluation only.
+On CPU each layer's synaptic input is the event-driven convolution of the BNTT engine, which
+visits only the spikes (``benchmarks/conversion.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 
 from bntt_jax.ann import BN_EPS, ANNParams
 from bntt_jax.config import NetworkConfig
+from bntt_jax.conv import conv3x3, spike_dense
 from bntt_jax.encoding import POISSON_SCALE, poisson_encode
 
 RESETS = ("subtract", "zero")
@@ -70,11 +73,11 @@ def fold_batch_norm(ann: ANNParams) -> tuple[dict[str, jax.Array], dict[str, jax
 
 
 def _synapses(kind: str, w: jax.Array, x: jax.Array) -> jax.Array:
+    """``W·x`` of a layer: event-driven on CPU (:mod:`bntt_jax.conv`: only the non-zero
+    inputs, i.e. the spikes, are visited), the library convolution / matmul elsewhere."""
     if kind == "conv":
-        return jax.lax.conv_general_dilated(
-            x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
-    return x.reshape(x.shape[0], -1) @ w
+        return conv3x3(x, w)
+    return spike_dense(x.reshape(x.shape[0], -1), w)
 
 
 def _pool(pool: str | None, s: jax.Array) -> jax.Array:

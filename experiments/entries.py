@@ -3,7 +3,8 @@
 import dataclasses
 
 from experiments.config import ExperimentConfig
-from experiments.registry import register
+from experiments.registry import get, register, register_sweep
+from experiments.sweeps import Member, Sweep
 
 # The embedded default: scikit-learn's digits ship inside the package, so it runs anywhere.
 # A BNTT MLP (64 -> 256 -> 256 -> 10) with Poisson spikes, T = 25 as the paper's CIFAR-10 run.
@@ -95,4 +96,66 @@ register(
         eval_batch_size=360,
         eval_every=5,
     ),
+)
+# The surrogate-gradient baseline without BNTT on the digits, at the paper's T = 100 for it.
+register(
+    "digits_no_bntt",
+    "The digits MLP without BNTT (surrogate-gradient baseline), T=100 (~35 s)",
+    dataclasses.replace(get("digits_bntt").config, norm="none", num_steps=100),
+)
+
+
+def _comparison_members(suffix: str) -> tuple[Member, ...]:
+    prefix = "digits" if suffix else "cifar10"
+    return (
+        Member("ann", "ANN (and its conversion)", f"{prefix}_ann"),
+        Member("surrogate", "Surrogate gradient (w.o. BNTT)", f"{prefix}_no_bntt"),
+        Member("bntt", "BNTT", f"{prefix}_bntt"),
+    )
+
+
+_COMPARISON = (
+    "Table 3, Table S1, Fig. 1, Fig. 4a/4b, App. F: ANN and its conversion, surrogate "
+    "gradient w.o. BNTT and BNTT, trained and analysed side by side"
+)
+register_sweep(
+    Sweep(
+        "bntt_comparison",
+        f"{_COMPARISON}, VGG9 CIFAR-10 (3 runs)",
+        _comparison_members(""),
+        "comparison",
+        "experiments.comparison",
+        paper={
+            "source": "BNTT paper, Table 3 and Table S1 (Appendix E), VGG9 on CIFAR-10",
+            "scale": ["cifar10", "vgg9"],
+            # (method, T): [accuracy %, E_ANN / E_method]
+            "table3": {
+                "ANN@1": [91.5, 1.0],
+                "Conversion@1000": [91.2, 0.32],
+                "Conversion@500": [90.9, 0.55],
+                "Conversion@100": [89.3, 2.71],
+                "Surrogate gradient@100": [88.7, 1.05],
+                "BNTT@25": [90.5, 9.14],
+                "BNTT early exit@20": [90.3, None],
+            },
+            "table_s1": {
+                "Conversion (T = 1000)": 1.0,
+                "Surrogate (T = 100)": 0.3384,
+                "BNTT (T = 25)": 0.0312,
+            },  # fmt: skip
+        },
+    )
+)
+register_sweep(
+    Sweep(
+        "bntt_comparison_small",
+        f"{_COMPARISON}, reduced scale: MLPs on the digits (3 runs, ~3 min on 2 cores)",
+        _comparison_members("_small"),
+        "comparison",
+        "experiments.comparison",
+        paper={
+            "note": "Reduced scale (64-256-256-10 MLPs on scikit-learn's digits); the "
+            "paper's values are for VGG9 on CIFAR-10 and are not shown here."
+        },  # fmt: skip
+    )
 )

@@ -115,3 +115,42 @@ def test_one_long_simulation_read_at_every_step_equals_shorter_runs(trained):
         assert trace["correct"][t - 1] == np.sum(np.asarray(readout).argmax(-1) == y)
         for layer in ("fc1", "fc2"):
             np.testing.assert_array_equal(trace[f"spikes/{layer}"][:t], counts[layer])
+
+
+def test_a_converted_vgg9_matches_a_plain_loop_with_the_library_convolution():
+    """VGG9 (convs, 2×2 average pooling, the readout): the converted network's spikes and
+    predictions equal a plain Python loop over steps and layers written from the module
+    docstring with XLA's own convolution (the simulation uses the event-driven one on CPU)."""
+    from bntt_jax.conv import conv3x3_reference
+
+    config = NetworkConfig(arch="vgg9", img_size=32, in_channels=3, num_classes=10, norm="bn")
+    net = ann.init(0, config)
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    y = np.array([3, 7])
+    snn = cv.convert(net, x, 0, steps=2)
+    steps = 3
+    trace = cv.evaluate_converted(snn, x, y, 4, steps)
+
+    key = jax.random.key(4)
+    c, scales = POISSON_SCALE, {}
+    for spec in config.layers:
+        scales[spec.name] = 1.0 / c
+        c *= float(snn.thresholds[spec.name])
+    u = {spec.name: 0.0 for spec in config.layers}
+    readout = np.zeros((2, 10), np.float32)
+    for t in range(steps):
+        s = np.asarray(cv.poisson_encode(jax.random.fold_in(key, t), jnp.asarray(x), 1)[0])
+        for spec in config.layers:
+            w, b = snn.weights[spec.name], snn.biases[spec.name] * scales[spec.name]
+            i = conv3x3_reference(s, w) if spec.kind == "conv" else s.reshape(2, -1) @ w
+            u[spec.name] = u[spec.name] + np.asarray(i + b)
+            theta = float(snn.thresholds[spec.name])
+            s = (u[spec.name] >= theta).astype(np.float32)
+            u[spec.name] = u[spec.name] - theta * s
+            # equal here; float32 summation order may flip a rare spike on another CPU
+            assert abs(trace[f"spikes/{spec.name}"][t] - s.sum()) <= 0.002 * s.sum()
+            if spec.pool == "avg2":
+                s = s.reshape(2, s.shape[1] // 2, 2, s.shape[2] // 2, 2, -1).mean(axis=(2, 4))
+        readout = readout + s.reshape(2, -1) @ np.asarray(snn.weights[config.readout_name])
+    assert trace["correct"][-1] == np.sum(readout.argmax(-1) == y)
+    assert sum(trace["spikes/conv1"]) > 0

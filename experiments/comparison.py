@@ -1,0 +1,199 @@
+"""The BNTT paper's comparison of methods as one sweep: the ANN (converted at its end), the
+surrogate-gradient baseline without BNTT and BNTT, trained on the same data, then analysed
+side by side (Table 3, Table S1, Fig. 1, Fig. 4a, Fig. 4b, Appendix F).
+
+Each member is a normal run that analyses itself at its end (``RUN/analyses``). Once all have
+finished, :func:`write_sweep` analyses every network again beside the others into
+``DIR/comparison`` (FGSM crafted on the ANN is then also transferred to the spiking networks)
+and writes ``DIR/report.md``: one table with accuracy, latency, spikes per image, the energy
+ratio ``E_ANN / E_method`` (Eq. 22–26) of every method and of the conversion at each of its
+T, the TrueNorth energy normalised to the longest conversion (Table S1), BNTT's early exit
+and the accuracy at two noise levels and one FGSM ε; the paper's values beside ours where it
+prints them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bntt_jax import energy
+from experiments import analyses, rundir
+from experiments.config import ExperimentConfig
+from experiments.report import write_text
+
+#: The members' keys (the sweep's members must have exactly these).
+ANN, SURROGATE, BNTT = "ann", "surrogate", "bntt"
+#: The method names of Table 3.
+LABELS = {ANN: "ANN", SURROGATE: "Surrogate gradient", BNTT: "BNTT"}
+#: The noise levels and FGSM ε the table shows (the figures show the whole grids).
+TABLE_SIGMAS = (0.2, 0.4)
+TABLE_EPSILON = 0.04
+
+
+def _subjects(path: Path, record: dict[str, Any]) -> dict[str, analyses.Subject]:
+    """Every network of the sweep, by Table 3 label, loaded from its member's final
+    checkpoint (the conversion rebuilt from the ANN's)."""
+    from experiments import analyze
+    from experiments.data import load_dataset
+
+    out: dict[str, analyses.Subject] = {}
+    loaded: dict[tuple[Any, ...], Any] = {}
+    for m in record["members"]:
+        folder = rundir.inspect(path / m["folder"])
+        config = ExperimentConfig.from_dict(folder.config["experiment"])
+        source = (config.dataset, config.data_dir, config.normalize)
+        if source not in loaded:
+            loaded[source] = load_dataset(*source)
+        rundir.check_same_data(folder, loaded[source].fingerprint, config.data_dir)
+        for s in analyze.subjects_of(folder.path, m["label"], config,
+                                     folder.config.get("paper", {}), loaded[source]):  # fmt: skip
+            label = "Conversion" if s.kind == "conversion" else LABELS.get(m["key"], m["label"])
+            out[f"{label} (T = {s.num_steps})"] = dataclasses.replace(s, name=label)
+    ordered = analyze.with_transfer(list(out.values()))
+    return dict(zip(out, ordered, strict=True))
+
+
+def write_sweep(out_dir: Path, record: dict[str, Any], members: Any) -> list[Path]:
+    """Analyse every network beside the others and write the comparison table."""
+    keys = {m["key"] for m, _ in members}
+    if not {ANN, SURROGATE, BNTT} <= keys:
+        raise ValueError(f"a comparison sweep needs members {ANN}, {SURROGATE} and {BNTT}")
+    out_dir = Path(out_dir)
+    subjects = _subjects(out_dir, record)
+    by_run = {label: analyses.analyze(s) for label, s in subjects.items()}
+    written = analyses.write_comparison(out_dir / "comparison", by_run)
+    metrics = {m["key"]: r for m, r in members}
+    lines = table_lines(record, metrics, by_run, subjects)
+    written.append(write_text(out_dir / "report.md", "\n".join(lines)))
+    return written
+
+
+def conversion_ratio(config: Any, conversion: dict[str, Any], steps: int, test_x: Any) -> float:
+    """``E_ANN / E_conversion`` at ``steps`` (Eq. 22–26) from the spikes per layer and step
+    of one conversion simulation (its first ``steps`` steps)."""
+    from experiments.analyses.energy import input_rate
+
+    neurons = config.neurons_per_layer()
+    rates = {
+        k: float(np.sum(v[:steps])) / neurons[k] for k, v in conversion["spikes_per_step"].items()
+    }
+    snn = energy.snn_flops(config, rates, input_rate(test_x, steps, "poisson"))
+    return energy.cmos_energy(energy.ann_flops(config), "mac") / energy.cmos_energy(snn, "ac")
+
+
+def _noise(result: dict[str, Any], sigma: float) -> str:
+    rows = {round(r["sigma"], 6): r for r in result.get("noise", [])}
+    row = rows.get(round(sigma, 6))
+    return "–" if row is None else f"{100 * row['accuracy']:.2f}%"
+
+
+def _fgsm(result: dict[str, Any], epsilon: float) -> str:
+    rows = {round(r["epsilon"], 6): r for r in result.get("fgsm", [])}
+    row = rows.get(round(epsilon, 6))
+    return "–" if row is None else f"{100 * row['accuracy']:.2f}%"
+
+
+def table_lines(
+    record: dict[str, Any],
+    metrics: dict[str, dict[str, Any]],
+    by_run: dict[str, dict[str, Any]],
+    subjects: dict[str, analyses.Subject],
+) -> list[str]:
+    paper = dict(record.get("paper", {}))
+    scale = paper.pop("scale", None)  # the dataset and arch the paper's values are for
+    changed = scale and any(
+        [m["experiment"]["dataset"], m["experiment"]["arch"]] != list(scale)
+        for m in record["members"]
+    )
+    if changed:
+        paper = {"note": f"The paper's values are for {scale[1].upper()} on {scale[0]}; these "
+                 "runs differ, so they are not shown."}  # fmt: skip
+    table3 = {tuple(k.split("@")): v for k, v in paper.get("table3", {}).items()}
+    table_s1 = paper.get("table_s1", {})
+    conversion_label = next(k for k, s in subjects.items() if s.kind == "conversion")
+    reference = by_run[conversion_label]["energy"]["truenorth"]["raw"]
+
+    def paper_cells(method: str, steps: int) -> str:
+        row = table3.get((method, str(steps)))
+        if row is None:
+            return "– | –"
+        return f"{row[0]:.1f}% | " + ("–" if row[1] is None else f"{row[1]:g}x")
+
+    def robustness_cells(label: str) -> str:
+        r = by_run[label]["robustness"]
+        if "skipped" in r:
+            return "– | – | –"
+        return " | ".join([*(_noise(r, s) for s in TABLE_SIGMAS), _fgsm(r, TABLE_EPSILON)])
+
+    rows = []
+    for label, s in subjects.items():
+        e = by_run[label]["energy"]
+        if s.kind == "conversion":
+            continue  # one row per T below, after the ANN's
+        if s.kind == "ann":
+            m = metrics[ANN]
+            rows.append(f"| ANN | 1 | {100 * m['test_accuracy']:.2f}% | – | 1.00x | – | "
+                        f"{paper_cells('ANN', 1)} | {robustness_cells(label)} |")  # fmt: skip
+            conversion = m["conversion"]
+            longest = conversion["num_steps"]
+            # keys are ints in a run's own metrics, strings once read back from JSON
+            accuracy_at = {int(t): a for t, a in conversion["accuracy_at"].items()}
+            spikes_at = {int(t): v for t, v in conversion["spikes_per_image_at"].items()}
+            for t in sorted(accuracy_at, reverse=True):
+                accuracy, spikes = accuracy_at[t], spikes_at[t]
+                ratio = conversion_ratio(s.net.config, conversion, t, s.data.test_x)
+                tn = energy.neuromorphic_energy(spikes, t, "truenorth", 2) / reference
+                cells = robustness_cells(conversion_label) if t == longest else "– | – | –"
+                rows.append(f"| Conversion | {t} | {100 * accuracy:.2f}% | {spikes:,.0f} | "
+                            f"{ratio:.2f}x | {tn:.4f} | {paper_cells('Conversion', t)} | "
+                            f"{cells} |")  # fmt: skip
+            continue
+        key = SURROGATE if s.name == LABELS[SURROGATE] else BNTT
+        m = metrics[key]
+        tn = e["truenorth"]["raw"] / reference
+        rows.append(
+            f"| {s.name} | {s.num_steps} | {100 * m['test_accuracy']:.2f}% | "
+            f"{m['spikes_per_image']:,.0f} | {e['ratio_ann_to_snn']:.2f}x | {tn:.4f} | "
+            f"{paper_cells(s.name, s.num_steps)} | {robustness_cells(label)} |"
+        )
+        ee = m.get("early_exit")
+        if key == BNTT and ee:
+            rows.append(f"| BNTT + early exit (γ threshold {ee['threshold']:g}) | {ee['step']} | "
+                        f"{100 * ee['accuracy']:.2f}% | – | – | – | "
+                        f"{paper_cells('BNTT early exit', ee['step'])} | – | – | – |")  # fmt: skip
+    sigmas = " | ".join(f"σ = {s:g}" for s in TABLE_SIGMAS)
+    note = paper.get("note")
+    s1 = (
+        ""
+        if not table_s1
+        else "Paper, Table S1 (TrueNorth, normalised to conversion): "
+        + ", ".join(f"{k} {v:g}" for k, v in table_s1.items())
+        + "."
+    )
+    return [
+        f"# {record['name']}",
+        "",
+        record["summary"] + ".",
+        "",
+        *([f"*{note}*", ""] if note else []),
+        f"| method | T | accuracy | spikes per image | E_ANN / E_method (Table 3) | TrueNorth / "
+        f"conversion (Table S1) | paper accuracy | paper E_ANN / E | {sigmas} | FGSM ε = "
+        f"{TABLE_EPSILON:g} |",
+        "|---" * 11 + "|",
+        *rows,
+        "",
+        "E_ANN / E_method: 45 nm CMOS, E_MAC = 4.6 pJ, E_AC = 0.9 pJ, SNN FLOPs from the "
+        "measured spike rates with the signed Poisson input counted as spikes (Eq. 22–26). "
+        "TrueNorth: S·0.4 + 2·T·0.6, over the longest conversion. FGSM: each network crafted "
+        "on itself (the conversion on its ANN); the comparison also transfers the ANN's.",
+        *([s1] if s1 else []),
+        "",
+        "Figures: [comparison](comparison/report.md) (Fig. 1, Fig. 4a, Fig. 4b, App. F, "
+        "Table 3 bars); each member's own analyses are in its folder's analyses/ "
+        "(BNTT: γ histograms of Fig. 5, early exit of Fig. 3 and Fig. 6 in its report).",
+        "",
+    ]
