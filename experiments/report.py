@@ -148,8 +148,13 @@ def write_report(
         f"# {name}",
         "",
         f"{network.arch.upper()} ({network.norm}), T = {network.num_steps}, leak {network.leak}, "
-        f"{config.dataset}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
-        f"{config.optimizer} lr {config.lr}, {metrics['wall_time_s']:.0f} s.",
+        + (
+            f"{config.dataset}, imported from the checkpoint {metrics['imported']} (trained "
+            f"elsewhere, not here), tested in {metrics['wall_time_s']:.0f} s."
+            if metrics.get("imported")
+            else f"{config.dataset}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
+            f"{config.optimizer} lr {config.lr}, {metrics['wall_time_s']:.0f} s."
+        ),
         "",
         "| metric | ours | paper |",
         "|---|---|---|",

@@ -210,14 +210,15 @@ def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path
 
 def _transferred(results: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The rows of FGSM crafted on the compared ANN for every run (the ANN's own FGSM for the
-    ANN itself); empty when no run was attacked with a transfer."""
+    ANN itself and for its conversion); empty when no run was attacked with a transfer."""
     if not any(r.get("fgsm_transfer") for r in results.values()):
         return {}
     out = {}
     for run, r in results.items():
         if r.get("fgsm_transfer"):
             out[run] = r["fgsm_transfer"]["fgsm"]
-        elif r.get("kind") == "ann":
+        elif r.get("kind") in ("ann", "conversion"):
+            # the ANN's own FGSM, and its conversion's, which is crafted on that ANN
             out[run] = r["fgsm"]
     return out
 

@@ -1,0 +1,178 @@
+"""Turn the authors' PyTorch BNTT checkpoint into a finished results folder, so that it is
+tested, reported and analysed like a run trained here.
+
+    python -m experiments.import_torch CHECKPOINT NAME [--set key=value ...] --out DIR
+
+``CHECKPOINT`` is their ``.pth.tar`` (reading it needs PyTorch) or a ``.npz`` of the same
+``state_dict`` keys (``bntt_jax.to_torch`` writes those; no torch needed). ``NAME`` is the
+registered BNTT experiment it was trained as (``cifar10_bntt``: VGG9, leak 0.95; ``--set``
+changes what differs, e.g. ``leak``, which the checkpoint does not store). The checkpoint's
+own T, classes and input size must match that config and its dataset.
+
+The folder is built aside (``.DIR.importing``) and renamed into place when complete, so a
+crash or a kill leaves no partial folder at ``DIR``. It holds what a finished run holds: its
+config (with the checkpoint's file name and SHA-256), the network as its only (epoch 0)
+checkpoint, the end-of-run metrics and report on the test set (accuracy at every T, early
+exit, spikes), and, as the config's ``analyses`` say, its analyses. ``python -m
+experiments.analyze DIR`` works on it as on any run. Exit codes: 0 done; 2 the command cannot
+start or the checkpoint is not a network of that config (nothing written); 1 the checkpoint
+cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments import registry, rundir
+from experiments.config import ConfigError, apply_overrides
+from experiments.data import DataMissingError, check_available
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.import_torch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", type=Path, help="the authors' .pth.tar, or a .npz")
+    parser.add_argument("name", help="the registered BNTT experiment it was trained as")
+    parser.add_argument("--out", type=Path, required=True, help="the results folder to create")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="config changes, as for experiments.run",
+    )  # fmt: skip
+    return parser
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class MismatchError(ValueError):
+    """The checkpoint is readable but is not a network of the config and dataset."""
+
+
+def _read(checkpoint: Path, config: Any, data: Any) -> Any:
+    """The network of ``checkpoint`` as the config's architecture, checked against it."""
+    import numpy as np
+
+    import bntt_jax as bj
+
+    source: Any = checkpoint
+    if checkpoint.suffix == ".npz":
+        with np.load(checkpoint) as arrays:
+            source = {k: arrays[k] for k in arrays.files}
+    net = bj.from_torch(source, config.arch, leak=config.leak)
+    expected = config.network(data.num_classes, data.input_shape)
+    for field in ("num_steps", "num_classes", "img_size", "in_channels", "leak"):
+        have, want = getattr(net.config, field), getattr(expected, field)
+        if have == want:
+            continue
+        if field in ("num_steps", "leak"):
+            fix = f"--set {field}={have} if that is how it was trained."
+        else:
+            fix = f"{config.dataset} needs {want}: is it a checkpoint of {config.dataset}?"
+        raise MismatchError(f"the checkpoint's {field} is {have}, the config's {want}; {fix}")
+    return net
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:  # everything checkable before JAX starts
+        entry = registry.get(args.name)
+        config = apply_overrides(entry.config, args.overrides)
+        authors = config.arch in ("vgg9", "vgg11") and config.norm == "bntt"
+        if config.method != "bntt" or not authors:
+            raise ValueError(
+                f"{args.name} is {config.method} {config.arch} norm={config.norm}; the "
+                "authors' checkpoints are BNTT VGG9 / VGG11 (e.g. cifar10_bntt)."
+            )
+        if not args.checkpoint.is_file():
+            raise FileNotFoundError(f"no checkpoint file at {args.checkpoint}.")
+        rundir.check_new(rundir.inspect(args.out))
+        check_available(config.dataset, config.data_dir)
+    except (KeyError, ConfigError, ValueError, FileNotFoundError, rundir.RunFolderError,
+            DataMissingError) as err:  # fmt: skip
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from experiments import analyze
+    from experiments.data import load_dataset
+
+    data = load_dataset(config.dataset, config.data_dir, config.normalize)
+    try:
+        net = _read(args.checkpoint, config, data)
+    except MismatchError as err:
+        print(f"error: {args.checkpoint}: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, TypeError, ImportError, OSError) as err:
+        print(f"error: {args.checkpoint}: {err}", file=sys.stderr)
+        return 1
+    staging = args.out.parent / f".{args.out.name}.importing"
+    if staging.exists():
+        shutil.rmtree(staging)  # an earlier import killed before its rename: never a result
+    write_folder(staging, args.name, config, entry.paper, net, data, args.checkpoint)
+    if args.out.exists():  # an empty folder (check_new refused anything else)
+        args.out.rmdir()
+    os.rename(staging, args.out)
+    print(f"results: {args.out}")
+    analyze.after_run(args.out)
+    if (args.out / "analyses" / "report.md").is_file():
+        print(f"analyses: {args.out / 'analyses'}")
+    return 0
+
+
+def write_folder(
+    out: Path, name: str, config: Any, paper: dict[str, Any], net: Any, data: Any,
+    checkpoint: Path,
+) -> None:  # fmt: skip
+    """A finished run's folder for ``net``: config, epoch-0 checkpoint, metrics, report."""
+    import optax
+
+    from bntt_jax import train as tr
+    from experiments import checkpoints
+    from experiments.methods import Method
+
+    start = time.perf_counter()
+    out.mkdir(parents=True)
+    rundir.write_json(out / rundir.CONFIG, {
+        "format": rundir.FORMAT,
+        "name": name,
+        "experiment": config.to_dict(),
+        "network": net.config.to_dict(),
+        "paper": paper,
+        "data": {"name": data.name, "train": len(data.train_x), "test": len(data.test_x),
+                 "fingerprint": data.fingerprint},
+        "imported": {"file": checkpoint.name, "sha256": _sha256(checkpoint)},
+    })  # fmt: skip
+    state = tr.TrainState.create(net, optax.identity())
+    saved = {key: checkpoints.save(out, key, state) for key in ("last/0", "best/0")}
+    method = Method()
+    metrics = method.final_metrics(net, data, config, [], paper)
+    metrics["wall_time_s"] = time.perf_counter() - start
+    metrics["imported"] = checkpoint.name
+    method.write_plots(out, metrics)
+    method.write_report(out, name, config, net.config, metrics)
+    rundir.write_json(out / rundir.METRICS, metrics)
+    manifest = {
+        **rundir.new_manifest(),
+        "best": {"epoch": 0, "accuracy": metrics["test_accuracy"], "checkpoint": "best/0"},
+        "checkpoints": saved,
+        "complete": True,
+        "elapsed_s": metrics["wall_time_s"],
+    }
+    rundir.commit(out, manifest, 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
