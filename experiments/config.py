@@ -22,9 +22,10 @@ from bntt_jax.constants import ARCHS, ENCODERS, LR_SCHEDULES, NORMS, OPTIMIZERS
 from bntt_jax.ttfs.config import INPUT_CODINGS, POOLINGS, ROUNDINGS, TTFS_ARCHS, TTFSConfig
 from experiments.data import DATASETS, DatasetFacts
 
-#: Keys that a resumed run may take anew: they change where the run reads from, never what
-#: it computes (a resumed run checks that it sees the same data, by fingerprint).
-RESUME_SAFE_KEYS = ("data_dir",)
+#: Keys that a resumed run may take anew: they change where the run reads from (a resumed run
+#: checks that it sees the same data, by fingerprint) or which analyses follow it, never what
+#: it trains.
+RESUME_SAFE_KEYS = ("data_dir", "analyses")
 
 #: The training methods: BNTT (Kim & Panda), TTFS (Park & Yoon), and the non-spiking ANN of
 #: the same topology that the BNTT papers compare against.

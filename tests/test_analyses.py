@@ -16,7 +16,7 @@ from bntt_jax import robustness as rb
 from bntt_jax.encoding import poisson_encode
 from bntt_jax.models import SpikingNetwork
 from bntt_jax.train import cross_entropy
-from experiments import analyze
+from experiments import analyze, rundir
 from experiments.data import load_digits
 from experiments.run import main
 
@@ -199,8 +199,9 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
     # a damaged checkpoint is named, and nothing is analysed from it
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_run, damaged, ignore=shutil.ignore_patterns("analyses"))
-    victim = max((p for p in (damaged / "checkpoints" / "last").rglob("*") if p.is_file()),
-                 key=lambda p: p.stat().st_size)  # fmt: skip
+    final = json.loads((damaged / rundir.MANIFEST).read_text())["epoch"]  # what is analysed
+    victim = max((p for p in (damaged / "checkpoints" / "last" / str(final)).rglob("*")
+                  if p.is_file()), key=lambda p: p.stat().st_size)  # fmt: skip
     victim.write_bytes(victim.read_bytes()[::-1])
     assert analyze.main([str(damaged), "--out", str(out)]) == 1
     assert victim.name in capsys.readouterr().err and not out.exists()

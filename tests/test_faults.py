@@ -181,7 +181,7 @@ def test_a_resume_that_would_change_the_run_is_refused(interrupted, change, caps
 
 
 def test_a_resume_may_repeat_the_runs_values_and_move_its_data(interrupted, tmp_path):
-    assert RESUME_SAFE_KEYS == ("data_dir",)
+    assert RESUME_SAFE_KEYS == ("data_dir", "analyses")
     # The same values as the run's own, and another data_dir (digits ship with scikit-learn,
     # so the fingerprint check passes).
     args = ["--resume", "--out", str(interrupted), "--set", "epochs=3", "--set",
