@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             DataMissingError) as err:  # fmt: skip
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from experiments import analyze
     from experiments.data import load_dataset
+    from experiments.run import analyse_finished
 
     data = load_dataset(config.dataset, config.data_dir, config.normalize)
     try:
@@ -121,15 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     staging = args.out.parent / f".{args.out.name}.importing"
     if staging.exists():
         shutil.rmtree(staging)  # an earlier import killed before its rename: never a result
-    write_folder(staging, args.name, config, entry.paper, net, data, args.checkpoint)
+    try:
+        write_folder(staging, args.name, config, entry.paper, net, data, args.checkpoint)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a half-built folder is never a result
+        raise
     if args.out.exists():  # an empty folder (check_new refused anything else)
         args.out.rmdir()
     os.rename(staging, args.out)
     print(f"results: {args.out}")
-    analyze.after_run(args.out)
-    if (args.out / "analyses" / "report.md").is_file():
-        print(f"analyses: {args.out / 'analyses'}")
-    return 0
+    return analyse_finished(args.out)
 
 
 def write_folder(

@@ -41,7 +41,8 @@ experiment sets its own: see --show):
 
 --resume continues the unfinished run in --out from its last committed epoch with the run's
 own config.json; NAME may be left out. A --set that changes the run is refused; only
-{safe} may change on resume (where the run reads its data; the data must be the same).
+{safe} may change on resume (where the run reads its data, which must be the same;
+which analyses follow the run).
 A finished run is never modified. A sweep's --set applies to every member; --resume on a
 sweep's folder keeps its finished members, resumes the interrupted one and runs the rest.
 
@@ -253,11 +254,11 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     if jax.process_index() == 0:
         print(f"results: {p.out}")
     if p.sweep is None:
-        return _analyse(p.out)
+        return analyse_finished(p.out)
     return 0
 
 
-def _analyse(out: Path) -> int:
+def analyse_finished(out: Path) -> int:
     """The finished run's analyses (its config's ``analyses``), on process 0 of a
     single-process run; exit 1 if they fail (the run itself is finished and intact)."""
     import jax

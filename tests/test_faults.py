@@ -299,7 +299,7 @@ def test_show_prints_the_resolved_config_and_help_lists_every_key(capsys):
     for field in dataclasses.fields(ExperimentConfig):
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(field.name + " "))
         assert "default" in line, line
-    assert "only\ndata_dir may change on resume" in text or "data_dir may change" in text
+    assert "only\ndata_dir, analyses may change on resume" in text
 
 
 def test_out_on_a_folder_of_other_files_is_refused_untouched(tmp_path, capsys):
