@@ -15,6 +15,7 @@ prints them.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,14 @@ def write_sweep(out_dir: Path, record: dict[str, Any], members: Any) -> list[Pat
     keys = {m["key"] for m, _ in members}
     if not {ANN, SURROGATE, BNTT} <= keys:
         raise ValueError(f"a comparison sweep needs members {ANN}, {SURROGATE} and {BNTT}")
+    import jax
+
     out_dir = Path(out_dir)
+    if jax.process_count() > 1:  # the analyses would need every process; only one draws
+        line = (f"The members are trained; the side-by-side analyses run in one process: "
+                f"python -m experiments.report_ttfs {out_dir}")  # fmt: skip
+        print(line, file=sys.stderr)
+        return [write_text(out_dir / "report.md", f"# {record['name']}\n\n{line}\n")]
     subjects = _subjects(out_dir, record)
     by_run = {label: analyses.analyze(s) for label, s in subjects.items()}
     written = analyses.write_comparison(out_dir / "comparison", by_run)
