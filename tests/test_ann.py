@@ -139,7 +139,14 @@ def test_digits_ann_trains_through_the_runner_and_is_converted(tmp_path):
 
 @pytest.mark.parametrize(
     "override,match",
-    [("norm=bntt", "an ANN normalises with bn"), ("encoder=sequential", "whole inputs")],
+    [
+        ("norm=bntt", "an ANN normalises with bn"),
+        ("encoder=sequential", "whole inputs"),
+        ("conversion_steps=0", "integers >= 1"),
+        ("conversion_percentile=0", "in (0, 100]"),
+        ("conversion_reset=hard", "subtract, zero"),
+        ("analyses=psd", "each analysis must be one of"),
+    ],
 )
 def test_bad_ann_configs_fail_before_anything_runs(override, match, tmp_path, capsys):
     out = tmp_path / "never"
