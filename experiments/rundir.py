@@ -65,6 +65,9 @@ FINAL_FAULT_POINTS = (
     "completed",  # the manifest says complete: the run is finished
 )
 FAULT_POINTS = ("config_written", *EPOCH_FAULT_POINTS, *FINAL_FAULT_POINTS)
+#: After a finished run, once each of its analyses is written (``analysis_written@<i>``,
+#: 1-based); the run itself is complete by then.
+ANALYSIS_FAULT_POINTS = ("analysis_written",)
 
 
 def fault_point(name: str, epoch: int) -> None:
@@ -206,7 +209,8 @@ def check_resumable(folder: RunFolder, name: str | None) -> None:
         raise RunFolderError(
             f"{where} holds a finished run of {saved} ({folder.epoch} epochs); a finished run "
             "is never modified. To train longer or differently, start a new run with another "
-            "--out."
+            f"--out. Its analyses (if they were interrupted): python -m experiments.analyze "
+            f"{where}"
         )
 
 

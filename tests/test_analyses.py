@@ -238,3 +238,33 @@ def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tiny_ru
     assert f"| σ = {sigma['sigma']:g} | {100 * sigma['accuracy']:.2f}% |" in report
     assert f"| {none} | 4 | {100 * metrics['test_accuracy']:.2f}% |" in report
     assert (out / "comparison" / "spike_rate.png").stat().st_size > 0
+
+
+def test_a_kill_during_the_analyses_leaves_the_run_finished_and_they_can_be_redone(tmp_path):
+    """``kill -9`` after the run's second analysis: the run is complete, resume says so and
+    names the command, and ``analyze`` writes them all."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BNTT_JAX_FAULT")}
+    env |= {"JAX_PLATFORMS": "cpu", "BNTT_JAX_FAULT": "analysis_written@2"}
+    root = Path(__file__).parents[1]
+    killed = subprocess.run([sys.executable, "-m", "experiments.run", "digits_bntt", *TINY,
+                             "--set", "analyses=gamma,activity,energy", "--out", str(out)],
+                            cwd=root, env=env, capture_output=True, text=True)  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    assert rundir.inspect(out).state == "finished"
+    assert (out / "analyses" / "activity" / "result.json").is_file()
+    assert not (out / "analyses" / "energy").exists()
+    assert not (out / "analyses" / "report.md").exists()
+    resumed = subprocess.run([sys.executable, "-m", "experiments.run", "--resume", "--out",
+                              str(out)], cwd=root, env={**env, "BNTT_JAX_FAULT": ""},
+                             capture_output=True, text=True)  # fmt: skip
+    assert resumed.returncode == 2
+    assert f"python -m experiments.analyze {out}" in resumed.stderr
+    assert analyze.main([str(out), "--only", "gamma,activity,energy"]) == 0
+    assert (out / "analyses" / "report.md").is_file()
+    assert (out / "analyses" / "energy" / "flops.png").is_file()

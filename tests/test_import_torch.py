@@ -68,3 +68,26 @@ def test_a_checkpoint_of_another_network_or_a_used_folder_writes_nothing(source,
     assert import_torch.main(_args(root, out, "--set", "num_steps=3")[:1] + ["digits_bntt",
                              "--out", str(out)]) == 2  # fmt: skip
     assert not out.exists()
+
+
+def test_an_import_that_fails_or_was_killed_leaves_nothing_at_out(source, monkeypatch):
+    root, _ = source
+    out = root / "failing"
+    from experiments import methods
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(methods.Method, "final_metrics", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            import_torch.main(_args(root, out, "--set", "num_steps=3", "--set", "analyses=none"))
+    assert not out.exists() and not (root / ".failing.importing").exists()
+    # what a kill -9 leaves (a half-built staging folder) is never a result: the next import
+    # replaces it and completes
+    (root / ".failing.importing").mkdir()
+    (root / ".failing.importing" / "config.json").write_text("{half")
+    assert import_torch.main(_args(root, out, "--set", "num_steps=3", "--set",
+                                   "analyses=none")) == 0  # fmt: skip
+    assert rundir.inspect(out).state == "finished"
+    assert not (root / ".failing.importing").exists()

@@ -112,12 +112,14 @@ def analyze(subject: Subject, names: tuple[str, ...] = ANALYSES) -> dict[str, An
 def write(out_dir: Path, subject: Subject, results: dict[str, Any]) -> list[Path]:
     """Write each result's folder (``result.json`` and figures) and ``report.md``."""
     from experiments.report import write_text
-    from experiments.rundir import write_json
+    from experiments.rundir import fault_point, write_json
 
     out_dir = Path(out_dir)
     written: list[Path] = []
     lines = [f"# Analyses of {subject.name}", ""]
-    for name, result in results.items():
+    for index, (name, result) in enumerate(results.items(), 1):
+        if index > 1:
+            fault_point("analysis_written", index - 1)
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "result.json", result)
@@ -130,7 +132,8 @@ def write(out_dir: Path, subject: Subject, results: dict[str, Any]) -> list[Path
         written += figures
         lines += module(name).report_lines(result)
         lines += [f"![{p.stem}]({name}/{p.name})" for p in figures] + [""]
-    written.append(write_text(out_dir / "report.md", "\n".join(lines)))
+    fault_point("analysis_written", len(results))
+    written.append(write_text(out_dir / "report.md", "\n".join(lines)))  # last: it marks them done
     return written
 
 
