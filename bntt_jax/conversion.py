@@ -183,17 +183,21 @@ def convert(
     return ConvertedNetwork(weights, biases, thresholds, ann.config, reset)
 
 
+def _simulate(net: ConvertedNetwork, images: Any, key: jax.Array | int, steps: int) -> Any:
+    """:func:`_run` of ``net`` for ``steps`` steps (checked), without a probe."""
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}.")
+    key = jax.random.key(key) if isinstance(key, int) else key
+    return _run(net.weights, net.biases, net.thresholds, jnp.asarray(images, jnp.float32), key,
+                config=net.config, reset=net.reset, steps=int(steps))  # fmt: skip
+
+
 def simulate_converted(
     net: ConvertedNetwork, images: Any, key: jax.Array | int, steps: int
 ) -> tuple[jax.Array, dict[str, np.ndarray]]:
     """``(readout [B, classes], {layer: spikes per step [steps], summed over the images})``
     of ``steps`` steps of the converted network on standardised ``images``."""
-    if int(steps) < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}.")
-    key = jax.random.key(key) if isinstance(key, int) else key
-    readout, (counts, _) = _run(net.weights, net.biases, net.thresholds,
-                                jnp.asarray(images, jnp.float32), key, config=net.config,
-                                reset=net.reset, steps=int(steps))  # fmt: skip
+    readout, (counts, _) = _simulate(net, images, key, steps)
     return readout, {k: np.asarray(v) for k, v in counts.items()}
 
 
@@ -204,11 +208,6 @@ def evaluate_converted(
     whose accumulated readout after ``t`` steps names their label, for every ``t``; the same
     Poisson draws serve every ``t``, as a run stopped after ``t`` steps would see) and
     ``spikes/<layer>`` ``[steps]`` (spikes per step summed over the images)."""
-    if int(steps) < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}.")
-    key = jax.random.key(key) if isinstance(key, int) else key
-    _, (counts, predictions) = _run(net.weights, net.biases, net.thresholds,
-                                    jnp.asarray(images, jnp.float32), key, config=net.config,
-                                    reset=net.reset, steps=int(steps))  # fmt: skip
+    _, (counts, predictions) = _simulate(net, images, key, steps)
     correct = (np.asarray(predictions) == np.asarray(labels)[None, :]).sum(axis=1)
     return {"correct": correct, **{f"spikes/{k}": np.asarray(v) for k, v in counts.items()}}

@@ -3,13 +3,13 @@ surrogate-gradient baseline without BNTT and BNTT, trained on the same data, the
 side by side (Table 3, Table S1, Fig. 1, Fig. 4a, Fig. 4b, Appendix F).
 
 Each member is a normal run that analyses itself at its end (``RUN/analyses``). Once all have
-finished, :func:`write_sweep` analyses every network again beside the others into
-``DIR/comparison`` (FGSM crafted on the ANN is then also transferred to the spiking networks)
-and writes ``DIR/report.md``: one table with accuracy, latency, spikes per image, the energy
-ratio ``E_ANN / E_method`` (Eq. 22–26) of every method and of the conversion at each of its
-T, the TrueNorth energy normalised to the longest conversion (Table S1), BNTT's early exit
-and the accuracy at two noise levels and one FGSM ε; the paper's values beside ours where it
-prints them.
+finished, :func:`write_sweep` draws every network beside the others into ``DIR/comparison``,
+reusing those results (recomputing any a member lacks) and adding FGSM crafted on the ANN and
+transferred to the spiking networks. It writes ``DIR/report.md``: one table with accuracy,
+latency, spikes per image, the energy ratio ``E_ANN / E_method`` (Eq. 22–26) of every method
+and of the conversion at each of its T, the TrueNorth energy normalised to the longest
+conversion (Table S1), BNTT's early exit and the accuracy at two noise levels and one FGSM ε;
+the paper's values beside ours where it prints them.
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ TABLE_SIGMAS = (0.2, 0.4)
 TABLE_EPSILON = 0.04
 
 
-def _subjects(path: Path, record: dict[str, Any]) -> dict[str, analyses.Subject]:
+def _subjects(path: Path, record: dict[str, Any]) -> tuple[dict[str, analyses.Subject],
+                                                             dict[str, Path]]:  # fmt: skip
     """Every network of the sweep, by Table 3 label, loaded from its member's final
-    checkpoint (the conversion rebuilt from the ANN's)."""
+    checkpoint (the conversion rebuilt from the ANN's), and the folder of its own analyses."""
     from experiments import analyze
     from experiments.data import load_dataset
 
     out: dict[str, analyses.Subject] = {}
+    saved: dict[str, Path] = {}
     loaded: dict[tuple[Any, ...], Any] = {}
     for m in record["members"]:
         folder = rundir.inspect(path / m["folder"])
@@ -53,9 +55,12 @@ def _subjects(path: Path, record: dict[str, Any]) -> dict[str, analyses.Subject]
         for s in analyze.subjects_of(folder.path, m["label"], config,
                                      folder.config.get("paper", {}), loaded[source]):  # fmt: skip
             label = "Conversion" if s.kind == "conversion" else LABELS.get(m["key"], m["label"])
-            out[f"{label} (T = {s.num_steps})"] = dataclasses.replace(s, name=label)
+            key = f"{label} (T = {s.num_steps})"
+            out[key] = dataclasses.replace(s, name=label)
+            own = folder.path / "analyses"
+            saved[key] = own / "conversion" if s.kind == "conversion" else own
     ordered = analyze.with_transfer(list(out.values()))
-    return dict(zip(out, ordered, strict=True))
+    return dict(zip(out, ordered, strict=True)), saved
 
 
 def write_sweep(out_dir: Path, record: dict[str, Any], members: Any) -> list[Path]:
@@ -71,8 +76,9 @@ def write_sweep(out_dir: Path, record: dict[str, Any], members: Any) -> list[Pat
                 f"python -m experiments.report_ttfs {out_dir}")  # fmt: skip
         print(line, file=sys.stderr)
         return [write_text(out_dir / "report.md", f"# {record['name']}\n\n{line}\n")]
-    subjects = _subjects(out_dir, record)
-    by_run = {label: analyses.analyze(s) for label, s in subjects.items()}
+    subjects, saved = _subjects(out_dir, record)
+    # each member analysed itself at its end: reuse that, add FGSM transferred from the ANN
+    by_run = {label: analyses.analyze_reusing(s, saved[label]) for label, s in subjects.items()}
     written = analyses.write_comparison(out_dir / "comparison", by_run)
     metrics = {m["key"]: r for m, r in members}
     lines = table_lines(record, metrics, by_run, subjects)

@@ -22,7 +22,6 @@ cannot be read.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import sys
@@ -49,14 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="config changes, as for experiments.run",
     )  # fmt: skip
     return parser
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class MismatchError(ValueError):
@@ -154,7 +145,7 @@ def write_folder(
         "paper": paper,
         "data": {"name": data.name, "train": len(data.train_x), "test": len(data.test_x),
                  "fingerprint": data.fingerprint},
-        "imported": {"file": checkpoint.name, "sha256": _sha256(checkpoint)},
+        "imported": {"file": checkpoint.name, "sha256": rundir.sha256(checkpoint)},
     })  # fmt: skip
     state = tr.TrainState.create(net, optax.identity())
     saved = {key: checkpoints.save(out, key, state) for key in ("last/0", "best/0")}

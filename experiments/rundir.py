@@ -215,7 +215,8 @@ def check_resumable(folder: RunFolder, name: str | None) -> None:
 
 
 # ------------------------------------------------------------------------ checksums
-def _sha256(file: Path) -> str:
+def sha256(file: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(file, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -229,7 +230,7 @@ def hash_tree(directory: Path) -> dict[str, str]:
     for root, _, files in os.walk(directory):
         for name in files:
             file = Path(root) / name
-            out[file.relative_to(directory).as_posix()] = _sha256(file)
+            out[file.relative_to(directory).as_posix()] = sha256(file)
     return dict(sorted(out.items()))
 
 
@@ -242,7 +243,7 @@ def verify(directory: Path, files: dict[str, str]) -> str | None:
         file = directory / rel
         if not file.is_file():
             return f"{file} is missing"
-        if _sha256(file) != expected:
+        if sha256(file) != expected:
             return f"{file} is damaged (its SHA-256 differs from the one committed with it)"
     return None
 

@@ -109,6 +109,28 @@ def analyze(subject: Subject, names: tuple[str, ...] = ANALYSES) -> dict[str, An
     return out
 
 
+def analyze_reusing(subject: Subject, saved: Path, names: tuple[str, ...] = ANALYSES) -> dict:
+    """:func:`analyze`, taking each result from ``saved/<name>/result.json`` (the folder
+    :func:`write` wrote for this subject) where its module's ``reusable`` accepts it: the
+    analyses are seeded, so recomputing would give the same numbers. Only FGSM transferred
+    from the subject's ``transfer`` ANN, which a run's own analyses lack, is computed anew."""
+    from experiments.analyses import robustness
+    from experiments.rundir import read_json
+
+    out = {}
+    for name in names:
+        file = Path(saved) / name / "result.json"
+        result = read_json(file) if file.is_file() else None
+        check = getattr(module(name), "reusable", lambda r, s: True)
+        if result is None or "skipped" in result or not check(result, subject):
+            out.update(analyze(subject, (name,)))
+            continue
+        if name == "robustness" and not result.get("fgsm_transfer"):
+            result = {**result, "fgsm_transfer": robustness.compute_transfer(subject)}
+        out[name] = result
+    return out
+
+
 def write(out_dir: Path, subject: Subject, results: dict[str, Any]) -> list[Path]:
     """Write each result's folder (``result.json`` and figures) and ``report.md``."""
     from experiments.report import write_text

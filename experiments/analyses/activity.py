@@ -18,6 +18,11 @@ def not_applicable(subject: Any) -> str | None:
     return None
 
 
+def reusable(result: dict[str, Any], subject: Any) -> bool:
+    """Whether a saved result is of this subject's kind and T."""
+    return result.get("kind") == subject.kind and result["num_steps"] == subject.num_steps
+
+
 def compute(subject: Any) -> dict[str, Any]:
     ev = evaluation(subject)
     return {

@@ -40,6 +40,11 @@ def input_rate(x: np.ndarray, num_steps: int, encoder: str) -> float:
     return float(num_steps * np.mean(np.minimum(np.abs(x) / POISSON_SCALE, 1.0)))
 
 
+def reusable(result: dict[str, Any], subject: Any) -> bool:
+    """Whether a saved result is of this subject's kind and T."""
+    return result.get("kind") == subject.kind and result["num_steps"] == subject.num_steps
+
+
 def compute(subject: Any) -> dict[str, Any]:
     net, config = subject.net, subject.config
     ann = energy.ann_flops(net.config)

@@ -88,13 +88,42 @@ def _attack(
     return rows
 
 
-def compute(subject: Any) -> dict[str, Any]:
+def _test_images(subject: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """The first ``analysis_images`` test images as intensities, their labels and the batch
+    (whole batches only: evaluation drops a partial batch)."""
     config, data = subject.config, subject.data
     n = len(data.test_x) if config.analysis_images is None else config.analysis_images
     batch = min(config.eval_batch_size, n)
-    n -= n % batch  # evaluation drops a partial batch: use whole batches only
-    images = data.to_intensities(data.test_x[:n])
-    labels = data.test_y[:n]
+    n -= n % batch
+    return data.to_intensities(data.test_x[:n]), data.test_y[:n], batch
+
+
+def compute_transfer(subject: Any) -> dict[str, Any] | None:
+    """FGSM crafted on the subject's ``transfer`` ANN and evaluated on the subject (``None``
+    without one, and for an ANN)."""
+    if subject.transfer is None or subject.kind == "ann":
+        return None
+    images, labels, batch = _test_images(subject)
+    signs = gradient_signs(subject, images, labels, batch, ann=subject.transfer["net"])
+    return {"source": subject.transfer["name"],
+            "fgsm": _attack(subject, images, labels, signs, batch)}  # fmt: skip
+
+
+def reusable(result: dict[str, Any], subject: Any) -> bool:
+    """Whether a saved result was computed on this subject's images and grids."""
+    config = subject.config
+    images, _, _ = _test_images(subject)
+    return (
+        result.get("kind") == subject.kind
+        and result.get("images") == len(images)
+        and [r["sigma"] for r in result["noise"]] == list(config.noise_sigmas)
+        and [r["epsilon"] for r in result["fgsm"]] == list(config.fgsm_epsilons)
+    )
+
+
+def compute(subject: Any) -> dict[str, Any]:
+    config, data = subject.config, subject.data
+    images, labels, batch = _test_images(subject)
 
     noise = []
     key = jax.random.key(config.seed + NOISE_STREAM)
@@ -104,19 +133,14 @@ def compute(subject: Any) -> dict[str, Any]:
         noise.append({"sigma": sigma, "accuracy": accuracy, "loss": loss})
 
     attack = _attack(subject, images, labels, gradient_signs(subject, images, labels, batch), batch)
-    transfer = None
-    if subject.transfer is not None and subject.kind != "ann":
-        signs = gradient_signs(subject, images, labels, batch, ann=subject.transfer["net"])
-        transfer = {"source": subject.transfer["name"],
-                    "fgsm": _attack(subject, images, labels, signs, batch)}  # fmt: skip
     return {
         "kind": subject.kind,
-        "images": n,
+        "images": len(images),
         "num_steps": subject.num_steps,
         "crafted_on": crafted_on(subject),
         "noise": noise,
         "fgsm": attack,
-        "fgsm_transfer": transfer,
+        "fgsm_transfer": compute_transfer(subject),
     }
 
 
