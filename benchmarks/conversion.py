@@ -5,7 +5,7 @@ T = 100, 500, 1000) on this machine.
 
 Builds the VGG9 ANN (random weights, batch norm at its initial statistics), converts it with
 thresholds set on ``--batch`` random inputs, then times
-:func:`bntt_jax.conversion.evaluate_converted` (one simulation read at every step, what a
+:func:`bntt_jax.baselines.conversion.evaluate_converted` (one simulation read at every step, what a
 conversion run's end and its analyses call) at each of ``--steps``, after a warm-up call of
 the same length: seconds, images × steps per second and the process's peak RSS after each.
 Memory must not grow with T (the simulation carries one membrane per layer across steps).
@@ -29,7 +29,7 @@ def _peak_rss_mb() -> float:
 
 
 def measure(arch: str, batch: int, steps: list[int]) -> dict[str, Any]:
-    from bntt_jax import ann, conversion
+    from bntt_jax.baselines import ann, conversion
     from bntt_jax.config import NetworkConfig
 
     shape = dict(img_size=32, in_channels=3) if arch != "mlp" else dict(in_features=3072)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bntt_jax.malloc import huge_pages_on
+from bntt_jax.cpu.huge_pages import huge_pages_on
 
 
 def network_config(arch: str, num_steps: int, img_size: int):
@@ -185,7 +185,8 @@ def parser() -> argparse.ArgumentParser:
         "--no-huge-pages",
         action="store_true",
         help="keep glibc's default 4 KiB pages for large buffers (default: restart with "
-        "GLIBC_TUNABLES=glibc.malloc.hugetlb=1, for both implementations; bntt_jax/malloc.py)",
+        "GLIBC_TUNABLES=glibc.malloc.hugetlb=1, for both implementations; "
+        "bntt_jax/cpu/huge_pages.py)",
     )
     return p
 
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from bntt_jax.malloc import restart_with_huge_pages
+    from bntt_jax.cpu.huge_pages import restart_with_huge_pages
 
     if "--no-huge-pages" not in sys.argv:  # restart once with them, for jax and torch alike
         restart_with_huge_pages("benchmarks.step", sys.argv[1:])

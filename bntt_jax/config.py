@@ -12,7 +12,9 @@ import math
 import numbers
 from typing import Any
 
-from bntt_jax.constants import ARCHS, EPS, MOMENTUM, NORMS, SURROGATE_ALPHA
+from bntt_jax import serialize
+from bntt_jax.constants import ARCHS, EPS, MOMENTUM, SURROGATE_ALPHA
+from bntt_jax.norms import NORMS, Normalization, normalization
 
 # Conv widths with 'P' = 2x2 average pool and 'G' = global average pool (the authors'
 # released model.py), then the hidden fully connected widths before the readout.
@@ -195,21 +197,16 @@ class NetworkConfig:
             for spec in self.layers
         }
 
+    @property
+    def normalization(self) -> Normalization:
+        """The :mod:`bntt_jax.norms` object of ``norm``: what it computes and what it has."""
+        return normalization(self.norm)
+
     # ------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` inverts it."""
-        out = dataclasses.asdict(self)
-        if out["hidden"] is not None:
-            out["hidden"] = list(out["hidden"])
-        return out
+        return serialize.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"NetworkConfig: unknown keys {unknown}; known keys: {sorted(names)}.")
-        data = dict(data)
-        if data.get("hidden") is not None:
-            data["hidden"] = tuple(data["hidden"])
-        return cls(**data)
+        return serialize.from_dict(cls, data)

@@ -1,6 +1,7 @@
 """The library's named choices and the papers' default constants, importable without JAX.
 
-Nothing here imports JAX, so command lines and configs can validate a value (and fail with a
+Nothing here imports JAX (nor do :mod:`bntt_jax.norms`' names, which hold the
+normalisation choices), so command lines and configs can validate a value (and fail with a
 clear message) before JAX starts. The modules that use these names re-export them.
 """
 
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 #: Network architectures: the BNTT papers' VGG9 and VGG11, and an MLP for small inputs.
 ARCHS = ("vgg9", "vgg11", "mlp")
-#: The normalisation choices of a network, BNTT first (the default).
-NORMS = ("bntt", "bn", "layernorm", "none")
 #: Input encoders: signed Poisson rate coding (BNTT App. B), direct input, one value per step.
 ENCODERS = ("poisson", "direct", "sequential")
 #: Optimisers: SGD with momentum (the BNTT papers) and Adam.

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bntt_jax.simulate import NetworkParams
+from bntt_jax.network import NetworkParams
 
 
 def gamma_means(params: NetworkParams) -> dict[str, np.ndarray]:
     """Average γᵗ over the channels of each BNTT layer: ``{layer: [T]}`` (the curves of Fig. 3)."""
-    if params.config.norm != "bntt":
+    if not params.config.normalization.has_gamma_t:
         raise ValueError(
             f"early exit needs BNTT's per-step γᵗ; this network has norm={params.config.norm!r}."
         )

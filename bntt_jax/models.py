@@ -4,7 +4,9 @@ Execution is **layer-major**: each layer computes its synaptic input for all T s
 (T folded into the batch of the conv/matmul), normalises every step vectorised over T, and
 only the element-wise LIF recurrence is scanned. Because layer l at step t only reads the
 spikes of layer l−1 at the same step t, this is exactly the authors' time-major loop
-re-ordered (``tests/test_network.py`` checks values, spike counts and gradients).
+re-ordered (the tests check values, spike counts and gradients against a time-major loop).
+On CPU, :func:`eval_apply` runs the evaluation forward through the fused layers of
+:mod:`bntt_jax.cpu.fused` where the normalisation allows.
 
 Parameter names follow the authors' ``model.py``: ``conv1`` … ``conv7`` (``conv8`` in VGG11),
 ``fc1`` and the readout ``fc2``; the normalisation after layer ``X`` is ``norm_X`` with
@@ -14,20 +16,19 @@ Parameter names follow the authors' ``model.py``: ``conv1`` … ``conv7`` (``con
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from bntt_jax.config import NetworkConfig
-from bntt_jax.conv import conv3x3, spike_dense
+from bntt_jax.cpu import ffi
+from bntt_jax.cpu.convolution import conv3x3, spike_dense
+from bntt_jax.cpu.fused import bntt_lif_eval
 from bntt_jax.lif import lif_scan
-from bntt_jax.norm import (
-    bntt_batch_stats,
-    bntt_normalize,
-    layer_norm,
-    running_stats_update,
-    sequential_running_update,
-)
+from bntt_jax.norms import normalization
 from bntt_jax.readout import readout_steps
 
 #: The authors' ``xavier_uniform_(gain=2)``: variance scale gain² = 4, fan-average, uniform.
@@ -35,12 +36,9 @@ xavier_uniform_gain2 = nn.initializers.variance_scaling(4.0, "fan_avg", "uniform
 
 
 class TemporalNorm(nn.Module):
-    """Normalisation of ``[T, B, ..., C]`` synaptic input: BNTT or one of its baselines.
-
-    With ``norm='bntt'`` it holds ``gamma_t`` (init 1) and running ``mean`` (init 0) / ``var``
-    (init 1), all ``[num_steps, C]``; a call with T ≤ num_steps uses (and in training
-    updates) rows ``0 … T−1`` only. See :mod:`bntt_jax.norm` for the equations.
-    """
+    """Normalisation of ``[T, B, ..., C]`` synaptic input by the :mod:`bntt_jax.norms` object
+    named ``norm`` (BNTT: ``gamma_t`` and running ``mean``/``var``, ``[num_steps, C]``; a call
+    with T ≤ num_steps uses and updates rows ``0 … T−1`` only)."""
 
     norm: str
     num_steps: int
@@ -49,47 +47,8 @@ class TemporalNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        if self.norm == "none":
-            return x
-        t, c = x.shape[0], x.shape[-1]
-        if self.norm == "layernorm":
-            gamma = self.param("gamma", nn.initializers.ones, (c,), jnp.float32)
-            return layer_norm(x, gamma.astype(x.dtype), self.eps)
-
-        # 'bntt': γᵗ and statistics per step. 'bn': one γ and one set of running statistics
-        # tied over the steps (a single BN module reused at every step).
-        shape = (self.num_steps, c) if self.norm == "bntt" else (c,)
-        name = "gamma_t" if self.norm == "bntt" else "gamma"
-        gamma = self.param(name, nn.initializers.ones, shape, jnp.float32)
-        mean = self.variable("batch_stats", "mean", jnp.zeros, shape, jnp.float32)
-        var = self.variable("batch_stats", "var", jnp.ones, shape, jnp.float32)
-        count = x.size // (t * c)  # values per statistic: batch × space of one step
-        tied = self.norm == "bn"
-        gamma_t = jnp.broadcast_to(gamma, (t, c)) if tied else gamma[:t]
-
-        if train:
-            batch_mean, batch_var = bntt_batch_stats(x)
-            if not self.is_initializing():
-                # Running statistics keep their storage dtype (float32) whatever x's dtype.
-                stats_mean, stats_var = (
-                    s.astype(mean.value.dtype) for s in (batch_mean, batch_var)
-                )
-                if tied:
-                    mean.value, var.value = sequential_running_update(
-                        mean.value, var.value, stats_mean, stats_var, count, self.momentum
-                    )
-                else:
-                    new_mean, new_var = running_stats_update(
-                        mean.value[:t], var.value[:t], stats_mean, stats_var, count, self.momentum
-                    )
-                    mean.value = mean.value.at[:t].set(new_mean)
-                    var.value = var.value.at[:t].set(new_var)
-            return bntt_normalize(x, gamma_t, batch_mean, batch_var, self.eps)
-        if tied:
-            mean_t, var_t = (jnp.broadcast_to(v.value, (t, c)) for v in (mean, var))
-        else:
-            mean_t, var_t = mean.value[:t], var.value[:t]
-        return bntt_normalize(x, gamma_t, mean_t, var_t, self.eps)
+        norm = normalization(self.norm)
+        return norm(self, x, train, self.num_steps, self.eps, self.momentum)
 
 
 class Conv3x3(nn.Module):
@@ -205,3 +164,58 @@ class SpikingNetwork(nn.Module):
             x = out
         logits, steps = Readout(cfg.num_classes, name=cfg.readout_name)(x.reshape(t, b, -1))
         return logits, counts, steps
+
+
+def fusable(config: NetworkConfig, spikes: jax.Array) -> bool:
+    """Whether :func:`eval_apply` runs the fused CPU layers for this network and input: its
+    normalisation evaluates as a per-step affine map, and the compiled code is usable."""
+    return (
+        config.normalization.fused_eval
+        and spikes.dtype in (jnp.float32, jnp.float64)
+        and ffi.usable()
+    )
+
+
+def _fused_forward(variables: dict[str, Any], config: NetworkConfig, spikes: jax.Array):
+    """:class:`SpikingNetwork`'s evaluation forward, each layer one fused CPU pass."""
+    params, stats = variables["params"], variables["batch_stats"]
+    t, b = spikes.shape[:2]
+    x = spikes
+    counts: dict[str, jax.Array] = {}
+    for spec in config.layers:
+        norm = f"norm_{spec.name}"
+        mean, scale = config.normalization.eval_affine(
+            params[norm], stats[norm], t, config.eps, x.dtype
+        )
+        if spec.kind != "conv":
+            x = x.reshape(t, b, -1)
+        x, counts[spec.name] = bntt_lif_eval(
+            x, params[spec.name]["kernel"], mean, scale,
+            leak=config.leak, threshold=config.threshold,
+        )  # fmt: skip
+        if spec.pool == "avg2":
+            x = avg_pool2(x)
+        elif spec.pool == "global":
+            x = global_avg_pool(x)
+    kernel = params[config.readout_name]["kernel"]
+    steps = readout_steps(x.reshape(t, b, -1), kernel.astype(x.dtype))
+    return jnp.mean(steps, axis=0), counts, steps
+
+
+def eval_apply(
+    variables: dict[str, Any], config: NetworkConfig, spikes: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
+    """The evaluation forward of :class:`SpikingNetwork`: ``(logits, spike_counts,
+    readout_steps)``, fused on CPU where :func:`fusable`, the module's own forward otherwise.
+    """
+
+    def module(variables, spikes):
+        return SpikingNetwork(config).apply(variables, spikes, train=False)
+
+    if not fusable(config, spikes):
+        return module(variables, spikes)
+
+    def cpu(variables, spikes):
+        return _fused_forward(variables, config, spikes)
+
+    return lax.platform_dependent(variables, spikes, cpu=cpu, default=module)

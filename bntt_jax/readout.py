@@ -12,7 +12,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from bntt_jax.conv import spike_dense
+from bntt_jax.cpu.convolution import spike_dense
 
 
 def readout_steps(spikes: jax.Array, kernel: jax.Array) -> jax.Array:

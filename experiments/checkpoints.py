@@ -92,7 +92,7 @@ def _network_template(run: Path) -> Any:
         return bj.ttfs.init(jax.random.key(0), bj.ttfs.TTFSConfig.from_dict(config["network"]))
     net_config = bj.NetworkConfig.from_dict(config["network"])
     if method == "ann":
-        from bntt_jax import ann
+        from bntt_jax.baselines import ann
 
         return ann.init(jax.random.key(0), net_config)
     return bj.init(jax.random.key(0), net_config)
@@ -101,7 +101,7 @@ def _network_template(run: Path) -> Any:
 def load_checkpoint(path: str | Path) -> Any:
     """The network of a results folder, verified against its committed hashes: a
     :class:`bntt_jax.NetworkParams`, :class:`bntt_jax.ttfs.TTFSParams` for a TTFS run, or
-    :class:`bntt_jax.ann.ANNParams` for an ANN.
+    :class:`bntt_jax.baselines.ann.ANNParams` for an ANN.
 
     ``path`` is a results folder (its best checkpoint), ``.../checkpoints/best`` or
     ``.../checkpoints/last`` (the committed one), or one checkpoint ``.../checkpoints/last/<E>``.

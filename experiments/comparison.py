@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bntt_jax import energy
+from bntt_jax.metrics import energy
 from experiments import analyses, rundir
 from experiments.config import ExperimentConfig
 from experiments.report import write_text

@@ -18,7 +18,8 @@ import typing
 from typing import Any
 
 from bntt_jax.config import NetworkConfig, NetworkConfigError
-from bntt_jax.constants import ARCHS, ENCODERS, LR_SCHEDULES, NORMS, OPTIMIZERS
+from bntt_jax.constants import ARCHS, ENCODERS, LR_SCHEDULES, OPTIMIZERS
+from bntt_jax.norms import NORMS
 from bntt_jax.ttfs.config import INPUT_CODINGS, POOLINGS, ROUNDINGS, TTFS_ARCHS, TTFSConfig
 from experiments.data import DATASETS, DatasetFacts
 

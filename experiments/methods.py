@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import bntt_jax as bj
-from bntt_jax import energy, parallel
+from bntt_jax import parallel
 from bntt_jax import train as tr
+from bntt_jax.metrics import energy
 from experiments.config import ExperimentConfig
 from experiments.data import Dataset, iterate
 
@@ -163,7 +164,7 @@ def _final_metrics(
     num_steps = net.config.num_steps
     # one evaluation gives the accuracy of an exit at every step
     ev = evaluate(net, data, config, tuple(range(1, num_steps + 1)))
-    has_gamma = net.config.norm == "bntt"
+    has_gamma = net.config.normalization.has_gamma_t
     early_exit = exit_sweep = None
     if has_gamma:  # the exit rule reads BNTT's γᵗ: a network without them has no early exit
         step = bj.early_exit_step(net, config.exit_threshold, config.exit_relative)
@@ -483,13 +484,13 @@ def check_spiking_network(net: Any, data: Dataset, config: ExperimentConfig) -> 
 
 
 class ANNMethod(Method):
-    """The non-spiking ANN of the same topology (:mod:`bntt_jax.ann`; BNTT paper, Table 3)."""
+    """The non-spiking ANN of the same topology (:mod:`bntt_jax.baselines.ann`; BNTT Table 3)."""
 
     name = "ann"
     report_module = "experiments.report_ann"
 
     def init(self, key: jax.Array, net_config: Any) -> Any:
-        from bntt_jax import ann
+        from bntt_jax.baselines import ann
 
         return ann.init(key, net_config)
 
@@ -497,7 +498,7 @@ class ANNMethod(Method):
         return ()
 
     def train_step(self, options: tuple[tuple[str, Any], ...]) -> Any:
-        from bntt_jax import ann
+        from bntt_jax.baselines import ann
 
         def step(state, x, y, seed_key, epoch):
             del seed_key, epoch  # the ANN's step draws nothing and knows no epoch
@@ -506,7 +507,7 @@ class ANNMethod(Method):
         return jax.jit(step)
 
     def flag_names(self, net: Any) -> list[str]:
-        from bntt_jax import ann
+        from bntt_jax.baselines import ann
 
         return ann.finite_flag_names(net)
 
@@ -567,10 +568,10 @@ CONVERSION_STREAM = 30_011
 
 
 def convert_ann(net: Any, data: Dataset, config: ExperimentConfig) -> Any:
-    """The ANN converted to IF neurons (:func:`bntt_jax.conversion.convert`), thresholds set
-    on the first ``conversion_images`` training images over the longest ``conversion_steps``;
-    the same ANN, data and config always give the same network."""
-    from bntt_jax import conversion
+    """The ANN converted to IF neurons (:func:`bntt_jax.baselines.conversion.convert`),
+    thresholds set on the first ``conversion_images`` training images over the longest
+    ``conversion_steps``; the same ANN, data and config always give the same network."""
+    from bntt_jax.baselines import conversion
 
     return conversion.convert(
         net,
@@ -587,7 +588,7 @@ def evaluate_conversion(converted: Any, data: Dataset, config: ExperimentConfig)
     ``conversion_steps`` read at every step: accuracy at each T (the Table 3 rows), and of the
     longest the spike rate per layer (Eq. 23), spikes per layer per step (Fig. 1) and spikes
     per image; ``spikes_per_image_at`` gives the spikes of each shorter T."""
-    from bntt_jax.conversion import evaluate_converted
+    from bntt_jax.baselines.conversion import evaluate_converted
 
     steps = max(config.conversion_steps)
     key = jax.random.key(config.seed + CONVERSION_STREAM + 1)
@@ -623,7 +624,7 @@ def evaluate_conversion(converted: Any, data: Dataset, config: ExperimentConfig)
 
 @functools.cache
 def _ann_eval_fn():
-    from bntt_jax import ann
+    from bntt_jax.baselines import ann
 
     return jax.jit(ann.eval_step)
 

@@ -176,7 +176,7 @@ def _fail(message: Any, code: int = 2) -> int:
 
 def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     """The command line. ``restart``: once the command is known to be valid, re-execute it
-    with huge pages for XLA's buffers (see :mod:`bntt_jax.malloc`)."""
+    with huge pages for XLA's buffers (see :mod:`bntt_jax.cpu.huge_pages`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list:
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
         print(_show(p))
         return 0
     if restart:
-        from bntt_jax.malloc import restart_with_huge_pages
+        from bntt_jax.cpu.huge_pages import restart_with_huge_pages
 
         restart_with_huge_pages("experiments.run", sys.argv[1:] if argv is None else argv)
 

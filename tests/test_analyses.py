@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import bntt_jax as bj
-from bntt_jax import robustness as rb
 from bntt_jax.encoding import poisson_encode
+from bntt_jax.metrics import robustness as rb
 from bntt_jax.models import SpikingNetwork
 from bntt_jax.train import cross_entropy
 from experiments import analyze, rundir
@@ -124,7 +124,7 @@ def test_analyses_from_the_folder_equal_the_runs_own_evaluation(tiny_run):
 def test_ann_fgsm_is_the_sign_of_finite_differences_and_raises_the_loss(digits):
     """On a tiny ReLU ANN the input gradient (through the standardisation) has the sign of
     central finite differences of the loss, and FGSM along it raises the loss."""
-    from bntt_jax import ann
+    from bntt_jax.baselines import ann
 
     net = ann.init(3, bj.NetworkConfig(arch="mlp", in_features=64, hidden=(12,),
                                        num_classes=10, norm="none"))  # fmt: skip

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from bntt_jax import ann
+from bntt_jax.baselines import ann
 from bntt_jax.config import NetworkConfig
 from bntt_jax.train import TrainState
 from experiments.checkpoints import load_checkpoint

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bntt_jax.conv import conv3x3, conv3x3_im2col, conv3x3_reference
+from bntt_jax.cpu.convolution import conv3x3, conv3x3_im2col, conv3x3_reference
 
 
 @pytest.mark.parametrize("shape", [(3, 8, 8, 5), (4, 2, 2, 6), (2, 1, 1, 3), (2, 4, 4, 2)])

@@ -9,8 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-from bntt_jax import ann
-from bntt_jax import conversion as cv
+from bntt_jax.baselines import ann
+from bntt_jax.baselines import conversion as cv
 from bntt_jax.config import NetworkConfig
 from bntt_jax.encoding import POISSON_SCALE
 from bntt_jax.train import TrainState
@@ -121,7 +121,7 @@ def test_a_converted_vgg9_matches_a_plain_loop_with_the_library_convolution():
     """VGG9 (convs, 2×2 average pooling, the readout): the converted network's spikes and
     predictions equal a plain Python loop over steps and layers written from the module
     docstring with XLA's own convolution (the simulation uses the event-driven one on CPU)."""
-    from bntt_jax.conv import conv3x3_reference
+    from bntt_jax.cpu.convolution import conv3x3_reference
 
     config = NetworkConfig(arch="vgg9", img_size=32, in_channels=3, num_classes=10, norm="bn")
     net = ann.init(0, config)

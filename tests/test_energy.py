@@ -5,7 +5,7 @@ rate, sparsity, TrueNorth and SpiNNaker energy), the BNTT paper's Table S1, and 
 import pytest
 
 from bntt_jax.config import NetworkConfig
-from bntt_jax.energy import (
+from bntt_jax.metrics.energy import (
     CMOS_45NM_PJ,
     STATIC_STEP_WEIGHT,
     ann_flops,

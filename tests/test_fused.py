@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import bntt_jax as bj
-from bntt_jax import fused
+from bntt_jax import models
+from bntt_jax.cpu import fused
 from bntt_jax.models import SpikingNetwork
 from bntt_jax.train import eval_step
 
@@ -56,9 +57,9 @@ def test_fused_forward_equals_the_module_in_float64(arch):
         net = randomised(bj.init(jax.random.key(0), cfg))
         variables = jax.tree.map(lambda a: a.astype(jnp.float64), net.variables())
         spikes = input_spikes(shape, np.float64)
-        assert fused.fusable(cfg, spikes)
+        assert models.fusable(cfg, spikes)
         ref = SpikingNetwork(cfg).apply(variables, spikes, train=False)
-        got = jax.jit(lambda v, s: fused._fused_forward(v, cfg, s))(variables, spikes)
+        got = jax.jit(lambda v, s: models._fused_forward(v, cfg, s))(variables, spikes)
     for layer, counts in ref[1].items():
         assert int(counts.sum()) > 0, f"{layer} never fires: the test would not see its LIF"
         np.testing.assert_array_equal(got[1][layer], counts, err_msg=layer)
@@ -87,7 +88,7 @@ def test_float32_simulate_and_eval_step_use_the_fused_path_and_agree():
 def test_other_norms_keep_the_module_forward():
     cfg = bj.NetworkConfig(arch="vgg9", num_steps=2, img_size=8, norm="bn")
     spikes = jnp.zeros((2, 2, 8, 8, 3), jnp.float32)
-    assert not fused.fusable(cfg, spikes)
+    assert not models.fusable(cfg, spikes)
     net = bj.init(jax.random.key(0), cfg)
     hlo = jax.jit(lambda n, s: bj.simulate(n, s).logits).lower(net, spikes).as_text()
     assert "bntt_sparse_conv_lif_eval" not in hlo

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bntt_jax import conv, kernels
-from bntt_jax.conv import (
+from bntt_jax.cpu import convolution, ffi
+from bntt_jax.cpu.convolution import (
     conv3x3,
     conv3x3_reference,
     sparse_conv,
@@ -50,9 +50,9 @@ def reference_conv(x, kernel):
 
 
 def test_kernels_build_and_register():
-    assert kernels.available()
-    assert kernels.cache_dir().is_dir()
-    assert list(kernels.cache_dir().glob("kernels-*.so"))
+    assert ffi.available()
+    assert ffi.cache_dir().is_dir()
+    assert list(ffi.cache_dir().glob("ffi-*.so"))
 
 
 CASES = [
@@ -111,7 +111,7 @@ def test_float32_agrees_with_xla_to_float32_rounding():
 @pytest.mark.parametrize("use_kernels", [True, False])
 def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(monkeypatch, use_kernels):
     if not use_kernels:
-        monkeypatch.setattr(conv.kernels, "available", lambda: False)
+        monkeypatch.setattr(convolution.ffi, "available", lambda: False)
     rng = np.random.default_rng(3)
     with jax.enable_x64(True):
         x = jnp.asarray(sparse_input(rng, (4, 6, 6, 20), "binary"))
@@ -154,32 +154,33 @@ def test_the_network_runs_the_kernels_on_cpu():
 def test_a_failing_build_warns_and_falls_back(monkeypatch, tmp_path):
     monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path))
     with pytest.raises(RuntimeError, match="failed"):
-        kernels.load("false")  # a "compiler" that always exits 1
+        ffi.load("false")  # a "compiler" that always exits 1
     assert not list(tmp_path.glob("*.so")), "a failed build must leave no library behind"
 
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    kernels.available.cache_clear()
+    ffi.available.cache_clear()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert kernels.available() is False
+            assert ffi.available() is False
         assert any("pure-XLA" in str(w.message) for w in caught)
     finally:
         monkeypatch.delenv("CXX")
         monkeypatch.delenv("BNTT_JAX_CACHE")
-        kernels.available.cache_clear()
-    assert kernels.available()
+        ffi.available.cache_clear()
+    assert ffi.available()
 
 
-def test_kernels_can_be_switched_off(monkeypatch):
-    monkeypatch.setenv("BNTT_JAX_KERNELS", "0")
-    kernels.available.cache_clear()
+@pytest.mark.parametrize("variable", ["BNTT_JAX_FFI", "BNTT_JAX_KERNELS"])  # and its former name
+def test_the_compiled_code_can_be_switched_off(monkeypatch, variable):
+    monkeypatch.setenv(variable, "0")
+    ffi.available.cache_clear()
     try:
-        assert kernels.available() is False
+        assert ffi.available() is False
     finally:
-        monkeypatch.delenv("BNTT_JAX_KERNELS")
-        kernels.available.cache_clear()
-    assert kernels.available()
+        monkeypatch.delenv(variable)
+        ffi.available.cache_clear()
+    assert ffi.available()
 
 
 def test_bad_inputs_get_clear_errors():

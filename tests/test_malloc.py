@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bntt_jax.malloc import TUNABLE, huge_pages_env, huge_pages_on
+from bntt_jax.cpu.huge_pages import TUNABLE, huge_pages_env, huge_pages_on
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunable")
 
@@ -57,7 +57,7 @@ def test_huge_pages_cut_the_page_faults_of_every_call():
 def test_command_line_entry_points_restart_once_with_the_tunable(tmp_path):
     (tmp_path / "probe_main.py").write_text(
         "import os, sys\n"
-        "from bntt_jax.malloc import restart_with_huge_pages\n"
+        "from bntt_jax.cpu.huge_pages import restart_with_huge_pages\n"
         "restart_with_huge_pages('probe_main', sys.argv[1:])\n"
         "print(os.environ['GLIBC_TUNABLES'], *sys.argv[1:])\n"
     )

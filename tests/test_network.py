@@ -117,7 +117,7 @@ def test_eval_mode_layer_major_equals_time_major(arch, norm, kw):
 
 def test_batch_major_fold_computes_the_same_as_time_major():
     """The fold used with several devices (batch-major) against the one-device fold."""
-    from bntt_jax.conv import conv3x3_reference
+    from bntt_jax.cpu.convolution import conv3x3_reference
     from bntt_jax.models import fold_time
 
     x = jax.random.normal(jax.random.key(0), (3, 5, 6, 6, 4))

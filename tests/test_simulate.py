@@ -148,7 +148,7 @@ def test_config_defaults_and_round_trip():
     cfg = bj.NetworkConfig(arch="mlp", hidden=[8, 4], num_steps=9)
     assert cfg.hidden == (8, 4)
     assert bj.NetworkConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="unknown key .layers.; the keys are arch"):
         bj.NetworkConfig.from_dict({"arch": "vgg9", "layers": 3})
     vgg9 = bj.NetworkConfig(arch="vgg9")
     assert vgg9.neurons_per_layer()["conv1"] == 64 * 32 * 32

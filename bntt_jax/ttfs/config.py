@@ -12,6 +12,7 @@ import math
 import numbers
 from typing import Any
 
+from bntt_jax import serialize
 from bntt_jax.config import NetworkConfigError
 
 #: Architectures: the paper's VGG-16 for CIFAR, and an MLP for small inputs.
@@ -217,16 +218,9 @@ class TTFSConfig:
         return sum(self.neurons_per_layer().values())
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for k in ("channels", "hidden"):
-            if out[k] is not None:
-                out[k] = list(out[k])
-        return out
+        """A JSON-ready dict; :meth:`from_dict` inverts it."""
+        return serialize.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TTFSConfig:
-        data = dict(data)
-        for k in ("channels", "hidden"):
-            if isinstance(data.get(k), list):
-                data[k] = tuple(data[k])
-        return cls(**data)
+        return serialize.from_dict(cls, data)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bntt_jax.checks import check_finite, is_traced
-from bntt_jax.simulate import variables_from_one_draw
+from bntt_jax.initialization import variables_from_one_draw
 from bntt_jax.ttfs.config import TTFSConfig
 from bntt_jax.ttfs.models import TTFSNetwork
 

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bntt_jax.conv import conv3x3, spike_dense
+from bntt_jax.cpu.convolution import conv3x3, spike_dense
 from bntt_jax.ttfs.config import TTFSConfig
 from bntt_jax.ttfs.kernel import NO_SPIKE, kernel, threshold_table
 from bntt_jax.ttfs.models import kernel_parameters
@@ -82,8 +82,8 @@ def _compose(f: Callable, g: Callable) -> Callable:
 
 def _synapses(kind: str, x: jax.Array, w: jax.Array) -> jax.Array:
     """``W·s``: the 3×3 "same" convolution or the dense layer of the library's speed layer
-    (:mod:`bntt_jax.conv`: on CPU event-driven over the non-zero inputs, and im2col for maps
-    of at most 4 pixels; the library convolution and matmul elsewhere)."""
+    (:mod:`bntt_jax.cpu.convolution`: on CPU event-driven over the non-zero inputs, and im2col
+    for maps of at most 4 pixels; the library convolution and matmul elsewhere)."""
     if kind == "conv":
         return conv3x3(x, w.astype(x.dtype))
     return spike_dense(x.reshape(x.shape[0], -1), w.astype(x.dtype))

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from bntt_jax import energy
 from bntt_jax.encoding import POISSON_SCALE
+from bntt_jax.metrics import energy
 from experiments.analyses import evaluation
 from experiments.report import save_figure
 

@@ -19,8 +19,10 @@ PAPER_LAYERS = ("conv1", "conv4", "conv7")
 def not_applicable(subject: Any) -> str | None:
     if subject.kind != "snn":
         return f"the {subject.kind} network has no γᵗ (only BNTT layers have them)."
-    norm = subject.net.config.norm
-    return None if norm == "bntt" else f"the network has norm={norm!r}, so no γᵗ."
+    config = subject.net.config
+    if config.normalization.has_gamma_t:
+        return None
+    return f"the network has norm={config.norm!r}, so no γᵗ."
 
 
 def layers_of(config: Any) -> list[str]:

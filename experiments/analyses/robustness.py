@@ -1,7 +1,7 @@
 """Robustness (BNTT paper, Fig. 4b and Appendix F; journal Fig. 8): test accuracy under
 Gaussian noise N(0, σ²) added to the clean image in [0, 1] before standardisation, and under
-FGSM (:mod:`bntt_jax.robustness`), for the config's ``noise_sigmas`` and ``fgsm_epsilons`` on
-the first ``analysis_images`` test images.
+FGSM (:mod:`bntt_jax.metrics.robustness`), for the config's ``noise_sigmas`` and
+``fgsm_epsilons`` on the first ``analysis_images`` test images.
 
 Where FGSM is crafted: a BNTT-family network on itself (BPTT with the surrogate, the Poisson
 encoder as the identity backward; Sharmin et al. 2020); the ANN on itself (exact gradient); a
@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bntt_jax import robustness
+from bntt_jax.metrics import robustness
 from experiments.analyses import evaluate_on
 from experiments.report import save_figure
 

@@ -1,6 +1,6 @@
-"""Compiled XLA:CPU kernels, built on first use and registered through ``jax.ffi``.
+"""Compiled XLA:CPU code, built on first use and registered through ``jax.ffi``.
 
-The kernels live as C++ sources in ``bntt_jax/_kernels/``. The first call of
+The FFI targets live as C++ sources in ``bntt_jax/cpu/csrc/``. The first call of
 :func:`available` in a process compiles them with the system C++ compiler against the XLA FFI
 headers that ship with jaxlib (``jax.ffi.include_dir()``), for the CPU it runs on
 (``-march=native``), and caches the shared library under ``$BNTT_JAX_CACHE`` (default
@@ -10,17 +10,19 @@ interrupted or concurrent build never leaves a broken library behind.
 
 If no compiler is found or the build fails, :func:`available` returns ``False`` after one
 warning that says why, and the library runs its pure-XLA code paths instead (same results,
-slower). Set ``BNTT_JAX_KERNELS=0`` to turn the kernels off.
+slower). Set ``BNTT_JAX_FFI=0`` to turn the compiled code off (``BNTT_JAX_KERNELS=0``, its
+former name, still works).
 
-The kernels are used only where the CPU is one device (:func:`usable`). A custom call is
+The compiled code is used only where the CPU is one device (:func:`usable`). A custom call is
 opaque to XLA's SPMD partitioner: with several CPU devices (forced host devices, or several
-``jax.distributed`` processes) XLA would all-gather each kernel's whole input onto every
-device and run the kernel on the whole batch there, N times the work plus one collective
-rendezvous per kernel call. The pure-XLA paths partition over the batch instead.
+``jax.distributed`` processes) XLA would all-gather each call's whole input onto every
+device and run the call on the whole batch there, N times the work plus one collective
+rendezvous per call. The pure-XLA paths partition over the batch instead.
 
-Kernels (``_kernels/sparse_conv.cc``): the event-driven convolution's forward and filter
-gradient, used by :func:`bntt_jax.conv.conv3x3` and :func:`bntt_jax.conv.spike_dense` on CPU,
-and the fused evaluation-mode layer (convolution + BNTT + LIF) of :mod:`bntt_jax.fused`.
+Targets (``csrc/sparse_conv.cc``): the event-driven convolution's forward and filter gradient,
+used by :func:`bntt_jax.cpu.convolution.conv3x3` and :func:`~bntt_jax.cpu.convolution.spike_dense`
+on CPU, and the fused evaluation-mode layer (convolution + per-step affine + LIF) of
+:mod:`bntt_jax.cpu.fused`. This module imports nothing of the model.
 """
 
 from __future__ import annotations
@@ -47,11 +49,11 @@ TARGETS = {
     "bntt_sparse_conv_lif_eval": "SparseConvLifEval",
 }
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-w")
-_SOURCE_DIR = Path(__file__).parent / "_kernels"
+_SOURCE_DIR = Path(__file__).parent / "csrc"
 
 
 def cache_dir() -> Path:
-    """Where compiled kernels are cached: ``$BNTT_JAX_CACHE`` or ``~/.cache/bntt_jax``."""
+    """Where the compiled library is cached: ``$BNTT_JAX_CACHE`` or ``~/.cache/bntt_jax``."""
     return Path(os.environ.get("BNTT_JAX_CACHE", Path.home() / ".cache" / "bntt_jax"))
 
 
@@ -70,7 +72,7 @@ def _library_path(compiler: str) -> Path:
         digest.update((_SOURCE_DIR / name).read_bytes())
     for part in (compiler, *FLAGS, jaxlib.__version__, platform.machine(), _cpu_signature()):
         digest.update(part.encode())
-    return cache_dir() / f"kernels-{digest.hexdigest()[:16]}.so"
+    return cache_dir() / f"ffi-{digest.hexdigest()[:16]}.so"
 
 
 def _build(compiler: str, target: Path) -> None:
@@ -101,7 +103,7 @@ _loaded: list[ctypes.CDLL] = []  # the registered library, kept alive for the pr
 
 
 def load(compiler: str) -> None:
-    """Build the kernels with ``compiler`` if they are not cached, load and register them.
+    """Build the library with ``compiler`` if they are not cached, load and register them.
 
     Raises ``RuntimeError`` (with the compiler's messages) when the build fails. The FFI
     targets are registered once per process; later loads only check that the build works.
@@ -121,15 +123,15 @@ def load(compiler: str) -> None:
 
 @functools.cache
 def available() -> bool:
-    """Compile (once, cached) and register the CPU kernels; ``False`` if that is impossible."""
-    if os.environ.get("BNTT_JAX_KERNELS", "1") == "0":
+    """Compile (once, cached) and register the compiled code; ``False`` if that is impossible."""
+    if os.environ.get("BNTT_JAX_FFI", os.environ.get("BNTT_JAX_KERNELS", "1")) == "0":
         return False
     compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         warnings.warn(
-            "bntt_jax: no C++ compiler (g++) found, so the fast CPU kernels are off and the "
+            "bntt_jax: no C++ compiler (g++) found, so the fast compiled CPU code is off and the "
             "slower pure-XLA paths are used. Install g++ (e.g. `apt install g++`) to enable "
-            "them, or set BNTT_JAX_KERNELS=0 to silence this.",
+            "it, or set BNTT_JAX_FFI=0 to silence this.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -138,8 +140,8 @@ def available() -> bool:
         load(compiler)
     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
         warnings.warn(
-            f"bntt_jax: building the CPU kernels failed, so the slower pure-XLA paths are used "
-            f"(results are the same). Set BNTT_JAX_KERNELS=0 to silence this. Cause: {err}",
+            f"bntt_jax: building the compiled CPU code failed, so the slower pure-XLA paths are "
+            f"used (results are the same). Set BNTT_JAX_FFI=0 to silence this. Cause: {err}",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -148,6 +150,6 @@ def available() -> bool:
 
 
 def usable() -> bool:
-    """Whether the library uses the kernels here: they are :func:`available` and the CPU
+    """Whether the library uses the compiled code here: it is :func:`available` and the CPU
     backend is a single device (see the module docstring for why not on several)."""
     return available() and len(jax.devices("cpu")) == 1

@@ -1,8 +1,8 @@
 """ANN-to-SNN conversion (Sengupta et al. 2019), the BNTT papers' "Conversion" rows (Table 3:
 VGG9 at T = 100, 500, 1000).
 
-A trained :mod:`bntt_jax.ann` network becomes integrate-and-fire neurons (no leak) driven by
-the same signed Poisson input as the BNTT network:
+A trained :mod:`bntt_jax.baselines.ann` network becomes integrate-and-fire neurons (no leak)
+driven by the same signed Poisson input as the BNTT network:
 
 * batch norm is folded into each layer: ``W' = W·γ/√(σ² + ε)`` per output channel and a bias
   ``b' = β − γ·μ/√(σ² + ε)`` (none without batch norm);
@@ -34,9 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bntt_jax.ann import BN_EPS, ANNParams
+from bntt_jax.baselines.ann import BN_EPS, ANNParams
 from bntt_jax.config import NetworkConfig
-from bntt_jax.conv import conv3x3, spike_dense
+from bntt_jax.cpu.convolution import conv3x3, spike_dense
 from bntt_jax.encoding import POISSON_SCALE, poisson_encode
 
 RESETS = ("subtract", "zero")
@@ -73,7 +73,7 @@ def fold_batch_norm(ann: ANNParams) -> tuple[dict[str, jax.Array], dict[str, jax
 
 
 def _synapses(kind: str, w: jax.Array, x: jax.Array) -> jax.Array:
-    """``W·x`` of a layer: event-driven on CPU (:mod:`bntt_jax.conv`: only the non-zero
+    """``W·x`` of a layer: event-driven on CPU (:mod:`bntt_jax.cpu.convolution`: only the non-zero
     inputs, i.e. the spikes, are visited), the library convolution / matmul elsewhere."""
     if kind == "conv":
         return conv3x3(x, w)

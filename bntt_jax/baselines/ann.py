@@ -6,7 +6,7 @@ MLP; 3×3 convs and linear layers without bias; 2×2 average pooling, global ave
 VGG11; a linear readout), with ReLU in place of the LIF neurons and, with ``norm="bn"``, a
 standard batch norm (γ and β, PyTorch's ε 1e-5 and momentum 0.1; Flax's running variance,
 from the biased batch variance) after each conv and hidden linear layer; ``norm="none"``
-leaves it out. Kernels are He-normal (``variance_scaling(2, "fan_in")``, the usual ReLU
+leaves it out. Weights are He-normal (``variance_scaling(2, "fan_in")``, the usual ReLU
 initialisation). One forward pass is one inference: no time.
 """
 

@@ -2,12 +2,12 @@
 
 On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
 
-* with the compiled kernels (:mod:`bntt_jax.kernels`; float32/float64): the forward and the
+* with the compiled code (:mod:`bntt_jax.cpu.ffi`; float32/float64): the forward and the
   filter gradient are **event-driven**: they visit only the non-zero inputs, which are
   binary spikes (or their 2×2 averages) everywhere but in the first layer, and a trained BNTT
   network fires sparsely. The input gradient, which is dense, is the library convolution's
-  transpose (im2col for maps of at most 4 pixels). Both kernels use all cores.
-* without them: the library convolution forward (im2col for maps of at most 4 pixels, where
+  transpose (im2col for maps of at most 4 pixels). Both compiled passes use all cores.
+* without it: the library convolution forward (im2col for maps of at most 4 pixels, where
   XLA:CPU's convolution is pathological: 5.7 s for what a matmul does in 0.13 s on VGG11's
   2×2 maps) and the vector-Jacobian product of the im2col form backward (XLA:CPU's own filter
   gradient runs at ~17 GFLOP/s against ~95 forward).
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bntt_jax import kernels
+from bntt_jax.cpu import ffi
 
 #: Feature maps with at most this many pixels use im2col forward on CPU.
 SMALL_MAP = 4
@@ -49,8 +49,8 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return out.reshape(n, h, w, -1)
 
 
-def _use_kernels(x: jax.Array) -> bool:
-    return x.dtype in (jnp.float32, jnp.float64) and kernels.usable()
+def _use_ffi(x: jax.Array) -> bool:
+    return x.dtype in (jnp.float32, jnp.float64) and ffi.usable()
 
 
 def _check_sparse_inputs(name: str, x: jax.Array, kernel: jax.Array) -> None:
@@ -66,17 +66,17 @@ def _check_sparse_inputs(name: str, x: jax.Array, kernel: jax.Array) -> None:
         )
     if x.dtype not in (jnp.float32, jnp.float64):
         raise TypeError(f"{name}(): x must be float32 or float64, got {x.dtype}")
-    if not kernels.available():
+    if not ffi.available():
         raise RuntimeError(
-            f"{name}() needs the compiled CPU kernels, which are unavailable here (see the "
-            "warning from bntt_jax.kernels); conv3x3 and spike_dense fall back by themselves."
+            f"{name}() needs the compiled CPU code, which is unavailable here (see the "
+            "warning from bntt_jax.cpu.ffi); conv3x3 and spike_dense fall back by themselves."
         )
 
 
 def sparse_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Event-driven "same" convolution on CPU: the synaptic input ``W·o_t`` of Eq. 4/9 summed
     over the non-zero inputs only. ``x`` ``[N, H, W, C]``, ``kernel`` ``[k, k, C, D]`` (odd k,
-    stride 1, zero padding (k−1)/2). Needs :func:`bntt_jax.kernels.available`.
+    stride 1, zero padding (k−1)/2). Needs :func:`bntt_jax.cpu.ffi.available`.
     """
     _check_sparse_inputs("sparse_conv", x, kernel)
     out = jax.ShapeDtypeStruct(x.shape[:3] + kernel.shape[3:], x.dtype)
@@ -134,7 +134,7 @@ def _lowered_on_cpu(cpu_forward, cpu_backward):
 
 
 def _conv_cpu_forward(x, kernel):
-    if _use_kernels(x):
+    if _use_ffi(x):
         return sparse_conv(x, kernel)
     if _small(x):
         return conv3x3_im2col(x, kernel)
@@ -142,7 +142,7 @@ def _conv_cpu_forward(x, kernel):
 
 
 def _conv_cpu_backward(x, kernel, g):
-    if _use_kernels(x):
+    if _use_ffi(x):
         dense = conv3x3_im2col if _small(x) else conv3x3_reference
         (dx,) = jax.linear_transpose(lambda v: dense(v, kernel), x)(g)
         return dx, sparse_conv_filter_grad(x, kernel, g)
@@ -160,19 +160,19 @@ def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
 MIN_SPARSE_FEATURES = 16
 
 
-def _dense_kernels(x: jax.Array, kernel: jax.Array) -> bool:
-    return min(kernel.shape) >= MIN_SPARSE_FEATURES and _use_kernels(x)
+def _dense_ffi(x: jax.Array, kernel: jax.Array) -> bool:
+    return min(kernel.shape) >= MIN_SPARSE_FEATURES and _use_ffi(x)
 
 
 def _dense_cpu_forward(x, kernel):
-    if _dense_kernels(x, kernel):
+    if _dense_ffi(x, kernel):
         y = sparse_conv(x.reshape(-1, 1, 1, x.shape[-1]), kernel[None, None])
         return y.reshape(x.shape[:-1] + kernel.shape[-1:])
     return x @ kernel
 
 
 def _dense_cpu_backward(x, kernel, g):
-    if _dense_kernels(x, kernel):
+    if _dense_ffi(x, kernel):
         flat_x = x.reshape(-1, 1, 1, x.shape[-1])
         flat_g = g.reshape(-1, 1, 1, g.shape[-1])
         dw = sparse_conv_filter_grad(flat_x, kernel[None, None], flat_g)[0, 0]
@@ -184,7 +184,7 @@ def _dense_cpu_backward(x, kernel, g):
 def spike_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Dense layer without bias, ``x @ kernel`` for ``x`` ``[..., C]`` and ``kernel`` ``[C, D]``.
 
-    On CPU with the compiled kernels, the forward and the weight gradient visit only the
+    On CPU with the compiled code, the forward and the weight gradient visit only the
     non-zero inputs (spikes); the input gradient is ``g @ kernelᵀ``.
     """
     return x @ kernel

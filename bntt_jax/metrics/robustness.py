@@ -10,9 +10,9 @@ Appendix F; journal version, Fig. 8).
   backward pass (each step's spikes ``s_t`` pass ``∂L/∂s_t`` on to ``x``, so
   ``∂L/∂x = Σ_t ∂L/∂s_t``; the encoder's expectation is linear in ``x``), then through the
   standardisation to the intensities.
-* FGSM crafted on the non-spiking ANN (:mod:`bntt_jax.ann`, exact gradient) and transferred
-  to a spiking network: :func:`ann_input_gradient`, :func:`ann_fgsm`. A converted network is
-  attacked this way (its integrate-and-fire neurons have no surrogate gradient here).
+* FGSM crafted on the non-spiking ANN (:mod:`bntt_jax.baselines.ann`, exact gradient) and
+  transferred to a spiking network: :func:`ann_input_gradient`, :func:`ann_fgsm`. A converted
+  network is attacked this way (its integrate-and-fire neurons have no surrogate gradient here).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from bntt_jax.baselines.ann import forward
 from bntt_jax.encoding import poisson_encode
 from bntt_jax.models import SpikingNetwork
-from bntt_jax.simulate import NetworkParams
+from bntt_jax.network import NetworkParams
 from bntt_jax.train import cross_entropy, encode
 
 
@@ -109,9 +110,9 @@ def fgsm(
 def ann_input_gradient(
     net: Any, images: jax.Array, labels: jax.Array, *, mean: Any = 0.0, std: Any = 1.0
 ) -> jax.Array:
-    """``∇ L`` of the ANN ``net`` (:class:`bntt_jax.ann.ANNParams`, running statistics) with
-    respect to the intensities ``images`` (standardised inside as ``(images − mean) / std``)."""
-    from bntt_jax.ann import forward
+    """``∇ L`` of the ANN ``net`` (:class:`bntt_jax.baselines.ann.ANNParams`, running
+    statistics) with respect to the intensities ``images`` (standardised inside as
+    ``(images − mean) / std``)."""
 
     def loss(images):
         return cross_entropy(forward(net, (images - mean) / std), labels)

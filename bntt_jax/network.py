@@ -9,7 +9,6 @@ It is a pytree (the config is static aux data), so it goes straight into ``jax.j
 from __future__ import annotations
 
 import functools
-import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -20,8 +19,8 @@ import numpy as np
 
 from bntt_jax.checks import check_finite
 from bntt_jax.config import NetworkConfig
-from bntt_jax.fused import eval_apply
-from bntt_jax.models import SpikingNetwork
+from bntt_jax.initialization import variables_from_one_draw
+from bntt_jax.models import SpikingNetwork, eval_apply
 
 
 @flax.struct.dataclass
@@ -29,7 +28,7 @@ class NetworkParams:
     """Parameters of a spiking network, with the architecture they belong to.
 
     Attributes:
-      params: Flax ``params`` collection (conv/fc kernels, γ's).
+      params: Flax ``params`` collection (conv/fc weights, each Flax's ``kernel``; γ's).
       batch_stats: Flax ``batch_stats`` collection (running μ, σ² per step); ``{}`` for
         ``norm='layernorm'`` or ``'none'``.
       config: the :class:`NetworkConfig` (static: not a leaf).
@@ -75,8 +74,8 @@ def init(
       config: a :class:`NetworkConfig`; or give its fields as keywords instead. ``T`` is
         accepted for ``num_steps``.
 
-    Kernels are Xavier-uniform with gain 2 (``U(−b, b)``, ``b = 2·sqrt(6 / (fan_in +
-    fan_out))``), γ = 1, running mean 0 and variance 1, as in the authors' code. All kernels
+    Weights are Xavier-uniform with gain 2 (``U(−b, b)``, ``b = 2·sqrt(6 / (fan_in +
+    fan_out))``), γ = 1, running mean 0 and variance 1, as in the authors' code. All weights
     are consecutive slices of one uniform draw from ``key``, so initialising costs one small
     compiled program whatever the network (a VGG9 in well under a second on a 2-core CPU,
     where tracing Flax's ``init`` through the forward pass and compiling one random program
@@ -116,49 +115,15 @@ def variable_shapes(config: NetworkConfig) -> dict[str, Any]:
     return {"params": shapes["params"], "batch_stats": shapes.get("batch_stats", {})}
 
 
-def xavier_bound(shape: tuple[int, ...], gain: float = 2.0) -> float:
-    """``gain·sqrt(6 / (fan_in + fan_out))`` of a kernel ``[..., in, out]`` (conv: the
-    receptive field multiplies both fans), as PyTorch's ``xavier_uniform_``."""
-    receptive = math.prod(shape[:-2])
-    return gain * math.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
-
-
 @partial(jax.jit, static_argnums=1)
 def _init_variables(key: jax.Array, config: NetworkConfig) -> dict[str, Any]:
     return variables_from_one_draw(
-        key, variable_shapes(config), gain=2.0, fill={"gamma_t": 1.0, "gamma": 1.0}, where="init()"
+        key,
+        variable_shapes(config),
+        gain=2.0,
+        fill=config.normalization.initial_values,
+        where="init()",
     )
-
-
-def variables_from_one_draw(
-    key: jax.Array, shapes: dict[str, Any], *, gain: float, fill: dict[str, float], where: str
-) -> dict[str, Any]:
-    """``{'params', 'batch_stats'}`` for the shapes of ``shapes``: every ``kernel`` Xavier-
-    uniform with ``gain`` (:func:`xavier_bound`), the kernels being consecutive slices of one
-    uniform draw from ``key`` (one small program, whatever the network); every other parameter
-    the constant ``fill[name]``; running means 0 and variances 1. Used by both engines."""
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes["params"])
-    names = [str(path[-1].key) for path, _ in leaves]
-    sizes = [
-        math.prod(leaf.shape) if name == "kernel" else 0
-        for name, (_, leaf) in zip(names, leaves, strict=True)
-    ]
-    draw = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
-    params, offset = [], 0
-    for name, size, (path, leaf) in zip(names, sizes, leaves, strict=True):
-        if name == "kernel":
-            bound = xavier_bound(leaf.shape, gain)
-            params.append(draw[offset : offset + size].reshape(leaf.shape) * bound)
-            offset += size
-        elif name in fill:
-            params.append(jnp.full(leaf.shape, fill[name], leaf.dtype))
-        else:  # a new kind of parameter must be given its initialisation here
-            raise NotImplementedError(f"{where}: no initialisation for parameter {path}")
-    stats = jax.tree_util.tree_map_with_path(
-        lambda path, s: (jnp.zeros if path[-1].key == "mean" else jnp.ones)(s.shape, s.dtype),
-        shapes.get("batch_stats", {}),
-    )
-    return {"params": jax.tree.unflatten(treedef, params), "batch_stats": stats}
 
 
 def simulate(
@@ -272,7 +237,7 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
         raise ValueError(
             f"simulate(): T={T} but spikes hold only {available} time steps (leading axis)."
         )
-    if train and cfg.norm in ("bntt", "bn") and spikes.shape[1] < 2:
+    if train and cfg.normalization.batch_statistics and spikes.shape[1] < 2:
         raise ValueError(
             "simulate(train=True): batch statistics need a batch of at least 2 samples, got "
             f"{spikes.shape[1]}."

@@ -8,7 +8,7 @@ The authors' ``state_dict`` (``SNN_VGG9_BNTT`` / ``SNN_VGG11_BNTT``) holds
 * ``fc1.weight`` ``[out, in]`` with ``in`` flattened in PyTorch's (C, H, W) order,
   ``bntt_fc.{t}.*`` and the readout ``fc2.weight`` ``[classes, in]``.
 
-Our layout is channels-last: convs are HWIO, dense kernels ``[in, out]``, and ``fc1`` reads
+Our layout is channels-last: convs are HWIO, dense weights ``[in, out]``, and ``fc1`` reads
 a (H, W, C)-flattened input, so its rows are permuted accordingly. The mapping form needs no
 torch; :func:`from_torch` also accepts a ``.pth.tar`` path when torch is installed.
 """
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bntt_jax.config import DEFAULT_LEAK, NetworkConfig
-from bntt_jax.simulate import NetworkParams
+from bntt_jax.network import NetworkParams
 
 _TORCH_ARCHS = ("vgg9", "vgg11")
 

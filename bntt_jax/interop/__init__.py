@@ -1,0 +1,2 @@
+"""Other tools' formats: :mod:`~bntt_jax.interop.pytorch`, the authors' PyTorch BNTT
+checkpoints, both ways."""

@@ -1,0 +1,294 @@
+"""Normalisation through time: BNTT and the baselines the papers compare it with.
+
+Each normalisation is one object (:data:`NORMALIZATIONS`, by the name a config gives as
+``norm``) that says what it is and does everything the network needs of it: its variables
+and their initial values, its training and evaluation forward, its running update, whether
+it has one γ per step (``has_gamma_t``: the γ-based early exit and the γ analyses read them),
+whether it trains on batch statistics (``batch_statistics``: a batch needs two samples) and
+its evaluation as a per-step affine map for the fused CPU layer (``eval_affine``, where
+``fused_eval``). A new normalisation is one class here and one line in
+:data:`NORMALIZATIONS`.
+
+* ``bntt`` (Eq. 9, Algorithm 1): one batch norm per time-step. Step t has its own batch
+  statistics μᵗ, σᵗ (over the batch and the spatial positions of that step only), its own
+  running averages and its own learnable scale γᵗ. No shift β.
+* ``bn``: one standard batch norm shared by all steps, as a single ``BatchNorm2d`` called at
+  every step of the authors' time-major loop would be: in training each step is normalised
+  with its own batch statistics, but γ (no β) and the running averages are shared, the
+  running averages being updated once per step in step order; in evaluation every step uses
+  the same running statistics. The "Baseline + standard BN" row of the journal paper's
+  Table 1. (Statistics pooled over time × batch would be tdBN, a different method.)
+* ``layernorm``: statistics per sample and per step over all features, one γ per channel
+  shared over time, no β: the journal paper's Table 5 comparison (its exact affine form is
+  not given there; we keep BNTT's γ-only form so that only the statistics differ).
+* ``none``: identity, the plain surrogate-gradient baseline.
+
+The pure functions below take time-major activations ``x`` of shape ``[T, B, ..., C]``
+(channels last): statistics go in and out as arrays.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Protocol
+
+from bntt_jax._lazy import LazyModule
+from bntt_jax.constants import EPS, MOMENTUM
+
+# JAX loads on first use, so that a config can name and check a normalisation without it.
+chex, jax, jnp, lax = (LazyModule(m) for m in ("chex", "jax", "jax.numpy", "jax.lax"))
+
+
+def _per_step(stat: jax.Array, ndim: int) -> jax.Array:
+    """Reshape a ``[T, C]`` statistic to broadcast against ``[T, B, ..., C]``."""
+    return stat.reshape(stat.shape[:1] + (1,) * (ndim - 2) + stat.shape[-1:])
+
+
+def bntt_batch_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-time-step batch mean and (biased) variance, Algorithm 1 lines 1–2 / Eq. 1.
+
+    Args:
+      x: ``[T, B, ..., C]``.
+
+    Returns:
+      ``(μ, σ²)``, each ``[T, C]``: statistics over batch and space of each step.
+    """
+    axes = tuple(range(1, x.ndim - 1))
+    mean = jnp.mean(x, axis=axes)
+    var = jnp.mean(jnp.square(x - _per_step(mean, x.ndim)), axis=axes)
+    return mean, var
+
+
+def bntt_normalize(
+    x: jax.Array,
+    gamma_t: jax.Array,
+    mean_t: jax.Array,
+    var_t: jax.Array,
+    eps: float = EPS,
+) -> jax.Array:
+    """BNTT of Eq. 9 / Algorithm 1 lines 3–4: ``γᵗ · (x − μᵗ) / sqrt((σᵗ)² + ε)``.
+
+    Args:
+      x: ``[T, B, ..., C]`` synaptic input of all steps.
+      gamma_t, mean_t, var_t: ``[T, C]``: step t is normalised with row t only. In training
+        pass the batch statistics of :func:`bntt_batch_stats`, in evaluation the running
+        statistics of the same step.
+      eps: ε for numerical stability (1e-4 as the authors).
+
+    A step whose input is all zero (σ = 0, as in deep layers at t = 0) gives 0, finitely.
+    """
+    t, c = x.shape[0], x.shape[-1]
+    chex.assert_shape(
+        [gamma_t, mean_t, var_t],
+        (t, c),
+        custom_message=f"bntt_normalize(): gamma_t, mean_t, var_t must have shape {(t, c)}",
+    )
+    # The scale in the promoted dtype of activations and statistics: float32 running
+    # statistics must not cap the precision of float64 activations.
+    dtype = jnp.result_type(x, mean_t, var_t, gamma_t)
+    gamma_t, mean_t, var_t = (a.astype(dtype) for a in (gamma_t, mean_t, var_t))
+    inv = lax.rsqrt(var_t + eps) * gamma_t
+    return (x - _per_step(mean_t, x.ndim)) * _per_step(inv, x.ndim)
+
+
+def running_stats_update(
+    running_mean: jax.Array,
+    running_var: jax.Array,
+    batch_mean: jax.Array,
+    batch_var: jax.Array,
+    count: int,
+    momentum: float = MOMENTUM,
+) -> tuple[jax.Array, jax.Array]:
+    """Exponential moving average of the statistics, Algorithm 1 lines 6–7.
+
+    As the authors' ``BatchNorm2d``: ``new = (1 − m)·old + m·batch`` with the *unbiased*
+    variance ``σ²·n/(n − 1)`` (n = ``count`` values per statistic). Algorithm 1 prints the
+    average of σ rather than σ²; the released code averages the variance, and so do we.
+    No gradient flows into the running statistics.
+    """
+    if count < 2:
+        raise ValueError(
+            f"running statistics need at least 2 values per channel, got {count}: use a batch "
+            "of at least 2 in training mode."
+        )
+    batch_mean, batch_var = lax.stop_gradient(batch_mean), lax.stop_gradient(batch_var)
+    unbiased = batch_var * (count / (count - 1))
+    new_mean = (1.0 - momentum) * running_mean + momentum * batch_mean
+    new_var = (1.0 - momentum) * running_var + momentum * unbiased
+    return new_mean, new_var
+
+
+def sequential_running_update(
+    running_mean: jax.Array,
+    running_var: jax.Array,
+    batch_mean_t: jax.Array,
+    batch_var_t: jax.Array,
+    count: int,
+    momentum: float = MOMENTUM,
+) -> tuple[jax.Array, jax.Array]:
+    """Shared running statistics ``[C]`` updated by each step's ``[T, C]`` batch statistics
+    in step order: :func:`running_stats_update` applied T times, as a BN module reused at
+    every step of a time-major loop does (the ``bn`` baseline).
+    """
+
+    def step(carry, stats):
+        return running_stats_update(*carry, *stats, count, momentum), None
+
+    (mean, var), _ = lax.scan(step, (running_mean, running_var), (batch_mean_t, batch_var_t))
+    return mean, var
+
+
+def layer_norm(x: jax.Array, gamma: jax.Array, eps: float = EPS) -> jax.Array:
+    """Layer normalisation per sample and per time-step over all features, γ only.
+
+    Args:
+      x: ``[T, B, ..., C]``; statistics over the ``...`` and ``C`` axes of each (t, b).
+      gamma: ``[C]`` scale shared over time.
+    """
+    axes = tuple(range(2, x.ndim))
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    return (x - mean) * lax.rsqrt(var + eps) * gamma
+
+
+# --------------------------------------------------------------------- the normalisations
+class Normalization(Protocol):
+    """What a normalisation of ``[T, B, ..., C]`` synaptic input is and does (module doc)."""
+
+    name: str
+    has_gamma_t: bool
+    batch_statistics: bool
+    fused_eval: bool
+    #: the constant each of its parameters starts at (:func:`bntt_jax.init`)
+    initial_values: dict[str, float]
+
+    def __call__(
+        self, module: Any, x: jax.Array, train: bool, num_steps: int, eps: float, momentum: float
+    ) -> jax.Array:
+        """Normalise ``x`` inside the Flax ``module`` that holds its variables."""
+
+    def eval_affine(
+        self, params: Any, stats: Any, steps: int, eps: float, dtype: Any
+    ) -> tuple[jax.Array, jax.Array]:
+        """Evaluation as ``(x − mean_t)·scale_t``: ``(mean_t, scale_t)``, ``[steps, C]``."""
+
+
+def _ones(key: Any, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    return jnp.ones(shape, dtype)
+
+
+def _running(module: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """The running mean (init 0) and variance (init 1) of ``shape`` in ``batch_stats``."""
+    mean = module.variable("batch_stats", "mean", jnp.zeros, shape, jnp.float32)
+    var = module.variable("batch_stats", "var", jnp.ones, shape, jnp.float32)
+    return mean, var
+
+
+class BNTT:
+    """Batch Normalization Through Time (Eq. 9, Algorithm 1): ``gamma_t`` and the running
+    ``mean``/``var``, all ``[num_steps, C]``; a call with T ≤ num_steps uses (and in training
+    updates) rows ``0 … T−1`` only."""
+
+    name = "bntt"
+    has_gamma_t = True
+    batch_statistics = True
+    fused_eval = True
+    initial_values = {"gamma_t": 1.0}
+
+    def __call__(self, module, x, train, num_steps, eps, momentum):
+        t, c = x.shape[0], x.shape[-1]
+        gamma = module.param("gamma_t", _ones, (num_steps, c), jnp.float32)
+        mean, var = _running(module, (num_steps, c))
+        if not train:
+            return bntt_normalize(x, gamma[:t], mean.value[:t], var.value[:t], eps)
+        batch_mean, batch_var = bntt_batch_stats(x)
+        if not module.is_initializing():
+            # Running statistics keep their storage dtype (float32) whatever x's dtype.
+            stats = (s.astype(mean.value.dtype) for s in (batch_mean, batch_var))
+            count = x.size // (t * c)  # values per statistic: batch × space of one step
+            new_mean, new_var = running_stats_update(
+                mean.value[:t], var.value[:t], *stats, count, momentum
+            )
+            mean.value = mean.value.at[:t].set(new_mean)
+            var.value = var.value.at[:t].set(new_var)
+        return bntt_normalize(x, gamma[:t], batch_mean, batch_var, eps)
+
+    def eval_affine(self, params, stats, steps, eps, dtype):
+        mean, var = stats["mean"][:steps], stats["var"][:steps]
+        gamma = params["gamma_t"][:steps]
+        dtype = jnp.result_type(dtype, mean, var, gamma)  # as bntt_normalize
+        scale = lax.rsqrt(var.astype(dtype) + eps) * gamma.astype(dtype)
+        return mean.astype(dtype), scale
+
+
+class TiedBatchNorm:
+    """One standard batch norm shared by every step (``bn``): one ``gamma`` and one running
+    ``mean``/``var`` of ``[C]``, updated by each step's batch statistics in step order."""
+
+    name = "bn"
+    has_gamma_t = False
+    batch_statistics = True
+    fused_eval = False
+    initial_values = {"gamma": 1.0}
+
+    def __call__(self, module, x, train, num_steps, eps, momentum):
+        t, c = x.shape[0], x.shape[-1]
+        gamma = module.param("gamma", _ones, (c,), jnp.float32)
+        mean, var = _running(module, (c,))
+        gamma_t = jnp.broadcast_to(gamma, (t, c))
+        if not train:
+            mean_t, var_t = (jnp.broadcast_to(v.value, (t, c)) for v in (mean, var))
+            return bntt_normalize(x, gamma_t, mean_t, var_t, eps)
+        batch_mean, batch_var = bntt_batch_stats(x)
+        if not module.is_initializing():
+            stats = (s.astype(mean.value.dtype) for s in (batch_mean, batch_var))
+            mean.value, var.value = sequential_running_update(
+                mean.value, var.value, *stats, x.size // (t * c), momentum
+            )
+        return bntt_normalize(x, gamma_t, batch_mean, batch_var, eps)
+
+
+class LayerNorm:
+    """Layer norm per sample and step (``layernorm``): one ``gamma`` ``[C]``, no statistics
+    kept."""
+
+    name = "layernorm"
+    has_gamma_t = False
+    batch_statistics = False
+    fused_eval = False
+    initial_values = {"gamma": 1.0}
+
+    def __call__(self, module, x, train, num_steps, eps, momentum):
+        gamma = module.param("gamma", _ones, (x.shape[-1],), jnp.float32)
+        return layer_norm(x, gamma.astype(x.dtype), eps)
+
+
+class Identity:
+    """No normalisation (``none``): the plain surrogate-gradient baseline."""
+
+    name = "none"
+    has_gamma_t = False
+    batch_statistics = False
+    fused_eval = False
+    initial_values: dict[str, float] = {}
+
+    def __call__(self, module, x, train, num_steps, eps, momentum):
+        return x
+
+
+#: Every normalisation by its config name, BNTT first (the default).
+NORMALIZATIONS: dict[str, Normalization] = {
+    n.name: n for n in (BNTT(), TiedBatchNorm(), LayerNorm(), Identity())
+}
+#: The names a config's ``norm`` takes.
+NORMS = tuple(NORMALIZATIONS)
+
+
+def normalization(name: str) -> Normalization:
+    """The normalisation called ``name``; an unknown name raises ``ValueError`` naming the
+    choices."""
+    if name not in NORMALIZATIONS:
+        close = difflib.get_close_matches(str(name), NORMS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown norm {name!r}; choose one of {NORMS}.{hint}")
+    return NORMALIZATIONS[name]
