@@ -26,20 +26,20 @@ checkpoint is damaged (its hash does not match).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from experiments import analyses, rundir
-from experiments.config import ConfigError, ExperimentConfig, parse_overrides
-from experiments.data import DataCorruptError, DataMissingError, check_available
+from experiments import analyses
+from experiments.core import folder as run_folder
+from experiments.core.config import ConfigError, ExperimentConfig, parse_overrides
+from experiments.core.data import DataCorruptError, DataMissingError, check_available
 
 #: The config keys an analysis may change: its own, and where it reads the data from.
 ANALYSIS_KEYS = ("noise_sigmas", "fgsm_epsilons", "analysis_images", "data_dir",
                  "eval_batch_size", "conversion_steps", "conversion_percentile",
                  "conversion_reset", "conversion_images")  # fmt: skip
-#: The methods whose runs these analyses read.
+#: The methods whose runs these analyses read (as :mod:`experiments.analyses.folders`).
 ANALYSED_METHODS = ("bntt", "ann")
 
 
@@ -66,15 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve(run: Path, overrides: list[str]) -> tuple[str, ExperimentConfig, dict[str, Any]]:
     """The name, config (with the analysis ``overrides``) and paper values of the finished
     BNTT-family run in ``run``."""
-    folder = rundir.inspect(run)
+    folder = run_folder.inspect(run)
     if folder.state != "finished":
-        raise rundir.RunFolderError(
+        raise run_folder.RunFolderError(
             f"{run} holds no finished run ({folder.state}); analyses read a finished run's "
             "checkpoints. Finish it first (python -m experiments.run --resume --out ...)."
         )
     config = ExperimentConfig.from_dict(folder.config["experiment"])
     if config.method not in ANALYSED_METHODS:
-        raise rundir.RunFolderError(
+        raise run_folder.RunFolderError(
             f"{run} is a {config.method} run; these analyses are for BNTT-family and ANN runs "
             "(the TTFS run's own report holds its spikes and energy)."
         )
@@ -83,11 +83,7 @@ def resolve(run: Path, overrides: list[str]) -> tuple[str, ExperimentConfig, dic
         if key not in ANALYSIS_KEYS:
             raise ConfigError(key, changes[key], "would change the trained run, not the analysis.",
                               f"--set only {', '.join(ANALYSIS_KEYS)}.")  # fmt: skip
-    return (
-        folder.config["name"],
-        dataclasses.replace(config, **changes),
-        folder.config.get("paper", {}),
-    )
+    return folder.config["name"], config.replace(**changes), folder.config.get("paper", {})
 
 
 def plan(args: argparse.Namespace) -> list[tuple[Path, str, ExperimentConfig, dict[str, Any]]]:
@@ -96,16 +92,16 @@ def plan(args: argparse.Namespace) -> list[tuple[Path, str, ExperimentConfig, di
     name, config, paper = resolve(args.run, args.overrides)
     runs = [(args.run, name, config, paper)]
     # the robustness grids apply to all; each ANN keeps its own conversion settings
-    analysis = {k: getattr(config, k) for k in ("noise_sigmas", "fgsm_epsilons",
-                                                "analysis_images")}  # fmt: skip
+    analysis = {k: getattr(config.analysis, k) for k in ("noise_sigmas", "fgsm_epsilons",
+                                                         "analysis_images")}  # fmt: skip
     for other in args.compare:
         o_name, o_config, o_paper = resolve(other, [])
         if o_config.dataset != config.dataset:
-            raise rundir.RunFolderError(
+            raise run_folder.RunFolderError(
                 f"{other} was trained on {o_config.dataset}, {args.run} on {config.dataset}: "
                 "a comparison needs the same test set."
             )
-        runs.append((other, o_name, dataclasses.replace(o_config, **analysis), o_paper))
+        runs.append((other, o_name, o_config.replace(**analysis), o_paper))
     for name in args.only.split(","):
         if name.strip():
             analyses.module(name.strip())  # an unknown name raises ValueError
@@ -114,140 +110,28 @@ def plan(args: argparse.Namespace) -> list[tuple[Path, str, ExperimentConfig, di
     return runs
 
 
-def subjects_of(
-    run: Path,
-    name: str,
-    config: ExperimentConfig,
-    paper: dict[str, Any],
-    data: Any,
-    checkpoint: str = "last",
-) -> list[analyses.Subject]:
-    """The networks of a finished run: its own, and for an ANN with ``conversion_steps`` its
-    conversion, rebuilt as the run's end built it (same ANN, images and seed)."""
-    from experiments.checkpoints import load_checkpoint
-    from experiments.methods import convert_ann
-
-    net = load_checkpoint(run / "checkpoints" / checkpoint)
-    if config.method != "ann":
-        return [analyses.Subject(name, net, data, config, paper)]
-    out = [analyses.Subject(name, net, data, config, paper, kind="ann")]
-    if config.conversion_steps:
-        converted = convert_ann(net, data, config)
-        _check_thresholds(run, config, converted, checkpoint)
-        out.append(analyses.Subject(f"{name} converted", converted, data, config, paper,
-                                    kind="conversion", source=net))  # fmt: skip
-    return out
-
-
-def _check_thresholds(run: Path, config: ExperimentConfig, converted: Any, checkpoint: str) -> None:
-    """Warn if the conversion rebuilt from an unchanged config differs from the run's own
-    (checked when the analysed checkpoint is the final network, which the run's end
-    converted)."""
-    folder = rundir.inspect(run)
-    saved = ExperimentConfig.from_dict(folder.config["experiment"])
-    keys = ("conversion_steps", "conversion_percentile", "conversion_reset", "conversion_images")
-    if any(getattr(saved, k) != getattr(config, k) for k in keys):
-        return  # converted differently on purpose
-    manifest = folder.manifest or {}
-    if checkpoint == "best" and (manifest.get("best") or {}).get("epoch") != manifest.get("epoch"):
-        return  # the run's end converted its final network, the analyses its best
-    metrics = rundir.read_json(run / rundir.METRICS).get("conversion") or {}
-    for layer, value in metrics.get("thresholds", {}).items():
-        rebuilt = float(converted.thresholds[layer])
-        if abs(rebuilt - value) > 1e-4 * max(abs(value), 1.0):
-            print(f"warning: the conversion rebuilt from {run} sets {layer}'s threshold to "
-                  f"{rebuilt:.6g}, the run's end set {value:.6g} (another device or library "
-                  "version?); the analyses use the rebuilt one.", file=sys.stderr)  # fmt: skip
-
-
-def label_of(subject: analyses.Subject) -> str:
-    if subject.kind == "ann":
-        return f"{subject.name} (ANN)"
-    if subject.kind == "conversion":
-        return f"{subject.name} (conversion, T = {subject.num_steps})"
-    return f"{subject.name} ({subject.config.norm}, T = {subject.num_steps})"
-
-
-def with_transfer(subjects: list[analyses.Subject]) -> list[analyses.Subject]:
-    """Every subject, with the first ANN among them as the source of transferred FGSM (not
-    for that ANN, nor its own conversion, whose FGSM is already crafted on it)."""
-    ann = next((s for s in subjects if s.kind == "ann"), None)
-    if ann is None:
-        return subjects
-    source = {"name": ann.name, "net": ann.net}
-    return [
-        s if s is ann or s.source is ann.net else dataclasses.replace(s, transfer=source)
-        for s in subjects
-    ]
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         runs = plan(args)
-    except (ConfigError, rundir.RunFolderError, ValueError, DataMissingError) as err:
+    except (ConfigError, run_folder.RunFolderError, ValueError, DataMissingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     names = tuple(n.strip() for n in args.only.split(",") if n.strip())
     out = args.out or args.run / "analyses"
+    from experiments.analyses.folders import run_analyses  # JAX: once the command is checked
+
     try:
         for path in run_analyses(runs, names, out, args.checkpoint):
             print(path)
-    except (DataMissingError, DataCorruptError, rundir.RunFolderError) as err:
+    except (DataMissingError, DataCorruptError, run_folder.RunFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except rundir.CheckpointDamagedError as err:
+    except run_folder.CheckpointDamagedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
 
 
-def run_analyses(
-    runs: list[tuple[Path, str, ExperimentConfig, dict[str, Any]]],
-    names: tuple[str, ...],
-    out: Path,
-    checkpoint: str = "last",
-) -> list[Path]:
-    """Analyse the networks of ``runs`` (the first is the one analysed, the others compared
-    with it) and write them into ``out``; every run's data and checkpoint load before anything
-    is written. Returns the files written."""
-    from experiments.data import load_dataset
-
-    subjects: list[tuple[Path, analyses.Subject]] = []
-    for run, name, config, paper in runs:
-        data = load_dataset(config.dataset, config.data_dir, config.normalize)
-        # the data must be those the run was trained and tested on
-        rundir.check_same_data(rundir.inspect(run), data.fingerprint, config.data_dir)
-        subjects += [(run, s) for s in subjects_of(run, name, config, paper, data, checkpoint)]
-    subjects = list(zip([r for r, _ in subjects],
-                        with_transfer([s for _, s in subjects]), strict=True))  # fmt: skip
-    written: list[Path] = []
-    by_run: dict[str, dict[str, Any]] = {}
-    first = runs[0][0]
-    for run, subject in subjects:
-        results = analyses.analyze(subject, names)
-        if run == first:
-            folder = out / "conversion" if subject.kind == "conversion" else out
-            written += analyses.write(folder, subject, results)
-        label = label_of(subject)
-        label = label if label not in by_run else f"{label} [{run.name}]"
-        by_run[label] = results
-    if len(by_run) > 1:
-        written += analyses.write_comparison(out / "comparison", by_run)
-    return written
-
-
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def after_run(out: Path) -> list[Path]:
-    """The analyses a finished run's config names (``analyses``), into ``out/analyses``, as
-    ``python -m experiments.analyze out --only ...`` would write them; nothing for a TTFS run
-    (its own report holds its analyses) or ``analyses=none``."""
-    folder = rundir.inspect(out)
-    config = ExperimentConfig.from_dict(folder.config["experiment"])
-    if config.method not in ANALYSED_METHODS or not config.analyses:
-        return []
-    runs = [(Path(out), folder.config["name"], config, folder.config.get("paper", {}))]
-    return run_analyses(runs, config.analyses, Path(out) / "analyses")

@@ -29,9 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from experiments import registry, rundir
-from experiments.config import ConfigError, apply_overrides
-from experiments.data import DataMissingError, check_available
+import numpy as np
+
+import bntt_jax as bj
+from experiments.core import folder as run_folder
+from experiments.core import registry
+from experiments.core.config import ConfigError, apply_overrides
+from experiments.core.data import DataMissingError, check_available, load_dataset
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,16 +60,12 @@ class MismatchError(ValueError):
 
 def _read(checkpoint: Path, config: Any, data: Any) -> Any:
     """The network of ``checkpoint`` as the config's architecture, checked against it."""
-    import numpy as np
-
-    import bntt_jax as bj
-
     source: Any = checkpoint
     if checkpoint.suffix == ".npz":
         with np.load(checkpoint) as arrays:
             source = {k: arrays[k] for k in arrays.files}
-    net = bj.from_torch(source, config.arch, leak=config.leak)
-    expected = config.network(data.num_classes, data.input_shape)
+    net = bj.from_torch(source, config.network.arch, leak=config.network.leak)
+    expected = config.network_config
     for field in ("num_steps", "num_classes", "img_size", "in_channels", "leak"):
         have, want = getattr(net.config, field), getattr(expected, field)
         if have == want:
@@ -83,22 +83,23 @@ def main(argv: list[str] | None = None) -> int:
     try:  # everything checkable before JAX starts
         entry = registry.get(args.name)
         config = apply_overrides(entry.config, args.overrides)
-        authors = config.arch in ("vgg9", "vgg11") and config.norm == "bntt"
-        if config.method != "bntt" or not authors:
+        network = config.network
+        authors = config.method == "bntt" and network.arch in ("vgg9", "vgg11")
+        if not authors or network.norm != "bntt":
             raise ValueError(
-                f"{args.name} is {config.method} {config.arch} norm={config.norm}; the "
-                "authors' checkpoints are BNTT VGG9 / VGG11 (e.g. cifar10_bntt)."
+                f"{args.name} is {config.method} {network.arch} "
+                f"norm={getattr(network, 'norm', None)}; the authors' checkpoints are BNTT "
+                "VGG9 / VGG11 (e.g. cifar10_bntt)."
             )
         if not args.checkpoint.is_file():
             raise FileNotFoundError(f"no checkpoint file at {args.checkpoint}.")
-        rundir.check_new(rundir.inspect(args.out))
+        run_folder.check_new(run_folder.inspect(args.out))
         check_available(config.dataset, config.data_dir)
-    except (KeyError, ConfigError, ValueError, FileNotFoundError, rundir.RunFolderError,
+    except (KeyError, ConfigError, ValueError, FileNotFoundError, run_folder.RunFolderError,
             DataMissingError) as err:  # fmt: skip
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from experiments.data import load_dataset
-    from experiments.run import analyse_finished
+    from experiments.run import analyse_finished  # JAX: once the command is checked
 
     data = load_dataset(config.dataset, config.data_dir, config.normalize)
     try:
@@ -129,41 +130,40 @@ def write_folder(
     checkpoint: Path,
 ) -> None:  # fmt: skip
     """A finished run's folder for ``net``: config, epoch-0 checkpoint, metrics, report."""
-    import optax
+    import optax  # JAX: once the command is checked
 
     from bntt_jax import train as tr
-    from experiments import checkpoints
-    from experiments.methods import Method
+    from experiments.bntt import method
+    from experiments.core import checkpoints, ledger
 
     start = time.perf_counter()
     out.mkdir(parents=True)
-    rundir.write_json(out / rundir.CONFIG, {
-        "format": rundir.FORMAT,
+    run_folder.write_json(out / run_folder.CONFIG, {
+        "format": run_folder.FORMAT,
         "name": name,
         "experiment": config.to_dict(),
         "network": net.config.to_dict(),
         "paper": paper,
         "data": {"name": data.name, "train": len(data.train_x), "test": len(data.test_x),
                  "fingerprint": data.fingerprint},
-        "imported": {"file": checkpoint.name, "sha256": rundir.sha256(checkpoint)},
+        "imported": {"file": checkpoint.name, "sha256": run_folder.sha256(checkpoint)},
     })  # fmt: skip
     state = tr.TrainState.create(net, optax.identity())
     saved = {key: checkpoints.save(out, key, state) for key in ("last/0", "best/0")}
-    method = Method()
     metrics = method.final_metrics(net, data, config, [], paper)
     metrics["wall_time_s"] = time.perf_counter() - start
     metrics["imported"] = checkpoint.name
-    method.write_plots(out, metrics)
-    method.write_report(out, name, config, net.config, metrics)
-    rundir.write_json(out / rundir.METRICS, metrics)
+    method.METHOD.write_plots(out, metrics)
+    method.METHOD.write_report(out, name, config, metrics)
+    run_folder.write_json(out / run_folder.METRICS, metrics)
     manifest = {
-        **rundir.new_manifest(),
+        **ledger.new_manifest(),
         "best": {"epoch": 0, "accuracy": metrics["test_accuracy"], "checkpoint": "best/0"},
         "checkpoints": saved,
         "complete": True,
         "elapsed_s": metrics["wall_time_s"],
     }
-    rundir.commit(out, manifest, 0)
+    ledger.commit(out, manifest, 0)
 
 
 if __name__ == "__main__":

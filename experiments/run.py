@@ -5,7 +5,7 @@
     python -m experiments.run --list
 
 NAME is an experiment or a sweep (a family of experiments drawn as one figure, run member
-after member into one folder; :mod:`experiments.sweeps`).
+after member into one folder; :mod:`experiments.core.sweeps`).
 
 Every argument, config value, results folder and dataset is checked before anything is
 written and before JAX is imported; an error is one line on stderr and exit code 2. A run
@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from experiments import registry, rundir, sweeps
-from experiments.config import (
+from bntt_jax.cpu.huge_pages import restart_with_huge_pages
+from experiments.core import folder as run_folder
+from experiments.core import registry, sweeps
+from experiments.core.config import (
     RESUME_SAFE_KEYS,
     ConfigError,
     ExperimentConfig,
@@ -32,19 +35,27 @@ from experiments.config import (
     describe_keys,
     parse_overrides,
 )
-from experiments.data import DataCorruptError, DataMissingError, check_available
+from experiments.core.data import (
+    DataCorruptError,
+    DataMissingError,
+    check_available,
+    check_finite,
+    load_dataset,
+)
+from experiments.core.folder import RunFolderError
 
 EPILOG = """\
-config keys (--set KEY=VALUE, repeatable; defaults shown are the dataclass's, each
-experiment sets its own: see --show):
+config keys (--set KEY=VALUE, repeatable; a run takes the shared and analysis keys and its
+method's; defaults shown are the config's, each experiment sets its own: see --show):
 {keys}
 
 --resume continues the unfinished run in --out from its last committed epoch with the run's
 own config.json; NAME may be left out. A --set that changes the run is refused; only
 {safe} may change on resume (where the run reads its data, which must be the same;
 which analyses follow the run).
-A finished run is never modified. A sweep's --set applies to every member; --resume on a
-sweep's folder keeps its finished members, resumes the interrupted one and runs the rest.
+A finished run is never modified. A sweep's --set applies to every member that has the key;
+--resume on a sweep's folder keeps its finished members, resumes the interrupted one and runs
+the rest.
 
 exit codes: 0 done; 2 the command cannot start (bad argument, config value, folder, data or
 device count: nothing was written); 1 the run failed (training diverged, no intact
@@ -62,7 +73,8 @@ class Plan:
     out: Path
     paper: dict[str, Any]
     resume: bool
-    sweep: dict[str, Any] | None = None  # a sweep's record (experiments.sweeps)
+    run: run_folder.ResolvedRun | None = None  # one run's checked folder
+    sweep: dict[str, Any] | None = None  # a sweep's record (experiments.core.sweeps)
 
     @property
     def configs(self) -> list[ExperimentConfig]:
@@ -113,36 +125,32 @@ def build_parser() -> argparse.ArgumentParser:
 def plan(args: argparse.Namespace) -> Plan:
     """Resolve and check everything about the command that needs no JAX and no data.
 
-    Raises :class:`ConfigError`, :class:`experiments.rundir.RunFolderError`, ``KeyError``
+    Raises :class:`ConfigError`, :class:`experiments.core.folder.RunFolderError`, ``KeyError``
     (unknown experiment) or :class:`DataMissingError`.
     """
-    if args.resume and rundir.inspect(args.out).state == "sweep":
+    if args.resume and run_folder.inspect(args.out).state == "sweep":
         record = sweeps.resolve_resume(args.out, args.overrides)
         if args.name is not None and args.name != record["name"]:
-            raise rundir.RunFolderError(
+            raise RunFolderError(
                 f"{args.out} holds a sweep of {record['name']}, not {args.name}. Resume it "
                 f"with `python -m experiments.run --resume --out {args.out}`."
             )
-        p = Plan(record["name"], None, Path(args.out), record["paper"], True, record)
+        p = Plan(record["name"], None, Path(args.out), record["paper"], True, sweep=record)
     elif args.resume:
-        folder = rundir.inspect(args.out)
-        rundir.check_resumable(folder, args.name)
-        saved = ExperimentConfig.from_dict(folder.config["experiment"])
-        config = dataclasses.replace(saved, **parse_overrides(args.overrides))
-        name = folder.config["name"]
-        rundir.check_resume_changes(saved, config, args.out, name)
-        paper = folder.config.get("paper", {})
-        p = Plan(name, config, Path(args.out), paper, True)
+        changes = parse_overrides(args.overrides)
+        run = run_folder.resolve_run(args.name, None, args.out, True, changes=changes)
+        p = Plan(run.name, run.config, Path(args.out), run.paper, True, run)
     else:
         entry = registry.lookup(args.name)
         out = Path(args.out or Path("results") / args.name / time.strftime("%Y%m%d-%H%M%S"))
-        if isinstance(entry, sweeps.Sweep):
+        if isinstance(entry, registry.Sweep):
             record = sweeps.resolve_new(entry, args.overrides)
-            p = Plan(args.name, None, out, entry.paper, False, record)
+            run_folder.check_new(run_folder.inspect(out))
+            p = Plan(args.name, None, out, entry.paper, False, sweep=record)
         else:
             config = apply_overrides(entry.config, args.overrides)
-            p = Plan(args.name, config, out, entry.paper, False)
-        rundir.check_new(rundir.inspect(out))
+            run = run_folder.resolve_run(args.name, config, out, False, paper=entry.paper)
+            p = Plan(args.name, config, out, entry.paper, False, run)
     if p.sweep is not None:
         sweeps.check_members(p.out, p.sweep)
     for config in p.configs:
@@ -154,14 +162,13 @@ def _show(p: Plan) -> str:
     if p.sweep is not None:
         return json.dumps({"name": p.name, "out": str(p.out), "resume": p.resume, **p.sweep},
                           indent=2)  # fmt: skip
-    facts = p.config.facts
     return json.dumps(
         {
             "name": p.name,
             "out": str(p.out),
             "resume": p.resume,
             "experiment": p.config.to_dict(),
-            "network": p.config.network(facts.num_classes, facts.input_shape).to_dict(),
+            "network": p.config.network_config.to_dict(),
             "paper": p.paper,
         },
         indent=2,
@@ -194,30 +201,30 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
         parser.error("with several processes give --out DIR: they must agree on the folder")
     try:
         p = plan(args)
-    except (ConfigError, rundir.RunFolderError, KeyError, DataMissingError) as err:
+    except (ConfigError, RunFolderError, KeyError, DataMissingError) as err:
         return _fail(err)
     if args.show:
         print(_show(p))
         return 0
     if restart:
-        from bntt_jax.cpu.huge_pages import restart_with_huge_pages
-
         restart_with_huge_pages("experiments.run", sys.argv[1:] if argv is None else argv)
-
-    from experiments.data import load_dataset
-
-    datasets: dict[tuple[str, str | None, bool], Any] = {}
+    datasets: dict[tuple[str, str, bool], Any] = {}
     try:
         for config in p.configs:  # every member of a sweep is checked before the first runs
             source = (config.dataset, config.data_dir, config.normalize)
             if source not in datasets:
                 datasets[source] = load_dataset(*source)
+                check_finite(datasets[source])
             data = datasets[source]
             check_against_data(config, len(data.train_x), len(data.test_x))
     except (ConfigError, DataMissingError, DataCorruptError) as err:
         return _fail(err)
+    return _train(p, args, distributed, datasets)
 
-    import jax  # from here on JAX is needed
+
+def _train(p: Plan, args: argparse.Namespace, distributed: bool, datasets: dict) -> int:
+    """The checked command, with JAX: the devices, then the run or the sweep."""
+    import jax  # JAX loads here, once every argument, the folder and the data are checked
 
     if distributed:
         jax.distributed.initialize(
@@ -226,23 +233,29 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
             process_id=args.process_id,
         )
     from bntt_jax import parallel
-    from experiments.runner import TrainingDivergedError, run_experiment
+    from experiments.analyses.folders import after_run
+    from experiments.core import runner
 
     try:
         mesh = parallel.data_mesh()
         for config in p.configs:
-            parallel.check_batch_size(mesh, config.batch_size)
-            parallel.check_batch_size(mesh, config.eval_batch_size)
+            runner.check_mesh(mesh, config)
     except ValueError as err:
         return _fail(err)
+    single = jax.process_count() == 1
     try:
         if p.sweep is not None:
-            sweeps.run_sweep(p.out, p.sweep, resume=p.resume, datasets=datasets)
+            member = functools.partial(runner.train_member, mesh=mesh)
+            sweeps.run_sweep(
+                p.out, p.sweep, p.resume, member, primary=jax.process_index() == 0,
+                datasets=datasets, analyse=after_run if single else None,
+            )  # fmt: skip
         else:
-            run_experiment(p.name, p.config, p.out, p.paper, resume=p.resume, data=data)
-    except (ConfigError, rundir.RunFolderError) as err:
+            data = datasets[(p.config.dataset, p.config.data_dir, p.config.normalize)]
+            runner.train(runner.plan(p.run, p.out, p.resume, data, mesh))
+    except (ConfigError, RunFolderError) as err:
         return _fail(err)
-    except (TrainingDivergedError, rundir.CheckpointDamagedError) as err:
+    except (runner.TrainingDivergedError, run_folder.CheckpointDamagedError) as err:
         return _fail(err, code=1)
     except KeyboardInterrupt:
         print(
@@ -261,9 +274,9 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
 def analyse_finished(out: Path) -> int:
     """The finished run's analyses (its config's ``analyses``), on process 0 of a
     single-process run; exit 1 if they fail (the run itself is finished and intact)."""
-    import jax
+    import jax  # loaded already: the run is done
 
-    from experiments import analyze
+    from experiments.analyses.folders import after_run  # JAX: the run's networks
 
     if jax.process_index() != 0:
         return 0
@@ -271,7 +284,7 @@ def analyse_finished(out: Path) -> int:
         print(f"analyses: run python -m experiments.analyze {out} in one process", file=sys.stderr)
         return 0
     try:
-        analyze.after_run(out)
+        after_run(out)
     except KeyboardInterrupt:
         print(f"interrupted during the analyses; the run is finished and intact. Run them "
               f"with: python -m experiments.analyze {out}", file=sys.stderr)  # fmt: skip

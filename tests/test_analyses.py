@@ -16,8 +16,9 @@ from bntt_jax.encoding import poisson_encode
 from bntt_jax.metrics import robustness as rb
 from bntt_jax.models import SpikingNetwork
 from bntt_jax.train import cross_entropy
-from experiments import analyze, rundir
-from experiments.data import load_digits
+from experiments import analyze
+from experiments.core import folder as rundir
+from experiments.core.data.digits import load_digits
 from experiments.run import main
 
 TINY = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4"]

@@ -16,8 +16,8 @@ import pytest
 from bntt_jax.baselines import ann
 from bntt_jax.config import NetworkConfig
 from bntt_jax.train import TrainState
-from experiments.checkpoints import load_checkpoint
-from experiments.data import load_digits
+from experiments.core.checkpoints import load_checkpoint
+from experiments.core.data.digits import load_digits
 from experiments.run import main
 
 
@@ -141,7 +141,7 @@ def test_digits_ann_trains_through_the_runner_and_is_converted(tmp_path):
     "override,match",
     [
         ("norm=bntt", "an ANN normalises with bn"),
-        ("encoder=sequential", "whole inputs"),
+        ("encoder=sequential", "encoder is not a key of a ann run"),
         ("conversion_steps=0", "integers >= 1"),
         ("conversion_percentile=0", "in (0, 100]"),
         ("conversion_reset=hard", "subtract, zero"),

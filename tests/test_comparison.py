@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from experiments import comparison
-from experiments.config import ExperimentConfig
-from experiments.data import load_digits
+from experiments.bntt import comparison
+from experiments.core.config import ExperimentConfig
+from experiments.core.data.digits import load_digits
 from experiments.run import main
 
 TINY = ["epochs=2", "max_train_batches=3", "num_steps=4", "conversion_steps=6,12",
@@ -51,7 +51,7 @@ def test_the_conversion_energy_from_the_runs_spikes_equals_the_analysis(sweep):
     config = ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text())
                                         ["experiment"])  # fmt: skip
     data = load_digits()
-    net_config = config.network(data.num_classes, data.input_shape)
+    net_config = config.network_config
     analysed = json.loads(
         (folder / "analyses" / "conversion" / "energy" / "result.json").read_text()
     )

@@ -14,7 +14,7 @@ from bntt_jax.baselines import conversion as cv
 from bntt_jax.config import NetworkConfig
 from bntt_jax.encoding import POISSON_SCALE
 from bntt_jax.train import TrainState
-from experiments.data import load_digits
+from experiments.core.data.digits import load_digits
 
 
 @pytest.fixture(scope="module")

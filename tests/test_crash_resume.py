@@ -1,7 +1,7 @@
 """Crash-exact resume: a real run killed with SIGKILL at every write boundary of an epoch (and
 at random instants), then resumed, ends exactly as an uninterrupted run.
 
-The runner names its write boundaries (``experiments.rundir.FAULT_POINTS``); with
+The runner names its write boundaries (``experiments.faults.FAULT_POINTS``); with
 ``BNTT_JAX_FAULT=<point>@<epoch>`` the process kills itself there, as ``kill -9`` would, so
 every boundary is hit deterministically. ``BNTT_JAX_FAULT_TRACE`` records the boundaries an
 uninterrupted run meets, so the test knows it covers all of them.
@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 from runs import metrics_without_timing
 
-from experiments import rundir
-from experiments.checkpoints import load_checkpoint
+from experiments.core import faults
+from experiments.core import folder as rundir
+from experiments.core.checkpoints import load_checkpoint
 from experiments.run import main
 
 ROOT = Path(__file__).parents[1]
@@ -115,16 +116,16 @@ def _kill_points(boundaries: list[str]) -> list[str]:
     boundaries of epoch 1 too (a kill there used to make every resume fail)."""
     epoch1 = [f"{p}@1" for p in ("best_saved", "committed", "metrics_written")]
     return ["config_written@0", *epoch1] + [
-        b for b in boundaries if b.endswith("@2") or b.split("@")[0] in rundir.FINAL_FAULT_POINTS
+        b for b in boundaries if b.endswith("@2") or b.split("@")[0] in faults.FINAL_FAULT_POINTS
     ]
 
 
 def test_the_trace_meets_every_boundary_in_order(reference):
     names = [b.split("@")[0] for b in reference["boundaries"]]
-    assert set(names) == set(rundir.FAULT_POINTS)
+    assert set(names) == set(faults.FAULT_POINTS)
     epoch2 = [b.split("@")[0] for b in reference["boundaries"] if b.endswith("@2")]
     # Epoch 2 meets each epoch boundary once, in protocol order (best only if it improved).
-    expected = [p for p in rundir.EPOCH_FAULT_POINTS if p != "best_saved" or "best_saved@2"
+    expected = [p for p in faults.EPOCH_FAULT_POINTS if p != "best_saved" or "best_saved@2"
                 in reference["boundaries"]]  # fmt: skip
     assert epoch2 == expected
 
@@ -133,7 +134,7 @@ def test_the_trace_meets_every_boundary_in_order(reference):
 def killed(reference):
     """One run killed at each boundary, all started at once (they are independent)."""
     points = _kill_points(reference["boundaries"])
-    assert len(set(p.split("@")[0] for p in points)) == len(rundir.FAULT_POINTS)
+    assert len(set(p.split("@")[0] for p in points)) == len(faults.FAULT_POINTS)
     for point in points:
         assert point in reference["boundaries"], point
     procs = {p: _start(reference["root"] / p, BNTT_JAX_FAULT=p) for p in points}

@@ -8,7 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from experiments import data as D
+from experiments.core import data as D
+from experiments.core.data import cifar
+from experiments.core.data.digits import load_digits
 from experiments.run import main
 
 
@@ -26,7 +28,7 @@ def _planted_images(n, offset):
 
 def write_fake_cifar(path, name, n_train=(4, 4, 4, 4, 4), n_test=8):
     """Write an archive in the canonical cifar-*-python.tar.gz layout (pickled dicts)."""
-    spec = D._CIFAR[name]
+    spec = cifar._CIFAR[name]
     label_key = spec["label"].decode()
     files = {}
     offset = 0
@@ -53,8 +55,8 @@ def write_fake_cifar(path, name, n_train=(4, 4, 4, 4, 4), n_test=8):
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_archive_reader_layout(tmp_path, name):
-    archive = write_fake_cifar(tmp_path / D._CIFAR[name]["archive"], name)
-    train_x, train_y, test_x, test_y = D.read_cifar_archive(archive, name)
+    archive = write_fake_cifar(tmp_path / cifar._CIFAR[name]["archive"], name)
+    train_x, train_y, test_x, test_y = cifar.read_cifar_archive(archive, name)
     assert train_x.shape == (20, 32, 32, 3) and train_x.dtype == np.uint8
     assert test_x.shape == (8, 32, 32, 3)
     r, c = 5, 17
@@ -67,7 +69,7 @@ def test_archive_reader_layout(tmp_path, name):
 def test_normalisation_is_the_authors(tmp_path):
     write_fake_cifar(tmp_path / "cifar-10-python.tar.gz", "cifar10")
     ds = D.load_dataset("cifar10", str(tmp_path))
-    raw = D.read_cifar_archive(tmp_path / "cifar-10-python.tar.gz", "cifar10")[0]
+    raw = cifar.read_cifar_archive(tmp_path / "cifar-10-python.tar.gz", "cifar10")[0]
     expected = (raw[7, 2, 9] / 255.0 - [0.4914, 0.4822, 0.4465]) / [0.2023, 0.1994, 0.2010]
     np.testing.assert_allclose(ds.train_x[7, 2, 9], expected, rtol=1e-5)
     assert ds.num_classes == 10 and ds.input_shape == (32, 32, 3) and ds.augment is not None
@@ -77,29 +79,29 @@ def test_intensities_without_normalisation(tmp_path):
     # normalize=False (TTFS input coding): pixel/255 in [0, 1]; crops pad with 0 intensity.
     write_fake_cifar(tmp_path / "cifar-10-python.tar.gz", "cifar10")
     ds = D.load_dataset("cifar10", str(tmp_path), normalize=False)
-    raw = D.read_cifar_archive(tmp_path / "cifar-10-python.tar.gz", "cifar10")[0]
+    raw = cifar.read_cifar_archive(tmp_path / "cifar-10-python.tar.gz", "cifar10")[0]
     np.testing.assert_array_equal(ds.train_x[7, 2, 9], (raw[7, 2, 9] / 255.0).astype(np.float32))
     padded = ds.augment(np.random.default_rng(0), np.ones((64, 32, 32, 3), np.float32))
     assert set(np.unique(padded)) == {0.0, 1.0}  # shifted crops show the zero padding
-    digits = D.load_digits(normalize=False)
+    digits = load_digits(normalize=False)
     assert digits.train_x.min() == 0.0 and digits.train_x.max() == 1.0
-    assert digits.fingerprint == D.load_digits().fingerprint  # the same raw data
+    assert digits.fingerprint == load_digits().fingerprint  # the same raw data
     # a dataset maps its inputs back to intensities and forth (the robustness analyses add
     # noise and FGSM steps to intensities): per channel for CIFAR, one mean/std for digits
     standard = D.load_dataset("cifar10", str(tmp_path))
     np.testing.assert_allclose(standard.to_intensities(standard.test_x), ds.test_x, atol=1e-6)
     np.testing.assert_allclose(standard.from_intensities(ds.test_x), standard.test_x, atol=1e-5)
     np.testing.assert_array_equal(ds.to_intensities(ds.test_x), ds.test_x)  # mean 0, std 1
-    np.testing.assert_allclose(D.load_digits().to_intensities(D.load_digits().test_x),
+    np.testing.assert_allclose(load_digits().to_intensities(load_digits().test_x),
                                digits.test_x, atol=1e-6)  # fmt: skip
 
 
 def test_random_crop_with_padding_and_flip():
     rng = np.random.default_rng(0)
     batch = np.random.default_rng(1).normal(size=(64, 32, 32, 3)).astype(np.float32)
-    out = D.cifar_augment(rng, batch)
+    out = cifar.cifar_augment(rng, batch)
     assert out.shape == batch.shape
-    fill = -D.CIFAR_MEAN / D.CIFAR_STD
+    fill = -cifar.CIFAR_MEAN / cifar.CIFAR_STD
     # Replay the draws: every output is the padded image cropped at (dy, dx), maybe flipped.
     rng = np.random.default_rng(0)
     dy, dx = rng.integers(0, 9, size=(2, 64))

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from bntt_jax.early_exit import exit_step_from_means
-from experiments import registry
-from experiments.config import apply_overrides
+from experiments.bntt.method import evaluate
+from experiments.core import registry
+from experiments.core.checkpoints import load_checkpoint
+from experiments.core.config import apply_overrides
+from experiments.core.runner import run_experiment
 from experiments.run import main
-from experiments.runner import evaluate, load_checkpoint, run_experiment
 
 TINY = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4",
         "--set", "analyses=none"]  # fmt: skip
@@ -55,8 +57,8 @@ def test_bad_set_says_which_and_why(override, match, capsys):
 def test_set_parses_types():
     base = registry.get("digits_bntt").config
     cfg = apply_overrides(base, ["hidden=64,32", "leak=none", "lr=0.05", "max_eval_batches=2"])
-    assert cfg.hidden == (64, 32) and cfg.leak is None and cfg.lr == 0.05
-    assert cfg.max_eval_batches == 2
+    assert cfg.network.hidden == (64, 32) and cfg.network.leak is None and cfg.lr == 0.05
+    assert cfg.max_eval_batches == 2 and cfg.network_config.leak == 0.99  # the MLP's default
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,7 @@ def test_checkpoint_reloads_to_the_same_network(tiny_run):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     net = load_checkpoint(tiny_run / "checkpoints" / "last")
     config = apply_overrides(registry.get("digits_bntt").config, TINY[1::2])
-    from experiments.data import load_digits
+    from experiments.core.data.digits import load_digits
 
     ev = evaluate(net, load_digits(), config)
     assert ev["accuracy"] == metrics["test_accuracy"]

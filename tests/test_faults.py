@@ -18,9 +18,11 @@ import pytest
 from runs import metrics_without_timing
 
 from bntt_jax import train as tr
-from experiments import rundir, runner
-from experiments.checkpoints import load_checkpoint
-from experiments.config import RESUME_SAFE_KEYS, ExperimentConfig
+from experiments.bntt import method as bntt_method
+from experiments.core import folder as rundir
+from experiments.core import ledger
+from experiments.core.checkpoints import load_checkpoint
+from experiments.core.config import RESUME_SAFE_KEYS, key_names
 from experiments.run import main
 
 ROOT = Path(__file__).parents[1]
@@ -40,14 +42,14 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 def _interrupt_at(monkeypatch, point: str) -> None:
     """Make the in-process runner stop at ``point`` as a Ctrl-C would."""
-    real = runner.fault_point
+    real = ledger.fault_point
 
     def fault(name: str, epoch: int) -> None:
         real(name, epoch)
         if f"{name}@{epoch}" == point:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "fault_point", fault)
+    monkeypatch.setattr(ledger, "fault_point", fault)
 
 
 @pytest.fixture(scope="module")
@@ -294,10 +296,11 @@ def test_show_prints_the_resolved_config_and_help_lists_every_key(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    import dataclasses
-
-    for field in dataclasses.fields(ExperimentConfig):
-        line = next(ln for ln in text.splitlines() if ln.strip().startswith(field.name + " "))
+    for title in ("shared", "bntt network", "ttfs network", "ttfs options", "ann network",
+                  "ann options", "analysis"):  # fmt: skip
+        assert f" {title} keys" in text, title
+    for name in key_names():  # every key of every method, with its default
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(name + " "))
         assert "default" in line, line
     assert "only\ndata_dir, analyses may change on resume" in text
 
@@ -347,7 +350,7 @@ def _poison_gradient(monkeypatch, layer: str, from_call: int) -> None:
         return real(net.replace(params=params), spikes, T, train=train)
 
     monkeypatch.setattr(tr, "simulate", simulate)
-    runner._train_fn.cache_clear()  # trace the poisoned step
+    bntt_method._train_step.cache_clear()  # trace the poisoned step
 
 
 def test_nan_gradient_behind_a_finite_loss_stops_before_anything_is_written(
@@ -358,7 +361,7 @@ def test_nan_gradient_behind_a_finite_loss_stops_before_anything_is_written(
     try:
         assert main(["digits_bntt", *TINY, "--out", str(out)]) == 1
     finally:
-        runner._train_fn.cache_clear()
+        bntt_method._train_step.cache_clear()
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "the gradient of fc1 became NaN or Inf at epoch 2, batch 2 (step 5)" in err
     assert "The checkpoint of epoch 1" in err and "is intact (verified)" in err

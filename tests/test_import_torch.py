@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import bntt_jax as bj
-from experiments import import_torch, rundir
-from experiments.checkpoints import load_checkpoint
+from experiments import import_torch
+from experiments.core import folder as rundir
+from experiments.core.checkpoints import load_checkpoint
 from tests.test_data import write_fake_cifar
 
 
@@ -73,13 +74,13 @@ def test_a_checkpoint_of_another_network_or_a_used_folder_writes_nothing(source,
 def test_an_import_that_fails_or_was_killed_leaves_nothing_at_out(source, monkeypatch):
     root, _ = source
     out = root / "failing"
-    from experiments import methods
+    from experiments.bntt import method
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
     with monkeypatch.context() as m:
-        m.setattr(methods.Method, "final_metrics", broken)
+        m.setattr(method, "final_metrics", broken)
         with pytest.raises(RuntimeError, match="disk full"):
             import_torch.main(_args(root, out, "--set", "num_steps=3", "--set", "analyses=none"))
     assert not out.exists() and not (root / ".failing.importing").exists()

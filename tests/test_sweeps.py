@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 from runs import metrics_without_timing
 
-from experiments import registry, report_ttfs, rundir, sweeps
-from experiments.config import ExperimentConfig
+from experiments import redraw
+from experiments.core import folder as rundir
+from experiments.core import registry, sweeps
+from experiments.core.config import ExperimentConfig
+from experiments.core.registry import Member, Sweep
+from experiments.core.runner import run_experiment
 from experiments.run import main
-from experiments.runner import run_experiment
-from experiments.sweeps import Member, Sweep
+from experiments.ttfs import figures
 
 ROOT = Path(__file__).parents[1]
 TINY = ["max_train_batches=3", "eval_every=1", "snn_images=40"]
@@ -32,13 +35,15 @@ TINY_SWEEP = Sweep(
         Member("tb1", "λ_TB = 0.1", "digits_ttfs", {"lambda_tb": 0.1, "epochs": 4}, "λ_TB", 0.1),
     ),
     "fig8",
-    "experiments.figures_ttfs",
+    figures.write_sweep,
 )
+registry.register_sweep(TINY_SWEEP)  # a resume draws a sweep's figures by its registered name
 SCRIPT = """
 import sys
-from experiments import sweeps
+from experiments.core import sweeps
+from experiments.core.runner import run_experiment
 from test_sweeps import TINY, TINY_SWEEP
-sweeps.run_sweep(sys.argv[1], sweeps.resolve_new(TINY_SWEEP, TINY), resume=False)
+sweeps.run_sweep(sys.argv[1], sweeps.resolve_new(TINY_SWEEP, TINY), False, run_experiment)
 """
 
 
@@ -83,7 +88,7 @@ def test_a_sweep_killed_inside_a_member_resumes_to_the_same_results(tmp_path):
     # a finished sweep is never modified; its figures are redrawn without training
     assert main(["--resume", "--out", str(killed)]) == 2
     (killed / "fig8.png").unlink()
-    assert report_ttfs.main([str(killed)]) == 0
+    assert redraw.main([str(killed)]) == 0
     assert (killed / "fig8.png").stat().st_size > 0
     assert (killed / "report.md").read_text() == report
 
@@ -96,7 +101,7 @@ def test_the_papers_sweeps_are_registered_with_their_grids(capsys):
 
     fig3 = sweeps.resolve_new(registry.lookup("fig3_ttfs"), [])
     for m in fig3["members"]:
-        c = m["experiment"]
+        c = sweeps.member_keys(m)
         assert (c["dataset"], c["arch"], c["epochs"], c["lambda_tr"]) == ("cifar10", "vgg16",
                                                                           2000, 0.0)  # fmt: skip
         if m["series"].startswith("(a)"):  # SM without SR: ẑ_M,0 = exp(t_d,0/τ₀)
@@ -110,8 +115,8 @@ def test_the_papers_sweeps_are_registered_with_their_grids(capsys):
     assert papers["SM+SR (1), τ₀ = 10"] == 91.05 and papers["SM+SR (1), τ₀ = 20"] is None
 
     fig8 = sweeps.resolve_new(registry.lookup("fig8_ttfs_small"), [])
-    tr = [m["experiment"] for m in fig8["members"] if m["series"].startswith("λ_TR")]
-    tb = [m["experiment"] for m in fig8["members"] if m["series"].startswith("λ_TB")]
+    tr = [sweeps.member_keys(m) for m in fig8["members"] if m["series"].startswith("λ_TR")]
+    tb = [sweeps.member_keys(m) for m in fig8["members"] if m["series"].startswith("λ_TB")]
     assert [c["lambda_tr"] for c in tr] == [c["lambda_tb"] for c in tb] == [
         0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1
     ]  # fmt: skip

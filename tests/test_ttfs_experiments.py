@@ -15,12 +15,13 @@ import pytest
 from runs import metrics_without_timing
 
 from bntt_jax import ttfs
-from experiments import registry
-from experiments.checkpoints import load_checkpoint
-from experiments.config import TTFS_TABLE3, ExperimentConfig, apply_overrides
-from experiments.data import load_digits
+from experiments.core import registry
+from experiments.core.checkpoints import load_checkpoint
+from experiments.core.config import ExperimentConfig, apply_overrides
+from experiments.core.data.digits import load_digits
+from experiments.core.runner import run_experiment
 from experiments.run import main
-from experiments.runner import run_experiment
+from experiments.ttfs.config import TTFS_TABLE3
 
 ROOT = Path(__file__).parents[1]
 TINY = ["epochs=3", "max_train_batches=3", "eval_every=1", "snn_images=64"]
@@ -63,14 +64,17 @@ def test_digits_ttfs_learns_and_its_spiking_network_agrees(digits_run):
 
 
 def test_plots_redraw_from_a_finished_folder_without_training(digits_run, tmp_path, capsys):
-    from experiments import report_ttfs
+    from experiments import redraw, report_ttfs
 
     out, _ = digits_run
     (out / "preactivations.png").unlink()
-    assert report_ttfs.main([str(out)]) == 0
+    assert redraw.main([str(out)]) == 0
     assert (out / "preactivations.png").stat().st_size > 0
-    assert report_ttfs.main([str(tmp_path)]) == 2
-    assert "no finished TTFS run" in capsys.readouterr().err
+    (out / "kernels.png").unlink()
+    assert report_ttfs.main([str(out)]) == 0  # the command's former name
+    assert (out / "kernels.png").stat().st_size > 0
+    assert redraw.main([str(tmp_path)]) == 2
+    assert "holds no finished run or sweep" in capsys.readouterr().err
 
 
 def test_checkpoint_reloads_as_the_ttfs_network(digits_run):
@@ -136,32 +140,35 @@ def test_bad_ttfs_values_fail_before_anything_runs(override, match, tmp_path, ca
 
 def test_vgg16_config_is_checked_against_the_dataset():
     with pytest.raises(ValueError, match="convolutional network for images"):
-        ExperimentConfig(method="ttfs", arch="vgg16", dataset="digits")
-    cfg = ExperimentConfig(**TTFS_TABLE3)  # Table 3: Adam 1e-3, batch 512, T 32, e_tar 50
+        ExperimentConfig.from_flat(dict(method="ttfs", arch="vgg16", dataset="digits"))
+    cfg = ExperimentConfig.from_flat(TTFS_TABLE3)  # Table 3: Adam 1e-3, batch 512, T 32, e_tar 50
     assert (cfg.optimizer, cfg.lr, cfg.lr_schedule, cfg.batch_size) == (
         "adam",
         1e-3,
         "constant",
         512,
     )
-    assert (cfg.target_epoch, cfg.lambda_tr, cfg.lambda_tb, cfg.epochs) == (50, 1e-5, 1e-5, 2000)
-    net = cfg.network(10, (32, 32, 3))
+    options = cfg.options
+    assert (options.target_epoch, options.lambda_tr, options.lambda_tb) == (50, 1e-5, 1e-5)
+    assert cfg.epochs == 2000
+    net = cfg.network_config
     assert net.latency == 544 and net.num_neurons() == 280_576
     narrow = apply_overrides(cfg, ["channels=" + ",".join(["8"] * 13), "hidden=16,16"])
-    assert narrow.network(10, (32, 32, 3)).channels == (8,) * 13
+    assert narrow.network_config.channels == (8,) * 13
     with pytest.raises(ValueError, match="13 widths"):
-        apply_overrides(cfg, ["channels=8,8"]).network(10, (32, 32, 3))
+        apply_overrides(cfg, ["channels=8,8"])
     shown = json.loads(json.dumps(cfg.to_dict()))
     assert ExperimentConfig.from_dict(shown) == cfg
 
 
 def test_a_disagreeing_spiking_network_is_reported_loudly():
-    from experiments.methods import TTFSMethod, energy_report
+    from experiments.ttfs.method import energy_report
+    from experiments.ttfs.report import warnings
 
     snn = {"images": 360, "agreement": 359 / 360, "max_logit_difference": 0.5}
-    (warning,) = TTFSMethod().warnings({"snn": snn})
+    (warning,) = warnings({"snn": snn})
     assert warning.startswith("BUG:") and "on 1 of 360 test images" in warning
-    assert TTFSMethod().warnings({"snn": {**snn, "agreement": 1.0}}) == []
+    assert warnings({"snn": {**snn, "agreement": 1.0}}) == []
     # energy normalised to a reference method as Table 2 does (TSC: 0.193e6 spikes, 512 steps)
     e = energy_report(0.067e6, 544, {"name": "TSC", "spikes": 0.193e6, "steps": 512})
     assert e["truenorth"]["normalized"] == pytest.approx(0.78, rel=0.04)
@@ -180,21 +187,21 @@ def test_every_ttfs_table_entry_is_registered_with_the_papers_settings():
     }
     for name, (z_max0, e_tar, l_tr, l_tb, accuracy) in rows.items():
         entry = registry.get(name)
-        c = entry.config
-        assert (c.method, c.arch, c.num_steps, c.batch_size, c.lr) == (
+        c = entry.config.flat()  # every key by its --set name
+        assert (c["method"], c["arch"], c["num_steps"], c["batch_size"], c["lr"]) == (
             "ttfs",
             "vgg16",
             32,
             512,
             1e-3,
         )
-        assert np.exp(c.t_d0 / c.tau0) == pytest.approx(z_max0)  # ẑ_M,0 = exp(t_d,0/τ₀)
-        assert (c.target_epoch, c.lambda_tr, c.lambda_tb) == (e_tar, l_tr, l_tb)
+        assert np.exp(c["t_d0"] / c["tau0"]) == pytest.approx(z_max0)  # ẑ_M,0 = exp(t_d,0/τ₀)
+        assert (c["target_epoch"], c["lambda_tr"], c["lambda_tb"]) == (e_tar, l_tr, l_tb)
         assert entry.paper["accuracy"] == accuracy and entry.paper["table2"]
-        small = registry.get(f"{name}_small").config
-        assert f"{name}_small" in names and (small.dataset, small.arch) == ("digits", "mlp")
-        assert (small.lambda_tr, small.lambda_tb, small.t_d0) == (l_tr, l_tb, c.t_d0)
-        assert (small.target_epoch is None) == (e_tar is None)
+        small = registry.get(f"{name}_small").config.flat()
+        assert f"{name}_small" in names and (small["dataset"], small["arch"]) == ("digits", "mlp")
+        assert (small["lambda_tr"], small["lambda_tb"], small["t_d0"]) == (l_tr, l_tb, c["t_d0"])
+        assert (small["target_epoch"] is None) == (e_tar is None)
     assert registry.get("cifar10_ttfs").paper["energy_reference"]["spikes"] == 0.193e6
 
 

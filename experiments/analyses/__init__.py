@@ -22,77 +22,26 @@ analysis that does not apply to a kind says why (``not_applicable``) and is skip
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from pathlib import Path
 from typing import Any
 
-from experiments.config import ANALYSIS_NAMES, ExperimentConfig
-from experiments.data import Dataset
+from experiments.analyses.subject import KINDS, Subject, evaluate_on, evaluation  # noqa: F401
+from experiments.core.config import ANALYSIS_NAMES
+from experiments.core.faults import fault_point
+from experiments.core.folder import read_json, write_json, write_text
 
 #: The analyses, in the order they run: name -> module under ``experiments.analyses``.
 ANALYSES = ANALYSIS_NAMES
 
 
-@dataclasses.dataclass(frozen=True)
-class Subject:
-    """What an analysis looks at: a trained network with its config, data and paper values."""
-
-    name: str
-    net: Any  # NetworkParams (snn), ANNParams (ann) or ConvertedNetwork (conversion)
-    data: Dataset
-    config: ExperimentConfig
-    paper: dict[str, Any] = dataclasses.field(default_factory=dict)
-    kind: str = "snn"
-    #: the ANN a converted network comes from (FGSM on a conversion is crafted on it)
-    source: Any = None
-    #: an ANN (``{"name", "net"}``) on which FGSM is also crafted and transferred to this one
-    transfer: dict[str, Any] | None = None
-    #: results shared between analyses of this subject (one evaluation pass serves several)
-    cache: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}.")
-
-    @property
-    def num_steps(self) -> int:
-        """The time steps the network runs (1 for the ANN's single pass)."""
-        if self.kind == "ann":
-            return 1
-        if self.kind == "conversion":
-            return max(self.config.conversion_steps)
-        return self.net.config.num_steps
-
-
-#: What a subject can be.
-KINDS = ("snn", "ann", "conversion")
-
-
-def evaluate_on(subject: Subject, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
-    """``subject``'s network on ``data``'s test set: ``accuracy``, ``count``, ``loss`` (``None``
-    for a converted network, whose readout is no calibrated logit) and, for spiking networks,
-    ``spike_rate`` per layer (Eq. 23), ``spikes_per_step`` and ``spikes_per_image``."""
-    from experiments import methods
-
-    if subject.kind == "ann":
-        return methods.evaluate_ann(subject.net, data, config)
-    if subject.kind == "conversion":
-        return {**methods.evaluate_conversion(subject.net, data, config), "loss": None}
-    return methods.evaluate(subject.net, data, config)
-
-
-def evaluation(subject: Subject) -> dict[str, Any]:
-    """One evaluation of the test set, shared by the analyses of ``subject``."""
-    if "evaluation" not in subject.cache:
-        subject.cache["evaluation"] = evaluate_on(subject, subject.data, subject.config)
-    return subject.cache["evaluation"]
-
-
 def module(name: str) -> Any:
+    """The module of the analysis ``name`` (``ValueError`` naming the choices otherwise)."""
     if name not in ANALYSES:
         raise ValueError(f"unknown analysis {name!r}; choose from {', '.join(ANALYSES)}.")
-    return importlib.import_module(f"experiments.analyses.{name}")
+    # JAX: the analyses load once a command is checked (robustness differentiates networks)
+    from experiments.analyses import activity, energy, gamma, robustness
+
+    return {"gamma": gamma, "activity": activity, "energy": energy, "robustness": robustness}[name]
 
 
 def applicable(name: str, subject: Subject) -> str | None:
@@ -114,9 +63,6 @@ def analyze_reusing(subject: Subject, saved: Path, names: tuple[str, ...] = ANAL
     :func:`write` wrote for this subject) where its module's ``reusable`` accepts it: the
     analyses are seeded, so recomputing would give the same numbers. Only FGSM transferred
     from the subject's ``transfer`` ANN, which a run's own analyses lack, is computed anew."""
-    from experiments.analyses import robustness
-    from experiments.rundir import read_json
-
     out = {}
     for name in names:
         file = Path(saved) / name / "result.json"
@@ -126,16 +72,13 @@ def analyze_reusing(subject: Subject, saved: Path, names: tuple[str, ...] = ANAL
             out.update(analyze(subject, (name,)))
             continue
         if name == "robustness" and not result.get("fgsm_transfer"):
-            result = {**result, "fgsm_transfer": robustness.compute_transfer(subject)}
+            result = {**result, "fgsm_transfer": module(name).compute_transfer(subject)}
         out[name] = result
     return out
 
 
 def write(out_dir: Path, subject: Subject, results: dict[str, Any]) -> list[Path]:
     """Write each result's folder (``result.json`` and figures) and ``report.md``."""
-    from experiments.report import write_text
-    from experiments.rundir import fault_point, write_json
-
     out_dir = Path(out_dir)
     written: list[Path] = []
     lines = [f"# Analyses of {subject.name}", ""]
@@ -162,8 +105,6 @@ def write(out_dir: Path, subject: Subject, results: dict[str, Any]) -> list[Path
 def write_comparison(out_dir: Path, by_run: dict[str, dict[str, Any]]) -> list[Path]:
     """Draw the runs' results of each comparable analysis side by side (``draw_compare`` of
     its module) and write ``report.md``."""
-    from experiments.report import write_text
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from experiments.analyses import evaluation
-from experiments.report import save_figure
+import numpy as np
+
+from experiments.analyses.subject import evaluation
+from experiments.core.plots import pyplot, save_figure
 
 
 def not_applicable(subject: Any) -> str | None:
@@ -37,8 +39,7 @@ def compute(subject: Any) -> dict[str, Any]:
 
 
 def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     layers = list(result["spike_rate"])
     fig, ax = plt.subplots(figsize=(7, 3.8))
     ax.bar(range(len(layers)), [result["spike_rate"][k] for k in layers])
@@ -74,9 +75,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 
 def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path]:
     """Fig. 4a: the spike rate of every layer, one bar per run (log scale)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    plt = pyplot()
     layers = list(dict.fromkeys(k for r in results.values() for k in r["spike_rate"]))
     width = 0.8 / len(results)
     fig, ax = plt.subplots(figsize=(8, 4))

@@ -22,12 +22,12 @@ import numpy as np
 
 from bntt_jax.encoding import POISSON_SCALE
 from bntt_jax.metrics import energy
-from experiments.analyses import evaluation
-from experiments.report import save_figure
+from experiments.analyses.subject import evaluation
+from experiments.core.plots import pyplot, save_figure
 
 
 def not_applicable(subject: Any) -> str | None:
-    if subject.kind == "snn" and subject.config.encoder == "sequential":
+    if subject.kind == "snn" and subject.config.network.encoder == "sequential":
         return "sequential input (one pixel per step) has no per-layer FLOP count of Eq. 22."
     return None
 
@@ -63,7 +63,7 @@ def compute(subject: Any) -> dict[str, Any]:
         }
     ev = evaluation(subject)
     steps = subject.num_steps
-    encoder = "poisson" if subject.kind == "conversion" else config.encoder
+    encoder = "poisson" if subject.kind == "conversion" else config.network.encoder
     rate_in = input_rate(subject.data.test_x, steps, encoder)
     snn = energy.snn_flops(net.config, ev["spike_rate"], rate_in)
     first = energy.synaptic_layers(net.config)[0].name
@@ -101,8 +101,7 @@ def compute(subject: Any) -> dict[str, Any]:
 
 
 def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     layers = list(result["ann_flops"])
     x = np.arange(len(layers))
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -151,8 +150,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 
 def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path]:
     """Table 3 as bars: ``E_ANN / E_method`` of every run."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     runs = list(results)
     ax.bar(range(len(runs)), [results[r]["ratio_ann_to_snn"] for r in runs])

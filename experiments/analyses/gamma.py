@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.report import save_figure
+from experiments.core.plots import pyplot, save_figure
 
 BINS = 30
 #: The layers of Fig. 5 in VGG9.
@@ -64,8 +64,7 @@ def compute(subject: Any) -> dict[str, Any]:
 
 
 def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     layers = result["layers"]
     fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 4), squeeze=False)
     for ax, (name, h) in zip(axes[0], layers.items(), strict=True):

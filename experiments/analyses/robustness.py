@@ -21,8 +21,8 @@ import jax
 import numpy as np
 
 from bntt_jax.metrics import robustness
-from experiments.analyses import evaluate_on
-from experiments.report import save_figure
+from experiments.analyses.subject import evaluate_on
+from experiments.core.plots import pyplot, save_figure
 
 #: Offsets of the analysis's random streams from the run's seed.
 NOISE_STREAM, ATTACK_STREAM = 7_919, 104_729
@@ -71,8 +71,8 @@ def gradient_signs(
         if ann is not None:
             grad = _ann_gradient_fn()(ann, x, y, mean=mean, std=std)
         else:
-            grad = _gradient_fn(config.encoder)(subject.net, x, y, jax.random.fold_in(key, i),
-                                                mean=mean, std=std)  # fmt: skip
+            gradient = _gradient_fn(config.network.encoder)
+            grad = gradient(subject.net, x, y, jax.random.fold_in(key, i), mean=mean, std=std)
         out.append(np.sign(np.asarray(grad)))
     return np.concatenate(out)
 
@@ -81,7 +81,7 @@ def _attack(
     subject: Any, images: np.ndarray, labels: np.ndarray, signs: np.ndarray, batch: int
 ) -> list[dict[str, Any]]:
     data, rows = subject.data, []
-    for epsilon in subject.config.fgsm_epsilons:
+    for epsilon in subject.config.analysis.fgsm_epsilons:
         adversarial = np.clip(images + epsilon * signs, 0.0, 1.0).astype(images.dtype)
         accuracy, loss = _accuracy(subject, data.from_intensities(adversarial), labels, batch)
         rows.append({"epsilon": epsilon, "accuracy": accuracy, "loss": loss})
@@ -92,7 +92,8 @@ def _test_images(subject: Any) -> tuple[np.ndarray, np.ndarray, int]:
     """The first ``analysis_images`` test images as intensities, their labels and the batch
     (whole batches only: evaluation drops a partial batch)."""
     config, data = subject.config, subject.data
-    n = len(data.test_x) if config.analysis_images is None else config.analysis_images
+    cap = config.analysis.analysis_images
+    n = len(data.test_x) if cap is None else cap
     batch = min(config.eval_batch_size, n)
     n -= n % batch
     return data.to_intensities(data.test_x[:n]), data.test_y[:n], batch
@@ -116,8 +117,8 @@ def reusable(result: dict[str, Any], subject: Any) -> bool:
     return (
         result.get("kind") == subject.kind
         and result.get("images") == len(images)
-        and [r["sigma"] for r in result["noise"]] == list(config.noise_sigmas)
-        and [r["epsilon"] for r in result["fgsm"]] == list(config.fgsm_epsilons)
+        and [r["sigma"] for r in result["noise"]] == list(config.analysis.noise_sigmas)
+        and [r["epsilon"] for r in result["fgsm"]] == list(config.analysis.fgsm_epsilons)
     )
 
 
@@ -127,7 +128,7 @@ def compute(subject: Any) -> dict[str, Any]:
 
     noise = []
     key = jax.random.key(config.seed + NOISE_STREAM)
-    for i, sigma in enumerate(config.noise_sigmas):
+    for i, sigma in enumerate(config.analysis.noise_sigmas):
         noisy = np.asarray(robustness.gaussian_noise(jax.random.fold_in(key, i), images, sigma))
         accuracy, loss = _accuracy(subject, data.from_intensities(noisy), labels, batch)
         noise.append({"sigma": sigma, "accuracy": accuracy, "loss": loss})
@@ -145,8 +146,7 @@ def compute(subject: Any) -> dict[str, Any]:
 
 
 def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.plot([r["sigma"] for r in result["noise"]],
              [100 * r["accuracy"] for r in result["noise"]], "o-")  # fmt: skip
@@ -204,8 +204,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path]:
     """Fig. 4b and App. F / journal Fig. 8: accuracy against σ and against ε, one curve per
     run."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for run, r in results.items():
         ax1.plot([n["sigma"] for n in r["noise"]], [100 * n["accuracy"] for n in r["noise"]],

@@ -1,4 +1,4 @@
-"""The TTFS paper's figures over a family of runs (a sweep, :mod:`experiments.sweeps`).
+"""The TTFS paper's figures over a family of runs (a sweep, :mod:`experiments.core.sweeps`).
 
 * ``fig3``: test accuracy and spikes per image during training, against ẑ_M,0 (Fig. 3a) and
   against τ₀ (Fig. 3b).
@@ -20,18 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from experiments.report import save_figure, write_text
+from experiments.core.folder import write_text
+from experiments.core.plots import pyplot, save_figure
+from experiments.core.sweeps import member_keys
 
 Members = list[tuple[dict[str, Any], dict[str, Any]]]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # ------------------------------------------------------------------ reading a member's run
@@ -52,7 +45,7 @@ def layer_stack(history: list[dict[str, Any]], prefix: str) -> np.ndarray:
 
 def tau_drift(member: dict[str, Any], metrics: dict[str, Any]) -> float:
     """The largest |τ − τ₀| over the layers at the end of training."""
-    tau0 = member["experiment"]["tau0"]
+    tau0 = member_keys(member)["tau0"]
     return max(abs(k["tau"] - tau0) for k in metrics["kernels"].values())
 
 
@@ -69,7 +62,7 @@ def _epochs(history: list[dict[str, Any]]) -> np.ndarray:
 def fig3(out_dir: Path, members: Members) -> list[Path]:
     """Fig. 3: test accuracy and spikes per image per epoch, and both at the end against the
     swept value; one row of panels per series."""
-    plt = _plt()
+    plt = pyplot()
     series = list(dict.fromkeys(m["series"] for m, _ in members))
     fig, axes = plt.subplots(len(series), 3, figsize=(16, 3.8 * len(series)), squeeze=False)
     for row, name in zip(axes, series, strict=True):
@@ -100,7 +93,7 @@ def _lambda_text(value: float | None) -> str:
 def fig8(out_dir: Path, members: Members, paper: dict[str, Any]) -> list[Path]:
     """Fig. 8: test accuracy against spikes per image, one panel per swept λ (each point
     labelled with its λ); last, the largest |τ − τ₀| at the end against λ."""
-    plt = _plt()
+    plt = pyplot()
     series = list(dict.fromkeys(m["series"] for m, _ in members))
     fig, axes = plt.subplots(1, len(series) + 1, figsize=(5.5 * (len(series) + 1), 4.2))
     drift = axes[-1]
@@ -148,7 +141,7 @@ def fig2_and_11_13(out_dir: Path, members: Members) -> list[Path]:
     """Fig. 2: the total kernel error and the representation range during training; Fig.
     11–13: each error with its bound (max error and ẑ_M, min error and ẑ_m, precision error
     and the maximum precision error of Eq. 13). Means over the layers."""
-    plt = _plt()
+    plt = pyplot()
     bounds = [(m, _epochs(r["history"]), _kernel_bounds(r["history"])) for m, r in members]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
     for i, (m, epochs, b) in enumerate(bounds):
@@ -189,7 +182,7 @@ def fig5_14_15(out_dir: Path, members: Members) -> list[Path]:
     """Fig. 5: τ of every layer during training, one panel per member; Fig. 14–15: τ, t_d
     (over layers) and γ, β (5th to 95th percentile over every batch-norm channel) during
     training."""
-    plt = _plt()
+    plt = pyplot()
     cols = min(4, len(members))
     rows = -(-len(members) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False,
@@ -232,7 +225,7 @@ FIG7_LAYERS = ("conv4_1", "fc1")
 def fig7_17(out_dir: Path, members: Members) -> list[Path]:
     """Fig. 7 / 17: pre-activation histograms at the end of training, one column per member
     and one row per layer, with β (black), ẑ_m (red) and ẑ_M (purple) marked."""
-    plt = _plt()
+    plt = pyplot()
     layers = list(members[0][1]["distributions"])
     shown = [k for k in FIG7_LAYERS if k in layers] or layers[:3]
     written = []
@@ -259,7 +252,7 @@ def fig7_17(out_dir: Path, members: Members) -> list[Path]:
 
 def fig16(out_dir: Path, members: Members) -> list[Path]:
     """Fig. 16: training and test loss per epoch."""
-    plt = _plt()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
     for i, (m, r) in enumerate(members):
         ax1.plot(_epochs(r["history"]), [h["train_loss"] for h in r["history"]], f"C{i}",
@@ -317,7 +310,7 @@ def write_sweep(out_dir: Path, record: dict[str, Any], members: Members) -> list
         ]
     else:
         raise ValueError(f"unknown TTFS sweep figure {figure!r}")
-    first = members[0][0]["experiment"]
+    first = member_keys(members[0][0])
     bugs = [
         f"> **BUG: the spiking network of {m['label']} predicts another class than its "
         f"surrogate on {100 * (1 - r['snn_agreement']):.1f}% of the test images checked.**"

@@ -19,12 +19,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from bntt_jax.metrics import energy
-from experiments import analyses, rundir
-from experiments.config import ExperimentConfig
-from experiments.report import write_text
+from experiments import analyses
+from experiments.analyses.energy import input_rate
+from experiments.analyses.folders import subjects_of, with_transfer
+from experiments.core import folder as run_folder
+from experiments.core.config import ExperimentConfig
+from experiments.core.data import load_dataset
+from experiments.core.folder import write_text
+from experiments.core.sweeps import member_keys
 
 #: The members' keys (the sweep's members must have exactly these).
 ANN, SURROGATE, BNTT = "ann", "surrogate", "bntt"
@@ -39,27 +45,24 @@ def _subjects(path: Path, record: dict[str, Any]) -> tuple[dict[str, analyses.Su
                                                              dict[str, Path]]:  # fmt: skip
     """Every network of the sweep, by Table 3 label, loaded from its member's final
     checkpoint (the conversion rebuilt from the ANN's), and the folder of its own analyses."""
-    from experiments import analyze
-    from experiments.data import load_dataset
-
     out: dict[str, analyses.Subject] = {}
     saved: dict[str, Path] = {}
     loaded: dict[tuple[Any, ...], Any] = {}
     for m in record["members"]:
-        folder = rundir.inspect(path / m["folder"])
+        folder = run_folder.inspect(path / m["folder"])
         config = ExperimentConfig.from_dict(folder.config["experiment"])
         source = (config.dataset, config.data_dir, config.normalize)
         if source not in loaded:
             loaded[source] = load_dataset(*source)
-        rundir.check_same_data(folder, loaded[source].fingerprint, config.data_dir)
-        for s in analyze.subjects_of(folder.path, m["label"], config,
+        run_folder.check_same_data(folder, loaded[source].fingerprint, config.data_dir)
+        for s in subjects_of(folder.path, m["label"], config,
                                      folder.config.get("paper", {}), loaded[source]):  # fmt: skip
             label = "Conversion" if s.kind == "conversion" else LABELS.get(m["key"], m["label"])
             key = f"{label} (T = {s.num_steps})"
             out[key] = dataclasses.replace(s, name=label)
             own = folder.path / "analyses"
             saved[key] = own / "conversion" if s.kind == "conversion" else own
-    ordered = analyze.with_transfer(list(out.values()))
+    ordered = with_transfer(list(out.values()))
     return dict(zip(out, ordered, strict=True)), saved
 
 
@@ -68,12 +71,10 @@ def write_sweep(out_dir: Path, record: dict[str, Any], members: Any) -> list[Pat
     keys = {m["key"] for m, _ in members}
     if not {ANN, SURROGATE, BNTT} <= keys:
         raise ValueError(f"a comparison sweep needs members {ANN}, {SURROGATE} and {BNTT}")
-    import jax
-
     out_dir = Path(out_dir)
     if jax.process_count() > 1:  # the analyses would need every process; only one draws
         line = (f"The members are trained; the side-by-side analyses run in one process: "
-                f"python -m experiments.report_ttfs {out_dir}")  # fmt: skip
+                f"python -m experiments.redraw {out_dir}")  # fmt: skip
         print(line, file=sys.stderr)
         return [write_text(out_dir / "report.md", f"# {record['name']}\n\n{line}\n")]
     subjects, saved = _subjects(out_dir, record)
@@ -89,8 +90,6 @@ def write_sweep(out_dir: Path, record: dict[str, Any], members: Any) -> list[Pat
 def conversion_ratio(config: Any, conversion: dict[str, Any], steps: int, test_x: Any) -> float:
     """``E_ANN / E_conversion`` at ``steps`` (Eq. 22–26) from the spikes per layer and step
     of one conversion simulation (its first ``steps`` steps)."""
-    from experiments.analyses.energy import input_rate
-
     neurons = config.neurons_per_layer()
     rates = {
         k: float(np.sum(v[:steps])) / neurons[k] for k, v in conversion["spikes_per_step"].items()
@@ -120,7 +119,7 @@ def table_lines(
     paper = dict(record.get("paper", {}))
     scale = paper.pop("scale", None)  # the dataset and arch the paper's values are for
     changed = scale and any(
-        [m["experiment"]["dataset"], m["experiment"]["arch"]] != list(scale)
+        [member_keys(m)["dataset"], member_keys(m)["arch"]] != list(scale)
         for m in record["members"]
     )
     if changed:

@@ -1,54 +1,42 @@
-"""The registered experiments, one per table cell or figure they reproduce."""
+"""The registered experiments of the BNTT papers (Kim & Panda): Table 1's CIFAR-10 rows, the
+embedded digits default, and the comparison of Table 3, Table S1, Fig. 1 and Fig. 4 as a
+sweep (its ANN members are registered by :mod:`experiments.ann.entries`, first)."""
 
-import dataclasses
+from pathlib import Path
+from typing import Any
 
-from experiments.config import ExperimentConfig
-from experiments.registry import get, register, register_sweep
-from experiments.sweeps import Member, Sweep
+from experiments.bntt.config import CIFAR10_VGG9
+from experiments.core.config import ExperimentConfig
+from experiments.core.registry import Member, Sweep, get, register, register_sweep
 
 # The embedded default: scikit-learn's digits ship inside the package, so it runs anywhere.
 # A BNTT MLP (64 -> 256 -> 256 -> 10) with Poisson spikes, T = 25 as the paper's CIFAR-10 run.
 register(
     "digits_bntt",
     "BNTT MLP on scikit-learn's 8x8 digits, T=25 (embedded default, ~15 s on 2 CPU cores)",
-    ExperimentConfig(
-        dataset="digits",
-        arch="mlp",
-        norm="bntt",
-        num_steps=25,
-        leak=0.95,
-        hidden=(256, 256),
-        optimizer="sgd",
-        lr=0.1,
-        epochs=30,
-        batch_size=32,
-        eval_batch_size=360,
-        eval_every=5,
-    ),
+    ExperimentConfig.from_flat(
+        dict(
+            dataset="digits",
+            arch="mlp",
+            norm="bntt",
+            num_steps=25,
+            leak=0.95,
+            hidden=(256, 256),
+            optimizer="sgd",
+            lr=0.1,
+            epochs=30,
+            batch_size=32,
+            eval_batch_size=360,
+            eval_every=5,
+        )
+    ),  # fmt: skip
 )
 
-# Table 1 of the BNTT paper, CIFAR-10 rows, with the authors' released settings:
-# VGG9, leak 0.95, SGD momentum 0.9, lr 0.3 ÷10 at 50/70/90% of the epochs, coupled weight
-# decay 1e-4 (the paper text says 5e-4), batch 256 (test 512, both drop the last partial
-# batch), random crop + flip. Epochs: the paper's 120 for CIFAR-10.
-_CIFAR10_VGG9 = ExperimentConfig(
-    dataset="cifar10",
-    arch="vgg9",
-    norm="bntt",
-    num_steps=25,
-    leak=0.95,
-    optimizer="sgd",
-    lr=0.3,
-    weight_decay=1e-4,
-    epochs=120,
-    batch_size=256,
-    eval_batch_size=512,
-    eval_every=1,
-)
+# Table 1 of the BNTT paper, CIFAR-10 rows, with the authors' released settings.
 register(
     "cifar10_bntt",
     "Table 1: BNTT VGG9 on CIFAR-10, T=25 (paper 90.5%; early exit T=20: 90.3%)",
-    _CIFAR10_VGG9,
+    CIFAR10_VGG9,
     paper={
         "source": "BNTT paper, Table 1 (CIFAR-10, BNTT and BNTT + Early Exit rows)",
         "accuracy": 90.5,
@@ -60,49 +48,26 @@ register(
 register(
     "cifar10_no_bntt",
     "Table 1: the same VGG9 without BNTT (surrogate-gradient baseline), T=100 (paper 88.7%)",
-    dataclasses.replace(_CIFAR10_VGG9, norm="none", num_steps=100),
+    CIFAR10_VGG9.replace(norm="none", num_steps=100),
     paper={
         "source": "BNTT paper, Table 1 (CIFAR-10, w.o. BNTT row: surrogate gradient, T = 100)",
         "accuracy": 88.7,
         "spikes_per_image": "141.96e4 (Table S1, Surrogate)",
     },
 )
-
-# The non-spiking ANN the BNTT paper's Table 3 compares against: the same VGG9 with ReLU and
-# standard batch norm, by the same runner and schedule, lr 0.1 (0.3 is the spiking network's).
-register(
-    "cifar10_ann",
-    "Table 3: VGG9 ANN (ReLU, batch norm) on CIFAR-10 (paper 91.5%)",
-    dataclasses.replace(_CIFAR10_VGG9, method="ann", norm="bn", lr=0.1),
-    paper={
-        "source": "BNTT paper, Table 3 (VGG9 ANN; Conversion at T = 100, 500, 1000)",
-        "accuracy": 91.5,
-        "conversion": {100: 89.3, 500: 90.9, 1000: 91.2},
-    },
-)
-register(
-    "digits_ann",
-    "ANN MLP (ReLU, batch norm) on the digits: the reduced-scale Table 3 baseline (~5 s)",
-    ExperimentConfig(
-        method="ann",
-        dataset="digits",
-        arch="mlp",
-        norm="bn",
-        hidden=(256, 256),
-        optimizer="sgd",
-        lr=0.1,
-        epochs=30,
-        batch_size=32,
-        eval_batch_size=360,
-        eval_every=5,
-    ),
-)
 # The surrogate-gradient baseline without BNTT on the digits, at the paper's T = 100 for it.
 register(
     "digits_no_bntt",
     "The digits MLP without BNTT (surrogate-gradient baseline), T=100 (~35 s)",
-    dataclasses.replace(get("digits_bntt").config, norm="none", num_steps=100),
+    get("digits_bntt").config.replace(norm="none", num_steps=100),
 )
+
+
+def _draw_comparison(out_dir: Path, record: dict[str, Any], members: Any) -> list[Path]:
+    """The comparison's analyses side by side and its table (:mod:`.comparison`)."""
+    from experiments.bntt.comparison import write_sweep  # JAX: loaded when it is drawn
+
+    return write_sweep(out_dir, record, members)
 
 
 def _comparison_members(suffix: str) -> tuple[Member, ...]:
@@ -124,7 +89,7 @@ register_sweep(
         f"{_COMPARISON}, VGG9 CIFAR-10 (3 runs)",
         _comparison_members(""),
         "comparison",
-        "experiments.comparison",
+        _draw_comparison,
         paper={
             "source": "BNTT paper, Table 3 and Table S1 (Appendix E), VGG9 on CIFAR-10",
             "scale": ["cifar10", "vgg9"],
@@ -152,7 +117,7 @@ register_sweep(
         f"{_COMPARISON}, reduced scale: MLPs on the digits (3 runs, ~3 min on 2 cores)",
         _comparison_members("_small"),
         "comparison",
-        "experiments.comparison",
+        _draw_comparison,
         paper={
             "note": "Reduced scale (64-256-256-10 MLPs on scikit-learn's digits); the "
             "paper's values are for VGG9 on CIFAR-10 and are not shown here."

@@ -1,18 +1,21 @@
-"""Plots and ``report.md`` for a results folder."""
+"""Plots and ``report.md`` of a BNTT-family run: our numbers beside the paper's, spike rates,
+accuracy against T, and the γ-based early exit (Fig. 3, 6)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import bntt_jax as bj
-from experiments.config import ExperimentConfig
+import numpy as np
+
+from experiments.core.config import ExperimentConfig
+from experiments.core.folder import write_text
+from experiments.core.plots import plot_curves, pyplot, save_figure
 
 
 def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     """Training curves, spikes per layer and step, γᵗ per layer and step, accuracy vs T."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     written = [plot_curves(out_dir, metrics["history"])]
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -40,9 +43,7 @@ def _early_exit_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     over layers, with the threshold and the exit region; beside it the same relative to each
     layer's peak (the relative rule). ``exit_sweep.png`` (Fig. 6 / journal Fig. 7): accuracy
     and T_exit against the threshold."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    plt = pyplot()
     means = {k: np.asarray(v) for k, v in metrics["gamma_means"].items()}
     steps = np.arange(1, len(next(iter(means.values()))) + 1)
     ee = metrics["early_exit"]
@@ -82,59 +83,9 @@ def _early_exit_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     return written
 
 
-def plot_curves(out_dir: Path, history: list[dict[str, Any]]) -> Path:
-    """``curves.png``: train and test loss and accuracy per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    tested = [h for h in history if "test_accuracy" in h]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax1.plot(epochs, [h["train_loss"] for h in history], label="train loss")
-    if tested:
-        ax1.plot([h["epoch"] for h in tested], [h["test_loss"] for h in tested], label="test loss")
-    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax1.legend()
-    ax2.plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
-    if tested:
-        ax2.plot(
-            [h["epoch"] for h in tested], [100 * h["test_accuracy"] for h in tested], label="test"
-        )
-    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    ax2.legend()
-    return save_figure(fig, out_dir / "curves.png")
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` to ``path`` atomically (a temporary file, then a rename) and close it."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-
-def write_report(
-    out_dir: Path,
-    name: str,
-    config: ExperimentConfig,
-    network: bj.NetworkConfig,
-    metrics: dict[str, Any],
-) -> Path:
+def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: dict) -> Path:
     """``report.md``: our numbers beside the paper's, spike rates, early exit, plots."""
+    network = config.network_config
     paper = metrics.get("paper", {})
     ee = metrics["early_exit"]  # None for a network without BNTT's γᵗ
 

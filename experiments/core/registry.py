@@ -1,14 +1,62 @@
 """A registry of named experiments (a config plus the paper's reference values) and of
-sweeps (a family of experiments drawn as one figure, :mod:`experiments.sweeps`)."""
+sweeps (a family of experiments drawn as one figure, :mod:`experiments.core.sweeps`).
+
+Each method's ``entries`` module registers its experiments when ``experiments`` is imported;
+this module imports none of them."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from experiments.config import ExperimentConfig
-from experiments.sweeps import Sweep
+from experiments.core.config import ExperimentConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One run of a sweep.
+
+    Attributes:
+      key: short name for its folder (``01_<key>``), unique in the sweep.
+      label: the legend label, e.g. ``"SM (2)"`` as the paper writes it.
+      entry: the registered experiment it runs.
+      changes: the config keys it changes from the entry's config.
+      series: which curve or panel of the figure it belongs to.
+      value: its value of the swept parameter (the x of the figure), if any.
+    """
+
+    key: str
+    label: str
+    entry: str
+    changes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    series: str = ""
+    value: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A registered sweep: its members and the function that draws its figure.
+
+    ``draw(out_dir, record, members) -> list[Path]`` draws the figures and ``report.md``,
+    where ``members`` pairs each member's record in ``sweep.json`` with its final metrics;
+    ``figure`` tells it which figure to draw; ``paper`` holds the paper's values.
+    """
+
+    name: str
+    summary: str
+    members: tuple[Member, ...]
+    figure: str
+    draw: Callable[[Path, dict[str, Any], list[tuple[dict[str, Any], dict[str, Any]]]], list[Path]]
+    paper: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        keys = [m.key for m in self.members]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"sweep {self.name!r} has two members with the same key")
+
 
 _REGISTRY: dict[str, Experiment] = {}
 _SWEEPS: dict[str, Sweep] = {}
@@ -43,7 +91,7 @@ def register(
 
 
 def register_sweep(sweep: Sweep) -> Sweep:
-    """Register a sweep; its members must name registered experiments."""
+    """Register a sweep; its members must name experiments registered before it."""
     if sweep.name in _REGISTRY or sweep.name in _SWEEPS:
         raise ValueError(f"experiment {sweep.name!r} is registered twice")
     for member in sweep.members:
@@ -55,7 +103,6 @@ def register_sweep(sweep: Sweep) -> Sweep:
 
 def names() -> list[str]:
     """All registered names (experiments and sweeps), sorted."""
-    _load_entries()
     return sorted([*_REGISTRY, *_SWEEPS])
 
 
@@ -66,7 +113,6 @@ def summary(name: str) -> str:
 
 def get(name: str) -> Experiment:
     """The experiment called ``name``; an unknown name raises ``KeyError`` with close matches."""
-    _load_entries()
     if name not in _REGISTRY:
         _unknown(name, "a sweep, not one experiment" if name in _SWEEPS else None)
     return _REGISTRY[name]
@@ -74,7 +120,6 @@ def get(name: str) -> Experiment:
 
 def lookup(name: str) -> Experiment | Sweep:
     """The experiment or sweep called ``name`` (``KeyError`` with close matches if none)."""
-    _load_entries()
     if name in _SWEEPS:
         return _SWEEPS[name]
     return get(name)
@@ -88,7 +133,3 @@ def _unknown(name: str, why: str | None) -> None:
     raise KeyError(
         f"unknown experiment {name!r}.{hint} Run `python -m experiments.run --list` to see all."
     )
-
-
-def _load_entries() -> None:
-    from experiments import entries, entries_ttfs  # noqa: F401  (they register on import)

@@ -3,7 +3,8 @@
 A checkpoint is the training state after an epoch: ``{"step", "params", "batch_stats",
 "opt_state"}`` as host arrays, written by orbax (which writes into a temporary folder and
 renames it when complete) to ``checkpoints/last/<E>`` or ``checkpoints/best/<E>``. How the
-run commits them is in :mod:`experiments.rundir`.
+run commits them is in :mod:`experiments.core.ledger`; :func:`load_checkpoint` reads the
+network of any results folder, verified against the hashes committed with it.
 
 Only the calling process writes or reads: under ``jax.distributed`` process 0 saves (the state
 is replicated, so it holds all of it) and every process restores for itself from the shared
@@ -20,9 +21,9 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-import bntt_jax as bj
 from bntt_jax import train as tr
-from experiments import rundir
+from experiments.core import folder
+from experiments.core.config import method_spec
 
 
 def _checkpointer() -> ocp.Checkpointer:
@@ -56,7 +57,7 @@ def save(run: Path, key: str, state: tr.TrainState) -> dict[str, str]:
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     _checkpointer().save(target, args=ocp.args.PyTreeSave(state_tree(state)))
-    return rundir.hash_tree(target)
+    return folder.hash_tree(target)
 
 
 def _restore(directory: Path, target: dict[str, Any], partial: bool) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def _restore(directory: Path, target: dict[str, Any], partial: bool) -> dict[str
         )
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise rundir.CheckpointDamagedError(
+        raise folder.CheckpointDamagedError(
             f"{directory} does not hold this run's network ({first}); was config.json edited?"
         ) from None
 
@@ -86,16 +87,11 @@ def restore_state(directory: Path, template: tr.TrainState) -> tr.TrainState:
 
 
 def _network_template(run: Path) -> Any:
-    config = rundir.read_json(run / rundir.CONFIG)
-    method = config.get("experiment", {}).get("method", "bntt")
-    if method == "ttfs":
-        return bj.ttfs.init(jax.random.key(0), bj.ttfs.TTFSConfig.from_dict(config["network"]))
-    net_config = bj.NetworkConfig.from_dict(config["network"])
-    if method == "ann":
-        from bntt_jax.baselines import ann
-
-        return ann.init(jax.random.key(0), net_config)
-    return bj.init(jax.random.key(0), net_config)
+    """A network of the run's architecture (its method's ``init``), to restore into."""
+    config = folder.read_json(run / folder.CONFIG)
+    spec = method_spec(config.get("experiment", {}).get("method", "bntt"))
+    network = spec.network.built.from_dict(config["network"])
+    return spec.load().init(jax.random.key(0), network)
 
 
 def load_checkpoint(path: str | Path) -> Any:
@@ -105,7 +101,7 @@ def load_checkpoint(path: str | Path) -> Any:
 
     ``path`` is a results folder (its best checkpoint), ``.../checkpoints/best`` or
     ``.../checkpoints/last`` (the committed one), or one checkpoint ``.../checkpoints/last/<E>``.
-    A damaged or missing file raises :class:`experiments.rundir.CheckpointDamagedError` naming
+    A damaged or missing file raises :class:`experiments.core.folder.CheckpointDamagedError` naming
     it. Folders of earlier versions (no hashes) load unverified, with a warning.
     """
     path = Path(path)
@@ -115,15 +111,15 @@ def load_checkpoint(path: str | Path) -> Any:
         run, kind, epoch = path.parents[2], path.parent.name, path.name
     else:
         run, kind, epoch = path, "best", None
-    if not (run / rundir.CONFIG).is_file():
+    if not (run / folder.CONFIG).is_file():
         raise FileNotFoundError(f"no config.json in {run}: not a results folder.")
-    if kind not in rundir.KINDS:
+    if kind not in folder.KINDS:
         raise ValueError(f"{path}: expected checkpoints/best or checkpoints/last.")
-    manifest_file = run / rundir.MANIFEST
+    manifest_file = run / folder.MANIFEST
     if not manifest_file.is_file():
         directory = _legacy_checkpoint(run / "checkpoints" / kind, epoch)
     else:
-        manifest = rundir.read_json(manifest_file)
+        manifest = folder.read_json(manifest_file)
         if epoch is None:
             if kind == "last":
                 epoch = manifest["epoch"]
@@ -132,7 +128,7 @@ def load_checkpoint(path: str | Path) -> Any:
                 if best is None:
                     raise FileNotFoundError(f"{run} has no best checkpoint yet (no test so far).")
                 if best["checkpoint"] is None:
-                    raise rundir.CheckpointDamagedError(
+                    raise folder.CheckpointDamagedError(
                         f"the best checkpoint of {run} (epoch {best['epoch']}) was found "
                         "damaged and set aside; load checkpoints/last instead."
                     )
@@ -144,9 +140,9 @@ def load_checkpoint(path: str | Path) -> Any:
                 f"{', '.join(sorted(manifest['checkpoints'])) or 'none'}."
             )
         directory = run / "checkpoints" / key
-        problem = rundir.verify(directory, manifest["checkpoints"][key])
+        problem = folder.verify(directory, manifest["checkpoints"][key])
         if problem:
-            raise rundir.CheckpointDamagedError(f"cannot load {key}: {problem}.")
+            raise folder.CheckpointDamagedError(f"cannot load {key}: {problem}.")
     template = _network_template(run)
     target = {"params": template.params, "batch_stats": template.batch_stats}
     restored = _restore(directory, jax.device_get(target), partial=True)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from experiments.config import ExperimentConfig
-from experiments.report import plot_curves, write_text
+import numpy as np
+
+from experiments.core.config import ExperimentConfig
+from experiments.core.folder import write_text
+from experiments.core.plots import plot_curves, pyplot, save_figure
 
 
 def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
@@ -24,11 +27,9 @@ def _paper_conversion(metrics: dict[str, Any]) -> dict[int, float]:
 
 
 def plot_conversion(out_dir: Path, metrics: dict[str, Any]) -> Path:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from experiments.report import save_figure
-
+    """``conversion.png``: accuracy against T (Table 3) and spikes per layer and step
+    (Fig. 1a) of the converted network."""
+    plt = pyplot()
     conversion = metrics["conversion"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     curve = 100 * np.asarray(conversion["accuracy_by_step"])
@@ -48,10 +49,9 @@ def plot_conversion(out_dir: Path, metrics: dict[str, Any]) -> Path:
     return save_figure(fig, Path(out_dir) / "conversion.png")
 
 
-def write_report(
-    out_dir: Path, name: str, config: ExperimentConfig, network: Any, metrics: dict[str, Any]
-) -> Path:
+def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: dict) -> Path:
     """Accuracy beside the paper's, and FLOPs (Eq. 22) and energy (Eq. 25) per layer."""
+    network = config.network_config
     paper = metrics.get("paper", {})
     accuracy = paper.get("accuracy")
     lines = [

@@ -1,6 +1,6 @@
 """The registered experiments of the TTFS paper (Park & Yoon): Tables 1 and 2.
 
-Every entry has the paper's settings (Table 3, :data:`experiments.config.TTFS_TABLE3`) and
+Every entry has the paper's settings (Table 3, :data:`experiments.ttfs.config.TTFS_TABLE3`) and
 values, and a reduced-scale twin ``<name>_small`` on scikit-learn's digits (a TTFS MLP
 64-128-128-10, T = 32, 30 epochs, SR's target epoch 10, inputs in [0, 1]) that runs in about
 ten seconds on a 2-core CPU and shows the row's effect qualitatively; its report still sets
@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from experiments.config import TTFS_TABLE3, ExperimentConfig
-from experiments.registry import register, register_sweep
-from experiments.sweeps import Member, Sweep
+from experiments.core.config import ExperimentConfig
+from experiments.core.registry import Member, Sweep, register, register_sweep
+from experiments.ttfs import figures
+from experiments.ttfs.config import TTFS_TABLE3
 
 #: The reference of the paper's normalised energy (Table 2): TSC (Han & Roy, ECCV 2020).
 TSC = {
@@ -69,7 +70,7 @@ def register_ttfs(
     name: str, table: str, row: str, result: str, changes: dict[str, Any], paper: dict[str, Any]
 ) -> None:
     """Register ``name`` (Table 3 with ``changes``) and its digits twin ``<name>_small``."""
-    full = ExperimentConfig(**{**TTFS_TABLE3, **changes})
+    full = ExperimentConfig.from_flat({**TTFS_TABLE3, **changes})
     data = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[full.dataset]
     register(name, f"{table}: {row}, VGG-16 {data} (paper {result})", full, paper)
     small = {**TTFS_TABLE3, **changes, **SMALL}
@@ -82,7 +83,7 @@ def register_ttfs(
     register(
         f"{name}_small",
         f"{table}: {row}, reduced scale: TTFS MLP on the digits (~10 s)",
-        ExperimentConfig(**small),
+        ExperimentConfig.from_flat(small),
         # no energy reference: normalising a digits MLP to TSC's CIFAR network means nothing
         {**{k: v for k, v in paper.items() if k != "energy_reference"}, "note": note},
     )
@@ -172,7 +173,7 @@ register_ttfs(
 register(
     "digits_ttfs",
     "TTFS MLP on scikit-learn's 8x8 digits, T=32 (embedded default of the TTFS method, ~10 s)",
-    ExperimentConfig(**{**TTFS_TABLE3, **SMALL, "target_epoch": SMALL_TARGET_EPOCH}),
+    ExperimentConfig.from_flat({**TTFS_TABLE3, **SMALL, "target_epoch": SMALL_TARGET_EPOCH}),
 )
 
 
@@ -236,7 +237,7 @@ def register_sweeps(
     """Register the sweep ``name`` over the CIFAR-10 entries and ``<name>_small`` over their
     digits twins."""
     register_sweep(Sweep(name, f"{summary}, VGG-16 CIFAR-10", members(""), figure,
-                         "experiments.figures_ttfs", paper))  # fmt: skip
+                         figures.write_sweep, paper))  # fmt: skip
     note = (
         "Reduced scale (TTFS MLPs on the digits); the paper's values are for VGG-16 on "
         "CIFAR-10, shown for reference only."
@@ -244,7 +245,7 @@ def register_sweeps(
     small_paper = {k: v for k, v in paper.items() if k != "points"} | {"note": note}
     register_sweep(
         Sweep(f"{name}_small", f"{summary}, reduced scale: TTFS MLPs on the digits",
-              members("_small"), figure, "experiments.figures_ttfs", small_paper)
+              members("_small"), figure, figures.write_sweep, small_paper)
     )  # fmt: skip
 
 

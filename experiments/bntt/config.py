@@ -1,0 +1,106 @@
+"""The keys of a BNTT run (Kim & Panda): its network and how its input becomes spikes.
+
+Registers the ``bntt`` method. Also the network keys of the surrogate-gradient baseline
+without BNTT (``norm=none``) and the other normalisations. No JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+from bntt_jax.config import NetworkConfig, NetworkConfigError
+from bntt_jax.constants import ARCHS, ENCODERS
+from bntt_jax.norms import NORMS, normalization
+from experiments.core.config import (
+    ConfigError,
+    ExperimentConfig,
+    MethodSpec,
+    check_batch_statistics,
+    check_images,
+    check_keys,
+    choice,
+    integer,
+    key,
+    network_error,
+    register_method,
+)
+from experiments.core.data import DatasetFacts
+
+# How to fix a value that NetworkConfig refuses (the other keys are checked by their field).
+FIXES = {
+    "arch": f"--set arch=<{'|'.join(ARCHS)}> to suit the dataset.",
+    "norm": f"--set norm=<{'|'.join(NORMS)}>.",
+    "num_steps": "--set num_steps=25 (a positive int).",
+    "leak": "--set leak=0.95 (in (0, 1]), or leak=none for the architecture's default.",
+    "hidden": "--set hidden=256,256 (positive widths), or hidden=none.",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BNTTNetwork:
+    """A BNTT-family spiking network (:class:`bntt_jax.NetworkConfig`) and its input."""
+
+    built: ClassVar[type] = NetworkConfig
+
+    arch: str = key("mlp", f"{', '.join(ARCHS)}", choice(ARCHS))
+    norm: str = key("bntt", f"normalisation: {', '.join(NORMS)}", choice(NORMS))
+    num_steps: int = key(25, "time steps T", integer(1))
+    leak: float | None = key(None, "membrane leak λ in (0, 1]; none: the arch's default")
+    hidden: tuple[int, ...] | None = key(None, "MLP hidden widths, e.g. 256,256")
+    encoder: str = key("poisson", f"input encoding: {', '.join(ENCODERS)}", choice(ENCODERS))
+
+    def __post_init__(self) -> None:
+        check_keys(self)
+
+    def check(self, config: ExperimentConfig) -> None:
+        """Against the dataset: convolutions need images, the sequential encoder one step per
+        value of a sample, batch statistics two samples a batch."""
+        check_images(config, self.arch, self.arch != "mlp")
+        if self.encoder == "sequential":
+            values = math.prod(config.facts.input_shape)
+            if self.arch != "mlp" or self.num_steps != values:
+                raise ConfigError(
+                    "encoder", self.encoder, f"the sequential encoder presents one of the "
+                    f"{values} values of a {config.dataset} sample per time step, to an MLP "
+                    "with one input.",
+                    f"--set arch=mlp --set num_steps={values}, or --set encoder=poisson.",
+                )  # fmt: skip
+        if normalization(self.norm).batch_statistics:
+            check_batch_statistics(config, f"norm={self.norm} normalises")
+
+    def build(self, facts: DatasetFacts) -> NetworkConfig:
+        """The network for the dataset's inputs (the MLP takes one value per step with the
+        sequential encoder)."""
+        common = dict(arch=self.arch, norm=self.norm, num_steps=self.num_steps,
+                      num_classes=facts.num_classes, leak=self.leak)  # fmt: skip
+        shape = facts.input_shape
+        try:
+            if self.arch == "mlp":
+                features = 1 if self.encoder == "sequential" else math.prod(shape)
+                return NetworkConfig(**common, in_features=features, hidden=self.hidden)
+            return NetworkConfig(**common, img_size=shape[0], in_channels=shape[-1])
+        except NetworkConfigError as err:
+            raise network_error(err, dataclasses.asdict(self), FIXES, {}) from None
+
+
+def _load() -> Any:
+    from experiments.bntt.method import METHOD  # JAX: loaded once a command is checked
+
+    return METHOD
+
+
+SPEC = register_method(
+    MethodSpec("bntt", "BNTT (Kim & Panda): a LIF network, BPTT", BNTTNetwork, None, _load)
+)
+
+#: The authors' released CIFAR-10 settings (Table 1 of the BNTT paper): VGG9, leak 0.95, SGD
+#: momentum 0.9, lr 0.3 ÷10 at 50/70/90% of the epochs, coupled weight decay 1e-4 (the paper
+#: text says 5e-4), batch 256 (test 512, both drop the last partial batch), random crop and
+#: flip; the paper's 120 epochs for CIFAR-10.
+CIFAR10_VGG9 = ExperimentConfig.from_flat(
+    dict(dataset="cifar10", arch="vgg9", norm="bntt", num_steps=25, leak=0.95, optimizer="sgd",
+         lr=0.3, weight_decay=1e-4, epochs=120, batch_size=256, eval_batch_size=512,
+         eval_every=1)
+)  # fmt: skip

@@ -1,0 +1,572 @@
+"""Experiment configs as code: the shared keys, the method's network and options, the analyses.
+
+An :class:`ExperimentConfig` has the keys every run has (data, optimiser, schedule, batches,
+seed) and three parts:
+
+* ``network``: the method's choices of network (:class:`MethodSpec`, e.g. BNTT's arch, norm,
+  T, leak, hidden widths and encoder), which, with the dataset's facts, build its
+  :class:`bntt_jax.NetworkConfig` or :class:`bntt_jax.ttfs.TTFSConfig`
+  (:attr:`ExperimentConfig.network_config`);
+* ``options``: the method's own training options, if it has any (TTFS's relaxation and
+  kernel terms, the ANN's conversion);
+* ``analysis``: what is analysed of the trained run (:class:`AnalysisConfig`).
+
+Every key of every part has one flat name, the one users type as ``--set key=value``
+(``--help`` lists them by part); ``config.json`` holds the nested form, and a flat one written
+by an earlier version still loads (:meth:`ExperimentConfig.from_dict`). Each part checks its
+own keys when it is built (:func:`check_keys`, the ``check`` of each field), and the config
+checks what spans parts against its dataset's facts; a bad value raises :class:`ConfigError`
+naming the key, the value and the fix. This module does not import JAX, so the command line
+checks everything before a results folder exists or JAX starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+import numbers
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+from bntt_jax import serialize
+from bntt_jax.constants import LR_SCHEDULES, OPTIMIZERS
+from experiments.core.data import DATASETS, DatasetFacts
+
+#: Keys that a resumed run may take anew: they change where the run reads from (a resumed run
+#: checks that it sees the same data, by fingerprint) or which analyses follow it, never what
+#: it trains.
+RESUME_SAFE_KEYS = ("data_dir", "analyses")
+#: The analyses of a trained BNTT-family or ANN run (:mod:`experiments.analyses`), in order.
+ANALYSIS_NAMES = ("gamma", "activity", "energy", "robustness")
+#: Seeds are 32-bit: ``numpy.random.default_rng`` and ``jax.random.key`` both take them.
+MAX_SEED = 2**32 - 1
+
+
+class ConfigError(ValueError):
+    """A config value is wrong. ``key``, ``value`` and a one-line message with the fix."""
+
+    def __init__(self, key: str, value: Any, problem: str, fix: str) -> None:
+        self.key, self.value, self.problem, self.fix = key, value, problem, fix
+        super().__init__(f"{key}={show(value)}: {problem} Fix: {fix}")
+
+
+def show(value: Any) -> str:
+    """A value as a user types it after ``--set key=``."""
+    return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+
+# ----------------------------------------------------------------------- keys and checks
+class Check(NamedTuple):
+    """What a key's value must be: ``ok(value)``, else ``problem`` and ``fix`` (templates
+    with ``{key}``; ``{none}`` says that ``none`` is allowed too)."""
+
+    ok: Callable[[Any], bool]
+    problem: str
+    fix: str
+
+
+def key(default: Any, help: str, check: Check | None = None) -> Any:
+    """A config field: its default, its ``--help`` line and its :class:`Check`."""
+    return dataclasses.field(default=default, metadata={"help": help, "check": check})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def choice(options: Iterable[str], problem: str | None = None, fix: str | None = None) -> Check:
+    options = tuple(options)
+    return Check(
+        lambda v: v in options,
+        problem or f"{{key}} must be one of {', '.join(options)}.",
+        fix or "",  # empty: suggest the closest option (check_keys)
+    )
+
+
+def integer(low: int, high: int | None = None) -> Check:
+    bound = f"between {low} and {high}" if high is not None else f">= {low}"
+    return Check(
+        lambda v: _is_int(v) and v >= low and (high is None or v <= high),
+        f"{{key}} must be an integer {bound}{{none}}.",
+        f"--set {{key}}=<an integer {bound}>.",
+    )
+
+
+def real(low: float, high: float = math.inf, *, open_low: bool, open_high: bool = True) -> Check:
+    interval = (
+        f"{'(' if open_low else '['}{low:g}, "
+        f"{'∞' if math.isinf(high) else f'{high:g}'}{')' if open_high else ']'}"
+    )
+
+    def ok(v: Any) -> bool:
+        if not _is_real(v):
+            return False
+        return (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
+
+    return Check(
+        ok,
+        f"{{key}} must be a finite number in {interval}.",
+        f"--set {{key}}=<a number in {interval}>.",
+    )
+
+
+FLAG = Check(lambda v: isinstance(v, bool), "must be true or false.", "--set {key}=true.")
+FINITE = Check(_is_real, "must be a finite number.", "--set {key}=0.")
+FOLDER = Check(
+    lambda v: isinstance(v, str) and bool(v), "must be a folder path.", "--set {key}=DIR."
+)
+
+
+def numbers_at_least(low: float, example: str) -> Check:
+    return Check(
+        lambda v: isinstance(v, tuple) and bool(v) and all(_is_real(x) and x >= low for x in v),
+        f"must be one or more finite numbers >= {low:g}.",
+        f"--set {{key}}={example} (comma-separated).",
+    )
+
+
+def check_keys(config: Any) -> None:
+    """Check every field of the dataclass ``config`` that has a :class:`Check`."""
+    types = serialize.field_types(type(config))
+    for f in dataclasses.fields(config):
+        check = f.metadata.get("check")
+        value = getattr(config, f.name)
+        optional = f.name in types and _optional(type(config), f.name)
+        if check is None or (value is None and optional) or check.ok(value):
+            continue
+        fix = check.fix.format(key=f.name)
+        if not fix:  # a choice: the closest option
+            options = check.problem.split("one of ", 1)[-1].rstrip(".").split(", ")
+            close = difflib.get_close_matches(str(value), options, n=1)
+            fix = f"--set {f.name}={close[0] if close else '<one of them>'}"
+        none = " (or none for no cap)" if optional else ""
+        raise ConfigError(f.name, value, check.problem.format(key=f.name, none=none), fix)
+
+
+def _optional(cls: type, name: str) -> bool:
+    hint = typing.get_type_hints(cls)[name]
+    return type(None) in typing.get_args(hint)
+
+
+# ------------------------------------------------------------------------ the analyses
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    """What is analysed of a trained run (:mod:`experiments.analyses`; BNTT Sec. 3.4, 4.3,
+    4.4): the γ-based early exit of a BNTT run's end, and the analyses that follow a BNTT-family
+    or ANN run."""
+
+    exit_threshold: float = key(
+        0.1, "γ-based early exit threshold, >= 0", real(0.0, open_low=False)
+    )
+    exit_relative: bool = key(
+        False, "early exit against each layer's peak mean γ times exit_threshold (ours)", FLAG
+    )
+    noise_sigmas: tuple[float, ...] = key(
+        (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+        "σ of the Gaussian noise on [0, 1] images (BNTT Fig. 4b)",
+        numbers_at_least(0, "0,0.1,0.2"),
+    )
+    fgsm_epsilons: tuple[float, ...] = key(
+        (0.0, 0.01, 0.02, 0.04, 0.08, 0.16),
+        "ε of the SNN-crafted FGSM on [0, 1] images (BNTT App. F)",
+        numbers_at_least(0, "0,0.1,0.2"),
+    )
+    analysis_images: int | None = key(
+        None, "test images for robustness (first N); none: all", integer(1)
+    )
+    analyses: tuple[str, ...] | None = key(
+        ANALYSIS_NAMES,
+        "analyses run on a BNTT-family or ANN run once it finishes (comma-separated); none: "
+        "none (python -m experiments.analyze runs them later)",
+        Check(
+            lambda v: isinstance(v, tuple) and all(a in ANALYSIS_NAMES for a in v),
+            f"each analysis must be one of {', '.join(ANALYSIS_NAMES)}.",
+            f"--set analyses={','.join(ANALYSIS_NAMES)} (or none).",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        check_keys(self)
+
+
+# -------------------------------------------------------------------------- the methods
+class MethodSpec(NamedTuple):
+    """What the configs know of a training method, without JAX.
+
+    Attributes:
+      name: the ``method`` key's value.
+      summary: one line for ``--help``.
+      network: its network keys: a frozen dataclass with ``build(facts)`` (its
+        :class:`bntt_jax.NetworkConfig` or :class:`bntt_jax.ttfs.TTFSConfig`) and
+        ``check(config)`` (what spans its keys and the shared ones).
+      options: its own training options (a frozen dataclass), or ``None``.
+      load: returns its implementation, an :class:`experiments.core.method.Method`
+        (imported on first use, with JAX).
+    """
+
+    name: str
+    summary: str
+    network: type
+    options: type | None
+    load: Callable[[], Any]
+
+
+#: The registered methods, by name (each method's package registers itself).
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    if spec.name in METHODS:
+        raise ValueError(f"method {spec.name!r} is registered twice")
+    METHODS[spec.name] = spec
+    _key_types.cache_clear()
+    return spec
+
+
+# ----------------------------------------------------------------------- the config
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything a run needs: the shared keys, ``network``, ``options`` and ``analysis``
+    (module docstring). ``network`` and ``options`` left ``None`` take the method's defaults;
+    the network is built against the dataset's facts when the config is, so a config that
+    exists is valid."""
+
+    method: str = key("bntt", "bntt (Kim & Panda), ttfs (Park & Yoon) or ann (ReLU, same topology)")
+    dataset: str = key("digits", f"one of {', '.join(DATASETS)}", choice(DATASETS))
+    data_dir: str = key("data", "folder holding the dataset archives", FOLDER)
+    normalize: bool = key(True, "standardise inputs; false: intensities in [0, 1]", FLAG)
+    optimizer: str = key("sgd", ", ".join(OPTIMIZERS), choice(OPTIMIZERS))
+    lr: float = key(0.3, "learning rate, finite and > 0", real(0.0, open_low=True))
+    lr_schedule: str = key(
+        "step", "step (÷10 at 50/70/90% of the epochs) or constant", choice(LR_SCHEDULES)
+    )
+    momentum: float = key(0.9, "SGD momentum in [0, 1)", real(0.0, 1.0, open_low=False))
+    weight_decay: float = key(1e-4, "coupled L2 weight decay, >= 0", real(0.0, open_low=False))
+    epochs: int = key(100, "training epochs", integer(1))
+    batch_size: int = key(256, "training batch (global, over all devices)", integer(1))
+    eval_batch_size: int = key(512, "evaluation batch, at most the test set", integer(1))
+    eval_every: int = key(1, "test every N epochs (and after the last)", integer(1))
+    seed: int = key(0, f"random seed, 0 .. {MAX_SEED}", integer(0, MAX_SEED))
+    max_train_batches: int | None = key(None, "cap on batches per epoch (quick runs)", integer(1))
+    max_eval_batches: int | None = key(None, "cap on evaluation batches (quick runs)", integer(1))
+    network: Any = None
+    options: Any = None
+    analysis: AnalysisConfig = dataclasses.field(default_factory=AnalysisConfig)
+
+    def __post_init__(self) -> None:
+        spec = method_spec(self.method)
+        check_keys(self)
+        for part, cls in (("network", spec.network), ("options", spec.options)):
+            value = getattr(self, part)
+            if value is None and cls is not None:
+                object.__setattr__(self, part, cls())
+            elif (cls is None and value is not None) or (
+                cls is not None and type(value) is not cls
+            ):
+                wanted = "none" if cls is None else cls.__name__
+                raise ConfigError(
+                    part, type(value).__name__, f"method={self.method} takes {wanted} here.",
+                    f"build the config with ExperimentConfig.from_flat(...) or give {wanted}.",
+                )  # fmt: skip
+        self.network.check(self)
+        check_batch_sizes(self, self.facts.train_size, self.facts.test_size, self.dataset)
+        self.network.build(self.facts)  # raises ConfigError naming the key
+
+    @property
+    def facts(self) -> DatasetFacts:
+        """The canonical facts of this config's dataset."""
+        return DATASETS[self.dataset]
+
+    @property
+    def network_config(self) -> Any:
+        """The network of this run: a :class:`bntt_jax.NetworkConfig` (BNTT, ANN) or a
+        :class:`bntt_jax.ttfs.TTFSConfig` (TTFS), built for the dataset's inputs."""
+        return self.network.build(self.facts)
+
+    @property
+    def spec(self) -> MethodSpec:
+        return method_spec(self.method)
+
+    # ------------------------------------------------------------------- the flat view
+    def flat(self) -> dict[str, Any]:
+        """Every key of this config by its flat ``--set`` name."""
+        out = {f.name: getattr(self, f.name) for f in _shared_fields()}
+        for part in (self.network, self.options, self.analysis):
+            if part is not None:
+                out |= {f.name: getattr(part, f.name) for f in dataclasses.fields(part)}
+        return out
+
+    @classmethod
+    def from_flat(
+        cls, values: dict[str, Any], explicit: Iterable[str] | None = None
+    ) -> ExperimentConfig:
+        """The config of flat ``values`` (lists are taken as tuples). A key that is not one
+        of its method's is refused if it is in ``explicit`` (default: every key given) and
+        dropped otherwise (a key of another method, left over from a base config)."""
+        values = dict(values)
+        explicit = set(values if explicit is None else explicit)
+        unknown = sorted(set(values) - set(_key_types()))
+        if unknown:
+            raise ConfigError(
+                unknown[0], values[unknown[0]], "is not a config key of this version.",
+                f"remove it; the keys are listed by --help ({', '.join(key_names())}).",
+            )  # fmt: skip
+        method = values.get("method", "bntt")
+        spec = method_spec(method)
+        parts = {"network": spec.network, "options": spec.options, "analysis": AnalysisConfig}
+        owned = {f.name for f in _shared_fields()}
+        built: dict[str, Any] = {}
+        for name, part in parts.items():
+            if part is None:
+                continue
+            names = {f.name for f in dataclasses.fields(part)}
+            owned |= names
+            built[name] = serialize.from_dict(part, {k: values[k] for k in names & set(values)})
+        stray = sorted((set(values) - owned) & explicit)
+        if stray:
+            raise ConfigError(
+                stray[0], values[stray[0]], f"{stray[0]} is not a key of a {method} run "
+                f"({spec.summary}).", f"leave --set {stray[0]} out, or choose the method whose "
+                "key it is (--help lists the keys of each).",
+            )  # fmt: skip
+        shared = {f.name: values[f.name] for f in _shared_fields() if f.name in values}
+        return serialize.from_dict(cls, shared, **built)
+
+    def replace(self, **changes: Any) -> ExperimentConfig:
+        """This config with flat keys changed (``config.replace(lr=0.1, num_steps=100)``);
+        a key the (new) method does not have is refused."""
+        return ExperimentConfig.from_flat({**self.flat(), **changes}, explicit=changes)
+
+    def has_key(self, name: str) -> bool:
+        """Whether ``name`` is a key of this config's method."""
+        return name in self.flat()
+
+    # --------------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """The nested JSON-ready dict; :meth:`from_dict` inverts it."""
+        return serialize.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        """Inverse of :meth:`to_dict`. A flat dict (a ``config.json`` of an earlier version)
+        loads too: keys of another method, which that version kept but never used, are
+        dropped, and keys missing from it take their defaults."""
+        if not isinstance(data.get("network"), dict):  # the flat form of earlier versions
+            return cls.from_flat(data, explicit=())
+        spec = method_spec(data.get("method", "bntt"))
+        parts = {
+            "network": _part(spec.network, data.get("network")),
+            "options": _part(spec.options, data.get("options")),
+            "analysis": _part(AnalysisConfig, data.get("analysis")),
+        }
+        shared = {k: v for k, v in data.items() if k not in parts}
+        try:
+            return serialize.from_dict(cls, shared, **parts)
+        except serialize.UnknownKeyError as err:
+            raise ConfigError(
+                err.key, data[err.key], "is not a config key of this version.",
+                f"remove it; the keys are {', '.join(err.known)}.",
+            ) from None  # fmt: skip
+
+
+def _part(cls: type | None, data: dict[str, Any] | None) -> Any:
+    if cls is None or data is None:
+        return None
+    try:
+        return serialize.from_dict(cls, data)
+    except serialize.UnknownKeyError as err:
+        raise ConfigError(
+            err.key, data[err.key], f"is not a key of {cls.__name__} in this version.",
+            f"remove it; the keys are {', '.join(err.known)}.",
+        ) from None  # fmt: skip
+
+
+def _shared_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(ExperimentConfig) if "help" in f.metadata]
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registered method ``name`` (:class:`ConfigError` naming the choices otherwise)."""
+    if name not in METHODS:
+        close = difflib.get_close_matches(str(name), list(METHODS), n=1)
+        raise ConfigError(
+            "method", name, f"method must be one of {', '.join(METHODS)}.",
+            f"--set method={close[0] if close else '<one of them>'}",
+        )  # fmt: skip
+    return METHODS[name]
+
+
+def check_images(config: ExperimentConfig, arch: str, convolutional: bool) -> None:
+    """A convolutional ``arch`` needs images (``[H, W, C]`` samples) from the dataset."""
+    facts = config.facts
+    if convolutional and len(facts.input_shape) != 3:
+        raise ConfigError(
+            "arch", arch, f"{arch} is a convolutional network for images, but {config.dataset} "
+            f"gives {math.prod(facts.input_shape)} features per sample.",
+            "--set arch=mlp, or an image dataset (--set dataset=cifar10).",
+        )  # fmt: skip
+
+
+def check_batch_statistics(config: ExperimentConfig, what: str) -> None:
+    """A network normalised with batch statistics (``what`` does it) needs 2 samples a batch."""
+    if config.batch_size < 2:
+        raise ConfigError(
+            "batch_size", config.batch_size, f"{what} with batch statistics, which need at "
+            "least 2 samples.", "--set batch_size=2 or more.",
+        )  # fmt: skip
+
+
+def network_error(
+    err: Exception, keys: dict[str, Any], fixes: dict[str, str], renamed: dict[str, str]
+) -> ConfigError:
+    """A :class:`ConfigError` for a network config's error ``err`` (its ``field``, renamed to
+    its key by ``renamed``): the key's value in ``keys`` and its fix from ``fixes``
+    (``arch`` for a field that is no key)."""
+    name = renamed.get(err.field, err.field)
+    name = name if name in fixes else "arch"
+    problem = getattr(err, "problem", str(err).split(": ", 1)[-1])
+    return ConfigError(name, keys[name], problem, fixes[name])
+
+
+def check_batch_sizes(c: ExperimentConfig, train_size: int, test_size: int, source: str) -> None:
+    """Full batches only (the last partial batch is dropped, train and test)."""
+    if c.batch_size > train_size:
+        raise ConfigError(
+            "batch_size", c.batch_size, f"{source} has {train_size} training examples, so no "
+            "full batch (the last partial batch is dropped).",
+            f"--set batch_size={min(256, train_size)}.",
+        )  # fmt: skip
+    if c.eval_batch_size > test_size:
+        raise ConfigError(
+            "eval_batch_size", c.eval_batch_size, f"{source} has {test_size} test examples, "
+            "so no full evaluation batch (partial batches are dropped).",
+            f"--set eval_batch_size={test_size} (or a divisor of it, to test them all).",
+        )  # fmt: skip
+
+
+def check_against_data(config: ExperimentConfig, train_size: int, test_size: int) -> None:
+    """The batch sizes against the data actually loaded (a CIFAR folder may hold a subset)."""
+    check_batch_sizes(config, train_size, test_size, f"the loaded {config.dataset} data")
+
+
+# -------------------------------------------------------------------- the command line
+def _parts() -> list[tuple[str, list[dataclasses.Field]]]:
+    """``(title, fields)`` of every part: the shared keys, then each method's, then the
+    analysis keys."""
+    out = [("shared", _shared_fields())]
+    for spec in METHODS.values():
+        out.append((f"{spec.name} network", list(dataclasses.fields(spec.network))))
+        if spec.options is not None:
+            out.append((f"{spec.name} options", list(dataclasses.fields(spec.options))))
+    out.append(("analysis", list(dataclasses.fields(AnalysisConfig))))
+    return out
+
+
+def _owner(title: str) -> type:
+    if title == "shared":
+        return ExperimentConfig
+    if title == "analysis":
+        return AnalysisConfig
+    name, kind = title.split(" ")
+    return getattr(METHODS[name], kind)
+
+
+@functools.cache
+def _key_types() -> dict[str, tuple[Any, bool]]:
+    """Every flat key with its type and whether ``none`` is allowed; a key that several
+    methods have has one type in all of them."""
+    out: dict[str, tuple[Any, bool]] = {}
+    for title, fields in _parts():
+        hints = typing.get_type_hints(_owner(title))
+        for f in fields:
+            hint = hints[f.name]
+            args = typing.get_args(hint)
+            optional = type(None) in args
+            base = next(a for a in args if a is not type(None)) if optional else hint
+            if f.name in out and out[f.name][0] != base:
+                raise TypeError(f"config key {f.name} has two types: {out[f.name][0]}, {base}")
+            out[f.name] = (base, optional or out.get(f.name, (None, False))[1])
+    return out
+
+
+def key_names() -> list[str]:
+    """Every flat key of every registered method, sorted (what ``--set`` takes)."""
+    return sorted(_key_types())
+
+
+def _kind(base: Any) -> str:
+    if typing.get_origin(base) is tuple:
+        return f"comma-separated {typing.get_args(base)[0].__name__}s"
+    return getattr(base, "__name__", str(base))
+
+
+def _parse(name: str, text: str) -> Any:
+    """Parse ``text`` for the key ``name``, by its type."""
+    base, optional = _key_types()[name]
+    if optional and text.lower() in ("none", "null"):
+        return None
+    try:
+        if typing.get_origin(base) is tuple:
+            element = typing.get_args(base)[0]
+            return tuple(element(v) for v in text.split(",") if v.strip())
+        if base is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        return base(text)
+    except ValueError:
+        kind = _kind(base)
+        raise ConfigError(
+            name, text, f"expected {kind}{' or none' if optional else ''}.",
+            f"--set {name}=<{kind}>.",
+        ) from None  # fmt: skip
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``key=value`` strings as typed values; unknown keys and unparsable values raise
+    :class:`ConfigError`. A later ``--set`` of the same key wins."""
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ConfigError(item, "", "expected key=value.", "--set KEY=VALUE; see --help.")
+        if name not in _key_types():
+            close = difflib.get_close_matches(name, key_names(), n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ConfigError(
+                name, value, "unknown config key.", f"{hint}The keys are listed by --help."
+            )
+        changes[name] = _parse(name, value.strip())
+    return changes
+
+
+def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """Apply ``key=value`` strings; unknown keys and bad values raise :class:`ConfigError`."""
+    return config.replace(**parse_overrides(overrides))
+
+
+def describe_keys() -> str:
+    """The ``--set`` keys by part, one line each: type, default and what it is (``--help``)."""
+    lines = []
+    for title, fields in _parts():
+        hints = typing.get_type_hints(_owner(title))
+        summary = f" ({METHODS[title.split()[0]].summary})" if " " in title else ""
+        lines.append(f" {title} keys{summary}:")
+        for f in fields:
+            optional = type(None) in typing.get_args(hints[f.name])
+            base = next((a for a in typing.get_args(hints[f.name]) if a is not type(None)),
+                        hints[f.name])  # fmt: skip
+            kind = _kind(base) + (" or none" if optional else "")
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            lines.append(
+                f"  {f.name:20s} {kind:28s} default {show(default)!s:8s}  {f.metadata['help']}"
+            )
+    return "\n".join(lines)

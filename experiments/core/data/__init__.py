@@ -1,0 +1,87 @@
+"""Datasets for the experiments, as in-memory numpy arrays plus a batch iterator.
+
+Each dataset is read by a :class:`Reader` of one module here, from its canonical release
+format on disk (nothing is ever downloaded; missing data fails at once with what to do, and a
+damaged file says so):
+
+* :mod:`~experiments.core.data.digits`: scikit-learn's 8×8 digits (shipped in the package);
+* :mod:`~experiments.core.data.cifar`: CIFAR-10 / CIFAR-100 from the canonical python
+  archives (or a tfds data directory prepared elsewhere).
+
+A new dataset is one reader module and its entry in :data:`READERS`. :data:`DATASETS` holds
+each dataset's facts (input shape, classes, split sizes), so a config can be checked against
+its data before anything loads. This package does not import JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from experiments.core.data import cifar, digits
+from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
+    DataCorruptError,
+    DataMissingError,
+    Dataset,
+    DatasetFacts,
+    Reader,
+    fingerprint,
+)
+
+#: Every dataset the experiments know, by name.
+READERS: dict[str, Reader] = {r.facts.name: r for r in (*digits.READERS, *cifar.READERS)}
+DATASETS: dict[str, DatasetFacts] = {name: r.facts for name, r in READERS.items()}
+
+
+def check_available(name: str, data_dir: str) -> None:
+    """Fail fast, without reading anything, if dataset ``name`` cannot be loaded here."""
+    READERS[name].check(data_dir)
+
+
+def load_dataset(name: str, data_dir: str, normalize: bool = True) -> Dataset:
+    """Load a dataset by name; missing files fail fast with what to do. ``normalize``:
+    standardised inputs (the default), else intensities in [0, 1]."""
+    if name not in READERS:
+        raise ValueError(f"unknown dataset {name!r}; the datasets are {', '.join(READERS)}.")
+    return READERS[name].load(data_dir, normalize)
+
+
+def check_finite(data: Dataset) -> None:
+    """The inputs must be finite: a NaN pixel would give finite, meaningless spikes."""
+    for split, x in (("train", data.train_x), ("test", data.test_x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise DataCorruptError(
+                f"the {split} inputs of {data.name} hold {bad} NaN or Inf values; the data "
+                "files are damaged or mis-normalised: fetch them again."
+            )
+
+
+def iterate(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    augment: Callable[[np.random.Generator, np.ndarray], np.ndarray] | None = None,
+    max_batches: int | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches that drop the last partial one (as the authors' loaders, train and test).
+
+    With ``rng``: shuffled, and ``augment(rng, batch)`` applied.
+    """
+    n = len(x) // batch_size
+    if n == 0:
+        raise ValueError(f"{len(x)} examples make no full batch of {batch_size}.")
+    order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
+    for i in range(n if max_batches is None else min(n, max_batches)):
+        idx = order[i * batch_size : (i + 1) * batch_size]
+        xb = x[idx]
+        if augment is not None and rng is not None:
+            xb = augment(rng, xb)
+        yield xb, y[idx]
+
+
+def num_batches(n: int, batch_size: int, max_batches: int | None) -> int:
+    full = n // batch_size
+    return full if max_batches is None else min(full, max_batches)
