@@ -25,7 +25,7 @@ import numpy as np
 def is_traced(x: Any) -> bool:
     """Whether ``x`` is a JAX tracer (inside ``jit``/``grad``/``vmap``): its values are
     unknown, so value checks must be skipped."""
-    import jax
+    import jax  # on first use: this module does not import JAX at import time
 
     return isinstance(x, jax.core.Tracer)
 
@@ -44,7 +44,7 @@ def check_finite(where: str, name: str, x: Any) -> None:
     if isinstance(x, np.ndarray):
         finite = bool(np.isfinite(x).all())
     else:  # a concrete JAX array, possibly closed over inside a trace: evaluate it now
-        import jax
+        import jax  # on first use, as above
         import jax.numpy as jnp
 
         with jax.ensure_compile_time_eval():

@@ -32,8 +32,9 @@ from typing import Any
 
 from experiments import analyses
 from experiments.core import folder as run_folder
-from experiments.core.config import ConfigError, ExperimentConfig, parse_overrides
+from experiments.core.config import ConfigError, ExperimentConfig
 from experiments.core.data import DataCorruptError, DataMissingError, check_available
+from experiments.core.overrides import parse_overrides
 
 #: The config keys an analysis may change: its own, and where it reads the data from.
 ANALYSIS_KEYS = ("noise_sigmas", "fgsm_epsilons", "analysis_images", "data_dir",

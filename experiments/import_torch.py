@@ -34,8 +34,9 @@ import numpy as np
 import bntt_jax as bj
 from experiments.core import folder as run_folder
 from experiments.core import registry
-from experiments.core.config import ConfigError, apply_overrides
+from experiments.core.config import ConfigError
 from experiments.core.data import DataMissingError, check_available, load_dataset
+from experiments.core.overrides import apply_overrides
 
 
 def build_parser() -> argparse.ArgumentParser:

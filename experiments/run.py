@@ -30,10 +30,7 @@ from experiments.core.config import (
     RESUME_SAFE_KEYS,
     ConfigError,
     ExperimentConfig,
-    apply_overrides,
     check_against_data,
-    describe_keys,
-    parse_overrides,
 )
 from experiments.core.data import (
     DataCorruptError,
@@ -43,6 +40,7 @@ from experiments.core.data import (
     load_dataset,
 )
 from experiments.core.folder import RunFolderError
+from experiments.core.overrides import apply_overrides, describe_keys, parse_overrides
 
 EPILOG = """\
 config keys (--set KEY=VALUE, repeatable; a run takes the shared and analysis keys and its

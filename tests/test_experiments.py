@@ -12,7 +12,7 @@ from bntt_jax.early_exit import exit_step_from_means
 from experiments.bntt.method import evaluate
 from experiments.core import registry
 from experiments.core.checkpoints import load_checkpoint
-from experiments.core.config import apply_overrides
+from experiments.core.overrides import apply_overrides
 from experiments.core.runner import run_experiment
 from experiments.run import main
 

@@ -296,9 +296,9 @@ def test_show_prints_the_resolved_config_and_help_lists_every_key(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for title in ("shared", "bntt network", "ttfs network", "ttfs options", "ann network",
-                  "ann options", "analysis"):  # fmt: skip
-        assert f" {title} keys" in text, title
+    for heading in ("shared keys", "bntt: network", "ttfs: network", "ttfs: options",
+                    "ann: network", "ann: options", "analysis keys"):  # fmt: skip
+        assert f" {heading}" in text, heading
     for name in key_names():  # every key of every method, with its default
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(name + " "))
         assert "default" in line, line

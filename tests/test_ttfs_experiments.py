@@ -17,8 +17,9 @@ from runs import metrics_without_timing
 from bntt_jax import ttfs
 from experiments.core import registry
 from experiments.core.checkpoints import load_checkpoint
-from experiments.core.config import ExperimentConfig, apply_overrides
+from experiments.core.config import ExperimentConfig
 from experiments.core.data.digits import load_digits
+from experiments.core.overrides import apply_overrides
 from experiments.core.runner import run_experiment
 from experiments.run import main
 from experiments.ttfs.config import TTFS_TABLE3

@@ -19,7 +19,7 @@ import numpy as np
 from bntt_jax.checks import check_finite, is_traced
 from bntt_jax.initialization import variables_from_one_draw
 from bntt_jax.ttfs.config import TTFSConfig
-from bntt_jax.ttfs.models import TTFSNetwork
+from bntt_jax.ttfs.models import TTFSNetwork, kernel_parameters
 
 
 @flax.struct.dataclass
@@ -154,8 +154,6 @@ def check_params(where: str, net: Any) -> None:
 def check_kernels(where: str, net: TTFSParams) -> None:
     """Every τ must be finite and > 0 and every t_d finite (Eq. 3 has no kernel otherwise);
     checked on concrete parameters only (not inside a trace)."""
-    from bntt_jax.ttfs.models import kernel_parameters
-
     for name, (tau, t_d) in kernel_parameters(net.params, net.config).items():
         if is_traced(tau) or is_traced(t_d):
             return

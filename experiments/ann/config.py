@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 
 from bntt_jax.config import NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS
-from experiments.core.config import (
+from experiments.core.config import ExperimentConfig, MethodSpec, register_method
+from experiments.core.data import DatasetFacts
+from experiments.core.keys import (
     Check,
-    ExperimentConfig,
-    MethodSpec,
     check_batch_statistics,
     check_images,
     check_keys,
@@ -22,9 +22,7 @@ from experiments.core.config import (
     key,
     network_error,
     real,
-    register_method,
 )
-from experiments.core.data import DatasetFacts
 
 #: The normalisations an ANN takes: a standard batch norm after every hidden layer, or none.
 ANN_NORMS = ("bn", "none")

@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 from bntt_jax.config import NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS, ENCODERS
 from bntt_jax.norms import NORMS, normalization
-from experiments.core.config import (
+from experiments.core.config import ExperimentConfig, MethodSpec, register_method
+from experiments.core.data import DatasetFacts
+from experiments.core.keys import (
     ConfigError,
-    ExperimentConfig,
-    MethodSpec,
     check_batch_statistics,
     check_images,
     check_keys,
@@ -24,9 +24,7 @@ from experiments.core.config import (
     integer,
     key,
     network_error,
-    register_method,
 )
-from experiments.core.data import DatasetFacts
 
 # How to fix a value that NetworkConfig refuses (the other keys are checked by their field).
 FIXES = {

@@ -25,8 +25,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import math
-import numbers
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -34,6 +32,19 @@ from typing import Any, NamedTuple
 from bntt_jax import serialize
 from bntt_jax.constants import LR_SCHEDULES, OPTIMIZERS
 from experiments.core.data import DATASETS, DatasetFacts
+from experiments.core.keys import (  # noqa: F401  (ConfigError and show: re-exported)
+    FLAG,
+    FOLDER,
+    Check,
+    ConfigError,
+    check_keys,
+    choice,
+    integer,
+    key,
+    numbers_at_least,
+    real,
+    show,
+)
 
 #: Keys that a resumed run may take anew: they change where the run reads from (a resumed run
 #: checks that it sees the same data, by fingerprint) or which analyses follow it, never what
@@ -43,116 +54,6 @@ RESUME_SAFE_KEYS = ("data_dir", "analyses")
 ANALYSIS_NAMES = ("gamma", "activity", "energy", "robustness")
 #: Seeds are 32-bit: ``numpy.random.default_rng`` and ``jax.random.key`` both take them.
 MAX_SEED = 2**32 - 1
-
-
-class ConfigError(ValueError):
-    """A config value is wrong. ``key``, ``value`` and a one-line message with the fix."""
-
-    def __init__(self, key: str, value: Any, problem: str, fix: str) -> None:
-        self.key, self.value, self.problem, self.fix = key, value, problem, fix
-        super().__init__(f"{key}={show(value)}: {problem} Fix: {fix}")
-
-
-def show(value: Any) -> str:
-    """A value as a user types it after ``--set key=``."""
-    return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
-
-
-# ----------------------------------------------------------------------- keys and checks
-class Check(NamedTuple):
-    """What a key's value must be: ``ok(value)``, else ``problem`` and ``fix`` (templates
-    with ``{key}``; ``{none}`` says that ``none`` is allowed too)."""
-
-    ok: Callable[[Any], bool]
-    problem: str
-    fix: str
-
-
-def key(default: Any, help: str, check: Check | None = None) -> Any:
-    """A config field: its default, its ``--help`` line and its :class:`Check`."""
-    return dataclasses.field(default=default, metadata={"help": help, "check": check})
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def choice(options: Iterable[str], problem: str | None = None, fix: str | None = None) -> Check:
-    options = tuple(options)
-    return Check(
-        lambda v: v in options,
-        problem or f"{{key}} must be one of {', '.join(options)}.",
-        fix or "",  # empty: suggest the closest option (check_keys)
-    )
-
-
-def integer(low: int, high: int | None = None) -> Check:
-    bound = f"between {low} and {high}" if high is not None else f">= {low}"
-    return Check(
-        lambda v: _is_int(v) and v >= low and (high is None or v <= high),
-        f"{{key}} must be an integer {bound}{{none}}.",
-        f"--set {{key}}=<an integer {bound}>.",
-    )
-
-
-def real(low: float, high: float = math.inf, *, open_low: bool, open_high: bool = True) -> Check:
-    interval = (
-        f"{'(' if open_low else '['}{low:g}, "
-        f"{'∞' if math.isinf(high) else f'{high:g}'}{')' if open_high else ']'}"
-    )
-
-    def ok(v: Any) -> bool:
-        if not _is_real(v):
-            return False
-        return (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
-
-    return Check(
-        ok,
-        f"{{key}} must be a finite number in {interval}.",
-        f"--set {{key}}=<a number in {interval}>.",
-    )
-
-
-FLAG = Check(lambda v: isinstance(v, bool), "must be true or false.", "--set {key}=true.")
-FINITE = Check(_is_real, "must be a finite number.", "--set {key}=0.")
-FOLDER = Check(
-    lambda v: isinstance(v, str) and bool(v), "must be a folder path.", "--set {key}=DIR."
-)
-
-
-def numbers_at_least(low: float, example: str) -> Check:
-    return Check(
-        lambda v: isinstance(v, tuple) and bool(v) and all(_is_real(x) and x >= low for x in v),
-        f"must be one or more finite numbers >= {low:g}.",
-        f"--set {{key}}={example} (comma-separated).",
-    )
-
-
-def check_keys(config: Any) -> None:
-    """Check every field of the dataclass ``config`` that has a :class:`Check`."""
-    types = serialize.field_types(type(config))
-    for f in dataclasses.fields(config):
-        check = f.metadata.get("check")
-        value = getattr(config, f.name)
-        optional = f.name in types and _optional(type(config), f.name)
-        if check is None or (value is None and optional) or check.ok(value):
-            continue
-        fix = check.fix.format(key=f.name)
-        if not fix:  # a choice: the closest option
-            options = check.problem.split("one of ", 1)[-1].rstrip(".").split(", ")
-            close = difflib.get_close_matches(str(value), options, n=1)
-            fix = f"--set {f.name}={close[0] if close else '<one of them>'}"
-        none = " (or none for no cap)" if optional else ""
-        raise ConfigError(f.name, value, check.problem.format(key=f.name, none=none), fix)
-
-
-def _optional(cls: type, name: str) -> bool:
-    hint = typing.get_type_hints(cls)[name]
-    return type(None) in typing.get_args(hint)
 
 
 # ------------------------------------------------------------------------ the analyses
@@ -226,7 +127,7 @@ def register_method(spec: MethodSpec) -> MethodSpec:
     if spec.name in METHODS:
         raise ValueError(f"method {spec.name!r} is registered twice")
     METHODS[spec.name] = spec
-    _key_types.cache_clear()
+    key_types.cache_clear()
     return spec
 
 
@@ -312,7 +213,7 @@ class ExperimentConfig:
         dropped otherwise (a key of another method, left over from a base config)."""
         values = dict(values)
         explicit = set(values if explicit is None else explicit)
-        unknown = sorted(set(values) - set(_key_types()))
+        unknown = sorted(set(values) - set(key_types()))
         if unknown:
             raise ConfigError(
                 unknown[0], values[unknown[0]], "is not a config key of this version.",
@@ -403,38 +304,6 @@ def method_spec(name: str) -> MethodSpec:
     return METHODS[name]
 
 
-def check_images(config: ExperimentConfig, arch: str, convolutional: bool) -> None:
-    """A convolutional ``arch`` needs images (``[H, W, C]`` samples) from the dataset."""
-    facts = config.facts
-    if convolutional and len(facts.input_shape) != 3:
-        raise ConfigError(
-            "arch", arch, f"{arch} is a convolutional network for images, but {config.dataset} "
-            f"gives {math.prod(facts.input_shape)} features per sample.",
-            "--set arch=mlp, or an image dataset (--set dataset=cifar10).",
-        )  # fmt: skip
-
-
-def check_batch_statistics(config: ExperimentConfig, what: str) -> None:
-    """A network normalised with batch statistics (``what`` does it) needs 2 samples a batch."""
-    if config.batch_size < 2:
-        raise ConfigError(
-            "batch_size", config.batch_size, f"{what} with batch statistics, which need at "
-            "least 2 samples.", "--set batch_size=2 or more.",
-        )  # fmt: skip
-
-
-def network_error(
-    err: Exception, keys: dict[str, Any], fixes: dict[str, str], renamed: dict[str, str]
-) -> ConfigError:
-    """A :class:`ConfigError` for a network config's error ``err`` (its ``field``, renamed to
-    its key by ``renamed``): the key's value in ``keys`` and its fix from ``fixes``
-    (``arch`` for a field that is no key)."""
-    name = renamed.get(err.field, err.field)
-    name = name if name in fixes else "arch"
-    problem = getattr(err, "problem", str(err).split(": ", 1)[-1])
-    return ConfigError(name, keys[name], problem, fixes[name])
-
-
 def check_batch_sizes(c: ExperimentConfig, train_size: int, test_size: int, source: str) -> None:
     """Full batches only (the last partial batch is dropped, train and test)."""
     if c.batch_size > train_size:
@@ -456,8 +325,8 @@ def check_against_data(config: ExperimentConfig, train_size: int, test_size: int
     check_batch_sizes(config, train_size, test_size, f"the loaded {config.dataset} data")
 
 
-# -------------------------------------------------------------------- the command line
-def _parts() -> list[tuple[str, list[dataclasses.Field]]]:
+# ------------------------------------------------------------------- the flat key table
+def key_parts() -> list[tuple[str, list[dataclasses.Field]]]:
     """``(title, fields)`` of every part: the shared keys, then each method's, then the
     analysis keys."""
     out = [("shared", _shared_fields())]
@@ -469,7 +338,7 @@ def _parts() -> list[tuple[str, list[dataclasses.Field]]]:
     return out
 
 
-def _owner(title: str) -> type:
+def part_class(title: str) -> type:
     if title == "shared":
         return ExperimentConfig
     if title == "analysis":
@@ -479,12 +348,12 @@ def _owner(title: str) -> type:
 
 
 @functools.cache
-def _key_types() -> dict[str, tuple[Any, bool]]:
+def key_types() -> dict[str, tuple[Any, bool]]:
     """Every flat key with its type and whether ``none`` is allowed; a key that several
     methods have has one type in all of them."""
     out: dict[str, tuple[Any, bool]] = {}
-    for title, fields in _parts():
-        hints = typing.get_type_hints(_owner(title))
+    for title, fields in key_parts():
+        hints = typing.get_type_hints(part_class(title))
         for f in fields:
             hint = hints[f.name]
             args = typing.get_args(hint)
@@ -498,75 +367,4 @@ def _key_types() -> dict[str, tuple[Any, bool]]:
 
 def key_names() -> list[str]:
     """Every flat key of every registered method, sorted (what ``--set`` takes)."""
-    return sorted(_key_types())
-
-
-def _kind(base: Any) -> str:
-    if typing.get_origin(base) is tuple:
-        return f"comma-separated {typing.get_args(base)[0].__name__}s"
-    return getattr(base, "__name__", str(base))
-
-
-def _parse(name: str, text: str) -> Any:
-    """Parse ``text`` for the key ``name``, by its type."""
-    base, optional = _key_types()[name]
-    if optional and text.lower() in ("none", "null"):
-        return None
-    try:
-        if typing.get_origin(base) is tuple:
-            element = typing.get_args(base)[0]
-            return tuple(element(v) for v in text.split(",") if v.strip())
-        if base is bool:
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return text.lower() in ("true", "1")
-        return base(text)
-    except ValueError:
-        kind = _kind(base)
-        raise ConfigError(
-            name, text, f"expected {kind}{' or none' if optional else ''}.",
-            f"--set {name}=<{kind}>.",
-        ) from None  # fmt: skip
-
-
-def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """``key=value`` strings as typed values; unknown keys and unparsable values raise
-    :class:`ConfigError`. A later ``--set`` of the same key wins."""
-    changes: dict[str, Any] = {}
-    for item in overrides:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ConfigError(item, "", "expected key=value.", "--set KEY=VALUE; see --help.")
-        if name not in _key_types():
-            close = difflib.get_close_matches(name, key_names(), n=3)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise ConfigError(
-                name, value, "unknown config key.", f"{hint}The keys are listed by --help."
-            )
-        changes[name] = _parse(name, value.strip())
-    return changes
-
-
-def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
-    """Apply ``key=value`` strings; unknown keys and bad values raise :class:`ConfigError`."""
-    return config.replace(**parse_overrides(overrides))
-
-
-def describe_keys() -> str:
-    """The ``--set`` keys by part, one line each: type, default and what it is (``--help``)."""
-    lines = []
-    for title, fields in _parts():
-        hints = typing.get_type_hints(_owner(title))
-        summary = f" ({METHODS[title.split()[0]].summary})" if " " in title else ""
-        lines.append(f" {title} keys{summary}:")
-        for f in fields:
-            optional = type(None) in typing.get_args(hints[f.name])
-            base = next((a for a in typing.get_args(hints[f.name]) if a is not type(None)),
-                        hints[f.name])  # fmt: skip
-            kind = _kind(base) + (" or none" if optional else "")
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-            lines.append(
-                f"  {f.name:20s} {kind:28s} default {show(default)!s:8s}  {f.metadata['help']}"
-            )
-    return "\n".join(lines)
+    return sorted(key_types())

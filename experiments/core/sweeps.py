@@ -26,10 +26,11 @@ from typing import Any
 
 from experiments.core import folder as run_folder
 from experiments.core import registry
-from experiments.core.config import ConfigError, ExperimentConfig, parse_overrides
+from experiments.core.config import ConfigError, ExperimentConfig
 from experiments.core.data import Dataset, load_dataset
 from experiments.core.faults import fault_point
 from experiments.core.folder import SWEEP, RunFolderError
+from experiments.core.overrides import parse_overrides
 from experiments.core.registry import Sweep
 
 #: Version of the sweep folder's layout.

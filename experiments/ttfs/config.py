@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 
 from bntt_jax.config import NetworkConfigError
 from bntt_jax.ttfs.config import INPUT_CODINGS, POOLINGS, ROUNDINGS, TTFS_ARCHS, TTFSConfig
-from experiments.core.config import (
+from experiments.core.config import ExperimentConfig, MethodSpec, register_method
+from experiments.core.data import DatasetFacts
+from experiments.core.keys import (
     FINITE,
     ConfigError,
-    ExperimentConfig,
-    MethodSpec,
     check_batch_statistics,
     check_images,
     check_keys,
@@ -23,9 +23,7 @@ from experiments.core.config import (
     key,
     network_error,
     real,
-    register_method,
 )
-from experiments.core.data import DatasetFacts
 
 FIXES = {
     "arch": f"--set arch=<{'|'.join(TTFS_ARCHS)}> to suit the dataset.",

@@ -1,0 +1,157 @@
+"""Config keys: a field with its ``--help`` line and its check, the checks, and the error a
+bad value raises (naming the key, the value and the fix). No JAX."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import numbers
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+from bntt_jax import serialize
+
+
+class ConfigError(ValueError):
+    """A config value is wrong. ``key``, ``value`` and a one-line message with the fix."""
+
+    def __init__(self, key: str, value: Any, problem: str, fix: str) -> None:
+        self.key, self.value, self.problem, self.fix = key, value, problem, fix
+        super().__init__(f"{key}={show(value)}: {problem} Fix: {fix}")
+
+
+def show(value: Any) -> str:
+    """A value as a user types it after ``--set key=``."""
+    return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+
+# ----------------------------------------------------------------------- keys and checks
+class Check(NamedTuple):
+    """What a key's value must be: ``ok(value)``, else ``problem`` and ``fix`` (templates
+    with ``{key}``; ``{none}`` says that ``none`` is allowed too)."""
+
+    ok: Callable[[Any], bool]
+    problem: str
+    fix: str
+
+
+def key(default: Any, help: str, check: Check | None = None) -> Any:
+    """A config field: its default, its ``--help`` line and its :class:`Check`."""
+    return dataclasses.field(default=default, metadata={"help": help, "check": check})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def choice(options: Iterable[str], problem: str | None = None, fix: str | None = None) -> Check:
+    options = tuple(options)
+    return Check(
+        lambda v: v in options,
+        problem or f"{{key}} must be one of {', '.join(options)}.",
+        fix or "",  # empty: suggest the closest option (check_keys)
+    )
+
+
+def integer(low: int, high: int | None = None) -> Check:
+    bound = f"between {low} and {high}" if high is not None else f">= {low}"
+    return Check(
+        lambda v: _is_int(v) and v >= low and (high is None or v <= high),
+        f"{{key}} must be an integer {bound}{{none}}.",
+        f"--set {{key}}=<an integer {bound}>.",
+    )
+
+
+def real(low: float, high: float = math.inf, *, open_low: bool, open_high: bool = True) -> Check:
+    interval = (
+        f"{'(' if open_low else '['}{low:g}, "
+        f"{'∞' if math.isinf(high) else f'{high:g}'}{')' if open_high else ']'}"
+    )
+
+    def ok(v: Any) -> bool:
+        if not _is_real(v):
+            return False
+        return (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
+
+    return Check(
+        ok,
+        f"{{key}} must be a finite number in {interval}.",
+        f"--set {{key}}=<a number in {interval}>.",
+    )
+
+
+FLAG = Check(lambda v: isinstance(v, bool), "must be true or false.", "--set {key}=true.")
+FINITE = Check(_is_real, "must be a finite number.", "--set {key}=0.")
+FOLDER = Check(
+    lambda v: isinstance(v, str) and bool(v), "must be a folder path.", "--set {key}=DIR."
+)
+
+
+def numbers_at_least(low: float, example: str) -> Check:
+    return Check(
+        lambda v: isinstance(v, tuple) and bool(v) and all(_is_real(x) and x >= low for x in v),
+        f"must be one or more finite numbers >= {low:g}.",
+        f"--set {{key}}={example} (comma-separated).",
+    )
+
+
+def check_keys(config: Any) -> None:
+    """Check every field of the dataclass ``config`` that has a :class:`Check`."""
+    types = serialize.field_types(type(config))
+    for f in dataclasses.fields(config):
+        check = f.metadata.get("check")
+        value = getattr(config, f.name)
+        optional = f.name in types and _optional(type(config), f.name)
+        if check is None or (value is None and optional) or check.ok(value):
+            continue
+        fix = check.fix.format(key=f.name)
+        if not fix:  # a choice: the closest option
+            options = check.problem.split("one of ", 1)[-1].rstrip(".").split(", ")
+            close = difflib.get_close_matches(str(value), options, n=1)
+            fix = f"--set {f.name}={close[0] if close else '<one of them>'}"
+        none = " (or none for no cap)" if optional else ""
+        raise ConfigError(f.name, value, check.problem.format(key=f.name, none=none), fix)
+
+
+def _optional(cls: type, name: str) -> bool:
+    hint = typing.get_type_hints(cls)[name]
+    return type(None) in typing.get_args(hint)
+
+
+# ----------------------------------------------------- checks that span a config's parts
+def check_images(config: Any, arch: str, convolutional: bool) -> None:
+    """A convolutional ``arch`` needs images (``[H, W, C]`` samples) from the dataset."""
+    facts = config.facts
+    if convolutional and len(facts.input_shape) != 3:
+        raise ConfigError(
+            "arch", arch, f"{arch} is a convolutional network for images, but {config.dataset} "
+            f"gives {math.prod(facts.input_shape)} features per sample.",
+            "--set arch=mlp, or an image dataset (--set dataset=cifar10).",
+        )  # fmt: skip
+
+
+def check_batch_statistics(config: Any, what: str) -> None:
+    """A network normalised with batch statistics (``what`` does it) needs 2 samples a batch."""
+    if config.batch_size < 2:
+        raise ConfigError(
+            "batch_size", config.batch_size, f"{what} with batch statistics, which need at "
+            "least 2 samples.", "--set batch_size=2 or more.",
+        )  # fmt: skip
+
+
+def network_error(
+    err: Exception, keys: dict[str, Any], fixes: dict[str, str], renamed: dict[str, str]
+) -> ConfigError:
+    """A :class:`ConfigError` for a network config's error ``err`` (its ``field``, renamed to
+    its key by ``renamed``): the key's value in ``keys`` and its fix from ``fixes``
+    (``arch`` for a field that is no key)."""
+    name = renamed.get(err.field, err.field)
+    name = name if name in fixes else "arch"
+    problem = getattr(err, "problem", str(err).split(": ", 1)[-1])
+    return ConfigError(name, keys[name], problem, fixes[name])
