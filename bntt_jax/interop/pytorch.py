@@ -39,7 +39,7 @@ def _to_numpy(value: Any) -> np.ndarray:
 def _load_mapping(source: Any) -> dict[str, np.ndarray]:
     if isinstance(source, str | os.PathLike):
         try:
-            import torch
+            import torch  # optional: only to read a .pth.tar
         except ImportError as err:
             raise ImportError(
                 f"from_torch(): reading {os.fspath(source)!r} needs PyTorch, which is not "

@@ -38,8 +38,12 @@ def module(name: str) -> Any:
     """The module of the analysis ``name`` (``ValueError`` naming the choices otherwise)."""
     if name not in ANALYSES:
         raise ValueError(f"unknown analysis {name!r}; choose from {', '.join(ANALYSES)}.")
-    # JAX: the analyses load once a command is checked (robustness differentiates networks)
-    from experiments.analyses import activity, energy, gamma, robustness
+    from experiments.analyses import (  # JAX: loaded once a command is checked
+        activity,
+        energy,
+        gamma,
+        robustness,
+    )
 
     return {"gamma": gamma, "activity": activity, "energy": energy, "robustness": robustness}[name]
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import numbers
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
-
-from bntt_jax import serialize
 
 
 class ConfigError(ValueError):
@@ -103,11 +102,11 @@ def numbers_at_least(low: float, example: str) -> Check:
 
 def check_keys(config: Any) -> None:
     """Check every field of the dataclass ``config`` that has a :class:`Check`."""
-    types = serialize.field_types(type(config))
+    optional_keys = _optional_keys(type(config))
     for f in dataclasses.fields(config):
         check = f.metadata.get("check")
         value = getattr(config, f.name)
-        optional = f.name in types and _optional(type(config), f.name)
+        optional = f.name in optional_keys
         if check is None or (value is None and optional) or check.ok(value):
             continue
         fix = check.fix.format(key=f.name)
@@ -119,9 +118,11 @@ def check_keys(config: Any) -> None:
         raise ConfigError(f.name, value, check.problem.format(key=f.name, none=none), fix)
 
 
-def _optional(cls: type, name: str) -> bool:
-    hint = typing.get_type_hints(cls)[name]
-    return type(None) in typing.get_args(hint)
+@functools.cache
+def _optional_keys(cls: type) -> frozenset[str]:
+    """The fields of ``cls`` that may be ``None``."""
+    hints = typing.get_type_hints(cls)
+    return frozenset(name for name, hint in hints.items() if type(None) in typing.get_args(hint))
 
 
 # ----------------------------------------------------- checks that span a config's parts

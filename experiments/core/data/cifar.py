@@ -86,7 +86,7 @@ def _read_cifar_tfds(data_dir: Path, name: str) -> tuple[np.ndarray, ...] | None
     if not (data_dir / name).is_dir():
         return None
     try:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # optional: the [data] extra
     except ImportError as err:
         raise DataMissingError(
             f"{data_dir / name} looks like a tfds data directory, but tensorflow-datasets is "

@@ -26,7 +26,7 @@ def load_digits(normalize: bool = True) -> Dataset:
     """Digits as 64 features scaled to [0, 1] and (``normalize``) standardised with the
     training mean/std; a stratified 80/20 split with a fixed seed (360 test images)."""
     try:
-        from sklearn.datasets import load_digits as sk_load_digits
+        from sklearn.datasets import load_digits as sk_load_digits  # an [experiments] extra
         from sklearn.model_selection import train_test_split
     except ImportError as err:
         raise DataMissingError(_NEEDS_SKLEARN) from err

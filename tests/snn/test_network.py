@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from reference import randomize_norm, time_major_forward
 
 import bntt_jax as bj
+from tests.helpers.reference import randomize_norm, time_major_forward
 
 
 def _inputs(cfg, batch, seed=0):

@@ -15,17 +15,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from runs import metrics_without_timing
 
 from bntt_jax import train as tr
 from experiments.bntt import method as bntt_method
-from experiments.core import folder as rundir
+from experiments.core import folder as run_folder
 from experiments.core import ledger
 from experiments.core.checkpoints import load_checkpoint
 from experiments.core.config import RESUME_SAFE_KEYS, key_names
 from experiments.run import main
+from tests.helpers.runs import metrics_without_timing
 
-ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.e2e  # the end-to-end tier
+
+ROOT = Path(__file__).parents[2]
 TINY = ["--set", "epochs=3", "--set", "max_train_batches=3", "--set", "num_steps=4",
         "--set", "eval_every=1", "--set", "analyses=none"]  # fmt: skip
 
@@ -84,7 +86,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
     assert main(["digits_bntt", *TINY, "--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and f"--resume --out {out}" in err
-    manifest = json.loads((out / rundir.MANIFEST).read_text())
+    manifest = json.loads((out / run_folder.MANIFEST).read_text())
     assert manifest["epoch"] == 1 and not manifest["complete"]
 
 
@@ -99,7 +101,7 @@ def test_damaged_last_checkpoint_falls_back_one_epoch(interrupted, finished, dam
         victim.write_bytes(bytes(data[: len(data) // 2]))
     else:
         victim.unlink()
-    with pytest.raises(rundir.CheckpointDamagedError, match=str(victim)):
+    with pytest.raises(run_folder.CheckpointDamagedError, match=str(victim)):
         load_checkpoint(interrupted / "checkpoints" / "last")
     assert main(["--resume", "--out", str(interrupted)]) == 0
     log = (interrupted / "log.txt").read_text()
@@ -126,7 +128,7 @@ def test_both_last_checkpoints_damaged_is_a_clear_error(interrupted, capsys):
 
 
 def test_damaged_best_checkpoint_is_set_aside_and_the_run_continues(interrupted, capsys):
-    manifest = json.loads((interrupted / rundir.MANIFEST).read_text())
+    manifest = json.loads((interrupted / run_folder.MANIFEST).read_text())
     key = manifest["best"]["checkpoint"]
     victim = _checkpoint_file(interrupted, key)
     data = bytearray(victim.read_bytes())
@@ -145,12 +147,12 @@ def test_a_flipped_byte_never_loads_silently(finished, tmp_path):
 
     run = tmp_path / "copy"
     shutil.copytree(finished, run)
-    best = json.loads((run / rundir.MANIFEST).read_text())["best"]["checkpoint"]
+    best = json.loads((run / run_folder.MANIFEST).read_text())["best"]["checkpoint"]
     victim = _checkpoint_file(run, best)
     data = bytearray(victim.read_bytes())
     data[len(data) // 3] ^= 0x80
     victim.write_bytes(bytes(data))
-    with pytest.raises(rundir.CheckpointDamagedError, match=f"{victim}.*damaged"):
+    with pytest.raises(run_folder.CheckpointDamagedError, match=f"{victim}.*damaged"):
         load_checkpoint(run)
 
 
@@ -189,7 +191,7 @@ def test_a_resume_may_repeat_the_runs_values_and_move_its_data(interrupted, tmp_
     args = ["--resume", "--out", str(interrupted), "--set", "epochs=3", "--set",
             f"data_dir={tmp_path}"]  # fmt: skip
     assert main(args) == 0
-    manifest = json.loads((interrupted / rundir.MANIFEST).read_text())
+    manifest = json.loads((interrupted / run_folder.MANIFEST).read_text())
     assert manifest["legs"][-1]["data_dir"] == str(tmp_path)
 
 
@@ -217,7 +219,7 @@ def test_wall_time_is_the_total_of_the_legs(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         _interrupt_at(m, "committed@2")
         assert main(["digits_bntt", *TINY, "--out", str(out)]) == 130
-    first_leg = json.loads((out / rundir.MANIFEST).read_text())["elapsed_s"]
+    first_leg = json.loads((out / run_folder.MANIFEST).read_text())["elapsed_s"]
     assert main(["--resume", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["wall_time_s"] > first_leg > 0
@@ -366,7 +368,7 @@ def test_nan_gradient_behind_a_finite_loss_stops_before_anything_is_written(
     assert "the gradient of fc1 became NaN or Inf at epoch 2, batch 2 (step 5)" in err
     assert "The checkpoint of epoch 1" in err and "is intact (verified)" in err
     assert "training stopped: the gradient of fc1" in (out / "log.txt").read_text()
-    manifest = json.loads((out / rundir.MANIFEST).read_text())
+    manifest = json.loads((out / run_folder.MANIFEST).read_text())
     assert manifest["epoch"] == 1 and sorted(manifest["checkpoints"]) == ["best/1", "last/1"]
     assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())["history"]] == [1]
     assert sorted(p.name for p in (out / "checkpoints/last").iterdir()) == ["1"]

@@ -1,8 +1,5 @@
 """CIFAR data: the canonical archives (tiny fakes written here), tfds, augmentation, errors."""
 
-import io
-import pickle
-import tarfile
 import time
 
 import numpy as np
@@ -12,45 +9,7 @@ from experiments.core import data as D
 from experiments.core.data import cifar
 from experiments.core.data.digits import load_digits
 from experiments.run import main
-
-
-def _planted_images(n, offset):
-    """Images whose pixel values encode (image, channel, row, column): R = (r·32 + c) % 256,
-    G = image index + offset, B = 255 − R."""
-    plane = (np.arange(1024) % 256).astype(np.uint8)
-    rows = []
-    for i in range(n):
-        rows.append(
-            np.concatenate([plane, np.full(1024, (i + offset) % 256, np.uint8), 255 - plane])
-        )
-    return np.stack(rows)
-
-
-def write_fake_cifar(path, name, n_train=(4, 4, 4, 4, 4), n_test=8):
-    """Write an archive in the canonical cifar-*-python.tar.gz layout (pickled dicts)."""
-    spec = cifar._CIFAR[name]
-    label_key = spec["label"].decode()
-    files = {}
-    offset = 0
-    members = spec["train"] if name == "cifar10" else ["train"]
-    sizes = n_train if name == "cifar10" else (sum(n_train),)
-    for member, n in zip(members, sizes, strict=True):
-        files[member] = {
-            b"data": _planted_images(n, offset),
-            label_key.encode(): [(offset + i) % spec["classes"] for i in range(n)],
-        }
-        offset += n
-    files[spec["test"][0]] = {
-        b"data": _planted_images(n_test, 200),
-        label_key.encode(): list(range(n_test)),
-    }
-    with tarfile.open(path, "w:gz") as tar:
-        for member, content in files.items():
-            blob = pickle.dumps(content)
-            info = tarfile.TarInfo(f"{spec['folder']}/{member}")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    return path
+from tests.helpers.data import write_fake_cifar
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
@@ -149,6 +108,7 @@ def test_cifar10_bntt_starts_training_with_the_archive(tmp_path):
         "eval_batch_size=4",
         "max_train_batches=1",
         "max_eval_batches=1",
+        "analyses=none",  # a VGG9's analyses: tests/experiments/test_import_torch.py
     ]
     args = ["cifar10_bntt", "--set", f"data_dir={tmp_path}", "--out", str(out)]
     for item in tiny:

@@ -1,7 +1,7 @@
 """Data parallelism: one device and two forced CPU devices give the same training step.
 
 JAX fixes its device count at start-up, so the two-device run happens in a subprocess
-(``tests/parallel_check.py``) with ``--xla_force_host_platform_device_count=2``.
+(``tests/helpers/parallel_check.py``) with ``--xla_force_host_platform_device_count=2``.
 """
 
 import json
@@ -18,7 +18,7 @@ def result():
     env = dict(
         os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
     )
-    script = Path(__file__).with_name("parallel_check.py")
+    script = Path(__file__).parents[1] / "helpers" / "parallel_check.py"
     proc = subprocess.run(
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
     )

@@ -21,14 +21,16 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from runs import metrics_without_timing
 
 from experiments.core import faults
-from experiments.core import folder as rundir
+from experiments.core import folder as run_folder
 from experiments.core.checkpoints import load_checkpoint
 from experiments.run import main
+from tests.helpers.runs import metrics_without_timing
 
-ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.e2e  # the end-to-end tier
+
+ROOT = Path(__file__).parents[2]
 # Three epochs, tested after each, so that epoch 1 (no earlier checkpoint), a middle epoch and
 # the end of the run are all covered.
 ARGS = ["digits_bntt", "--set", "epochs=3", "--set", "max_train_batches=3",
@@ -67,13 +69,15 @@ def _comparable(run: Path) -> dict:
     """Everything a run leaves that must not depend on interruptions: metrics.json without
     timing fields, the best record, the kept checkpoints, and the weights of last and best."""
     metrics = metrics_without_timing(run)
-    manifest = json.loads((run / rundir.MANIFEST).read_text())
+    manifest = json.loads((run / run_folder.MANIFEST).read_text())
     arrays = {}
     for which in ("last", "best"):
         net = load_checkpoint(run / "checkpoints" / which)
         arrays[which] = jax.tree.map(np.asarray, {"p": net.params, "s": net.batch_stats})
     folders = sorted(
-        f"{kind}/{p.name}" for kind in rundir.KINDS for p in (run / "checkpoints" / kind).iterdir()
+        f"{kind}/{p.name}"
+        for kind in run_folder.KINDS
+        for p in (run / "checkpoints" / kind).iterdir()
     )
     return {
         "metrics": metrics,
@@ -203,7 +207,7 @@ def test_kill_at_random_instants_then_resume(reference):
     for proc, (run, _, anchor, delay) in zip(procs, runs, strict=True):
         if proc.returncode != 0:  # else it finished before its kill
             assert proc.returncode == -signal.SIGKILL, (anchor, delay)
-            manifest = run / rundir.MANIFEST
+            manifest = run / run_folder.MANIFEST
             finished = manifest.exists() and json.loads(manifest.read_text())["complete"]
             # Killed after its completion was committed (while exiting): a finished run.
             assert main(["--resume", "--out", str(run)]) == (2 if finished else 0)

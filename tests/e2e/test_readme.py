@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+import pytest
+
+pytestmark = pytest.mark.e2e  # the end-to-end tier
+
+ROOT = Path(__file__).parents[2]
 
 
 def readme_commands():

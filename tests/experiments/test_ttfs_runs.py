@@ -12,7 +12,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from runs import metrics_without_timing
 
 from bntt_jax import ttfs
 from experiments.core import registry
@@ -23,8 +22,10 @@ from experiments.core.overrides import apply_overrides
 from experiments.core.runner import run_experiment
 from experiments.run import main
 from experiments.ttfs.config import TTFS_TABLE3
+from tests.helpers.data import write_fake_cifar
+from tests.helpers.runs import metrics_without_timing
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 TINY = ["epochs=3", "max_train_batches=3", "eval_every=1", "snn_images=64"]
 
 
@@ -100,6 +101,7 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "JAX_PLATFORMS": "cpu", "BNTT_JAX_HUGE_PAGES": "0", **extra}
 
 
+@pytest.mark.e2e  # a real process killed with -9
 def test_killed_ttfs_run_resumes_exactly(tmp_path):
     args = ["digits_ttfs", *[a for kv in TINY for a in ("--set", kv)]]
     reference = tmp_path / "reference"
@@ -222,8 +224,6 @@ VGG16_TINY = ["channels=" + ",".join(["4"] * 13), "hidden=8,8"]
 def test_cifar_ttfs_entries_run_on_the_archive(
     entry, archive, network, paper_accuracy, context, tmp_path
 ):
-    from test_data import write_fake_cifar
-
     write_fake_cifar(tmp_path / archive, entry.split("_")[0])
     out = tmp_path / "run"
     tiny = ["epochs=1", "num_steps=4", "batch_size=4", "eval_batch_size=4", "max_train_batches=1",

@@ -17,7 +17,7 @@ from bntt_jax.metrics import robustness as rb
 from bntt_jax.models import SpikingNetwork
 from bntt_jax.train import cross_entropy
 from experiments import analyze
-from experiments.core import folder as rundir
+from experiments.core import folder as run_folder
 from experiments.core.data.digits import load_digits
 from experiments.run import main
 
@@ -200,7 +200,7 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
     # a damaged checkpoint is named, and nothing is analysed from it
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_run, damaged, ignore=shutil.ignore_patterns("analyses"))
-    final = json.loads((damaged / rundir.MANIFEST).read_text())["epoch"]  # what is analysed
+    final = json.loads((damaged / run_folder.MANIFEST).read_text())["epoch"]  # what is analysed
     victim = max((p for p in (damaged / "checkpoints" / "last" / str(final)).rglob("*")
                   if p.is_file()), key=lambda p: p.stat().st_size)  # fmt: skip
     victim.write_bytes(victim.read_bytes()[::-1])
@@ -241,6 +241,7 @@ def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tiny_ru
     assert (out / "comparison" / "spike_rate.png").stat().st_size > 0
 
 
+@pytest.mark.e2e  # a real process killed with -9
 def test_a_kill_during_the_analyses_leaves_the_run_finished_and_they_can_be_redone(tmp_path):
     """``kill -9`` after the run's second analysis: the run is complete, resume says so and
     names the command, and ``analyze`` writes them all."""
@@ -252,12 +253,12 @@ def test_a_kill_during_the_analyses_leaves_the_run_finished_and_they_can_be_redo
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BNTT_JAX_FAULT")}
     env |= {"JAX_PLATFORMS": "cpu", "BNTT_JAX_FAULT": "analysis_written@2"}
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     killed = subprocess.run([sys.executable, "-m", "experiments.run", "digits_bntt", *TINY,
                              "--set", "analyses=gamma,activity,energy", "--out", str(out)],
                             cwd=root, env=env, capture_output=True, text=True)  # fmt: skip
     assert killed.returncode == -9, killed.stderr
-    assert rundir.inspect(out).state == "finished"
+    assert run_folder.inspect(out).state == "finished"
     assert (out / "analyses" / "activity" / "result.json").is_file()
     assert not (out / "analyses" / "energy").exists()
     assert not (out / "analyses" / "report.md").exists()

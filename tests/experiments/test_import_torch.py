@@ -11,9 +11,9 @@ import pytest
 
 import bntt_jax as bj
 from experiments import import_torch
-from experiments.core import folder as rundir
+from experiments.core import folder as run_folder
 from experiments.core.checkpoints import load_checkpoint
-from tests.test_data import write_fake_cifar
+from tests.helpers.data import write_fake_cifar
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_a_checkpoint_becomes_a_finished_run_with_its_analyses(source):
     root, net = source
     out = root / "imported"
     assert import_torch.main(_args(root, out, "--set", "num_steps=3")) == 0
-    assert rundir.inspect(out).state == "finished"
+    assert run_folder.inspect(out).state == "finished"
     assert not list(root.glob(".*importing"))
     loaded = load_checkpoint(out)
     for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(net.params), strict=True):
@@ -90,5 +90,5 @@ def test_an_import_that_fails_or_was_killed_leaves_nothing_at_out(source, monkey
     (root / ".failing.importing" / "config.json").write_text("{half")
     assert import_torch.main(_args(root, out, "--set", "num_steps=3", "--set",
                                    "analyses=none")) == 0  # fmt: skip
-    assert rundir.inspect(out).state == "finished"
+    assert run_folder.inspect(out).state == "finished"
     assert not (root / ".failing.importing").exists()

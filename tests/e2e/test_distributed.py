@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs import metrics_without_timing
 
-ROOT = Path(__file__).parents[1]
+from tests.helpers.runs import metrics_without_timing
+
+pytestmark = pytest.mark.e2e  # the end-to-end tier
+
+ROOT = Path(__file__).parents[2]
 ARGS = ["digits_bntt", "--set", "epochs=2", "--set", "max_train_batches=4",
         "--set", "num_steps=4", "--set", "eval_every=1"]  # fmt: skip
 

@@ -1,6 +1,6 @@
 """Training the TTFS surrogate (Eq. 9, Table 3): the step's terms and metrics, SR and the
 kernels' start, the weight decay's mask. (That a TTFS MLP learns the digits and its spiking
-network predicts what it predicts: tests/test_ttfs_experiments.py, through the runner.)"""
+network predicts what it predicts: tests/experiments/test_ttfs_runs.py, through the runner.)"""
 
 import functools
 

@@ -12,18 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs import metrics_without_timing
 
 from experiments import redraw
-from experiments.core import folder as rundir
+from experiments.core import folder as run_folder
 from experiments.core import registry, sweeps
 from experiments.core.config import ExperimentConfig
 from experiments.core.registry import Member, Sweep
 from experiments.core.runner import run_experiment
 from experiments.run import main
 from experiments.ttfs import figures
+from tests.helpers.runs import metrics_without_timing
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 TINY = ["max_train_batches=3", "eval_every=1", "snn_images=40"]
 # Two members of different lengths, so that a kill at `last_saved@3` can only happen in the
 # second, after its epoch-3 checkpoint is written and before it is committed.
@@ -42,7 +42,7 @@ SCRIPT = """
 import sys
 from experiments.core import sweeps
 from experiments.core.runner import run_experiment
-from test_sweeps import TINY, TINY_SWEEP
+from tests.experiments.test_sweeps import TINY, TINY_SWEEP
 sweeps.run_sweep(sys.argv[1], sweeps.resolve_new(TINY_SWEEP, TINY), False, run_experiment)
 """
 
@@ -52,15 +52,16 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "JAX_PLATFORMS": "cpu", "BNTT_JAX_HUGE_PAGES": "0", **extra}
 
 
+@pytest.mark.e2e  # a real process killed with -9
 def test_a_sweep_killed_inside_a_member_resumes_to_the_same_results(tmp_path):
     killed = tmp_path / "killed"
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(killed)], cwd=ROOT, capture_output=True, text=True,
-        env=_env(BNTT_JAX_FAULT="last_saved@3", PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}"),
+        env=_env(BNTT_JAX_FAULT="last_saved@3", PYTHONPATH=str(ROOT)),
     )  # fmt: skip
     assert run.returncode == -9, run.stderr[-2000:]
-    assert rundir.inspect(killed / "01_tb0").state == "finished"
-    second = rundir.inspect(killed / "02_tb1")
+    assert run_folder.inspect(killed / "01_tb0").state == "finished"
+    second = run_folder.inspect(killed / "02_tb1")
     assert second.state == "run" and second.epoch == 2  # epoch 3 was not committed
     assert not (killed / "report.md").exists() and not sweeps.read(killed)["complete"]
     first = (killed / "01_tb0" / "metrics.json").read_bytes()
@@ -148,7 +149,7 @@ def test_bad_sweep_commands_fail_before_anything_is_written(tmp_path, capsys):
     existing = tmp_path / "sweep"
     existing.mkdir()
     record = sweeps.resolve_new(registry.lookup("fig3_ttfs_small"), [])
-    rundir.write_json(existing / sweeps.SWEEP, record)
+    run_folder.write_json(existing / sweeps.SWEEP, record)
     for name in ("fig3_ttfs_small", "digits_ttfs"):
         assert main([name, "--out", str(existing)]) == 2
         assert "already holds a sweep" in capsys.readouterr().err

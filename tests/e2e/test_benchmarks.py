@@ -6,6 +6,8 @@ import pytest
 
 from benchmarks import step
 
+pytestmark = pytest.mark.e2e  # the end-to-end tier
+
 
 def test_step_command_prints_one_json_line(capsys):
     args = [

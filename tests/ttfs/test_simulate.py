@@ -11,7 +11,7 @@ import pytest
 
 from bntt_jax import ttfs
 from bntt_jax.ttfs.simulate import spike_times_of
-from tests.ttfs_nets import NARROW_VGG16, trained_looking
+from tests.helpers.ttfs_nets import NARROW_VGG16, trained_looking
 
 
 def _compare(net, images, jit=False):
