@@ -58,10 +58,6 @@ class Sweep:
             raise ValueError(f"sweep {self.name!r} has two members with the same key")
 
 
-_REGISTRY: dict[str, Experiment] = {}
-_SWEEPS: dict[str, Sweep] = {}
-
-
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """A named experiment.
@@ -78,6 +74,10 @@ class Experiment:
     summary: str
     config: ExperimentConfig
     paper: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_SWEEPS: dict[str, Sweep] = {}
 
 
 def register(
