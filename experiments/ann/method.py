@@ -17,7 +17,13 @@ from experiments.ann import report
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
 from experiments.core.evaluation import over_test_set
-from experiments.core.method import Method, best_accuracy, optimizer, train_and_test
+from experiments.core.method import (
+    Method,
+    best_accuracy,
+    optimizer,
+    test_record,
+    train_and_test,
+)
 
 #: Offset of the conversion's random streams (thresholds, then evaluation) from the seed.
 CONVERSION_STREAM = 30_011
@@ -153,8 +159,7 @@ def done_line(metrics: dict[str, Any]) -> str:
 
 
 def _test(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
-    ev = evaluate(net, data, config)
-    return {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"]}
+    return test_record(evaluate(net, data, config))
 
 
 METHOD = Method(

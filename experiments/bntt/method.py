@@ -16,7 +16,13 @@ from experiments.bntt import report
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
 from experiments.core.evaluation import over_test_set
-from experiments.core.method import Method, best_accuracy, optimizer, train_and_test
+from experiments.core.method import (
+    Method,
+    best_accuracy,
+    optimizer,
+    test_record,
+    train_and_test,
+)
 
 #: The thresholds of the early-exit sweep (Fig. 6 / journal Fig. 7), absolute and relative.
 EXIT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 21))
@@ -70,8 +76,7 @@ def evaluate(
 
 
 def _test(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
-    ev = evaluate(net, data, config)
-    return {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"]}
+    return test_record(evaluate(net, data, config))
 
 
 def early_exit(net: bj.NetworkParams, config: ExperimentConfig, accuracy_at: dict) -> tuple:

@@ -76,6 +76,11 @@ def train_and_test(metrics: dict[str, Any]) -> dict[str, Any]:
     return {"train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"]}
 
 
+def test_record(evaluation: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What an epoch's history record keeps of a test: accuracy and loss (and ``extra``)."""
+    return {"test_accuracy": evaluation["accuracy"], "test_loss": evaluation["loss"], **extra}
+
+
 def best_accuracy(history: list[dict[str, Any]], final: float) -> float:
     """The best test accuracy of the history (``final`` if it has none)."""
     return max([h["test_accuracy"] for h in history if "test_accuracy" in h], default=final)

@@ -19,7 +19,13 @@ from bntt_jax.ttfs.models import batch_norm_parameters, kernel_parameters
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
 from experiments.core.evaluation import over_test_set
-from experiments.core.method import Method, best_accuracy, optimizer, train_and_test
+from experiments.core.method import (
+    Method,
+    best_accuracy,
+    optimizer,
+    test_record,
+    train_and_test,
+)
 from experiments.ttfs import report
 
 #: The percentiles of γ and β each TTFS history record keeps (Fig. 14–15).
@@ -96,11 +102,7 @@ def evaluate(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any
 
 def _test(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
     ev = evaluate(net, data, config)
-    return {
-        "test_accuracy": ev["accuracy"],
-        "test_loss": ev["loss"],
-        "test_spikes_per_image": ev["spikes_per_image"],
-    }
+    return test_record(ev, test_spikes_per_image=ev["spikes_per_image"])
 
 
 def energy_report(spikes: float, steps: int, reference: dict[str, Any] | None) -> dict[str, Any]:
