@@ -1,12 +1,14 @@
-"""CIFAR data: the canonical archives (tiny fakes written here), tfds, augmentation, errors."""
+"""Data: the canonical CIFAR archives (tiny fakes written here), tfds, augmentation, errors;
+the digits split and its cache."""
 
 import time
+import zipfile
 
 import numpy as np
 import pytest
 
 from experiments.core import data as D
-from experiments.core.data import cifar
+from experiments.core.data import cifar, digits
 from experiments.core.data.digits import load_digits
 from experiments.run import main
 from tests.helpers.data import write_fake_cifar
@@ -117,3 +119,20 @@ def test_cifar10_bntt_starts_training_with_the_archive(tmp_path):
     assert (out / "metrics.json").exists() and (out / "report.md").exists()
     assert "| test accuracy (T = 2) | " in (out / "report.md").read_text()
     assert "90.50%" in (out / "report.md").read_text()  # the paper's number beside ours
+
+
+def test_the_digits_split_is_made_once_and_read_back_the_same(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path))
+    made = digits.split()  # scikit-learn's stratified split, seed 0
+    first = digits.cached_split()  # made and written
+    assert digits.cache_file().parent == tmp_path and digits.cache_file().is_file()
+    again = digits.cached_split()  # read back
+    for a, b, c in zip(made, first, again, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, c)
+        assert a.dtype == c.dtype
+    digits.cache_file().write_bytes(b"not an npz")  # damaged: made again, and replaced
+    for a, c in zip(made, digits.cached_split(), strict=True):
+        np.testing.assert_array_equal(a, c)
+    assert zipfile.is_zipfile(digits.cache_file())
+    assert load_digits().fingerprint == D.fingerprint(made[0], made[2], made[1], made[3])

@@ -1,9 +1,20 @@
 """scikit-learn's 8×8 digits: 1,797 images that ship inside the package (no download), a
-stratified 20 % held out with a fixed seed (360 test images), 64 features in [0, 1]."""
+stratified 20 % held out with a fixed seed (360 test images), 64 features in [0, 1].
+
+The split is made once per scikit-learn version and kept in the cache directory
+(``$BNTT_JAX_CACHE``, default ``~/.cache/bntt_jax``): importing scikit-learn takes longer than
+a small run's training, and every later run reads the same arrays from the cache instead. A
+cache file that cannot be read or has the wrong shapes is made again.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import os
+import tempfile
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -22,9 +33,9 @@ def check(data_dir: str) -> None:
         raise DataMissingError(_NEEDS_SKLEARN)
 
 
-def load_digits(normalize: bool = True) -> Dataset:
-    """Digits as 64 features scaled to [0, 1] and (``normalize``) standardised with the
-    training mean/std; a stratified 80/20 split with a fixed seed (360 test images)."""
+def split() -> tuple[np.ndarray, ...]:
+    """``(x_train, x_test, y_train, y_test)``: the 80/20 stratified split of seed 0, as
+    intensities in [0, 1] and int32 labels, made by scikit-learn (every run the same)."""
     try:
         from sklearn.datasets import load_digits as sk_load_digits  # an [experiments] extra
         from sklearn.model_selection import train_test_split
@@ -35,8 +46,49 @@ def load_digits(normalize: bool = True) -> Dataset:
     x_train, x_test, y_train, y_test = train_test_split(
         x, data.target, test_size=TEST_FRACTION, stratify=data.target, random_state=SPLIT_SEED
     )
+    return x_train, x_test, y_train.astype(np.int32), y_test.astype(np.int32)
+
+
+_KEYS = ("x_train", "x_test", "y_train", "y_test")
+
+
+def cache_file() -> Path:
+    """Where the split of this scikit-learn version is kept."""
+    root = Path(os.environ.get("BNTT_JAX_CACHE", Path.home() / ".cache" / "bntt_jax"))
+    return root / f"digits-sklearn-{importlib.metadata.version('scikit-learn')}.npz"
+
+
+def cached_split() -> tuple[np.ndarray, ...]:
+    """:func:`split`, read from :func:`cache_file` when it holds it; made and written there
+    (atomically: a temporary file, then a rename) when it does not."""
+    if importlib.util.find_spec("sklearn") is None:
+        raise DataMissingError(_NEEDS_SKLEARN)
+    file = cache_file()
+    expected = {"x_train": (1437, 64), "x_test": (360, 64), "y_train": (1437,), "y_test": (360,)}
+    try:
+        with np.load(file) as saved:
+            arrays = tuple(saved[k] for k in _KEYS)
+        if all(a.shape == expected[k] for k, a in zip(_KEYS, arrays, strict=True)):
+            return arrays
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass  # absent or damaged: made again below
+    arrays = split()
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=file.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **dict(zip(_KEYS, arrays, strict=True)))
+        os.replace(tmp, file)
+    except OSError:
+        pass  # a read-only cache: the split is made again next time
+    return arrays
+
+
+def load_digits(normalize: bool = True) -> Dataset:
+    """Digits as 64 features scaled to [0, 1] and (``normalize``) standardised with the
+    training mean/std; a stratified 80/20 split with a fixed seed (360 test images)."""
+    x_train, x_test, y_train, y_test = cached_split()
     mean, std = (x_train.mean(), x_train.std()) if normalize else (0.0, 1.0)
-    y_train, y_test = y_train.astype(np.int32), y_test.astype(np.int32)
     return Dataset(
         "digits",
         (x_train - mean) / std,
