@@ -58,9 +58,11 @@ def _assert_same_forward(cfg, layer, time, batch):
 
 TRAIN_CASES = [
     ("vgg9", "bntt", dict(img_size=8, in_channels=3, num_steps=4)),
-    ("vgg9", "bn", dict(img_size=8, in_channels=2, num_steps=3)),
-    ("vgg9", "layernorm", dict(img_size=8, in_channels=2, num_steps=3)),
-    ("vgg9", "none", dict(img_size=8, in_channels=2, num_steps=3, leak=0.9)),
+    # two steps show what the other norms tie or keep apart over time (the unrolled reference
+    # compiles in proportion to T)
+    ("vgg9", "bn", dict(img_size=8, in_channels=2, num_steps=2)),
+    ("vgg9", "layernorm", dict(img_size=8, in_channels=2, num_steps=2)),
+    ("vgg9", "none", dict(img_size=8, in_channels=2, num_steps=2, leak=0.9)),
     ("vgg11", "bntt", dict(img_size=16, in_channels=3, num_steps=3)),
     ("mlp", "bntt", dict(in_features=5, hidden=(32, 16), num_steps=7)),
 ]
