@@ -16,7 +16,7 @@ from bntt_jax.metrics import energy
 from experiments.ann import report
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
-from experiments.core.evaluation import over_test_set
+from experiments.core.evaluation import host_copy, over_test_set
 from experiments.core.method import (
     Method,
     best_accuracy,
@@ -53,13 +53,6 @@ def evaluate(net: ann.ANNParams, data: Dataset, config: ExperimentConfig) -> dic
         "loss": float(totals["loss_sum"]) / count,
         "count": count,
     }
-
-
-def _host(net: Any) -> Any:
-    """This process's copy of replicated parameters, as host arrays."""
-    return jax.tree.map(
-        lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, net
-    )
 
 
 def convert(net: ann.ANNParams, data: Dataset, config: ExperimentConfig) -> Any:
@@ -124,7 +117,7 @@ def final_metrics(
     flops = energy.ann_flops(net.config)
     options, converted_metrics = config.options, None
     if options.conversion_steps:
-        converted = convert(_host(net), data, config)
+        converted = convert(host_copy(net), data, config)
         converted_metrics = {
             **evaluate_conversion(converted, data, config),
             "reset": options.conversion_reset,

@@ -326,25 +326,23 @@ def check_against_data(config: ExperimentConfig, train_size: int, test_size: int
 
 
 # ------------------------------------------------------------------- the flat key table
-def key_parts() -> list[tuple[str, list[dataclasses.Field]]]:
-    """``(title, fields)`` of every part: the shared keys, then each method's, then the
+def key_parts() -> list[tuple[str, type, list[dataclasses.Field]]]:
+    """``(title, class, fields)`` of every part: the shared keys, then each method's, then the
     analysis keys."""
-    out = [("shared", _shared_fields())]
+    out = [("shared", ExperimentConfig, _shared_fields())]
     for spec in METHODS.values():
-        out.append((f"{spec.name} network", list(dataclasses.fields(spec.network))))
-        if spec.options is not None:
-            out.append((f"{spec.name} options", list(dataclasses.fields(spec.options))))
-    out.append(("analysis", list(dataclasses.fields(AnalysisConfig))))
+        for kind, part in (("network", spec.network), ("options", spec.options)):
+            if part is not None:
+                out.append((f"{spec.name} {kind}", part, list(dataclasses.fields(part))))
+    out.append(("analysis", AnalysisConfig, list(dataclasses.fields(AnalysisConfig))))
     return out
 
 
-def part_class(title: str) -> type:
-    if title == "shared":
-        return ExperimentConfig
-    if title == "analysis":
-        return AnalysisConfig
-    name, kind = title.split(" ")
-    return getattr(METHODS[name], kind)
+def split_optional(hint: Any) -> tuple[Any, bool]:
+    """A field's type hint without ``None``, and whether ``None`` is allowed."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    return (next(a for a in args if a is not type(None)) if optional else hint), optional
 
 
 @functools.cache
@@ -352,13 +350,10 @@ def key_types() -> dict[str, tuple[Any, bool]]:
     """Every flat key with its type and whether ``none`` is allowed; a key that several
     methods have has one type in all of them."""
     out: dict[str, tuple[Any, bool]] = {}
-    for title, fields in key_parts():
-        hints = typing.get_type_hints(part_class(title))
+    for _, part, fields in key_parts():
+        hints = typing.get_type_hints(part)
         for f in fields:
-            hint = hints[f.name]
-            args = typing.get_args(hint)
-            optional = type(None) in args
-            base = next(a for a in args if a is not type(None)) if optional else hint
+            base, optional = split_optional(hints[f.name])
             if f.name in out and out[f.name][0] != base:
                 raise TypeError(f"config key {f.name} has two types: {out[f.name][0]}, {base}")
             out[f.name] = (base, optional or out.get(f.name, (None, False))[1])

@@ -58,3 +58,11 @@ def over_test_set(
 
 def _combine(key: str, total: Any, value: Any) -> Any:
     return max(total, value) if key.startswith(MAX_PREFIX) else total + value
+
+
+def host_copy(tree: Any) -> Any:
+    """This process's copy of replicated arrays, on the host: what a check that runs on each
+    process alone (the conversion, the TTFS spiking network) takes."""
+    return jax.tree.map(
+        lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a, tree
+    )

@@ -14,7 +14,7 @@ from experiments.core.config import (
     key_names,
     key_parts,
     key_types,
-    part_class,
+    split_optional,
 )
 from experiments.core.keys import ConfigError, show
 
@@ -74,8 +74,8 @@ def apply_overrides(config: ExperimentConfig, overrides: list[str]) -> Experimen
 def describe_keys() -> str:
     """The ``--set`` keys by part, one line each: type, default and what it is (``--help``)."""
     lines = []
-    for title, fields in key_parts():
-        hints = typing.get_type_hints(part_class(title))
+    for title, part, fields in key_parts():
+        hints = typing.get_type_hints(part)
         if " " in title:  # a method's part
             method, part = title.split()
             heading = f"{method}: {part} ({METHODS[method].summary})"
@@ -83,9 +83,7 @@ def describe_keys() -> str:
             heading = f"{title} keys"
         lines.append(f" {heading}:")
         for f in fields:
-            args = typing.get_args(hints[f.name])
-            optional = type(None) in args
-            base = next(a for a in args if a is not type(None)) if optional else hints[f.name]
+            base, optional = split_optional(hints[f.name])
             kind = _kind(base) + (" or none" if optional else "")
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
             lines.append(

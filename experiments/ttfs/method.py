@@ -18,7 +18,7 @@ from bntt_jax.ttfs import train as tt
 from bntt_jax.ttfs.models import batch_norm_parameters, kernel_parameters
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
-from experiments.core.evaluation import over_test_set
+from experiments.core.evaluation import host_copy, over_test_set
 from experiments.core.method import (
     Method,
     best_accuracy,
@@ -57,23 +57,13 @@ def tracked(metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
     return keep
 
 
-def _host(a: Any) -> Any:
-    return np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a
-
-
-def _local(net: Any) -> Any:
-    """This process's copy of replicated parameters, as host arrays (the end-of-run checks
-    run on each process alone)."""
-    return jax.tree.map(_host, net)
-
-
 def epoch_record(net: Any) -> dict[str, float]:
     """The distributions of γ and β over every batch norm of the network at the end of the
     epoch, as percentiles (``bn_gamma/p50``, ...): Fig. 14–15 draw them over training."""
     bn = batch_norm_parameters(net.params, net.config).values()
     out = {}
     for index, name in enumerate(("gamma", "beta")):
-        values = np.concatenate([np.ravel(_host(pair[index])) for pair in bn])
+        values = np.concatenate([np.ravel(host_copy(pair[index])) for pair in bn])
         for q, v in zip(BN_PERCENTILES, np.percentile(values, BN_PERCENTILES), strict=True):
             out[f"bn_{name}/p{q}"] = float(v)
     return out
@@ -140,7 +130,7 @@ def distributions(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str
     """What the TTFS paper's distribution figures show, for the trained network: per kernel
     layer the histogram of the pre-activations z on a test batch with the mean β, ẑ_m and ẑ_M
     (Fig. 7 / 17), and the histograms of its batch norm's γ and β (Fig. 14–15)."""
-    out = _forward(_local(net), data.test_x[: config.eval_batch_size])
+    out = _forward(host_copy(net), data.test_x[: config.eval_batch_size])
     kernels = kernel_summary(net)
     result = {}
     for name, (gamma, beta) in batch_norm_parameters(net.params, net.config).items():
@@ -171,7 +161,7 @@ def check_spiking_network(net: Any, data: Dataset, config: ExperimentConfig) -> 
     surrogate: its accuracy, the fraction of images with the same prediction, the largest
     logit difference and its spikes per image."""
     limit = config.options.snn_images
-    host_net = _local(net)
+    host_net = host_copy(net)
 
     def batch(x: Any, y: Any, i: int) -> dict[str, Any]:
         snn = ttfs.simulate(host_net, x)
