@@ -26,12 +26,14 @@ checkpoint is damaged (its hash does not match).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from experiments import analyses
 from experiments.core import folder as run_folder
+from experiments.core import lock
 from experiments.core.config import ConfigError, ExperimentConfig
 from experiments.core.data import DataCorruptError, DataMissingError, check_available
 from experiments.core.overrides import parse_overrides
@@ -90,6 +92,7 @@ def resolve(run: Path, overrides: list[str]) -> tuple[str, ExperimentConfig, dic
 def plan(args: argparse.Namespace) -> list[tuple[Path, str, ExperimentConfig, dict[str, Any]]]:
     """Check the command before anything loads or is written: the run, then every run it is
     compared with (same dataset; the first run's analysis keys apply to all)."""
+    lock.check_free(args.run)  # a command writing the run is named first
     name, config, paper = resolve(args.run, args.overrides)
     runs = [(args.run, name, config, paper)]
     # the robustness grids apply to all; each ANN keeps its own conversion settings
@@ -122,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.run / "analyses"
     from experiments.analyses.folders import run_analyses  # JAX: once the command is checked
 
-    try:
-        for path in run_analyses(runs, names, out, args.checkpoint):
-            print(path)
+    try:  # the analysed run's folder is held while they are written (and --out, if apart)
+        with lock.hold(args.run, create=False), contextlib.ExitStack() as stack:
+            if not out.absolute().is_relative_to(args.run.absolute()):
+                stack.enter_context(lock.hold(out))
+            for path in run_analyses(runs, names, out, args.checkpoint):
+                print(path)
     except (DataMissingError, DataCorruptError, run_folder.RunFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

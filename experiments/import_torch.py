@@ -33,7 +33,7 @@ import numpy as np
 
 import bntt_jax as bj
 from experiments.core import folder as run_folder
-from experiments.core import registry
+from experiments.core import lock, registry
 from experiments.core.config import ConfigError
 from experiments.core.data import DataMissingError, check_available, load_dataset
 from experiments.core.overrides import apply_overrides
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if not args.checkpoint.is_file():
             raise FileNotFoundError(f"no checkpoint file at {args.checkpoint}.")
+        lock.check_free(args.out)
         run_folder.check_new(run_folder.inspect(args.out))
         check_available(config.dataset, config.data_dir)
     except (KeyError, ConfigError, ValueError, FileNotFoundError, run_folder.RunFolderError,
@@ -112,18 +113,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.checkpoint}: {err}", file=sys.stderr)
         return 1
     staging = args.out.parent / f".{args.out.name}.importing"
-    if staging.exists():
-        shutil.rmtree(staging)  # an earlier import killed before its rename: never a result
-    try:
-        write_folder(staging, args.name, config, entry.paper, net, data, args.checkpoint)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # a half-built folder is never a result
-        raise
-    if args.out.exists():  # an empty folder (check_new refused anything else)
-        args.out.rmdir()
-    os.rename(staging, args.out)
-    print(f"results: {args.out}")
-    return analyse_finished(args.out)
+    try:  # the staging folder's lock travels with it into --out, held to the end
+        with lock.hold(staging):
+            run_folder.check_new(run_folder.inspect(args.out))  # again, under the lock
+            _clear(staging)  # an earlier import killed before its rename: never a result
+            try:
+                write_folder(staging, args.name, config, entry.paper, net, data,
+                             args.checkpoint)  # fmt: skip
+            except BaseException:
+                _clear(staging)  # a half-built folder is never a result
+                raise
+            if args.out.exists():  # an empty folder (check_new refused anything else)
+                (args.out / run_folder.LOCK).unlink(missing_ok=True)
+                args.out.rmdir()
+            os.rename(staging, args.out)
+            print(f"results: {args.out}")
+            return analyse_finished(args.out)
+    except run_folder.RunFolderError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _clear(folder: Path) -> None:
+    """Delete everything in ``folder`` but its lock."""
+    for entry in folder.iterdir():
+        if entry.name != run_folder.LOCK:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def write_folder(
@@ -135,10 +150,10 @@ def write_folder(
 
     from bntt_jax import train as tr
     from experiments.bntt import method
-    from experiments.core import checkpoints, ledger
+    from experiments.core import checkpoints, manifest
 
     start = time.perf_counter()
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     run_folder.write_json(out / run_folder.CONFIG, {
         "format": run_folder.FORMAT,
         "name": name,
@@ -157,14 +172,14 @@ def write_folder(
     method.METHOD.write_plots(out, metrics)
     method.METHOD.write_report(out, name, config, metrics)
     run_folder.write_json(out / run_folder.METRICS, metrics)
-    manifest = {
-        **ledger.new_manifest(),
+    record = {
+        **manifest.new_manifest(),
         "best": {"epoch": 0, "accuracy": metrics["test_accuracy"], "checkpoint": "best/0"},
         "checkpoints": saved,
         "complete": True,
         "elapsed_s": metrics["wall_time_s"],
     }
-    ledger.commit(out, manifest, 0)
+    manifest.commit(out, record, 0)
 
 
 if __name__ == "__main__":

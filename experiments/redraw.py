@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from experiments.core import folder as run_folder
-from experiments.core import sweeps
+from experiments.core import lock, sweeps
 from experiments.core.config import method_spec
 
 
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="a finished run's or sweep's results folder")
     args = parser.parse_args(argv)
     try:
-        written = redraw(args.run)
+        lock.check_free(args.run)
+        with lock.hold(args.run, create=False):
+            written = redraw(args.run)
     except run_folder.RunFolderError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -8,13 +8,16 @@ NAME is an experiment or a sweep (a family of experiments drawn as one figure, r
 after member into one folder; :mod:`experiments.core.sweeps`).
 
 Every argument, config value, results folder and dataset is checked before anything is
-written and before JAX is imported; an error is one line on stderr and exit code 2. A run
-that starts and then fails (training diverged, no intact checkpoint to resume from) exits 1.
+written and before JAX is imported, and the training step's memory before the folder exists;
+an error is one line on stderr and exit code 2. A run that starts and then fails (training
+diverged, no intact checkpoint to resume from, an unforeseen error) exits 1. The command holds
+its folder's lock (:mod:`experiments.core.lock`) from the folder's creation to its end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -24,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bntt_jax.cpu.huge_pages import restart_with_huge_pages
+from experiments.core import estimates, lock, memory, registry, sweeps
 from experiments.core import folder as run_folder
-from experiments.core import registry, sweeps
 from experiments.core.config import (
     RESUME_SAFE_KEYS,
     ConfigError,
@@ -55,9 +58,13 @@ A finished run is never modified. A sweep's --set applies to every member that h
 --resume on a sweep's folder keeps its finished members, resumes the interrupted one and runs
 the rest.
 
-exit codes: 0 done; 2 the command cannot start (bad argument, config value, folder, data or
-device count: nothing was written); 1 the run failed (training diverged, no intact
-checkpoint left to resume from; what was committed before stays intact); 130 interrupted
+One command writes a folder at a time: a second one exits 2 naming the first's PID and host.
+Without a terminal, the log gets a progress line every progress_every_s seconds.
+
+exit codes: 0 done; 2 the command cannot start (bad argument, config value, folder, data,
+device count, or a training step larger than the memory: nothing was written); 1 the run
+failed (training diverged, no intact checkpoint left to resume from, or an unforeseen error,
+whose traceback is in log.txt; what was committed before stays intact); 130 interrupted
 (Ctrl-C; resume it).
 """
 
@@ -123,9 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
 def plan(args: argparse.Namespace) -> Plan:
     """Resolve and check everything about the command that needs no JAX and no data.
 
-    Raises :class:`ConfigError`, :class:`experiments.core.folder.RunFolderError`, ``KeyError``
-    (unknown experiment) or :class:`DataMissingError`.
+    Raises :class:`ConfigError`, :class:`experiments.core.folder.RunFolderError` (another
+    command writing the folder among them) or ``KeyError`` (unknown experiment).
     """
+    if args.out is not None:
+        lock.check_free(args.out)  # the other writer is named, not what it has written
     if args.resume and run_folder.inspect(args.out).state == "sweep":
         record = sweeps.resolve_resume(args.out, args.overrides)
         if args.name is not None and args.name != record["name"]:
@@ -151,22 +160,36 @@ def plan(args: argparse.Namespace) -> Plan:
             p = Plan(args.name, config, out, entry.paper, False, run)
     if p.sweep is not None:
         sweeps.check_members(p.out, p.sweep)
-    for config in p.configs:
-        check_available(config.dataset, config.data_dir)
     return p
 
 
+def missing_data(p: Plan) -> DataMissingError | None:
+    """Why the data of the command's runs are not there (``None`` if they are)."""
+    for config in p.configs:
+        try:
+            check_available(config.dataset, config.data_dir)
+        except DataMissingError as err:
+            return err
+    return None
+
+
 def _show(p: Plan) -> str:
+    missing = missing_data(p)
+    data = {"data": f"missing: {missing}" if missing else "present"}
+    estimate = {"time": estimates.describe(p.name)}
     if p.sweep is not None:
-        return json.dumps({"name": p.name, "out": str(p.out), "resume": p.resume, **p.sweep},
-                          indent=2)  # fmt: skip
+        return json.dumps({"name": p.name, "out": str(p.out), "resume": p.resume, **estimate,
+                           **data, **p.sweep}, indent=2)  # fmt: skip
     return json.dumps(
         {
             "name": p.name,
             "out": str(p.out),
             "resume": p.resume,
+            **estimate,
+            **data,
             "experiment": p.config.to_dict(),
             "network": p.config.network_config.to_dict(),
+            "training_memory": memory.gb(memory.estimate_bytes(p.config)),
             "paper": p.paper,
         },
         indent=2,
@@ -186,7 +209,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for name in registry.names():
-            print(f"{name:28s} {registry.summary(name)}")
+            print(f"{name:28s} {registry.summary(name)}; {estimates.describe(name)}")
         return 0
     if args.resume and args.out is None:
         parser.error("--resume needs --out DIR, the folder of the run to continue")
@@ -199,11 +222,13 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
         parser.error("with several processes give --out DIR: they must agree on the folder")
     try:
         p = plan(args)
-    except (ConfigError, RunFolderError, KeyError, DataMissingError) as err:
+    except (ConfigError, RunFolderError, KeyError) as err:
         return _fail(err)
     if args.show:
         print(_show(p))
         return 0
+    if (missing := missing_data(p)) is not None:
+        return _fail(missing)
     if restart:
         restart_with_huge_pages("experiments.run", sys.argv[1:] if argv is None else argv)
     datasets: dict[tuple[str, str, bool], Any] = {}
@@ -231,26 +256,19 @@ def _train(p: Plan, args: argparse.Namespace, distributed: bool, datasets: dict)
             process_id=args.process_id,
         )
     from bntt_jax import parallel
-    from experiments.analyses.folders import after_run
     from experiments.core import runner
 
     try:
         mesh = parallel.data_mesh()
         for config in p.configs:
             runner.check_mesh(mesh, config)
-    except ValueError as err:
+            runner.check_device_memory(config, mesh)
+    except ValueError as err:  # ConfigError among them
         return _fail(err)
-    single = jax.process_count() == 1
-    try:
-        if p.sweep is not None:
-            member = functools.partial(runner.train_member, mesh=mesh)
-            sweeps.run_sweep(
-                p.out, p.sweep, p.resume, member, primary=jax.process_index() == 0,
-                datasets=datasets, analyse=after_run if single else None,
-            )  # fmt: skip
-        else:
-            data = datasets[(p.config.dataset, p.config.data_dir, p.config.normalize)]
-            runner.train(runner.plan(p.run, p.out, p.resume, data, mesh))
+    primary = jax.process_index() == 0
+    try:  # process 0 holds the folder from here to the end of the analyses
+        with lock.hold(p.out) if primary else contextlib.nullcontext():
+            return _write(p, mesh, datasets, primary)
     except (ConfigError, RunFolderError) as err:
         return _fail(err)
     except (runner.TrainingDivergedError, run_folder.CheckpointDamagedError) as err:
@@ -262,7 +280,41 @@ def _train(p: Plan, args: argparse.Namespace, distributed: bool, datasets: dict)
             file=sys.stderr,
         )
         return 130
-    if jax.process_index() == 0:
+    except Exception as err:  # after the folder exists: logged with its traceback
+        what = f"the run failed ({type(err).__name__}: {runner.first_line(err)})"
+        log = p.out / "log.txt"
+        if not log.is_file():
+            return _fail(f"{what}; nothing was written.", code=1)
+        return _fail(
+            f"{what}; the traceback is in {log}. What was committed is intact; after fixing "
+            f"the cause: python -m experiments.run --resume --out {p.out}",
+            code=1,
+        )
+
+
+def _write(p: Plan, mesh: Any, datasets: dict, primary: bool) -> int:
+    """Train the run or the sweep (the folder's lock held), then the run's analyses."""
+    import jax  # loaded already: the command is running
+
+    from experiments.analyses.folders import after_run  # JAX: the runs' networks
+    from experiments.core import runner  # JAX: loaded already
+
+    if primary and p.sweep is not None:  # checked again under the lock
+        if p.resume:
+            sweeps.check_members(p.out, p.sweep)
+        else:
+            run_folder.check_new(run_folder.inspect(p.out))
+    single = jax.process_count() == 1
+    if p.sweep is not None:
+        member = functools.partial(runner.train_member, mesh=mesh)
+        sweeps.run_sweep(
+            p.out, p.sweep, p.resume, member, primary=primary, datasets=datasets,
+            analyse=after_run if single else None,
+        )  # fmt: skip
+    else:
+        data = datasets[(p.config.dataset, p.config.data_dir, p.config.normalize)]
+        runner.train(runner.plan(p.run, p.out, p.resume, data, mesh))
+    if primary:
         print(f"results: {p.out}")
     if p.sweep is None:
         return analyse_finished(p.out)

@@ -82,10 +82,11 @@ def analyze_reusing(subject: Subject, saved: Path, names: tuple[str, ...] = ANAL
 
 
 def write(out_dir: Path, subject: Subject, results: dict[str, Any]) -> list[Path]:
-    """Write each result's folder (``result.json`` and figures) and ``report.md``."""
+    """Write each result's folder (``result.json`` and figures), then ``report.md`` over
+    every analysis the folder holds: those of ``results`` and those written before (an
+    ``--only`` run adds its sections to the report, never drops the others)."""
     out_dir = Path(out_dir)
     written: list[Path] = []
-    lines = [f"# Analyses of {subject.name}", ""]
     for index, (name, result) in enumerate(results.items(), 1):
         if index > 1:
             fault_point("analysis_written", index - 1)
@@ -93,16 +94,23 @@ def write(out_dir: Path, subject: Subject, results: dict[str, Any]) -> list[Path
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "result.json", result)
         written.append(folder / "result.json")
+        if "skipped" not in result:
+            written += module(name).draw(folder, result)
+    fault_point("analysis_written", len(results))
+    lines = [f"# Analyses of {subject.name}", ""]
+    for name in ANALYSES:
+        file = out_dir / name / "result.json"
+        if name not in results and not file.is_file():
+            continue
+        result = results[name] if name in results else read_json(file)
         lines += [f"## {name}", ""]
         if "skipped" in result:
             lines += [f"*Not computed: {result['skipped']}*", ""]
             continue
-        figures = module(name).draw(folder, result)
-        written += figures
+        figures = sorted((out_dir / name).glob("*.png"))
         lines += module(name).report_lines(result)
         lines += [f"![{p.stem}]({name}/{p.name})" for p in figures] + [""]
-    fault_point("analysis_written", len(results))
-    written.append(write_text(out_dir / "report.md", "\n".join(lines)))  # last: it marks them done
+    written.append(write_text(out_dir / "report.md", "\n".join(lines)))  # last: marks them done
     return written
 
 

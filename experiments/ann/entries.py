@@ -18,7 +18,7 @@ register(
 )
 register(
     "digits_ann",
-    "ANN MLP (ReLU, batch norm) on the digits: the reduced-scale Table 3 baseline (~5 s)",
+    "ANN MLP (ReLU, batch norm) on the digits: the reduced-scale Table 3 baseline",
     ExperimentConfig.from_flat(
         dict(
             method="ann",

@@ -90,7 +90,9 @@ def _load() -> Any:
 
 
 SPEC = register_method(
-    MethodSpec("bntt", "BNTT (Kim & Panda): a LIF network, BPTT", BNTTNetwork, None, _load)
+    MethodSpec(
+        "bntt", "BNTT (Kim & Panda): a LIF network, BPTT", BNTTNetwork, None, _load, unrolled=True
+    )  # fmt: skip
 )
 
 #: The authors' released CIFAR-10 settings (Table 1 of the BNTT paper): VGG9, leak 0.95, SGD

@@ -13,7 +13,7 @@ from experiments.core.registry import Member, Sweep, get, register, register_swe
 # A BNTT MLP (64 -> 256 -> 256 -> 10) with Poisson spikes, T = 25 as the paper's CIFAR-10 run.
 register(
     "digits_bntt",
-    "BNTT MLP on scikit-learn's 8x8 digits, T=25 (embedded default, ~15 s on 2 CPU cores)",
+    "BNTT MLP on scikit-learn's 8x8 digits, T=25 (embedded default)",
     ExperimentConfig.from_flat(
         dict(
             dataset="digits",
@@ -58,7 +58,7 @@ register(
 # The surrogate-gradient baseline without BNTT on the digits, at the paper's T = 100 for it.
 register(
     "digits_no_bntt",
-    "The digits MLP without BNTT (surrogate-gradient baseline), T=100 (~35 s)",
+    "The digits MLP without BNTT (surrogate-gradient baseline), T=100",
     get("digits_bntt").config.replace(norm="none", num_steps=100),
 )
 
@@ -114,7 +114,7 @@ register_sweep(
 register_sweep(
     Sweep(
         "bntt_comparison_small",
-        f"{_COMPARISON}, reduced scale: MLPs on the digits (3 runs, ~3 min on 2 cores)",
+        f"{_COMPARISON}, reduced scale: MLPs on the digits (3 runs)",
         _comparison_members("_small"),
         "comparison",
         _draw_comparison,

@@ -24,6 +24,7 @@ import orbax.checkpoint as ocp
 from bntt_jax import train as tr
 from experiments.core import folder
 from experiments.core.config import method_spec
+from experiments.core.manifest import restore_hint
 
 
 def _checkpointer() -> ocp.Checkpointer:
@@ -101,8 +102,12 @@ def load_checkpoint(path: str | Path) -> Any:
 
     ``path`` is a results folder (its best checkpoint), ``.../checkpoints/best`` or
     ``.../checkpoints/last`` (the committed one), or one checkpoint ``.../checkpoints/last/<E>``.
-    A damaged or missing file raises :class:`experiments.core.folder.CheckpointDamagedError` naming
-    it. Folders of earlier versions (no hashes) load unverified, with a warning.
+    If the best (or last) checkpoint was set aside or is damaged, the newest intact ``last``
+    one loads instead, with a warning naming the damage and how to restore it; one checkpoint
+    asked for by name is never replaced, and a damaged file raises
+    :class:`experiments.core.folder.CheckpointDamagedError` naming it. A damaged manifest falls
+    back to the previous commit, with a warning. Folders of earlier versions (no hashes) load
+    unverified, with a warning.
     """
     path = Path(path)
     if path.parent.name == "checkpoints":
@@ -115,40 +120,67 @@ def load_checkpoint(path: str | Path) -> Any:
         raise FileNotFoundError(f"no config.json in {run}: not a results folder.")
     if kind not in folder.KINDS:
         raise ValueError(f"{path}: expected checkpoints/best or checkpoints/last.")
-    manifest_file = run / folder.MANIFEST
-    if not manifest_file.is_file():
+    manifest, warning = folder.read_manifest(run)
+    if warning:
+        warnings.warn(warning, UserWarning, stacklevel=2)
+    if manifest is None:
         directory = _legacy_checkpoint(run / "checkpoints" / kind, epoch)
+    elif epoch is not None:
+        directory = _exactly(run, manifest, f"{kind}/{epoch}")
     else:
-        manifest = folder.read_json(manifest_file)
-        if epoch is None:
-            if kind == "last":
-                epoch = manifest["epoch"]
-            else:
-                best = manifest["best"]
-                if best is None:
-                    raise FileNotFoundError(f"{run} has no best checkpoint yet (no test so far).")
-                if best["checkpoint"] is None:
-                    raise folder.CheckpointDamagedError(
-                        f"the best checkpoint of {run} (epoch {best['epoch']}) was found "
-                        "damaged and set aside; load checkpoints/last instead."
-                    )
-                epoch = best["epoch"]
-        key = f"{kind}/{epoch}"
-        if key not in manifest["checkpoints"]:
-            raise FileNotFoundError(
-                f"{run} has no committed checkpoint {key}; committed: "
-                f"{', '.join(sorted(manifest['checkpoints'])) or 'none'}."
-            )
-        directory = run / "checkpoints" / key
-        problem = folder.verify(directory, manifest["checkpoints"][key])
-        if problem:
-            raise folder.CheckpointDamagedError(f"cannot load {key}: {problem}.")
+        directory = _intact(run, manifest, kind)
     template = _network_template(run)
     target = {"params": template.params, "batch_stats": template.batch_stats}
     restored = _restore(directory, jax.device_get(target), partial=True)
     return template.replace(
         params=jax.tree.map(jax.numpy.asarray, restored["params"]),
         batch_stats=jax.tree.map(jax.numpy.asarray, restored["batch_stats"]),
+    )
+
+
+def _exactly(run: Path, manifest: dict[str, Any], key: str) -> Path:
+    """The committed checkpoint ``key``, verified (no fall-back: it was asked for by name)."""
+    if key not in manifest["checkpoints"]:
+        raise FileNotFoundError(
+            f"{run} has no committed checkpoint {key}; committed: "
+            f"{', '.join(sorted(manifest['checkpoints'])) or 'none'}."
+        )
+    problem = folder.verify(run / "checkpoints" / key, manifest["checkpoints"][key])
+    if problem:
+        raise folder.CheckpointDamagedError(f"cannot load {key}: {problem}.")
+    return run / "checkpoints" / key
+
+
+def _intact(run: Path, manifest: dict[str, Any], kind: str) -> Path:
+    """The committed ``best`` (or newest ``last``) checkpoint; if it was set aside or is
+    damaged, the newest intact ``last`` one, with a warning that says what to do."""
+    problems = []
+    if kind == "best":
+        best = manifest["best"]
+        if best is None:
+            raise FileNotFoundError(f"{run} has no best checkpoint yet (no test so far).")
+        key = best["checkpoint"]
+        problem = "it was set aside as damaged" if key is None else folder.verify(
+            run / "checkpoints" / key, manifest["checkpoints"].get(key, {})
+        )  # fmt: skip
+        if problem is None:
+            return run / "checkpoints" / key
+        problems.append(f"the best checkpoint (epoch {best['epoch']}) cannot be used: {problem}")
+    lasts = sorted((k for k in manifest["checkpoints"] if k.startswith("last/")),
+                   key=lambda k: -int(k.split("/")[1]))  # fmt: skip
+    for key in lasts:
+        problem = folder.verify(run / "checkpoints" / key, manifest["checkpoints"][key])
+        if problem is None:
+            if problems:
+                hint = restore_hint(manifest["best"]["epoch"]) if kind == "best" else ""
+                warnings.warn(f"{run}: {'; '.join(problems)}. Loading {key}, the last intact "
+                              f"checkpoint, instead. {hint}".rstrip(), UserWarning,
+                              stacklevel=3)  # fmt: skip
+            return run / "checkpoints" / key
+        problems.append(problem)
+    raise folder.CheckpointDamagedError(
+        f"cannot load {run}: {'; '.join(problems) or 'no checkpoint is committed'}. No intact "
+        "checkpoint is left."
     )
 
 

@@ -47,9 +47,9 @@ from experiments.core.keys import (  # noqa: F401  (ConfigError and show: re-exp
 )
 
 #: Keys that a resumed run may take anew: they change where the run reads from (a resumed run
-#: checks that it sees the same data, by fingerprint) or which analyses follow it, never what
-#: it trains.
-RESUME_SAFE_KEYS = ("data_dir", "analyses")
+#: checks that it sees the same data, by fingerprint), which analyses follow it or how often
+#: it logs its progress, never what it trains.
+RESUME_SAFE_KEYS = ("data_dir", "analyses", "progress_every_s")
 #: The analyses of a trained BNTT-family or ANN run (:mod:`experiments.analyses`), in order.
 ANALYSIS_NAMES = ("gamma", "activity", "energy", "robustness")
 #: Seeds are 32-bit: ``numpy.random.default_rng`` and ``jax.random.key`` both take them.
@@ -110,6 +110,8 @@ class MethodSpec(NamedTuple):
       options: its own training options (a frozen dataclass), or ``None``.
       load: returns its implementation, an :class:`experiments.core.method.Method`
         (imported on first use, with JAX).
+      unrolled: its training step unrolls the network over ``num_steps`` (BPTT), so its
+        memory grows with T (:mod:`experiments.core.memory`).
     """
 
     name: str
@@ -117,6 +119,7 @@ class MethodSpec(NamedTuple):
     network: type
     options: type | None
     load: Callable[[], Any]
+    unrolled: bool = False
 
 
 #: The registered methods, by name (each method's package registers itself).
@@ -157,6 +160,10 @@ class ExperimentConfig:
     seed: int = key(0, f"random seed, 0 .. {MAX_SEED}", integer(0, MAX_SEED))
     max_train_batches: int | None = key(None, "cap on batches per epoch (quick runs)", integer(1))
     max_eval_batches: int | None = key(None, "cap on evaluation batches (quick runs)", integer(1))
+    progress_every_s: float = key(
+        60.0, "without a terminal, a progress line in the log every N seconds",
+        real(0.0, open_low=True),
+    )  # fmt: skip
     network: Any = None
     options: Any = None
     analysis: AnalysisConfig = dataclasses.field(default_factory=AnalysisConfig)

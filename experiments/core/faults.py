@@ -1,9 +1,11 @@
 """Fault points: every write boundary of a run, by name, where a test can kill the process.
 
 :func:`fault_point` marks a boundary. Setting ``BNTT_JAX_FAULT=<point>@<epoch>`` makes the
-process SIGKILL itself there, as a ``kill -9`` would, and ``BNTT_JAX_FAULT_TRACE=<file>``
-appends each boundary reached to a file: the crash tests use these to kill a real run at every
-boundary deterministically. Unset, they cost one environment lookup per boundary.
+process SIGKILL itself there, as a ``kill -9`` would (``BNTT_JAX_FAULT_ACTION=stop``: SIGSTOP,
+a frozen process that still holds its folder's lock; ``raise``: an unforeseen error), and
+``BNTT_JAX_FAULT_TRACE=<file>`` appends each boundary reached to a file: the crash tests use
+these to kill a real run at every boundary deterministically. Unset, they cost one
+environment lookup per boundary.
 """
 
 from __future__ import annotations
@@ -43,4 +45,8 @@ def fault_point(name: str, epoch: int) -> None:
         with open(trace, "a") as f:
             f.write(f"{name}@{epoch}\n")
     if os.environ.get("BNTT_JAX_FAULT") == f"{name}@{epoch}":
-        os.kill(os.getpid(), signal.SIGKILL)
+        action = os.environ.get("BNTT_JAX_FAULT_ACTION", "kill")
+        if action == "raise":  # an error nobody foresaw, after the folder exists
+            raise RuntimeError(f"fault injected at {name}@{epoch} (BNTT_JAX_FAULT)")
+        # "stop": frozen as a hung or suspended command is, holding what it holds
+        os.kill(os.getpid(), signal.SIGSTOP if action == "stop" else signal.SIGKILL)

@@ -33,6 +33,9 @@ CONFIG = "config.json"
 METRICS = "metrics.json"
 SWEEP = "sweep.json"  # marks the folder of a sweep of runs (experiments.core.sweeps)
 MANIFEST = Path("checkpoints") / "manifest.json"
+#: The commit before the last one, kept so that a damaged manifest falls back one commit.
+PREVIOUS = Path("checkpoints") / "manifest.previous.json"
+LOCK = ".lock"  # the folder's writer lock (experiments.core.lock); not part of the run
 KINDS = ("last", "best")
 
 
@@ -79,6 +82,7 @@ class RunFolder:
     state: str  # 'absent', 'empty', 'run', 'finished', 'legacy', 'sweep', 'foreign'
     config: dict[str, Any] | None = None  # config.json of a run
     manifest: dict[str, Any] | None = None  # the commit record, once epoch 1 committed
+    warning: str | None = None  # why the manifest fell back one commit, if it did
 
     @property
     def epoch(self) -> int:
@@ -93,7 +97,7 @@ def inspect(path: Path) -> RunFolder:
         return RunFolder(path, "absent")
     if not path.is_dir():
         raise RunFolderError(f"{path} is a file, not a folder; give --out a folder path.")
-    names = {p.name for p in path.iterdir()}
+    names = {p.name for p in path.iterdir()} - {LOCK}
     if names <= {CONFIG + ".tmp", SWEEP + ".tmp"}:
         return RunFolder(path, "empty")  # nothing, or a run killed before it existed
     if SWEEP in names:
@@ -103,16 +107,28 @@ def inspect(path: Path) -> RunFolder:
         return RunFolder(path, "foreign")
     try:
         config = json.loads(config_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return RunFolder(path, "foreign")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        config = err
     if not isinstance(config, dict) or "experiment" not in config or "name" not in config:
+        if (path / "checkpoints").is_dir() or METRICS in names:  # a run's, damaged
+            why = f"not valid JSON: {config}" if isinstance(config, ValueError) else "no run"
+            raise RunFolderError(
+                f"{config_file} is damaged ({why}), but the folder holds a run (checkpoints, "
+                "metrics): its config cannot be read. Nothing was changed; restore "
+                "config.json from a copy, or start a new run with another --out."
+            )
         return RunFolder(path, "foreign")
     if config.get("format") != FORMAT:
         return RunFolder(path, "legacy", config)
-    manifest_file = path / MANIFEST
-    manifest = read_json(manifest_file) if manifest_file.is_file() else None
+    manifest, warning = read_manifest(path)
+    if manifest and manifest.get("config_sha256") not in (None, sha256(config_file)):
+        raise RunFolderError(
+            f"{config_file} is damaged: its SHA-256 differs from the one committed with the "
+            "run, so it no longer says how the run was trained. Nothing was changed; restore "
+            "it from a copy, or start a new run with another --out."
+        )
     state = "finished" if manifest and manifest.get("complete") else "run"
-    return RunFolder(path, state, config, manifest)
+    return RunFolder(path, state, config, manifest, warning)
 
 
 def check_new(folder: RunFolder) -> None:
@@ -209,6 +225,63 @@ def verify(directory: Path, files: dict[str, str]) -> str | None:
         if sha256(file) != expected:
             return f"{file} is damaged (its SHA-256 differs from the one committed with it)"
     return None
+
+
+# ------------------------------------------------------------------------ the manifest
+def _canonical(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """The manifest file: the record in an envelope with the SHA-256 of its canonical JSON,
+    so that any change to it (a flipped bit, a truncation) is found on reading."""
+    body = json.loads(json.dumps(manifest, default=float))  # exactly what is read back
+    digest = hashlib.sha256(_canonical(body).encode()).hexdigest()
+    return json.dumps({"sha256": digest, "manifest": body}, indent=2)
+
+
+def _parse_manifest(file: Path) -> tuple[dict[str, Any] | None, str]:
+    """The record in a manifest file, or ``None`` and what is wrong with it."""
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        return None, f"{file} is missing"
+    except (OSError, ValueError) as err:
+        return None, f"{file} is damaged (not valid JSON: {err})"
+    if isinstance(data, dict) and set(data) == {"sha256", "manifest"}:
+        body = data["manifest"]
+        if (
+            isinstance(body, dict)
+            and data["sha256"] == hashlib.sha256(_canonical(body).encode()).hexdigest()
+        ):
+            return body, ""
+        return None, f"{file} is damaged (its checksum does not match its content)"
+    if isinstance(data, dict) and {"epoch", "history", "checkpoints"} <= set(data):
+        return data, ""  # written by a version without checksums
+    return None, f"{file} is damaged (it holds no commit record)"
+
+
+def read_manifest(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The commit record of the run in ``path`` (``None`` before its first commit) and, if
+    ``manifest.json`` is damaged or missing and the previous commit was used instead, a
+    warning that says so. Raises :class:`RunFolderError` when neither can be read."""
+    path = Path(path)
+    if not (path / MANIFEST).exists() and not (path / PREVIOUS).exists():
+        return None, None
+    manifest, problem = _parse_manifest(path / MANIFEST)
+    if manifest is not None:
+        return manifest, None
+    previous, second = _parse_manifest(path / PREVIOUS)
+    if previous is None:
+        raise RunFolderError(
+            f"the commit record of {path} cannot be read: {problem}; and {second}. Without "
+            "it no checkpoint can be verified. Nothing was changed (the checkpoints are left "
+            "as they are); start a new run with another --out."
+        )
+    return previous, (
+        f"WARNING: {problem}. The run falls back one commit, to the previous one (epoch "
+        f"{previous['epoch']}, {PREVIOUS.as_posix()}), and any later epoch is trained again."
+    )
 
 
 # ------------------------------------------------------------------------- resume

@@ -45,8 +45,15 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+#: float32's largest finite value and smallest normal one: training computes in float32.
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38
+
+
 def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite number that float32 holds: neither overflows nor flushes to zero."""
+    if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v):
+        return False
+    return v == 0 or FLOAT32_TINY <= abs(v) <= FLOAT32_MAX
 
 
 def choice(options: Iterable[str], problem: str | None = None, fix: str | None = None) -> Check:
@@ -80,13 +87,14 @@ def real(low: float, high: float = math.inf, *, open_low: bool, open_high: bool 
 
     return Check(
         ok,
-        f"{{key}} must be a finite number in {interval}.",
+        f"{{key}} must be a finite number in {interval}, within float32's range (1.2e-38 "
+        "to 3.4e38 in magnitude).",
         f"--set {{key}}=<a number in {interval}>.",
     )
 
 
 FLAG = Check(lambda v: isinstance(v, bool), "must be true or false.", "--set {key}=true.")
-FINITE = Check(_is_real, "must be a finite number.", "--set {key}=0.")
+FINITE = Check(_is_real, "must be a finite number within float32's range.", "--set {key}=0.")
 FOLDER = Check(
     lambda v: isinstance(v, str) and bool(v), "must be a folder path.", "--set {key}=DIR."
 )
@@ -95,7 +103,7 @@ FOLDER = Check(
 def numbers_at_least(low: float, example: str) -> Check:
     return Check(
         lambda v: isinstance(v, tuple) and bool(v) and all(_is_real(x) and x >= low for x in v),
-        f"must be one or more finite numbers >= {low:g}.",
+        f"must be one or more finite numbers >= {low:g} within float32's range.",
         f"--set {{key}}={example} (comma-separated).",
     )
 

@@ -3,7 +3,10 @@
 **Commit protocol.** Each epoch ends by (1) saving a new ``best`` checkpoint if the test
 accuracy improved, (2) saving ``last/<E>``, (3) hashing every file of the new checkpoints,
 (4) writing ``manifest.json`` (the history, the best record, the SHA-256 of every file of every
-kept checkpoint) to a temporary file and renaming it into place: that rename is the commit.
+kept checkpoint and of ``config.json``, in an envelope with the SHA-256 of the record itself)
+to a temporary file and renaming it into place: that rename is the commit. The commit it
+supersedes is written first to ``manifest.previous.json``, so that a manifest found damaged
+falls back one commit (:mod:`experiments.core.manifest` holds these functions).
 Only then are ``metrics.json`` rewritten from the manifest and superseded checkpoints deleted.
 A kill at any instant therefore leaves either the old or the new manifest, each describing
 checkpoints that are complete on disk; ``--resume`` continues from the manifest, deletes what
@@ -22,12 +25,10 @@ processes keep the same record in memory.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
-import os
-import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -36,173 +37,17 @@ import numpy as np
 
 from experiments.core import checkpoints
 from experiments.core.faults import fault_point
-from experiments.core.folder import (
-    CONFIG,
-    FORMAT,
-    KINDS,
-    MANIFEST,
-    METRICS,
-    CheckpointDamagedError,
-    verify,
-    write_json,
+from experiments.core.folder import CONFIG, METRICS, read_manifest, sha256, verify, write_json
+from experiments.core.manifest import (
+    collect,
+    commit,
+    kept,
+    new_manifest,
+    next_manifest,
+    recover,
+    restore_hint,
+    write_progress,
 )
-
-
-# ------------------------------------------------------------------------- the manifest
-def new_manifest() -> dict[str, Any]:
-    """The commit record before epoch 1."""
-    return {
-        "format": FORMAT,
-        "epoch": 0,
-        "complete": False,
-        "history": [],
-        "best": None,  # {"epoch", "accuracy", "checkpoint": "best/<E>" or None}
-        "checkpoints": {},  # "last/<E>" / "best/<E>" -> {file: sha256}
-        "elapsed_s": 0.0,
-        "legs": [],
-    }
-
-
-def commit(path: Path, manifest: dict[str, Any], epoch: int) -> None:
-    """Write the manifest: staged to a temporary file, then renamed into place (the commit)."""
-    file = path / MANIFEST
-    tmp = file.with_name(file.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(manifest, indent=2, default=float))
-        f.flush()
-        os.fsync(f.fileno())
-    fault_point("manifest_staged", epoch)
-    os.replace(tmp, file)
-    _fsync_dir(file.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def best_as_of(manifest: dict[str, Any], epoch: int) -> dict[str, Any] | None:
-    """The best record after ``epoch``: the first epoch with the highest test accuracy."""
-    best = None
-    for record in manifest["history"]:
-        if record["epoch"] > epoch or "test_accuracy" not in record:
-            continue
-        if best is None or record["test_accuracy"] > best["accuracy"]:
-            best = {"epoch": record["epoch"], "accuracy": record["test_accuracy"]}
-    if best is not None:
-        key = f"best/{best['epoch']}"
-        best["checkpoint"] = key if key in manifest["checkpoints"] else None
-    return best
-
-
-def truncate(manifest: dict[str, Any], epoch: int) -> dict[str, Any]:
-    """The manifest as it was committed after ``epoch`` (for a fall-back)."""
-    out = dict(manifest)
-    out["epoch"] = epoch
-    out["complete"] = False
-    out["history"] = [h for h in manifest["history"] if h["epoch"] <= epoch]
-    out["best"] = best_as_of(manifest, epoch)
-    keep = {f"last/{epoch}"} | ({out["best"]["checkpoint"]} if out["best"] else set())
-    out["checkpoints"] = {k: v for k, v in manifest["checkpoints"].items() if k in keep}
-    return out
-
-
-def kept(manifest: dict[str, Any]) -> set[str]:
-    """The checkpoints a committed manifest keeps on disk."""
-    return set(manifest["checkpoints"])
-
-
-def collect(path: Path, keep: set[str]) -> None:
-    """Delete every checkpoint folder that ``keep`` does not name: superseded ones, and
-    partial or uncommitted writes of a killed run. Folders set aside as damaged stay."""
-    for kind in KINDS:
-        root = path / "checkpoints" / kind
-        if not root.is_dir():
-            continue
-        for entry in root.iterdir():
-            if f"{kind}/{entry.name}" in keep or ".damaged" in entry.name:
-                continue
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-
-
-def set_aside(path: Path, key: str) -> Path:
-    """Rename a damaged checkpoint ``kind/<E>`` to ``kind/<E>.damaged-<n>`` (never deleted)."""
-    source = path / "checkpoints" / key
-    n = 1
-    while (target := source.with_name(f"{source.name}.damaged-{n}")).exists():
-        n += 1
-    os.replace(source, target)
-    return target
-
-
-# --------------------------------------------------------------------------- resume
-def recover(path: Path, manifest: dict[str, Any], warn: Any) -> dict[str, Any]:
-    """Verify the committed checkpoints of ``manifest`` before a resume.
-
-    A damaged or missing ``last`` checkpoint is set aside and the run falls back one epoch
-    (to the previous ``last``, kept for this; from epoch 1 back to the start). A damaged
-    best checkpoint is set aside and the run continues; it saves a best checkpoint again at
-    the next improvement. Every such step is committed and reported through ``warn``.
-    Raises :class:`CheckpointDamagedError` when no usable checkpoint is left.
-    """
-    epoch = int(manifest["epoch"])
-    if epoch:
-        key = f"last/{epoch}"
-        problem = verify(path / "checkpoints" / key, manifest["checkpoints"].get(key, {}))
-        if problem:
-            previous = f"last/{epoch - 1}"
-            fallback = None
-            if epoch == 1:
-                fallback = truncate(manifest, 0)
-            elif previous in manifest["checkpoints"]:
-                second = verify(path / "checkpoints" / previous, manifest["checkpoints"][previous])
-                if second is None:
-                    fallback = truncate(manifest, epoch - 1)
-                else:
-                    problem = f"{problem}; and {second}"
-            if fallback is None:
-                raise CheckpointDamagedError(
-                    f"cannot resume {path}: {problem}. No intact checkpoint is left to "
-                    "continue from; start a new run."
-                )
-            if (path / "checkpoints" / key).exists():
-                set_aside(path, key)
-            warn(
-                f"WARNING: {problem}. It is set aside as {key}.damaged-*, and the run falls "
-                f"back to epoch {epoch - 1} and trains epoch {epoch} again."
-            )
-            manifest = fallback
-            commit(path, manifest, fallback["epoch"])
-    best = manifest["best"]
-    if best and best["checkpoint"]:
-        key = best["checkpoint"]
-        problem = verify(path / "checkpoints" / key, manifest["checkpoints"].get(key, {}))
-        if problem:
-            if (path / "checkpoints" / key).exists():
-                set_aside(path, key)
-            warn(
-                f"WARNING: the best checkpoint (epoch {best['epoch']}, test accuracy "
-                f"{best['accuracy']:.4f}) cannot be used: {problem}. It is set aside; the run "
-                "continues and saves a best checkpoint again when test accuracy next improves."
-            )
-            manifest = {
-                **manifest,
-                "best": {**best, "checkpoint": None},
-                "checkpoints": {k: v for k, v in manifest["checkpoints"].items() if k != key},
-            }
-            commit(path, manifest, manifest["epoch"])
-    return manifest
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -222,12 +67,12 @@ class Ledger:
         out: Path,
         *,
         record: dict[str, Any] | None,
-        committed: dict[str, Any] | None,
         leg: dict[str, Any],
     ) -> Ledger:
         """Open the folder for a leg: a new run writes ``config.json`` (``record``) first, a
-        resumed one (``record=None``) verifies the ``committed`` manifest and falls back past
-        damaged checkpoints (:func:`recover`). Partial or uncommitted writes of a killed leg
+        resumed one (``record=None``) reads its committed manifest (the previous commit if it
+        is damaged, with a warning), verifies it and falls back past damaged checkpoints
+        (:func:`recover`). Partial or uncommitted writes of a killed leg
         are deleted. ``leg`` (devices, processes, data_dir) is recorded in the manifest."""
         out = Path(out)
         primary = jax.process_index() == 0
@@ -237,9 +82,16 @@ class Ledger:
                 write_json(out / CONFIG, record)
                 fault_point("config_written", 0)
         log = _logger(out, primary)
-        manifest = (committed if primary else None) or new_manifest()
-        if record is None and primary:
+        manifest = new_manifest()
+        if record is None and primary:  # read again: it is the truth under the folder's lock
+            committed, warning = read_manifest(out)
+            manifest = committed or manifest
+            if warning:
+                log.warning("%s", warning)
+                commit(out, manifest, manifest["epoch"])
             manifest = recover(out, manifest, log.warning)
+        if primary and "config_sha256" not in manifest and (out / CONFIG).is_file():
+            manifest["config_sha256"] = sha256(out / CONFIG)  # config.json is checked on resume
         manifest["epoch"] = _agree(manifest["epoch"])
         if primary:
             collect(out, kept(manifest))
@@ -282,9 +134,10 @@ class Ledger:
         if self.primary:
             new[f"last/{epoch}"] = checkpoints.save(self.out, f"last/{epoch}", state)
             fault_point("last_saved", epoch)
+        previous = self.manifest
         self.manifest = next_manifest(self.manifest, record, best, new, self.elapsed())
         if self.primary:
-            commit(self.out, self.manifest, epoch)
+            commit(self.out, self.manifest, epoch, previous)
             fault_point("committed", epoch)
             write_progress(self.out, self.manifest)
             fault_point("metrics_written", epoch)
@@ -303,9 +156,26 @@ class Ledger:
         fault_point("report_written", epoch)
         write_json(self.out / METRICS, metrics)
         fault_point("final_metrics_written", epoch)
+        previous = self.manifest
         self.manifest = {**self.manifest, "complete": True, "elapsed_s": metrics["wall_time_s"]}
-        commit(self.out, self.manifest, epoch)
+        commit(self.out, self.manifest, epoch, previous)
+        best = self.manifest["best"]
+        if best and best["checkpoint"] is None:
+            self.log.warning(
+                "WARNING: the best epoch's checkpoint (epoch %d) was set aside as damaged and "
+                "no later epoch improved on it. %s",
+                best["epoch"],
+                restore_hint(best["epoch"]),
+            )
         fault_point("completed", epoch)
+
+    def log_failure(self, message: str) -> None:
+        """``message`` on stdout and in ``log.txt``, with the current exception's traceback
+        in ``log.txt`` only."""
+        self.log.error("%s", message)
+        if self.primary:
+            with open(self.out / "log.txt", "a") as f:
+                f.write(traceback.format_exc())
 
     def last_checkpoint_state(self) -> str:
         """One sentence on the last committed checkpoint, verified (for a stopped run)."""
@@ -319,34 +189,6 @@ class Ledger:
         if problem is None:
             return f"The checkpoint of epoch {self.epoch} ({where}) is intact (verified)."
         return f"The checkpoint of epoch {self.epoch} cannot be verified: {problem}."
-
-
-def next_manifest(
-    manifest: dict[str, Any],
-    record: dict[str, Any],
-    best: dict[str, Any] | None,
-    new_checkpoints: dict[str, dict[str, str]],
-    elapsed: float,
-) -> dict[str, Any]:
-    """The commit record after ``record``'s epoch. It keeps the checkpoints a fall-back of one
-    epoch needs: the last two epochs, and the best checkpoint of each."""
-    epoch = record["epoch"]
-    previous_best = manifest["best"]["checkpoint"] if manifest["best"] else None
-    keep = {f"last/{epoch}", f"last/{epoch - 1}", best and best["checkpoint"], previous_best}
-    merged = {**manifest["checkpoints"], **new_checkpoints}
-    return {
-        **manifest,
-        "epoch": epoch,
-        "history": [*manifest["history"], record],
-        "best": best,
-        "checkpoints": {k: v for k, v in merged.items() if k in keep},
-        "elapsed_s": elapsed,
-    }
-
-
-def write_progress(out: Path, manifest: dict[str, Any]) -> None:
-    """``metrics.json`` of an unfinished run: the committed history."""
-    write_json(out / METRICS, {"history": manifest["history"], "complete": False})
 
 
 def _agree(value: int) -> int:

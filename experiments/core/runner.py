@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from bntt_jax import parallel
 from bntt_jax import train as tr
 from experiments.core import folder as run_folder
+from experiments.core import lock, memory
 from experiments.core.config import ExperimentConfig, check_against_data
 from experiments.core.data import Dataset, check_finite, iterate, load_dataset, num_batches
 from experiments.core.ledger import Ledger
@@ -42,15 +43,14 @@ class TrainingDivergedError(FloatingPointError):
 
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
-    """A run whose every part is checked: its name, config, folder (with what it has
-    committed, on resume), the paper's values, its data and the device mesh."""
+    """A run whose every part is checked: its name, config, folder, the paper's values, its
+    data and the device mesh."""
 
     name: str
     config: ExperimentConfig
     out: Path
     paper: dict[str, Any]
     resume: bool
-    committed: dict[str, Any] | None
     data: Dataset
     mesh: Mesh
 
@@ -77,6 +77,8 @@ def run_experiment(
     if already loaded. Every check happens before anything is written.
     """
     primary = jax.process_index() == 0
+    if primary:
+        lock.check_free(out_dir)  # another writer is named before what it has written so far
     run = run_folder.resolve_run(name, config, out_dir, resume, paper=paper, primary=primary)
     config = run.config
     if data is None:  # missing or damaged data fail
@@ -85,7 +87,21 @@ def run_experiment(
     check_against_data(config, len(data.train_x), len(data.test_x))
     mesh = parallel.data_mesh()  # data-parallel over all devices (one on a laptop)
     check_mesh(mesh, config)
+    check_device_memory(config, mesh)
     return train(plan(run, out_dir, resume, data, mesh))
+
+
+def check_device_memory(config: ExperimentConfig, mesh: Mesh) -> None:
+    """Refuse a training step that cannot fit in the memory of the devices (or of this
+    machine, on CPU) before anything is written (:mod:`experiments.core.memory`)."""
+    device = mesh.devices.flat[0]
+    if device.platform == "cpu":  # CPU devices share this machine's memory
+        memory.check_memory(config, 1, None, "this machine")
+        return
+    stats = device.memory_stats() or {}
+    if "bytes_limit" in stats:
+        available = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+        memory.check_memory(config, mesh.size, available, f"each {device.device_kind}")
 
 
 def train_member(
@@ -106,19 +122,57 @@ def plan(
     data it started with (by fingerprint)."""
     if resume and jax.process_index() == 0:
         run_folder.check_same_data(run.folder, data.fingerprint, run.config.data_dir)
-    committed = run.folder.manifest if resume else None
-    return RunPlan(run.name, run.config, Path(out_dir), run.paper, resume, committed, data, mesh)
+    return RunPlan(run.name, run.config, Path(out_dir), run.paper, resume, data, mesh)
 
 
 def train(plan: RunPlan) -> dict[str, Any]:
     """Train the checked ``plan`` epoch by epoch, committing each (the ledger), then write
-    the final metrics, plots and report; return the final metrics."""
-    config, data, mesh = plan.config, plan.data, plan.mesh
+    the final metrics, plots and report; return the final metrics.
+
+    Process 0 holds the folder's lock throughout (:mod:`experiments.core.lock`) and checks
+    the folder again under it: another command may have written it since it was checked.
+    An error after the folder exists is logged to ``log.txt`` with its traceback; what was
+    committed before it stays, so the run can be resumed."""
+    if jax.process_index() != 0:
+        return _train(plan)
+    with lock.hold(plan.out):
+        folder = run_folder.inspect(plan.out)
+        if plan.resume:
+            run_folder.check_resumable(folder, plan.name)
+        else:
+            run_folder.check_new(folder)
+        return _train(plan)
+
+
+def _train(plan: RunPlan) -> dict[str, Any]:
+    config, mesh = plan.config, plan.mesh
     method: Method = config.spec.load()
     network = config.network_config
     leg = {"processes": jax.process_count(), "devices": mesh.size, "data_dir": config.data_dir}
     record = None if plan.resume else _config_record(plan, network)
-    ledger = Ledger.begin(plan.out, record=record, committed=plan.committed, leg=leg)
+    ledger = Ledger.begin(plan.out, record=record, leg=leg)
+    try:
+        return _epochs(plan, method, network, ledger)
+    except (TrainingDivergedError, KeyboardInterrupt):
+        raise  # the guard logged it; Ctrl-C is no failure
+    except Exception as err:
+        ledger.log_failure(
+            f"the run failed after epoch {ledger.epoch} was committed: {type(err).__name__}: "
+            f"{first_line(err)} (the traceback is in log.txt). What was committed is intact: "
+            f"fix the cause, then python -m experiments.run --resume --out {plan.out}"
+        )
+        raise
+
+
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message, at most ``limit`` characters."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
+def _epochs(plan: RunPlan, method: Method, network: Any, ledger: Ledger) -> dict[str, Any]:
+    """The run's epochs after ``ledger``'s last commit, and its end."""
+    config, data, mesh = plan.config, plan.data, plan.mesh
     steps_per_epoch = num_batches(len(data.train_x), config.batch_size, config.max_train_batches)
     tx = method.optimizer(config, steps_per_epoch)
     state = tr.TrainState.create(method.init(jax.random.key(config.seed), network), tx)
@@ -199,7 +253,8 @@ def _train_epoch(step, state, plan, epoch, steps_per_epoch, guard, method):
     seed_key, epoch_index = jax.random.key(config.seed), jnp.int32(epoch - 1)  # 0-based
     sums: dict[str, jax.Array] = {}
     primary = jax.process_index() == 0
-    with _progress(steps_per_epoch, f"epoch {epoch}/{config.epochs}", primary) as bar:
+    desc = f"epoch {epoch}/{config.epochs}"
+    with _progress(steps_per_epoch, desc, primary, config, guard.ledger.log) as bar:
         batches = iterate(
             data.train_x, data.train_y, config.batch_size, rng, data.augment,
             config.max_train_batches,
@@ -217,10 +272,52 @@ def _train_epoch(step, state, plan, epoch, steps_per_epoch, guard, method):
     return state, {k: float(v) / steps_per_epoch for k, v in sums.items()}
 
 
-def _progress(total: int, desc: str, primary: bool):
-    """A tqdm bar on a terminal; nothing in CI logs or pipes, nor on other processes."""
-    quiet = not primary or not sys.stderr.isatty() or bool(os.environ.get("CI"))
-    return tqdm(total=total, desc=desc, disable=quiet, leave=False, dynamic_ncols=True)
+def _progress(total: int, desc: str, primary: bool, config: ExperimentConfig, log: Any):
+    """A tqdm bar on a terminal; without one (a batch job's log, a pipe), a line in the log
+    every ``progress_every_s`` seconds (:class:`_LogProgress`); nothing on other processes."""
+    terminal = sys.stderr.isatty() and not os.environ.get("CI")
+    if primary and not terminal:
+        return _LogProgress(total, desc, config.progress_every_s, config.batch_size, log)
+    return tqdm(total=total, desc=desc, disable=not primary, leave=False, dynamic_ncols=True)
+
+
+class _LogProgress:
+    """The progress bar's stand-in in a log: every ``every`` seconds one line with the step,
+    images per second and the epoch's remaining time."""
+
+    disable = True  # no loss shown: reading it would sync the device every step
+
+    def __init__(self, total: int, desc: str, every: float, batch: int, log: Any) -> None:
+        self.total, self.desc, self.every, self.batch, self.log = total, desc, every, batch, log
+        self.n, self.start = 0, time.perf_counter()
+        self.last = self.start
+
+    def __enter__(self) -> _LogProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
+    def update(self) -> None:
+        self.n += 1
+        now = time.perf_counter()
+        if now - self.last < self.every or self.n >= self.total:
+            return
+        self.last = now
+        rate = self.n / (now - self.start)
+        self.log.info(
+            "%s: step %d/%d, %.1f images/s, about %s left in the epoch", self.desc, self.n,
+            self.total, rate * self.batch, _duration((self.total - self.n) / rate),
+        )  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 class _Guard:

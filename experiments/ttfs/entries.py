@@ -82,7 +82,7 @@ def register_ttfs(
     )
     register(
         f"{name}_small",
-        f"{table}: {row}, reduced scale: TTFS MLP on the digits (~10 s)",
+        f"{table}: {row}, reduced scale: TTFS MLP on the digits",
         ExperimentConfig.from_flat(small),
         # no energy reference: normalising a digits MLP to TSC's CIFAR network means nothing
         {**{k: v for k, v in paper.items() if k != "energy_reference"}, "note": note},
@@ -172,7 +172,7 @@ register_ttfs(
 # Table 2 at the digits' scale (the same as cifar10_ttfs_small, without the paper's values).
 register(
     "digits_ttfs",
-    "TTFS MLP on scikit-learn's 8x8 digits, T=32 (embedded default of the TTFS method, ~10 s)",
+    "TTFS MLP on scikit-learn's 8x8 digits, T=32 (embedded default of the TTFS method)",
     ExperimentConfig.from_flat({**TTFS_TABLE3, **SMALL, "target_epoch": SMALL_TARGET_EPOCH}),
 )
 

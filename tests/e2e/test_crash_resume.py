@@ -9,7 +9,6 @@ uninterrupted run meets, so the test knows it covers all of them.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -69,7 +68,7 @@ def _comparable(run: Path) -> dict:
     """Everything a run leaves that must not depend on interruptions: metrics.json without
     timing fields, the best record, the kept checkpoints, and the weights of last and best."""
     metrics = metrics_without_timing(run)
-    manifest = json.loads((run / run_folder.MANIFEST).read_text())
+    manifest = run_folder.read_manifest(run)[0]
     arrays = {}
     for which in ("last", "best"):
         net = load_checkpoint(run / "checkpoints" / which)
@@ -207,8 +206,8 @@ def test_kill_at_random_instants_then_resume(reference):
     for proc, (run, _, anchor, delay) in zip(procs, runs, strict=True):
         if proc.returncode != 0:  # else it finished before its kill
             assert proc.returncode == -signal.SIGKILL, (anchor, delay)
-            manifest = run / run_folder.MANIFEST
-            finished = manifest.exists() and json.loads(manifest.read_text())["complete"]
+            manifest = run_folder.read_manifest(run)[0]
+            finished = bool(manifest and manifest["complete"])
             # Killed after its completion was committed (while exiting): a finished run.
             assert main(["--resume", "--out", str(run)]) == (2 if finished else 0)
         _assert_same(run, reference)

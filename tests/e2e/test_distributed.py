@@ -4,7 +4,6 @@ small experiment; only process 0 writes, and the metrics match one process with 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.core import folder as run_folder
 from tests.helpers.runs import metrics_without_timing
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
@@ -83,7 +83,7 @@ def test_only_process_0_writes(runs):
     assert sorted(p.name for p in runs["root"].iterdir()) == sorted(
         [run.name, runs["two_devices"].name]
     )
-    manifest = json.loads((run / "checkpoints" / "manifest.json").read_text())
+    manifest = run_folder.read_manifest(run)[0]
     assert manifest["complete"] and manifest["legs"][0]["processes"] == 2
     assert (run / "report.md").exists() and "results:" not in runs["logs"][1]
 

@@ -33,8 +33,9 @@ TINY = ["--set", "epochs=3", "--set", "max_train_batches=3", "--set", "num_steps
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` with its SHA-256 and modification time."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    """Every file under ``folder`` with its SHA-256 and modification time, but the lock file
+    (each command that takes the lock writes its own name there: it is no part of the run)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != run_folder.LOCK)
     return {
         str(p.relative_to(folder)): f"{hashlib.sha256(p.read_bytes()).hexdigest()} "
         f"{p.stat().st_mtime_ns}"
@@ -86,7 +87,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
     assert main(["digits_bntt", *TINY, "--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and f"--resume --out {out}" in err
-    manifest = json.loads((out / run_folder.MANIFEST).read_text())
+    manifest = run_folder.read_manifest(out)[0]
     assert manifest["epoch"] == 1 and not manifest["complete"]
 
 
@@ -102,6 +103,8 @@ def test_damaged_last_checkpoint_falls_back_one_epoch(interrupted, finished, dam
     else:
         victim.unlink()
     with pytest.raises(run_folder.CheckpointDamagedError, match=str(victim)):
+        load_checkpoint(interrupted / "checkpoints" / "last" / "3")  # asked for by name
+    with pytest.warns(UserWarning, match=f"{victim}.*Loading last/2, the last intact"):
         load_checkpoint(interrupted / "checkpoints" / "last")
     assert main(["--resume", "--out", str(interrupted)]) == 0
     log = (interrupted / "log.txt").read_text()
@@ -128,7 +131,7 @@ def test_both_last_checkpoints_damaged_is_a_clear_error(interrupted, capsys):
 
 
 def test_damaged_best_checkpoint_is_set_aside_and_the_run_continues(interrupted, capsys):
-    manifest = json.loads((interrupted / run_folder.MANIFEST).read_text())
+    manifest = run_folder.read_manifest(interrupted)[0]
     key = manifest["best"]["checkpoint"]
     victim = _checkpoint_file(interrupted, key)
     data = bytearray(victim.read_bytes())
@@ -147,13 +150,83 @@ def test_a_flipped_byte_never_loads_silently(finished, tmp_path):
 
     run = tmp_path / "copy"
     shutil.copytree(finished, run)
-    best = json.loads((run / run_folder.MANIFEST).read_text())["best"]["checkpoint"]
+    best = run_folder.read_manifest(run)[0]["best"]["checkpoint"]
     victim = _checkpoint_file(run, best)
     data = bytearray(victim.read_bytes())
     data[len(data) // 3] ^= 0x80
     victim.write_bytes(bytes(data))
     with pytest.raises(run_folder.CheckpointDamagedError, match=f"{victim}.*damaged"):
-        load_checkpoint(run)
+        load_checkpoint(run / "checkpoints" / best)  # asked for by name: never replaced
+    # the run's best: the last intact checkpoint instead, with a warning naming the file and
+    # how to get the best back
+    with pytest.warns(UserWarning, match=f"{victim}.*Loading last/3.*re-derive"):
+        net = load_checkpoint(run)
+    final = load_checkpoint(run / "checkpoints" / "last" / "3")
+    for x, y in zip(jax.tree.leaves(net.params), jax.tree.leaves(final.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+# ------------------------------------------------------------------ a damaged manifest
+def _flip_epoch(text: str) -> str:  # a one-bit flip of "epoch": 3 to 2 (valid JSON)
+    return text.replace('"epoch": 3,', '"epoch": 2,', 1)
+
+
+def _flip_hash(text: str) -> str:  # one hex digit of a committed checkpoint hash
+    i = text.index('"last/3": {')
+    i = text.index(': "', text.index('"', i + 12) + 1) + 3
+    return text[:i] + ("0" if text[i] != "0" else "1") + text[i + 1 :]
+
+
+@pytest.mark.parametrize("damage", [_flip_epoch, _flip_hash, lambda t: t[: len(t) // 2]],
+                         ids=["epoch-flipped", "hash-flipped", "truncated"])  # fmt: skip
+def test_a_damaged_manifest_falls_back_one_commit(interrupted, finished, damage, capsys):
+    file = interrupted / run_folder.MANIFEST
+    file.write_text(damage(file.read_text()))
+    assert main(["--resume", "--out", str(interrupted)]) == 0
+    log = (interrupted / "log.txt").read_text()
+    assert f"{file} is damaged" in log and "falls back one commit" in log and "(epoch 2" in log
+    # never a silent wrong history, never an intact checkpoint set aside
+    manifest = run_folder.read_manifest(interrupted)[0]
+    assert [h["epoch"] for h in manifest["history"]] == [1, 2, 3]
+    assert not list(interrupted.rglob("*.damaged-*"))
+    assert metrics_without_timing(interrupted) == metrics_without_timing(finished)
+
+
+def test_both_manifests_damaged_or_a_damaged_config_is_named(interrupted, capsys):
+    for name in (run_folder.MANIFEST, run_folder.PREVIOUS):
+        (interrupted / name).write_text((interrupted / name).read_text()[:-40])
+    before = _snapshot(interrupted)
+    assert main(["--resume", "--out", str(interrupted)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "manifest.json" in err and "manifest.previous.json" in err
+    assert _snapshot(interrupted) == before
+    config = interrupted / run_folder.CONFIG
+    config.write_text(config.read_text()[:-10])  # no longer JSON
+    assert main(["--resume", "--out", str(interrupted)]) == 2
+    assert f"{config} is damaged (not valid JSON" in capsys.readouterr().err
+
+
+def test_an_edited_config_is_found_by_its_committed_hash(interrupted, capsys):
+    config = interrupted / run_folder.CONFIG
+    config.write_text(config.read_text().replace('"lr": 0.', '"lr": 1', 1))  # still JSON
+    before = _snapshot(interrupted)
+    assert main(["--resume", "--out", str(interrupted)]) == 2
+    assert f"{config} is damaged: its SHA-256 differs" in capsys.readouterr().err
+    assert _snapshot(interrupted) == before
+
+
+def test_a_best_set_aside_for_good_says_how_to_restore_it(interrupted, capsys):
+    manifest = run_folder.read_manifest(interrupted)[0]
+    best = manifest["best"]
+    victim = _checkpoint_file(interrupted, best["checkpoint"])
+    victim.write_bytes(victim.read_bytes()[:-5])
+    # no epoch is left to improve on it: the run ends with its best set aside
+    assert main(["--resume", "--out", str(interrupted)]) == 0
+    log = (interrupted / "log.txt").read_text()
+    assert "re-derive it" in log and f"checkpoints/best/{best['epoch']}" in log
+    assert run_folder.read_manifest(interrupted)[0]["best"]["checkpoint"] is None
+    with pytest.warns(UserWarning, match="set aside as damaged.*Loading last/3.*re-derive"):
+        load_checkpoint(interrupted)
 
 
 # ------------------------------------------------------------ the saved config is truth
@@ -185,13 +258,13 @@ def test_a_resume_that_would_change_the_run_is_refused(interrupted, change, caps
 
 
 def test_a_resume_may_repeat_the_runs_values_and_move_its_data(interrupted, tmp_path):
-    assert RESUME_SAFE_KEYS == ("data_dir", "analyses")
+    assert RESUME_SAFE_KEYS == ("data_dir", "analyses", "progress_every_s")
     # The same values as the run's own, and another data_dir (digits ship with scikit-learn,
     # so the fingerprint check passes).
     args = ["--resume", "--out", str(interrupted), "--set", "epochs=3", "--set",
             f"data_dir={tmp_path}"]  # fmt: skip
     assert main(args) == 0
-    manifest = json.loads((interrupted / run_folder.MANIFEST).read_text())
+    manifest = run_folder.read_manifest(interrupted)[0]
     assert manifest["legs"][-1]["data_dir"] == str(tmp_path)
 
 
@@ -219,7 +292,7 @@ def test_wall_time_is_the_total_of_the_legs(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         _interrupt_at(m, "committed@2")
         assert main(["digits_bntt", *TINY, "--out", str(out)]) == 130
-    first_leg = json.loads((out / run_folder.MANIFEST).read_text())["elapsed_s"]
+    first_leg = run_folder.read_manifest(out)[0]["elapsed_s"]
     assert main(["--resume", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["wall_time_s"] > first_leg > 0
@@ -304,7 +377,7 @@ def test_show_prints_the_resolved_config_and_help_lists_every_key(capsys):
     for name in key_names():  # every key of every method, with its default
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(name + " "))
         assert "default" in line, line
-    assert "only\ndata_dir, analyses may change on resume" in text
+    assert "only\ndata_dir, analyses, progress_every_s may change on resume" in text
 
 
 def test_out_on_a_folder_of_other_files_is_refused_untouched(tmp_path, capsys):
@@ -368,7 +441,7 @@ def test_nan_gradient_behind_a_finite_loss_stops_before_anything_is_written(
     assert "the gradient of fc1 became NaN or Inf at epoch 2, batch 2 (step 5)" in err
     assert "The checkpoint of epoch 1" in err and "is intact (verified)" in err
     assert "training stopped: the gradient of fc1" in (out / "log.txt").read_text()
-    manifest = json.loads((out / run_folder.MANIFEST).read_text())
+    manifest = run_folder.read_manifest(out)[0]
     assert manifest["epoch"] == 1 and sorted(manifest["checkpoints"]) == ["best/1", "last/1"]
     assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())["history"]] == [1]
     assert sorted(p.name for p in (out / "checkpoints/last").iterdir()) == ["1"]

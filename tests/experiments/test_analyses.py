@@ -174,16 +174,17 @@ def test_an_ann_run_is_compared_with_bntt_and_attacks_it_by_transfer(tiny_run, t
 
 
 def test_analyses_are_reproducible_and_leave_the_run_untouched(tiny_run, tmp_path):
-    before = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()
-              and "analyses" not in p.parts}  # fmt: skip
+    def run_files() -> dict:  # the lock file names its last holder: no part of the run
+        return {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()
+                and "analyses" not in p.parts and p.name != run_folder.LOCK}  # fmt: skip
+
+    before = run_files()
     again = tmp_path / "again"
     assert analyze.main([str(tiny_run), "--only", "robustness,energy", "--out", str(again)]) == 0
     for name in ("robustness", "energy"):
         assert json.loads((again / name / "result.json").read_text()) == _result(tiny_run, name)
     assert not (again / "gamma").exists()
-    after = {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()
-             and "analyses" not in p.parts}  # fmt: skip
-    assert after == before
+    assert run_files() == before
 
 
 def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_path, capsys):
@@ -200,12 +201,23 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
     # a damaged checkpoint is named, and nothing is analysed from it
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_run, damaged, ignore=shutil.ignore_patterns("analyses"))
-    final = json.loads((damaged / run_folder.MANIFEST).read_text())["epoch"]  # what is analysed
+    final = run_folder.read_manifest(damaged)[0]["epoch"]  # what is analysed
     victim = max((p for p in (damaged / "checkpoints" / "last" / str(final)).rglob("*")
                   if p.is_file()), key=lambda p: p.stat().st_size)  # fmt: skip
     victim.write_bytes(victim.read_bytes()[::-1])
+    # the final network is damaged: the analyses fall back to the last intact checkpoint, and
+    # say so naming the file
+    with pytest.warns(UserWarning, match=f"{victim}.*Loading last/{final - 1}"):
+        assert analyze.main([str(damaged), "--out", str(out), "--only", "gamma"]) == 0
+    assert (out / "gamma" / "result.json").is_file()
+    # ... and with both last checkpoints damaged nothing is analysed, exit 1 naming them
+    other = max((p for p in (damaged / "checkpoints" / "last" / str(final - 1)).rglob("*")
+                 if p.is_file()), key=lambda p: p.stat().st_size)  # fmt: skip
+    other.write_bytes(other.read_bytes()[:-3])
+    shutil.rmtree(out)
     assert analyze.main([str(damaged), "--out", str(out)]) == 1
-    assert victim.name in capsys.readouterr().err and not out.exists()
+    err = capsys.readouterr().err
+    assert victim.name in err and f"last/{final - 1}" in err and not (out / "report.md").exists()
 
 
 def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tiny_run, tmp_path):
@@ -270,3 +282,58 @@ def test_a_kill_during_the_analyses_leaves_the_run_finished_and_they_can_be_redo
     assert analyze.main([str(out), "--only", "gamma,activity,energy"]) == 0
     assert (out / "analyses" / "report.md").is_file()
     assert (out / "analyses" / "energy" / "flops.png").is_file()
+
+
+# ------------------------------------------------------------------- honest reports
+def test_analyze_only_merges_into_the_existing_report(tiny_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+    sections = [f"## {name}" for name in ("gamma", "activity", "energy", "robustness")]
+    report = run / "analyses" / "report.md"
+    assert all(s in report.read_text() for s in sections)
+    before = (run / "analyses" / "energy" / "result.json").read_bytes()
+    assert analyze.main([str(run), "--only", "gamma"]) == 0
+    text = report.read_text()
+    assert [s for s in sections if s in text] == sections  # none vanished, in order
+    assert "energy/" in text and "robustness/" in text  # their figures stay linked
+    assert (run / "analyses" / "energy" / "result.json").read_bytes() == before
+
+
+def _flat(metrics: dict, sweep_steps: dict) -> dict:
+    """``metrics`` with γᵗ flat over 4 steps and the sweep exiting at the given steps."""
+    rows = {kind: [{"threshold": t, "step": s, "accuracy": 0.5} for t, s in steps.items()]
+            for kind, steps in sweep_steps.items()}  # fmt: skip
+    return {**metrics, "gamma_means": {"fc1": [1.0, 1.0, 0.99, 0.98]}, "exit_sweep": rows}
+
+
+def test_the_early_exit_note_agrees_with_its_table(tiny_run):
+    from experiments.bntt.report import _flat_gamma_note
+
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    none = _flat(metrics, {"absolute": {0.1: 4, 0.5: 4}, "relative": {0.1: 4, 1.0: 4}})
+    assert (
+        "no threshold of the table below, absolute or relative, exits early"
+        in (_flat_gamma_note(none)[0])
+    )
+    some = _flat(metrics, {"absolute": {0.1: 4, 0.5: 4}, "relative": {0.95: 3, 1.0: 1}})
+    (note, _) = _flat_gamma_note(some)
+    assert "no threshold" not in note and "only these thresholds of the table below exit" in note
+    assert "1 × the peak (T_exit = 1)" in note and "0.95 × the peak (T_exit = 3)" in note
+
+
+def test_the_gamma_plot_shows_every_layer_above_the_max(tiny_run, tmp_path, monkeypatch):
+    from experiments.bntt import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    report._early_exit_plots(tmp_path, metrics)
+    for ax in figures[0].axes:
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        top = lines.pop("max over layers")
+        layers = [line for label, line in lines.items() if label in metrics["gamma_means"]]
+        assert len(layers) == len(metrics["gamma_means"])
+        assert top.get_linestyle() == "--"
+        for line in layers:  # drawn over the max, and wider: never hidden under it
+            assert line.get_zorder() > top.get_zorder()
+            assert line.get_linewidth() > top.get_linewidth()

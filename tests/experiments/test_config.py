@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from experiments.core import folder as run_folder
 from experiments.core import ledger, registry
 from experiments.core.config import ConfigError, ExperimentConfig, key_names, show
 from experiments.core.overrides import apply_overrides
@@ -106,5 +107,10 @@ def test_a_run_folder_of_the_earlier_version_resumes_to_the_same_end(tmp_path, m
     old = {**OLD_DIGITS_BNTT, "epochs": 2, "max_train_batches": 3, "num_steps": 4,
            "eval_every": 1, "analyses": None}  # fmt: skip
     config_file.write_text(json.dumps({**record, "experiment": old}))
+    # ... and its manifest the earlier form too: no checksum, no config hash, no previous commit
+    manifest = run_folder.read_manifest(tmp_path / "old")[0]
+    del manifest["config_sha256"]
+    (tmp_path / "old" / run_folder.MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / "old" / run_folder.PREVIOUS).unlink()
     assert main(["--resume", "--out", str(tmp_path / "old")]) == 0
     assert metrics_without_timing(tmp_path / "old") == metrics_without_timing(tmp_path / "whole")

@@ -10,6 +10,7 @@ import pytest
 
 from bntt_jax.early_exit import exit_step_from_means
 from experiments.bntt.method import evaluate
+from experiments.core import folder as run_folder
 from experiments.core import registry
 from experiments.core.checkpoints import load_checkpoint
 from experiments.core.overrides import apply_overrides
@@ -75,7 +76,8 @@ def test_tiny_run_writes_the_whole_results_folder(tiny_run):
         assert (tiny_run / name).stat().st_size > 0, name
     for name in ("best", "last"):
         assert any((tiny_run / "checkpoints" / name).iterdir()), name
-    manifest = json.loads((tiny_run / "checkpoints" / "manifest.json").read_text())
+    manifest, warning = run_folder.read_manifest(tiny_run)
+    assert warning is None
     assert manifest["complete"] and manifest["epoch"] == 2
     # Kept for a fall-back of one epoch: the last two epochs and the best (digits_bntt tests
     # every 5 epochs and after the last, so epoch 2 is the only test and the only best).

@@ -239,3 +239,24 @@ def test_cifar_ttfs_entries_run_on_the_archive(
     report = (out / "report.md").read_text()
     assert "| test accuracy |" in report and paper_accuracy in report  # the paper's beside ours
     assert context in report  # Table 2's published rows for context
+
+
+def test_raw_energy_is_never_placed_beside_the_papers_normalised_one(digits_run, tmp_path):
+    from experiments.ttfs.report import write_report
+
+    out, metrics = digits_run
+    config = registry.get("digits_ttfs").config
+    paper = {"accuracy": 91.9, "energy_truenorth": 0.78, "energy_spinnaker": 0.6}
+    text = write_report(tmp_path, "x", config, {**metrics, "paper": paper}).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| energy on")]
+    assert len(rows) == 2 and all(row.endswith("| – |") and "raw" in row for row in rows)
+    assert "0.78" not in "".join(rows) and "(TrueNorth 0.78, SpiNNaker 0.6)" in text
+    assert "not comparable" in text
+    # normalised to the reference, it stands beside the paper's normalised value
+    e = metrics["energy"]
+    normalised = {p: {**e[p], "normalized": 0.5} for p in ("truenorth", "spinnaker")}
+    energy = {**e, **normalised, "reference": {"name": "TSC"}}
+    text = write_report(tmp_path, "x", config, {**metrics, "paper": paper, "energy": energy})
+    row = next(line for line in text.read_text().splitlines() if "TrueNorth ÷ TSC" in line)
+    assert row.endswith("| 0.78 |") and "| 0.50 (" in row
+    assert "not comparable" not in text.read_text()

@@ -1,0 +1,134 @@
+"""Every predictable failure before the work: the training step's memory against what there
+is, float32 ranges, an unwritable ``--out``, ``--show`` without the data; and the one source
+of the entries' time estimates."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import experiments  # noqa: F401  (registers the entries)
+from bntt_jax import train as tr
+from experiments.core import estimates, memory, registry
+from experiments.core.config import ConfigError
+from experiments.core.overrides import apply_overrides
+from experiments.run import main
+
+ROOT = Path(__file__).parents[2]
+
+
+def _xla_bytes(config) -> tuple[int, int]:
+    """XLA's own account of the compiled training step: its temporaries, and its arguments and
+    outputs (the state in and out)."""
+    method = config.spec.load()
+    network = config.network_config
+    state = tr.TrainState.create(
+        method.init(jax.random.key(0), network), method.optimizer(config, 10)
+    )
+    x = jax.ShapeDtypeStruct((config.batch_size, *network.input_shape), jnp.float32)
+    y = jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)
+    step = method.train_step(config)
+    step = step if hasattr(step, "lower") else jax.jit(step)
+    analysis = step.lower(state, x, y, jax.random.key(0), jnp.int32(0)).compile().memory_analysis()
+    state_bytes = analysis.argument_size_in_bytes + analysis.output_size_in_bytes
+    return analysis.temp_size_in_bytes, state_bytes
+
+
+@pytest.mark.parametrize(
+    "name, sets",
+    [("digits_bntt", ["num_steps=12"]), ("digits_bntt", ["num_steps=6", "batch_size=64"]),
+     ("digits_ttfs", [])],
+)  # fmt: skip
+def test_the_estimate_bounds_xlas_own_memory_analysis(name, sets):
+    config = apply_overrides(registry.get(name).config, sets)
+    temp, state = _xla_bytes(config)
+    estimate = memory.estimate_bytes(config)
+    activations = estimate - memory.OVERHEAD
+    assert temp <= activations <= 2.5 * temp  # an upper bound, and not a loose one
+    assert temp + state <= estimate
+
+
+def test_the_largest_t_and_batch_that_fit_do_fit():
+    config = apply_overrides(registry.get("digits_bntt").config, ["num_steps=2000"])
+    available = 600_000_000
+    with pytest.raises(ConfigError) as err:
+        memory.check_memory(config, 1, available, "this machine")
+    message = str(err.value)
+    # 6 × 2000 steps × 32 samples × (512 neurons + 64 inputs) × 4 bytes + 256 MiB
+    assert "needs about 1.2 GB (T = 2000, batch 32 per device)" in message
+    assert "this machine has 0.6 GB available" in message
+    largest_t = int(re.search(r"--set num_steps=(\d+)", message).group(1))
+    largest_batch = int(re.search(r"batch_size=(\d+)", message).group(1))
+    fits = [config.replace(num_steps=largest_t), config.replace(num_steps=largest_t + 1)]
+    assert [memory.estimate_bytes(c) <= available for c in fits] == [True, False]
+    fits = [config.replace(batch_size=largest_batch), config.replace(batch_size=largest_batch + 1)]
+    assert [memory.estimate_bytes(c) <= available for c in fits] == [True, False]
+
+
+def test_a_step_too_large_for_this_machine_exits_2_before_the_folder(tmp_path, capsys):
+    out = tmp_path / "huge"
+    assert main(["digits_bntt", "--set", "num_steps=100000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    # XLA asks for 40.6 GB for this step; the estimate bounds it
+    assert err.startswith("error: num_steps=100000: the training step needs about 44.5 GB")
+    assert "--set num_steps=" in err and "the largest that fit" in err
+    assert not out.exists()
+
+
+def test_floats_beyond_float32_and_an_unwritable_out_exit_2(tmp_path, capsys):
+    for value in ("1e308", "1e-300", "-1e39"):
+        assert main(["digits_bntt", "--set", f"lr={value}", "--out", str(tmp_path / "x")]) == 2
+        assert "within float32's range" in capsys.readouterr().err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = blocker / "run"
+    assert main(["digits_bntt", "--set", "epochs=1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write the results folder {out}" in err and "Give --out a folder" in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_show_works_without_the_data(tmp_path, capsys):
+    assert main(["cifar10_bntt", "--show", "--set", f"data_dir={tmp_path}"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["data"].startswith("missing: ") and "cifar-10" in shown["data"].lower()
+    assert shown["experiment"]["network"]["arch"] == "vgg9"
+    assert shown["time"] == estimates.describe("cifar10_bntt")
+    assert main(["cifar10_bntt", "--set", f"data_dir={tmp_path}"]) == 2  # running needs it
+    assert "error:" in capsys.readouterr().err
+
+
+def test_one_source_of_time_estimates():
+    """Every digits entry's time is measured (benchmarks/timings.py), every other one derived
+    from the measured rates; --list (as a user runs it) and the README say the same."""
+    listed = subprocess.run([sys.executable, "-m", "experiments.run", "--list"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    lines = dict(line.split(" ", 1) for line in listed.splitlines())
+    record = json.loads(estimates.TIMINGS.read_text())
+    readme = (ROOT / "README.md").read_text()
+    assert len(lines) > 20
+    for name, line in lines.items():
+        if estimates.runs_here(name):
+            assert name in record["measured"], f"{name}: run python -m benchmarks.timings {name}"
+        assert "~" not in registry.summary(name)  # no estimate of its own in the summary
+        assert line.endswith(f"; {estimates.describe(name)}")
+        assert f"| `{name}` | {estimates.describe(name)} |" in readme
+
+
+def test_a_derived_estimate_is_steps_times_the_measured_rate():
+    config = registry.get("cifar10_bntt").config
+    rates = json.loads(estimates.TIMINGS.read_text())["rates"]["bntt"]
+    size = 246784 + 3072  # VGG9's spiking neurons and the 32×32×3 input
+    steps = config.epochs * (50000 // config.batch_size)
+    tests = config.epochs + 1
+    expected = (steps * config.batch_size * 25 * size / rates["train"]
+                + tests * 10000 * 25 * size / rates["infer"])  # fmt: skip
+    assert np.isclose(estimates.derived_seconds(config), expected)
