@@ -136,11 +136,18 @@ def _open(folder: Path, create: bool) -> int:
         ) from None
 
 
+def _command() -> str:
+    """This process's command line as it was typed (``python -m experiments.run ...``)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = ["-m", spec.name] if spec is not None and spec.name else sys.argv[:1]
+    return " ".join(["python", *program, *sys.argv[1:]])[:300]
+
+
 def _write_holder(fd: int) -> None:
     info = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "command": " ".join(["python", *sys.argv])[:300],
+        "command": _command(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     os.ftruncate(fd, 0)
