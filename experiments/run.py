@@ -23,6 +23,7 @@ import functools
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,8 @@ def _train(p: Plan, args: argparse.Namespace, distributed: bool, datasets: dict)
     except Exception as err:  # after the folder exists: logged with its traceback
         what = f"the run failed ({type(err).__name__}: {runner.first_line(err)})"
         log = p.out / "log.txt"
+        if p.sweep is not None and p.out.is_dir():  # a run logs its own (the ledger)
+            log_traceback(p.out, what)
         if not log.is_file():
             return _fail(f"{what}; nothing was written.", code=1)
         return _fail(
@@ -321,6 +324,13 @@ def _write(p: Plan, mesh: Any, datasets: dict, primary: bool) -> int:
     return 0
 
 
+def log_traceback(folder: Path, what: str) -> None:
+    """Append ``what`` and the current exception's traceback to ``folder/log.txt``."""
+    stamp = time.strftime("%H:%M:%S")
+    with open(Path(folder) / "log.txt", "a") as f:
+        f.write(f"{stamp} {what}:\n{traceback.format_exc()}")
+
+
 def analyse_finished(out: Path) -> int:
     """The finished run's analyses (its config's ``analyses``), on process 0 of a
     single-process run; exit 1 if they fail (the run itself is finished and intact)."""
@@ -340,8 +350,10 @@ def analyse_finished(out: Path) -> int:
               f"with: python -m experiments.analyze {out}", file=sys.stderr)  # fmt: skip
         return 130
     except Exception as err:  # the run is finished: say so, and how to redo the analyses
-        print(f"error: the run finished, but its analyses failed ({type(err).__name__}: {err}). "
-              f"Rerun them with: python -m experiments.analyze {out}", file=sys.stderr)  # fmt: skip
+        log_traceback(out, "the analyses failed")
+        print(f"error: the run finished, but its analyses failed ({type(err).__name__}: {err}; "
+              f"the traceback is in {out / 'log.txt'}). Rerun them with: python -m "
+              f"experiments.analyze {out}", file=sys.stderr)  # fmt: skip
         return 1
     if (out / "analyses" / "report.md").is_file():
         print(f"analyses: {out / 'analyses'}")

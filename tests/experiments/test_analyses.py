@@ -337,3 +337,23 @@ def test_the_gamma_plot_shows_every_layer_above_the_max(tiny_run, tmp_path, monk
         for line in layers:  # drawn over the max, and wider: never hidden under it
             assert line.get_zorder() > top.get_zorder()
             assert line.get_linewidth() > top.get_linewidth()
+
+
+def test_failed_analyses_leave_their_traceback_in_the_log(tiny_run, tmp_path, monkeypatch, capsys):
+    from experiments.analyses import folders
+    from experiments.run import analyse_finished
+
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+
+    def broken(out):
+        raise ZeroDivisionError("an analysis divided by zero")
+
+    monkeypatch.setattr(folders, "after_run", broken)
+    assert analyse_finished(run) == 1
+    err = capsys.readouterr().err
+    assert "its analyses failed (ZeroDivisionError" in err and f"{run / 'log.txt'}" in err
+    assert f"python -m experiments.analyze {run}" in err
+    log = (run / "log.txt").read_text()
+    assert "the analyses failed:\nTraceback" in log and "an analysis divided by zero" in log
+    assert run_folder.inspect(run).state == "finished"  # the run itself is untouched
