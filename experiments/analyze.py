@@ -71,9 +71,10 @@ def resolve(run: Path, overrides: list[str]) -> tuple[str, ExperimentConfig, dic
     BNTT-family run in ``run``."""
     folder = run_folder.inspect(run)
     if folder.state != "finished":
+        why = f" {folder.warning}" if folder.warning else ""  # a damaged manifest fell back
         raise run_folder.RunFolderError(
             f"{run} holds no finished run ({folder.state}); analyses read a finished run's "
-            "checkpoints. Finish it first (python -m experiments.run --resume --out ...)."
+            f"checkpoints. Finish it first (python -m experiments.run --resume --out {run}).{why}"
         )
     config = ExperimentConfig.from_dict(folder.config["experiment"])
     if config.method not in ANALYSED_METHODS:
