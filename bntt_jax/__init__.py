@@ -17,9 +17,11 @@ The package is laid out in wings:
 
 The public API, listed once in ``_API`` below: the spike and its surrogate (Eq. 8), LIF
 (Eq. 4, 9), BNTT (Eq. 9, Algorithm 1) and the other normalisations, the encoders
-(Appendix B), the readout (Eq. 5), the networks (``init``, ``simulate``), the authors'
-checkpoints (``from_torch``, ``to_torch``), the γ-based early exit (Sec. 3.4), and the
-submodules ``energy``, ``robustness``, ``ann``, ``conversion`` and ``ttfs``.
+(Appendix B), the readout (Eq. 5), the networks (``init``, ``simulate``), their training
+(``TrainState``, ``make_optimizer``, ``train_step``, ``eval_step``: BPTT, Eq. 6), a trained
+network in one checksummed file (``save``, ``load``), the authors' checkpoints
+(``from_torch``, ``to_torch``), the γ-based early exit (Sec. 3.4), and the submodules
+``energy``, ``robustness``, ``ann``, ``conversion`` and ``ttfs``.
 
 ``import bntt_jax`` does not import JAX: the configuration (:class:`NetworkConfig` and the
 named choices) is plain Python, and every other name is imported on first use. A command line
@@ -55,7 +57,12 @@ _API = {
     **dict.fromkeys(("readout", "readout_steps"), "bntt_jax.readout"),
     **dict.fromkeys(("SpikingNetwork", "TemporalNorm"), "bntt_jax.models"),
     **dict.fromkeys(("init", "simulate", "NetworkParams", "SimulateOutput"), "bntt_jax.network"),
+    **dict.fromkeys(
+        ("TrainState", "make_optimizer", "train_step", "eval_step", "cross_entropy", "lr_schedule"),
+        "bntt_jax.train",
+    ),
     **dict.fromkeys(("from_torch", "to_torch"), "bntt_jax.interop.pytorch"),
+    **dict.fromkeys(("save", "load"), "bntt_jax.saving"),
     **dict.fromkeys(("early_exit_step", "exit_sweep", "gamma_means"), "bntt_jax.early_exit"),
     "energy": "bntt_jax.metrics.energy:module",
     "robustness": "bntt_jax.metrics.robustness:module",

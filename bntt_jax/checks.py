@@ -59,3 +59,65 @@ def check_finite(where: str, name: str, x: Any) -> None:
         f"index {first}). A spiking network would turn them into finite but meaningless "
         "spikes and logits, so they are refused: clean or re-normalise the input."
     )
+
+
+def _concrete(x: Any) -> np.ndarray | None:
+    """``x`` as a NumPy array, or ``None`` under a trace (values unknown)."""
+    if is_traced(x):
+        return None
+    return np.asarray(x)
+
+
+def check_labels(where: str, labels: Any, num_classes: int) -> None:
+    """Class labels must be integers in ``0 .. num_classes - 1`` (their dtype is checked under
+    a trace too; their values only when concrete). Cross-entropy with integer labels would
+    otherwise read a wrong or undefined logit without a word."""
+    dtype = np.dtype(labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype)
+    if not np.issubdtype(dtype, np.integer):
+        raise TypeError(
+            f"{where}: labels must be integer class indices, got dtype {dtype}; cast them with "
+            "labels.astype(jnp.int32)."
+        )
+    values = _concrete(labels)
+    if values is None or values.size == 0:
+        return
+    bad = np.flatnonzero((values < 0) | (values >= num_classes))
+    if bad.size:
+        first = int(bad[0])
+        raise ValueError(
+            f"{where}: labels must lie in 0..{num_classes - 1} (the network's {num_classes} "
+            f"classes); {bad.size} do not, the first at index {first} ({int(values.flat[first])})."
+        )
+
+
+def check_unit_range(where: str, name: str, x: Any) -> None:
+    """Concrete intensities must lie in [0, 1] (TTFS encodes them as spike times, Eq. 1)."""
+    values = _concrete(x)
+    if values is None or values.size == 0:
+        return
+    low, high = float(values.min()), float(values.max())
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"{where}: {name} must be intensities in [0, 1], which TTFS coding turns into spike "
+            f"times; got values from {low:g} to {high:g}. Scale them first (0–255 pixels: divide "
+            "by 255)."
+        )
+
+
+def check_network(where: str, params: Any, batch_stats: Any) -> None:
+    """Concrete parameters and running statistics must be finite, and running variances
+    non-negative: the network would compute finite but meaningless spikes otherwise."""
+    import jax  # on first use, as above
+
+    for collection, tree in (("params", params), ("batch_stats", batch_stats)):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            name = f"{collection}{jax.tree_util.keystr(path)}"
+            check_finite(where, name, leaf)
+            values = _concrete(leaf) if name.endswith("['var']") else None
+            if values is not None and (values < 0).any():
+                first = tuple(int(i) for i in np.argwhere(values < 0)[0])
+                raise ValueError(
+                    f"{where}: {name} holds {int((values < 0).sum())} negative running "
+                    f"variances (the first at index {first}: {float(values[first]):g}); a "
+                    "variance is never negative, so these statistics are damaged."
+                )

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bntt_jax.checks import check_finite
+from bntt_jax.checks import check_finite, check_network
 from bntt_jax.config import NetworkConfig
 from bntt_jax.initialization import variables_from_one_draw
 from bntt_jax.models import SpikingNetwork, eval_apply
@@ -221,6 +221,14 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
             problem = f"samples of shape {sample}, but the network takes {expected}"
         raise ValueError(f"simulate(): spikes of shape {tuple(spikes.shape)} have {problem}.")
     available = int(spikes.shape[0])
+    # batch-major [B, T, ...] spikes passed for time-major [T, B, ...]: the shapes tell when
+    # the leading axis cannot be the steps and the second is exactly the network's T
+    batch_major = (
+        " They look batch-major [B, T, ...]: simulate takes time-major [T, B, ...] spikes "
+        "(jnp.swapaxes(spikes, 0, 1))."
+        if available > cfg.num_steps and spikes.shape[1] == cfg.num_steps
+        else ""
+    )
     if T is None:
         T = available
     if isinstance(T, bool) or not isinstance(T, int | np.integer):
@@ -231,11 +239,17 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
     if T > cfg.num_steps:
         raise ValueError(
             f"simulate(): T={T} is beyond the {cfg.num_steps} time steps these parameters have "
-            f"(BNTT keeps one γᵗ and statistics per step); use T <= {cfg.num_steps}."
+            f"(BNTT keeps one γᵗ and statistics per step); use T <= {cfg.num_steps}.{batch_major}"
         )
     if T > available:
         raise ValueError(
             f"simulate(): T={T} but spikes hold only {available} time steps (leading axis)."
+        )
+    if batch_major:
+        raise ValueError(
+            f"simulate(): spikes of shape {tuple(spikes.shape)} hold {available} steps, more "
+            f"than the network's {cfg.num_steps}.{batch_major} (If they are time-major, pass "
+            f"spikes[:{T}].)"
         )
     if train and cfg.normalization.batch_statistics and spikes.shape[1] < 2:
         raise ValueError(
@@ -243,6 +257,7 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
             f"{spikes.shape[1]}."
         )
     check_params(params, "simulate()")
+    check_network("simulate()", params.params, params.batch_stats)
     check_finite("simulate()", "spikes", spikes)
     return spikes, T
 

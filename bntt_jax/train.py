@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bntt_jax.checks import check_finite
+from bntt_jax.checks import check_finite, check_labels, check_network
 from bntt_jax.constants import ENCODERS, LR_SCHEDULES, OPTIMIZERS
 from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
 from bntt_jax.models import eval_apply
@@ -161,7 +161,7 @@ def train_step(
     shard ``inputs`` and ``labels`` over a ``data`` mesh axis for data parallelism. Called
     outside a trace, it refuses NaN/Inf ``inputs`` (:mod:`bntt_jax.checks`).
     """
-    _check_batch("train_step()", inputs, labels)
+    _check_batch("train_step()", inputs, labels, state.net)
     num_steps = state.net.config.num_steps
     spikes = encode(step_key(seed_key, state.step), inputs, num_steps, encoder)
 
@@ -224,13 +224,27 @@ def finite_flags(
     return jnp.stack(flags)
 
 
-def _check_batch(where: str, inputs: Any, labels: Any) -> None:
-    """An empty batch, or NaN/Inf inputs (concrete arrays only), are refused."""
+def _check_batch(where: str, inputs: Any, labels: Any, net: Any = None, rank: bool = True) -> None:
+    """A batch of the wrong rank (spikes ``[T, B, ...]`` where a batch ``[B, ...]`` belongs),
+    an empty batch, labels that are no class of ``net``, NaN/Inf inputs, and NaN/Inf weights or
+    negative running variances of ``net`` are refused (values: concrete arrays only)."""
+    if net is not None and rank and inputs.ndim != 1 + len(net.config.input_shape):
+        want = 1 + len(net.config.input_shape)
+        hint = " (time-major spikes? this step encodes its batch itself)" * (
+            inputs.ndim == want + 1
+        )
+        raise ValueError(
+            f"{where}: inputs must be a batch [B, ...] of rank {want} (samples of shape "
+            f"{net.config.input_shape}); got shape {tuple(inputs.shape)}{hint}."
+        )
     if inputs.shape[0] == 0 or labels.shape[0] != inputs.shape[0]:
         raise ValueError(
             f"{where}: need a non-empty batch with one label per input; got inputs of shape "
             f"{tuple(inputs.shape)} and labels of shape {tuple(labels.shape)}."
         )
+    if net is not None:
+        check_labels(where, labels, net.config.num_classes)
+        check_network(where, net.params, net.batch_stats)
     check_finite(where, "inputs", inputs)
 
 
@@ -256,7 +270,7 @@ def eval_step(
         raise ValueError(
             f"eval_step(): exit steps must be ints in 1..{num_steps} (the network's T), got {bad}."
         )
-    _check_batch("eval_step()", inputs, labels)
+    _check_batch("eval_step()", inputs, labels, net)
     spikes = encode(key, inputs, num_steps, encoder)
     # The model itself (not simulate) also returns the per-step readout terms W·o_t, so one
     # run gives every exit: the readout of an exit at t averages the first t terms.

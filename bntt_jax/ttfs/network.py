@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bntt_jax.checks import check_finite, is_traced
+from bntt_jax.checks import check_finite, check_unit_range, is_traced
 from bntt_jax.initialization import variables_from_one_draw
 from bntt_jax.ttfs.config import TTFSConfig
 from bntt_jax.ttfs.models import TTFSNetwork, kernel_parameters
@@ -177,7 +177,8 @@ def network_input(where: str, config: TTFSConfig, images: Any) -> Any:
 
 
 def check_images(where: str, config: TTFSConfig, images: Any) -> None:
-    """``images`` must be ``[B, *input_shape]`` with B ≥ 1 (and finite, outside a trace)."""
+    """``images`` must be ``[B, *input_shape]`` with B ≥ 1 (and, outside a trace, finite
+    intensities in [0, 1]: TTFS coding turns them into spike times)."""
     shape = tuple(np.shape(images))
     if len(shape) != 1 + len(config.input_shape) or shape[1:] != config.input_shape or not shape[0]:
         raise ValueError(
@@ -185,6 +186,7 @@ def check_images(where: str, config: TTFSConfig, images: Any) -> None:
             f"for this {config.arch}; got {shape}."
         )
     check_finite(where, "images", images)
+    check_unit_range(where, "images", images)
 
 
 def forward(

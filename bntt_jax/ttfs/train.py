@@ -89,7 +89,7 @@ def train_step(
     ``spikes/<k>``, and ``finite`` (see :func:`finite_flag_names`). Pure: jit it.
     """
     net, c = state.net, state.net.config
-    bntt_train._check_batch("ttfs.train_step()", images, labels)
+    bntt_train._check_batch("ttfs.train_step()", images, labels, net, rank=False)
     k_sr, k_drop = jax.random.split(step_key(seed_key, state.step))
     relaxed = relaxed_layers(k_sr, epoch, target_epoch, len(c.layers))
 
@@ -151,7 +151,7 @@ def eval_step(net: TTFSParams, images: jax.Array, labels: jax.Array) -> dict[str
     """Evaluate a batch with running statistics, no SR; sums over the batch, to add up:
     ``correct``, ``loss_sum`` (cross-entropy), ``count`` and ``spikes/<kernel>`` (spikes of
     each layer, which the spiking network reproduces exactly)."""
-    bntt_train._check_batch("ttfs.eval_step()", images, labels)
+    bntt_train._check_batch("ttfs.eval_step()", images, labels, net, rank=False)
     out = forward(net, images)
     metrics = {
         "correct": jnp.sum(jnp.argmax(out.logits, -1) == labels),

@@ -155,3 +155,13 @@ def test_module_entry_point():
         check=True,
     )
     assert "digits_bntt" in result.stdout
+
+
+def test_a_results_folders_network_saves_to_one_file_and_loads_the_same(tiny_run, tmp_path):
+    import bntt_jax as bj
+
+    net = load_checkpoint(tiny_run)
+    back = bj.load(bj.save(tmp_path / "digits.npz", net))
+    assert type(back) is type(net) is bj.NetworkParams and back.config == net.config
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(net), strict=True):
+        np.testing.assert_array_equal(a, b)

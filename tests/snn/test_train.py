@@ -153,3 +153,79 @@ def test_constant_and_step_learning_rates():
         np.testing.assert_allclose(updates["w"], -1.0)
     with pytest.raises(ValueError, match="finite lr"):
         tr.make_optimizer("sgd", lr=float("nan"), schedule="constant")
+
+
+def test_steps_refuse_wrong_labels_layouts_weights_and_statistics(small):
+    cfg, x, y, tx = small
+    state = tr.TrainState.create(bj.init(0, cfg), tx)
+    key = jax.random.key(0)
+    classes = cfg.num_classes
+    for labels, match in [
+        (np.where(np.arange(len(y)) == 5, classes, y), f"labels must lie in 0..{classes - 1}.*"
+         f"1 do not, the first at index 5 \\({classes}\\)"),
+        (np.where(np.arange(len(y)) == 2, -1, y), r"the first at index 2 \(-1\)"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            bj.train_step(state, x, labels.astype(np.int32), key)
+        with pytest.raises(ValueError, match=match):
+            bj.eval_step(state.net, x, labels.astype(np.int32), key)
+    with pytest.raises(TypeError, match="labels must be integer class indices"):
+        bj.train_step(state, x, y.astype(np.float32), key)
+    # time-major spikes where a batch belongs
+    spikes = np.stack([x] * cfg.num_steps)
+    with pytest.raises(ValueError, match=r"rank 2 .*\(time-major spikes\?"):
+        bj.train_step(state, spikes, y, key)
+    # NaN weights and negative running variances, named by their path
+    layer = cfg.layers[0].name
+    w = state.net.params[layer]["kernel"]
+    broken = state.net.replace(
+        params={**state.net.params, layer: {"kernel": w.at[1, 2].set(jnp.nan)}}
+    )
+    with pytest.raises(ValueError, match=rf"params\['{layer}'\]\['kernel'\] holds 1 NaN"):
+        bj.eval_step(broken, x, y, key)
+    stats = state.net.batch_stats[f"norm_{layer}"]
+    negative = {
+        **state.net.batch_stats,
+        f"norm_{layer}": {**stats, "var": stats["var"].at[0, 3].set(-0.5)},
+    }
+    with pytest.raises(
+        ValueError, match=r"1 negative running variances \(the first at index \(0, 3\): -0.5\)"
+    ):
+        bj.simulate(state.net.replace(batch_stats=negative), np.stack([x] * cfg.num_steps))
+    # under jit only the dtype is checked: no host sync inside the compiled step
+    jax.jit(bj.train_step)(state, x, y, key)
+
+
+def test_simulate_refuses_batch_major_spikes_where_the_shapes_tell():
+    net = bj.init(0, arch="mlp", in_features=6, num_classes=3, hidden=(8,), T=4)
+    batch_major = np.zeros((10, 4, 6), np.float32)  # [B, T, features]
+    with pytest.raises(ValueError, match=r"look batch-major \[B, T, \.\.\.\].*swapaxes"):
+        bj.simulate(net, batch_major, 4)
+    with pytest.raises(ValueError, match=r"look batch-major"):
+        bj.simulate(net, batch_major)
+    bj.simulate(net, np.swapaxes(batch_major, 0, 1), 4)  # time-major: fine
+
+
+def test_ttfs_refuses_intensities_outside_0_1():
+    from bntt_jax import ttfs
+
+    net = ttfs.init(0, arch="mlp", in_features=6, num_classes=3, hidden=(8,), T=8)
+    pixels = np.full((2, 6), 0.5, np.float32)
+    pixels[1, 2] = 255.0
+    with pytest.raises(
+        ValueError, match=r"intensities in \[0, 1\].*from 0.5 to 255.*divide by 255"
+    ):
+        ttfs.forward(net, pixels)
+    with pytest.raises(ValueError, match=r"images must be intensities in \[0, 1\]"):
+        ttfs.eval_step(net, pixels, np.zeros(2, np.int32))
+
+
+def test_the_readme_training_block_runs_on_its_own_and_learns():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    (block,) = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]
+                if "bj.TrainState.create" in b]  # fmt: skip
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # its own imports: nothing else
+    assert namespace["accuracy"] >= 0.8  # chance: 0.57 (the larger class of the test split)
