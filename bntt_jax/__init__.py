@@ -21,7 +21,8 @@ The public API, listed once in ``_API`` below: the spike and its surrogate (Eq. 
 (``TrainState``, ``make_optimizer``, ``train_step``, ``eval_step``: BPTT, Eq. 6), a trained
 network in one checksummed file (``save``, ``load``), the authors' checkpoints
 (``from_torch``, ``to_torch``), the γ-based early exit (Sec. 3.4), and the submodules
-``energy``, ``robustness``, ``ann``, ``conversion`` and ``ttfs``.
+``energy``, ``robustness``, ``ann``, ``conversion``, ``plot`` (rasters, membrane traces,
+spikes per step, TTFS first-spike times) and ``ttfs``.
 
 ``import bntt_jax`` does not import JAX: the configuration (:class:`NetworkConfig` and the
 named choices) is plain Python, and every other name is imported on first use. A command line
@@ -56,7 +57,10 @@ _API = {
     **dict.fromkeys(("poisson_encode", "direct_encode", "sequential_encode"), "bntt_jax.encoding"),
     **dict.fromkeys(("readout", "readout_steps"), "bntt_jax.readout"),
     **dict.fromkeys(("SpikingNetwork", "TemporalNorm"), "bntt_jax.models"),
-    **dict.fromkeys(("init", "simulate", "NetworkParams", "SimulateOutput"), "bntt_jax.network"),
+    **dict.fromkeys(
+        ("init", "simulate", "NetworkParams", "SimulateOutput", "RecordedOutput"),
+        "bntt_jax.network",
+    ),
     **dict.fromkeys(
         ("TrainState", "make_optimizer", "train_step", "eval_step", "cross_entropy", "lr_schedule"),
         "bntt_jax.train",
@@ -64,6 +68,7 @@ _API = {
     **dict.fromkeys(("from_torch", "to_torch"), "bntt_jax.interop.pytorch"),
     **dict.fromkeys(("save", "load"), "bntt_jax.saving"),
     **dict.fromkeys(("early_exit_step", "exit_sweep", "gamma_means"), "bntt_jax.early_exit"),
+    "plot": "bntt_jax.plot:module",
     "energy": "bntt_jax.metrics.energy:module",
     "robustness": "bntt_jax.metrics.robustness:module",
     "ann": "bntt_jax.baselines.ann:module",

@@ -132,19 +132,20 @@ class SpikingNetwork(nn.Module):
     ``[T, B, features]`` (MLP) and returns ``(logits [B, classes], spike_counts,
     readout_steps)`` where ``spike_counts[layer]`` is ``[T, B]`` (int32): spikes of each
     spiking layer per step and per sample, and ``readout_steps`` ``[T, B, classes]`` the
-    per-step readout terms ``W·o_t``.
+    per-step readout terms ``W·o_t``. With ``record=True`` a fourth element
+    ``{"membranes": {layer: u}, "spikes": {layer: o}}`` holds every layer's pre-reset membrane
+    potential ``u_t`` (Eq. 4) and spikes ``o_t``, each ``[T, B, ...]`` (before pooling).
     """
 
     config: NetworkConfig
 
     @nn.compact
-    def __call__(
-        self, spikes: jax.Array, train: bool = False
-    ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
+    def __call__(self, spikes: jax.Array, train: bool = False, record: bool = False) -> tuple:
         cfg = self.config
         t, b = spikes.shape[:2]
         x = spikes
         counts: dict[str, jax.Array] = {}
+        recorded: dict[str, dict[str, jax.Array]] = {"membranes": {}, "spikes": {}}
         for spec in cfg.layers:
             if spec.kind == "conv":
                 conv = Conv3x3(spec.features, name=spec.name)
@@ -155,7 +156,11 @@ class SpikingNetwork(nn.Module):
             current = TemporalNorm(
                 cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, name=f"norm_{spec.name}"
             )(current, train)
-            out = lif_scan(current, leak=cfg.leak, threshold=cfg.threshold, alpha=cfg.alpha)
+            out = lif_scan(current, leak=cfg.leak, threshold=cfg.threshold, alpha=cfg.alpha,
+                           return_membrane=record)  # fmt: skip
+            if record:
+                out, recorded["membranes"][spec.name] = out
+                recorded["spikes"][spec.name] = out
             counts[spec.name] = jnp.sum(out.reshape(t, b, -1), axis=-1).astype(jnp.int32)
             if spec.pool == "avg2":
                 out = avg_pool2(out)
@@ -163,7 +168,7 @@ class SpikingNetwork(nn.Module):
                 out = global_avg_pool(out)
             x = out
         logits, steps = Readout(cfg.num_classes, name=cfg.readout_name)(x.reshape(t, b, -1))
-        return logits, counts, steps
+        return (logits, counts, steps, recorded) if record else (logits, counts, steps)
 
 
 def fusable(config: NetworkConfig, spikes: jax.Array) -> bool:

@@ -14,6 +14,7 @@ import pytest
 import bntt_jax as bj
 from bntt_jax import ttfs
 from bntt_jax.baselines import ann
+from tests.helpers.readme import run_block
 
 
 def _networks():
@@ -89,10 +90,5 @@ def test_any_change_to_the_file_is_refused(tmp_path):
 
 
 def test_the_readme_block_runs_on_its_own():
-    from pathlib import Path
-
-    text = (Path(__file__).parents[2] / "README.md").read_text()
-    (block,) = [b.split("```", 1)[0] for b in text.split("```python\n")[1:] if "bj.save(" in b]
-    namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)  # its own imports: nothing else
+    namespace = run_block("bj.save(")  # its own imports: nothing else
     assert namespace["path"].is_file() and type(namespace["same"]) is bj.NetworkParams

@@ -10,6 +10,7 @@ import pytest
 
 import bntt_jax as bj
 from bntt_jax import train as tr
+from tests.helpers.readme import run_block
 
 
 def test_step_decay_follows_the_authors_epochs():
@@ -221,11 +222,5 @@ def test_ttfs_refuses_intensities_outside_0_1():
 
 
 def test_the_readme_training_block_runs_on_its_own_and_learns():
-    from pathlib import Path
-
-    text = (Path(__file__).parents[2] / "README.md").read_text()
-    (block,) = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]
-                if "bj.TrainState.create" in b]  # fmt: skip
-    namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)  # its own imports: nothing else
+    namespace = run_block("bj.TrainState.create")  # its own imports: nothing else
     assert namespace["accuracy"] >= 0.8  # chance: 0.57 (the larger class of the test split)

@@ -1,0 +1,93 @@
+"""simulate(..., record=True): every layer's membranes and spikes, checked against the LIF
+recurrence written out by hand (Eq. 4: u_t = λ·m_{t-1} + I_t, o_t = [u_t ≥ θ], soft reset
+m_t = u_t − θ·o_t), and the plots drawn from them."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+
+import bntt_jax as bj
+from bntt_jax import ttfs
+from tests.helpers.readme import run_block
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    net = bj.init(0, arch="mlp", in_features=10, num_classes=3, hidden=(16,), T=6, norm="none")
+    spikes = (np.random.default_rng(0).random((6, 4, 10)) < 0.5).astype(np.float32)
+    return net, spikes, bj.simulate(net, spikes, record=True)
+
+
+def test_recorded_membranes_and_spikes_follow_the_lif_recurrence(recorded):
+    net, spikes, out = recorded
+    cfg = net.config
+    w = np.asarray(net.params["fc1"]["kernel"], np.float64)
+    m = np.zeros((4, 16))
+    us, os = [], []
+    for t in range(cfg.num_steps):  # Eq. 4 by hand, soft reset
+        u = cfg.leak * m + spikes[t].astype(np.float64) @ w
+        o = (u >= cfg.threshold).astype(np.float64)
+        m = u - cfg.threshold * o
+        us.append(u)
+        os.append(o)
+    assert set(out.membranes) == set(out.spikes) == {"fc1"}
+    assert out.membranes["fc1"].shape == out.spikes["fc1"].shape == (6, 4, 16)
+    np.testing.assert_allclose(out.membranes["fc1"], np.stack(us), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out.spikes["fc1"], np.stack(os))
+    # the counts and logits are those of the simulation without recording
+    plain = bj.simulate(net, spikes)
+    np.testing.assert_array_equal(out.spikes["fc1"].sum(-1), plain.spike_counts["fc1"])
+    np.testing.assert_allclose(out.logits, plain.logits, rtol=1e-6, atol=1e-6)
+    assert type(plain) is bj.SimulateOutput and type(out) is bj.RecordedOutput
+    logits, counts, stats = plain  # a plain simulate still unpacks as three
+    assert stats is None and counts is plain.spike_counts
+
+
+def test_recording_in_train_mode_keeps_the_batch_statistics():
+    net = bj.init(1, arch="mlp", in_features=10, num_classes=3, hidden=(16,), T=4)  # BNTT
+    spikes = (np.random.default_rng(1).random((4, 8, 10)) < 0.5).astype(np.float32)
+    out = bj.simulate(net, spikes, train=True, record=True)
+    plain = bj.simulate(net, spikes, train=True)
+    np.testing.assert_allclose(out.logits, plain.logits, rtol=1e-6, atol=1e-6)
+    for a, b in zip(np.asarray(out.batch_stats["norm_fc1"]["var"]),
+                    np.asarray(plain.batch_stats["norm_fc1"]["var"]), strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    theta = net.config.threshold
+    np.testing.assert_array_equal(out.spikes["fc1"], out.membranes["fc1"] >= theta)
+
+
+def test_plots_draw_what_was_recorded(recorded):
+    net, _, out = recorded
+    ax = bj.plot.raster(out.spikes["fc1"], sample=1)
+    dots = ax.collections[0].get_offsets()
+    assert len(dots) == int(out.spikes["fc1"][:, 1].sum())  # one dot per spike of sample 1
+    t, n = np.nonzero(np.asarray(out.spikes["fc1"][:, 1]))
+    np.testing.assert_array_equal(np.asarray(dots), np.stack([t + 1, n], axis=1))
+    ax = bj.plot.membrane_traces(out.membranes["fc1"], net.config.threshold, neurons=(0, 5))
+    lines = ax.get_lines()
+    np.testing.assert_allclose(lines[1].get_ydata(), out.membranes["fc1"][:, 0, 5])
+    assert lines[-1].get_ydata()[0] == net.config.threshold  # the threshold line
+    ax = bj.plot.spikes_per_step(out.spike_counts)
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), out.spike_counts["fc1"].mean(1))
+
+
+def test_ttfs_first_spike_times_are_plotted():
+    net = ttfs.init(0, arch="mlp", in_features=6, num_classes=3, hidden=(8,), T=8)
+    pixels = np.random.default_rng(0).random((2, 6), dtype=np.float32)
+    snn = ttfs.simulate(net, pixels)
+    times = np.asarray(snn.spike_times["fc1"])
+    ax = bj.plot.first_spike_times(times, sample=1)
+    dots = np.asarray(ax.collections[0].get_offsets())
+    fired = np.flatnonzero(times[1] >= 0)
+    np.testing.assert_array_equal(dots, np.stack([times[1][fired], fired], axis=1))
+
+
+def test_the_readme_block_runs_on_its_own():
+    namespace = run_block("record=True")  # its own imports: nothing else
+    rec = namespace["rec"]
+    assert rec.membranes["fc1"].shape == (20, 4, 128)
+    assert len(namespace["ax"].collections[0].get_offsets()) == int(rec.spikes["fc1"][:, 0].sum())
