@@ -106,15 +106,19 @@ def check_unit_range(where: str, name: str, x: Any) -> None:
 
 def check_network(where: str, params: Any, batch_stats: Any) -> None:
     """Concrete parameters and running statistics must be finite, and running variances
-    non-negative: the network would compute finite but meaningless spikes otherwise."""
+    non-negative: the network would compute finite but meaningless spikes otherwise. The
+    arrays are read on the host (NumPy): no program is compiled for the check."""
     import jax  # on first use, as above
 
     for collection, tree in (("params", params), ("batch_stats", batch_stats)):
         for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            values = _concrete(leaf)
+            if values is None:
+                return  # traced: values unknown
             name = f"{collection}{jax.tree_util.keystr(path)}"
-            check_finite(where, name, leaf)
-            values = _concrete(leaf) if name.endswith("['var']") else None
-            if values is not None and (values < 0).any():
+            if not np.isfinite(values).all():
+                check_finite(where, name, values)  # raises, naming the counts and index
+            if name.endswith("['var']") and (values < 0).any():
                 first = tuple(int(i) for i in np.argwhere(values < 0)[0])
                 raise ValueError(
                     f"{where}: {name} holds {int((values < 0).sum())} negative running "

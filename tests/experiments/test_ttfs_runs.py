@@ -213,6 +213,7 @@ def test_every_ttfs_table_entry_is_registered_with_the_papers_settings():
 VGG16_TINY = ["channels=" + ",".join(["4"] * 13), "hidden=8,8"]
 
 
+@pytest.mark.e2e  # whole entries through the runner on their archives
 @pytest.mark.parametrize(
     "entry,archive,network,paper_accuracy,context",
     [

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # the end-to-end tier: a second process with two devices
+
 
 @pytest.fixture(scope="module")
 def result():
