@@ -168,8 +168,8 @@ def simulate(
         (``out.membranes``, ``out.spikes``). They cost ``2·T·B·N·4`` bytes for ``N`` spiking
         neurons (VGG9 on CIFAR, ``N`` = 246,784: 1.6 GB at T = 25, B = 32; the 64-256-256-10
         digits MLP: 3.3 MB), on top of the simulation; without ``record`` only
-        ``[T, B]`` spike counts are kept. The same numbers as without it (the module's own
-        forward, not the fused CPU layers).
+        ``[T, B]`` spike counts are kept. It runs the module's own forward, not the fused
+        CPU layers: the same spikes, and logits equal to float32 rounding.
 
     Returns:
       A :class:`SimulateOutput` ``(logits, spike_counts, batch_stats)``; with ``record``, a
