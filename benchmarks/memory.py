@@ -16,6 +16,7 @@ import argparse
 import resource
 import sys
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,27 +30,40 @@ from experiments.core.overrides import apply_overrides
 CASES = ["cifar10_bntt:num_steps=25,batch_size=32", "cifar10_bntt:num_steps=25,batch_size=256"]
 
 
-def measure(case: str) -> dict[str, float]:
-    name, _, sets = case.partition(":")
-    config = apply_overrides(registry.get(name).config, [s for s in sets.split(",") if s])
+def compiled_step(config: Any) -> tuple[Any, tuple]:
+    """The method's jitted training step for ``config`` and arguments to call it with: a
+    fresh state and random images of the entry's shape."""
     method = config.spec.load()
     network = config.network_config
-    state = tr.TrainState.create(
-        method.init(jax.random.key(0), network), method.optimizer(config, 10)
-    )
+    tx = method.optimizer(config, 10)
+    state = tr.TrainState.create(method.init(jax.random.key(0), network), tx)
     step = method.train_step(config)
     step = step if hasattr(step, "lower") else jax.jit(step)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.random((config.batch_size, *network.input_shape), np.float32))
     y = jnp.asarray(rng.integers(0, config.facts.num_classes, config.batch_size), jnp.int32)
-    args = (state, x, y, jax.random.key(0), jnp.int32(0))
-    start = time.perf_counter()
+    return step, (state, x, y, jax.random.key(0), jnp.int32(0))
+
+
+def xla_bytes(step: Any, args: tuple) -> tuple[int, int]:
+    """XLA's own account of ``step`` compiled for ``args``: its temporaries, and its
+    arguments and outputs (the state in and out)."""
     analysis = step.lower(*args).compile().memory_analysis()
+    inout = analysis.argument_size_in_bytes + analysis.output_size_in_bytes
+    return analysis.temp_size_in_bytes, inout
+
+
+def measure(case: str) -> dict[str, float]:
+    name, _, sets = case.partition(":")
+    config = apply_overrides(registry.get(name).config, [s for s in sets.split(",") if s])
+    step, args = compiled_step(config)
+    start = time.perf_counter()
+    temp, state_bytes = xla_bytes(step, args)
     compile_s = time.perf_counter() - start
     out, _ = step(*args)
     jax.block_until_ready(out)
     start = time.perf_counter()
-    out, _ = step(out, x, y, jax.random.key(0), jnp.int32(0))
+    out, _ = step(out, *args[1:])
     jax.block_until_ready(out)
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
@@ -57,9 +71,7 @@ def measure(case: str) -> dict[str, float]:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         "estimate": memory.estimate_bytes(config),
-        "xla": analysis.temp_size_in_bytes
-        + analysis.argument_size_in_bytes
-        + analysis.output_size_in_bytes,
+        "xla": temp + state_bytes,
         "peak": peak,
         "compile_s": compile_s,
         "step_s": time.perf_counter() - start,

@@ -34,7 +34,7 @@ def runs_here(name: str) -> bool:
 def _configs(name: str) -> list[Any]:
     entry = registry.lookup(name)
     if isinstance(entry, registry.Sweep):
-        return [registry.get(m.entry).config.replace(**m.changes) for m in entry.members]
+        return registry.member_configs(entry)
     return [entry.config]
 
 

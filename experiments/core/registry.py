@@ -118,6 +118,11 @@ def get(name: str) -> Experiment:
     return _REGISTRY[name]
 
 
+def member_configs(sweep: Sweep) -> list[ExperimentConfig]:
+    """Each member's config: its entry's, with the member's changes."""
+    return [get(m.entry).config.replace(**m.changes) for m in sweep.members]
+
+
 def lookup(name: str) -> Experiment | Sweep:
     """The experiment or sweep called ``name`` (``KeyError`` with close matches if none)."""
     if name in _SWEEPS:

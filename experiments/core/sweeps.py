@@ -58,7 +58,7 @@ def resolve_new(sweep: Sweep, overrides: list[str]) -> dict[str, Any]:
             f"{sweep.members[0].entry} --set {key}=...",
         )  # fmt: skip
     members = []
-    owns = [registry.get(m.entry).config.replace(**m.changes) for m in sweep.members]
+    owns = registry.member_configs(sweep)
     for name in changes:
         if not any(own.has_key(name) for own in owns):
             raise ConfigError(

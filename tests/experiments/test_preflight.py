@@ -10,36 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import experiments  # noqa: F401  (registers the entries)
-from bntt_jax import train as tr
+from benchmarks.memory import compiled_step, xla_bytes
 from experiments.core import estimates, memory, registry
 from experiments.core.config import ConfigError
 from experiments.core.overrides import apply_overrides
 from experiments.run import main
 
 ROOT = Path(__file__).parents[2]
-
-
-def _xla_bytes(config) -> tuple[int, int]:
-    """XLA's own account of the compiled training step: its temporaries, and its arguments and
-    outputs (the state in and out)."""
-    method = config.spec.load()
-    network = config.network_config
-    state = tr.TrainState.create(
-        method.init(jax.random.key(0), network), method.optimizer(config, 10)
-    )
-    x = jax.ShapeDtypeStruct((config.batch_size, *network.input_shape), jnp.float32)
-    y = jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)
-    step = method.train_step(config)
-    step = step if hasattr(step, "lower") else jax.jit(step)
-    analysis = step.lower(state, x, y, jax.random.key(0), jnp.int32(0)).compile().memory_analysis()
-    state_bytes = analysis.argument_size_in_bytes + analysis.output_size_in_bytes
-    return analysis.temp_size_in_bytes, state_bytes
 
 
 @pytest.mark.parametrize(
@@ -49,7 +30,7 @@ def _xla_bytes(config) -> tuple[int, int]:
 )  # fmt: skip
 def test_the_estimate_bounds_xlas_own_memory_analysis(name, sets):
     config = apply_overrides(registry.get(name).config, sets)
-    temp, state = _xla_bytes(config)
+    temp, state = xla_bytes(*compiled_step(config))
     estimate = memory.estimate_bytes(config)
     activations = estimate - memory.OVERHEAD
     assert temp <= activations <= 2.5 * temp  # an upper bound, and not a loose one
