@@ -5,7 +5,8 @@ The package is laid out in wings:
 
 * the neuron model and the BNTT network, at the top: :mod:`~bntt_jax.spike`,
   :mod:`~bntt_jax.lif`, :mod:`~bntt_jax.norms`, :mod:`~bntt_jax.encoding`,
-  :mod:`~bntt_jax.readout`, :mod:`~bntt_jax.config`, :mod:`~bntt_jax.models`,
+  :mod:`~bntt_jax.readout`, :mod:`~bntt_jax.layers` (Linen layers for networks of your own),
+  :mod:`~bntt_jax.config`, :mod:`~bntt_jax.models`,
   :mod:`~bntt_jax.network` (``init``, ``simulate``), :mod:`~bntt_jax.train`,
   :mod:`~bntt_jax.early_exit`, :mod:`~bntt_jax.parallel`;
 * :mod:`bntt_jax.ttfs`: the TTFS method;
@@ -17,12 +18,14 @@ The package is laid out in wings:
 
 The public API, listed once in ``_API`` below: the spike and its surrogate (Eq. 8), LIF
 (Eq. 4, 9), BNTT (Eq. 9, Algorithm 1) and the other normalisations, the encoders
-(Appendix B), the readout (Eq. 5), the networks (``init``, ``simulate``), their training
+(Appendix B), the readout (Eq. 5), Linen layers of all of these for networks of your own
+(``SpikingConv``, ``SpikingDense``, ``TemporalNorm``, ``LIF``, ``Readout``,
+``PoissonEncoder``), the networks (``init``, ``simulate``), their training
 (``TrainState``, ``make_optimizer``, ``train_step``, ``eval_step``: BPTT, Eq. 6), a trained
 network in one checksummed file (``save``, ``load``), the authors' checkpoints
-(``from_torch``, ``to_torch``), the γ-based early exit (Sec. 3.4), and the submodules
-``energy``, ``robustness``, ``ann``, ``conversion``, ``plot`` (rasters, membrane traces,
-spikes per step, TTFS first-spike times) and ``ttfs``.
+(``from_torch``, ``to_torch``), NIR export (``to_nir``), the γ-based early exit (Sec. 3.4),
+and the submodules ``energy``, ``robustness``, ``ann``, ``conversion``, ``plot`` (rasters,
+membrane traces, spikes per step, TTFS first-spike times) and ``ttfs``.
 
 ``import bntt_jax`` does not import JAX: the configuration (:class:`NetworkConfig` and the
 named choices) is plain Python, and every other name is imported on first use. A command line
@@ -56,7 +59,20 @@ _API = {
     ),  # fmt: skip
     **dict.fromkeys(("poisson_encode", "direct_encode", "sequential_encode"), "bntt_jax.encoding"),
     **dict.fromkeys(("readout", "readout_steps"), "bntt_jax.readout"),
-    **dict.fromkeys(("SpikingNetwork", "TemporalNorm"), "bntt_jax.models"),
+    **dict.fromkeys(
+        (
+            "LIF",
+            "PoissonEncoder",
+            "Readout",
+            "SpikingConv",
+            "SpikingDense",
+            "TemporalNorm",
+            "avg_pool2",
+            "global_avg_pool",
+        ),
+        "bntt_jax.layers",
+    ),  # fmt: skip
+    "SpikingNetwork": "bntt_jax.models",
     **dict.fromkeys(
         ("init", "simulate", "NetworkParams", "SimulateOutput", "RecordedOutput"),
         "bntt_jax.network",
@@ -67,6 +83,7 @@ _API = {
     ),
     **dict.fromkeys(("from_torch", "to_torch"), "bntt_jax.interop.pytorch"),
     **dict.fromkeys(("save", "load"), "bntt_jax.saving"),
+    "to_nir": "bntt_jax.interop.nir_export",
     **dict.fromkeys(("early_exit_step", "exit_sweep", "gamma_means"), "bntt_jax.early_exit"),
     "plot": "bntt_jax.plot:module",
     "energy": "bntt_jax.metrics.energy:module",

@@ -13,7 +13,7 @@ import numbers
 from typing import Any
 
 from bntt_jax import serialize
-from bntt_jax.constants import ARCHS, EPS, MOMENTUM, SURROGATE_ALPHA
+from bntt_jax.constants import ARCHS, EPS, MOMENTUM, RESETS, SURROGATE_ALPHA
 from bntt_jax.norms import NORMS, Normalization, normalization
 
 # Conv widths with 'P' = 2x2 average pool and 'G' = global average pool (the authors'
@@ -22,8 +22,42 @@ _VGG_PLANS: dict[str, tuple[tuple[int | str, ...], tuple[int, ...]]] = {
     "vgg9": ((64, 64, "P", 128, 128, "P", 256, 256, 256, "P"), (1024,)),
     "vgg11": ((64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "G"), (4096,)),
 }
-# Leak λ of the authors' runs: VGG9 0.95, VGG11 0.99 (their argparse default, used for the MLP).
-DEFAULT_LEAK = {"vgg9": 0.95, "vgg11": 0.99, "mlp": 0.99}
+# Leak λ of the authors' runs: VGG9 0.95, VGG11 0.99 (their argparse default, used for the MLP);
+# a plan of your own starts from VGG9's.
+DEFAULT_LEAK = {"vgg9": 0.95, "vgg11": 0.99, "mlp": 0.99, "custom": 0.95}
+#: The words of a layer plan (``arch='custom'``): a 3×3 convolution of N channels, a dense
+#: layer of N neurons, a 2×2 average pool or a global average pool after a convolution.
+PLAN_WORDS = {"cN": "3x3 conv, N channels", "fN": "dense, N neurons",
+              "p": "2x2 average pool", "g": "global average pool"}  # fmt: skip
+EXAMPLE_PLAN = "c64,c64,p,c128,c128,p,f256"
+
+
+def parse_plan(plan: Any) -> tuple[tuple[str | int, ...], tuple[int, ...]]:
+    """A layer plan (``("c64", "p", "f256")`` or ``"c64,p,f256"``) as ``(convs, dense)`` in the
+    form of ``_VGG_PLANS``; ``ValueError`` names the first word it cannot take."""
+    words = tuple(w.strip().lower() for w in (plan.split(",") if isinstance(plan, str) else plan))
+    convs: list[str | int] = []
+    dense: list[int] = []
+    for i, word in enumerate(words):
+        where = f"word {i + 1} ({word!r}) of the plan {','.join(words)}"
+        if word in ("p", "g"):
+            if not convs or isinstance(convs[-1], str) or dense:
+                raise ValueError(f"{where}: a pool follows a convolution (cN), once.")
+            convs.append(word.upper())
+        elif word[:1] in ("c", "f") and word[1:].isdigit() and int(word[1:]) > 0:
+            if word[0] == "c" and dense:
+                raise ValueError(f"{where}: convolutions come before the dense layers.")
+            if word[0] == "c" and "G" in convs:
+                raise ValueError(f"{where}: nothing convolves after a global pool.")
+            (convs if word[0] == "c" else dense).append(int(word[1:]))
+        else:
+            words_help = "; ".join(f"{k}: {v}" for k, v in PLAN_WORDS.items())
+            raise ValueError(f"{where}: unknown word; the words are {words_help}.")
+    if not words:
+        raise ValueError("the plan is empty; give at least one layer, e.g. " + EXAMPLE_PLAN)
+    return tuple(convs), tuple(dense)
+
+
 # Sequential MNIST network of the journal paper: FC(1,256)-FC(256,256)-FC(256,10).
 DEFAULT_MLP_HIDDEN = (256, 256)
 
@@ -57,8 +91,13 @@ class NetworkConfig:
     """Everything :func:`bntt_jax.simulate` must know about a network besides its arrays.
 
     Attributes:
-      arch: ``'vgg9'``, ``'vgg11'`` (BNTT paper Sec. 4, as the authors' released code) or
-        ``'mlp'`` (sequential inputs).
+      arch: ``'vgg9'``, ``'vgg11'`` (BNTT paper Sec. 4, as the authors' released code),
+        ``'mlp'`` (sequential inputs), or ``'custom'``: the layers of ``plan``.
+      plan: ``arch='custom'`` only: the spiking layers in order, words ``cN`` (3×3
+        convolution, N channels), ``p`` (2×2 average pool), ``g`` (global average pool) and
+        ``fN`` (dense, N neurons), e.g. ``("c64", "c64", "p", "c128", "p", "f256")`` (or that
+        string comma-separated); the readout follows. A plan that starts with a convolution
+        takes images (``img_size``, ``in_channels``), one of dense layers ``in_features``.
       num_steps: T the parameters were built for (BNTT has one γᵗ and statistics per step).
       num_classes: readout width.
       img_size: input side for the VGGs (32 CIFAR, 64 Tiny-ImageNet); VGG only.
@@ -68,12 +107,15 @@ class NetworkConfig:
       leak: membrane leak λ (default: 0.95 VGG9, 0.99 VGG11 and MLP).
       threshold: firing threshold θ (1.0, fixed).
       alpha: surrogate damping α of Eq. 8 (0.3).
+      reset: ``'soft'`` (subtract θ after a spike, the papers') or ``'hard'`` (to 0, what
+        NIR's neurons do: such a network exports with :func:`bntt_jax.to_nir`).
       norm: ``'bntt'`` (default), ``'bn'``, ``'layernorm'`` or ``'none'``.
       eps: normalisation ε (1e-4).
       momentum: running-statistics momentum, PyTorch convention (0.1).
     """
 
     arch: str = "vgg9"
+    plan: tuple[str, ...] | None = None
     num_steps: int = 25
     num_classes: int = 10
     img_size: int | None = None
@@ -83,6 +125,7 @@ class NetworkConfig:
     leak: float | None = None
     threshold: float = 1.0
     alpha: float = SURROGATE_ALPHA
+    reset: str = "soft"
     norm: str = "bntt"
     eps: float = EPS
     momentum: float = MOMENTUM
@@ -100,31 +143,47 @@ class NetworkConfig:
         if self.norm not in NORMS:
             hint = _suggest(self.norm, NORMS)
             fail("norm", f"unknown norm {self.norm!r}; choose one of {NORMS}.{hint}")
+        if self.reset not in RESETS:
+            hint = _suggest(str(self.reset), RESETS)
+            fail("reset", f"unknown reset {self.reset!r}; choose one of {RESETS}.{hint}")
         for name in ("num_steps", "num_classes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 fail(name, f"{name} must be a positive int, got {value!r}.")
-        if self.arch == "mlp":
+        if self.arch == "custom":
+            if self.plan is None:
+                fail("plan", f"arch='custom' needs a plan, e.g. plan={EXAMPLE_PLAN!r}.")
+            plan = self.plan.split(",") if isinstance(self.plan, str) else self.plan
+            setf("plan", tuple(str(w).strip().lower() for w in plan))
+            try:
+                parse_plan(self.plan)
+            except ValueError as err:
+                fail("plan", str(err))
+        elif self.plan is not None:
+            fail("plan", f"plan applies to arch='custom' only (a {self.arch} has its own).")
+        if self.arch != "mlp" and self.hidden is not None:
+            fail("hidden", f"hidden applies to arch='mlp' only; {self.arch} has its own layers.")
+        if not self.takes_images:
             for name in ("img_size", "in_channels"):
                 if getattr(self, name) is not None:
-                    fail(name, f"{name} applies to the VGGs only; the MLP takes in_features.")
+                    fail(name, f"{name} applies to networks of images (a VGG, a plan that "
+                         f"starts with a convolution); {self.arch} takes in_features.")  # fmt: skip
             setf("in_features", 1 if self.in_features is None else self.in_features)
-            hidden = DEFAULT_MLP_HIDDEN if self.hidden is None else tuple(self.hidden)
-            if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-                fail(
-                    "hidden",
-                    f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}.",
-                )
-            setf("hidden", hidden)
+            if self.arch == "mlp":
+                hidden = DEFAULT_MLP_HIDDEN if self.hidden is None else tuple(self.hidden)
+                if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+                    fail("hidden", "hidden must be a non-empty sequence of positive ints, got "
+                         f"{self.hidden!r}.")  # fmt: skip
+                setf("hidden", hidden)
             if not isinstance(self.in_features, int) or self.in_features < 1:
                 fail("in_features", f"in_features must be a positive int, got {self.in_features}.")
         else:
-            for name in ("in_features", "hidden"):
-                if getattr(self, name) is not None:
-                    fail(name, f"{name} applies to arch='mlp' only; a VGG takes img_size.")
+            if self.in_features is not None:
+                fail("in_features", f"in_features applies to networks of feature vectors; "
+                     f"{self.arch} takes images (img_size, in_channels).")  # fmt: skip
             setf("img_size", 32 if self.img_size is None else self.img_size)
             setf("in_channels", 3 if self.in_channels is None else self.in_channels)
-            factor = 8 if self.arch == "vgg9" else 16
+            factor = 2 ** sum(item == "P" for item in self._plan()[0])
             if (
                 not isinstance(self.img_size, int)
                 or self.img_size < factor
@@ -159,13 +218,24 @@ class NetworkConfig:
 
     # ----------------------------------------------------------------- architecture facts
     @property
+    def takes_images(self) -> bool:
+        """Whether the input is images ``[H, W, C]`` (a VGG, a plan that starts with a
+        convolution) rather than feature vectors."""
+        return self.arch in _VGG_PLANS or (self.arch == "custom" and bool(self._plan()[0]))
+
+    def _plan(self) -> tuple[tuple[str | int, ...], tuple[int, ...]]:
+        if self.arch == "custom":
+            return parse_plan(self.plan)
+        if self.arch == "mlp":
+            return (), tuple(self.hidden or DEFAULT_MLP_HIDDEN)
+        return _VGG_PLANS[self.arch]
+
+    @property
     def layers(self) -> tuple[LayerSpec, ...]:
         """The spiking layers in order (the readout is not one of them)."""
-        if self.arch == "mlp":
-            return tuple(LayerSpec(f"fc{i + 1}", "fc", h) for i, h in enumerate(self.hidden))
-        convs, fcs = _VGG_PLANS[self.arch]
+        convs, fcs = self._plan()
         specs: list[LayerSpec] = []
-        size = self.img_size
+        size = self.img_size or 0
         for item in convs:
             if item == "P":
                 specs[-1] = dataclasses.replace(specs[-1], pool="avg2")
@@ -186,7 +256,7 @@ class NetworkConfig:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample at one step: ``(H, W, C)`` or ``(features,)``."""
-        if self.arch == "mlp":
+        if not self.takes_images:
             return (self.in_features,)
         return (self.img_size, self.img_size, self.in_channels)
 

@@ -7,10 +7,13 @@ clear message) before JAX starts. The modules that use these names re-export the
 
 from __future__ import annotations
 
-#: Network architectures: the BNTT papers' VGG9 and VGG11, and an MLP for small inputs.
-ARCHS = ("vgg9", "vgg11", "mlp")
+#: Network architectures: the BNTT papers' VGG9 and VGG11, an MLP for small inputs, and a
+#: network of your own described by a layer plan (``NetworkConfig.plan``).
+ARCHS = ("vgg9", "vgg11", "mlp", "custom")
 #: Input encoders: signed Poisson rate coding (BNTT App. B), direct input, one value per step.
 ENCODERS = ("poisson", "direct", "sequential")
+#: LIF resets: subtract the threshold (the BNTT papers'), or reset to 0 (NIR's neurons).
+RESETS = ("soft", "hard")
 #: Optimisers: SGD with momentum (the BNTT papers) and Adam.
 OPTIMIZERS = ("sgd", "adam")
 #: Learning-rate schedules: ÷10 at 50/70/90 % of the epochs (BNTT Sec. 4.1), or constant.

@@ -1,4 +1,5 @@
-"""Thin Flax Linen modules over the pure functions: VGG9, VGG11 and the MLP.
+"""The network of a :class:`NetworkConfig` (VGG9, VGG11, the MLP) from the layers of
+:mod:`bntt_jax.layers`.
 
 Execution is **layer-major**: each layer computes its synaptic input for all T steps at once
 (T folded into the batch of the conv/matmul), normalises every step vectorised over T, and
@@ -25,104 +26,17 @@ from jax import lax
 
 from bntt_jax.config import NetworkConfig
 from bntt_jax.cpu import ffi
-from bntt_jax.cpu.convolution import conv3x3, spike_dense
 from bntt_jax.cpu.fused import bntt_lif_eval
-from bntt_jax.lif import lif_scan
-from bntt_jax.norms import normalization
+from bntt_jax.layers import (
+    LIF,
+    Readout,
+    SpikingConv,
+    SpikingDense,
+    TemporalNorm,
+    avg_pool2,
+    global_avg_pool,
+)
 from bntt_jax.readout import readout_steps
-
-#: The authors' ``xavier_uniform_(gain=2)``: variance scale gain² = 4, fan-average, uniform.
-xavier_uniform_gain2 = nn.initializers.variance_scaling(4.0, "fan_avg", "uniform")
-
-
-class TemporalNorm(nn.Module):
-    """Normalisation of ``[T, B, ..., C]`` synaptic input by the :mod:`bntt_jax.norms` object
-    named ``norm`` (BNTT: ``gamma_t`` and running ``mean``/``var``, ``[num_steps, C]``; a call
-    with T ≤ num_steps uses and updates rows ``0 … T−1`` only)."""
-
-    norm: str
-    num_steps: int
-    eps: float
-    momentum: float
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        norm = normalization(self.norm)
-        return norm(self, x, train, self.num_steps, self.eps, self.momentum)
-
-
-class Conv3x3(nn.Module):
-    """3×3 convolution, stride 1, padding 1, no bias (the authors' ``Conv2d``), kernel HWIO."""
-
-    features: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param(
-            "kernel", xavier_uniform_gain2, (3, 3, x.shape[-1], self.features), jnp.float32
-        )
-        return conv3x3(x, kernel.astype(x.dtype))
-
-
-class Dense(nn.Module):
-    """Fully connected layer, no bias (authors' ``Linear(bias=False)``), kernel ``[in, out]``."""
-
-    features: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param(
-            "kernel", xavier_uniform_gain2, (x.shape[-1], self.features), jnp.float32
-        )
-        return spike_dense(x, kernel.astype(x.dtype))
-
-
-class Readout(nn.Module):
-    """Non-spiking accumulator ``(1/T)·Σ_t W·o_t`` (Eq. 5 with λ = 1), no bias, no norm.
-
-    Returns ``(logits, steps)`` with ``steps`` the per-step terms ``W·o_t`` ``[T, B, classes]``.
-    """
-
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, spikes: jax.Array) -> jax.Array:
-        kernel = self.param(
-            "kernel", xavier_uniform_gain2, (spikes.shape[-1], self.num_classes), jnp.float32
-        )
-        steps = readout_steps(spikes, kernel.astype(spikes.dtype))
-        return jnp.mean(steps, axis=0), steps
-
-
-def avg_pool2(x: jax.Array) -> jax.Array:
-    """2×2 average pooling with stride 2 of ``[T, B, H, W, C]`` (even H and W)."""
-    t, b, h, w, c = x.shape
-    return x.reshape(t, b, h // 2, 2, w // 2, 2, c).mean(axis=(3, 5))
-
-
-def global_avg_pool(x: jax.Array) -> jax.Array:
-    """Global average pooling ``[T, B, H, W, C] -> [T, B, C]`` (VGG11's adaptive pool)."""
-    return x.mean(axis=(2, 3))
-
-
-def fold_time(fn, x: jax.Array, batch_major: bool | None = None) -> jax.Array:
-    """Apply a per-sample ``fn`` to ``[T, B, ...]`` with T folded into the batch.
-
-    On one device the fold is time-major (a free reshape). With several devices the batch
-    axis may be sharded, and a time-major fold would interleave the devices' rows, which
-    XLA's SPMD partitioner can only handle by gathering the whole batch onto every device
-    (and computing every convolution N times); so there (``batch_major``, default: more than
-    one device) the fold is batch-major, one transpose each way, and each device convolves
-    its own samples. Both orders compute the same values.
-    """
-    t, b = x.shape[:2]
-    if batch_major is None:
-        batch_major = jax.device_count() > 1
-    if batch_major:
-        y = fn(jnp.swapaxes(x, 0, 1).reshape((b * t,) + x.shape[2:]))
-        return jnp.swapaxes(y.reshape((b, t) + y.shape[1:]), 0, 1)
-    y = fn(x.reshape((t * b,) + x.shape[2:]))
-    return y.reshape((t, b) + y.shape[1:])
 
 
 class SpikingNetwork(nn.Module):
@@ -147,17 +61,14 @@ class SpikingNetwork(nn.Module):
         counts: dict[str, jax.Array] = {}
         recorded: dict[str, dict[str, jax.Array]] = {"membranes": {}, "spikes": {}}
         for spec in cfg.layers:
-            if spec.kind == "conv":
-                conv = Conv3x3(spec.features, name=spec.name)
-                current = fold_time(conv, x)
-            else:
-                x = x.reshape(t, b, -1)
-                current = Dense(spec.features, name=spec.name)(x)
+            synapses = SpikingConv if spec.kind == "conv" else SpikingDense
+            current = synapses(spec.features, name=spec.name)(x)
             current = TemporalNorm(
                 cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, name=f"norm_{spec.name}"
             )(current, train)
-            out = lif_scan(current, leak=cfg.leak, threshold=cfg.threshold, alpha=cfg.alpha,
-                           return_membrane=record)  # fmt: skip
+            out = LIF(cfg.leak, cfg.threshold, cfg.reset, cfg.alpha, return_membrane=record)(
+                current
+            )
             if record:
                 out, recorded["membranes"][spec.name] = out
                 recorded["spikes"][spec.name] = out
@@ -167,15 +78,17 @@ class SpikingNetwork(nn.Module):
             elif spec.pool == "global":
                 out = global_avg_pool(out)
             x = out
-        logits, steps = Readout(cfg.num_classes, name=cfg.readout_name)(x.reshape(t, b, -1))
+        logits, steps = Readout(cfg.num_classes, name=cfg.readout_name)(x)
         return (logits, counts, steps, recorded) if record else (logits, counts, steps)
 
 
 def fusable(config: NetworkConfig, spikes: jax.Array) -> bool:
     """Whether :func:`eval_apply` runs the fused CPU layers for this network and input: its
-    normalisation evaluates as a per-step affine map, and the compiled code is usable."""
+    normalisation evaluates as a per-step affine map, its neurons reset softly (the compiled
+    layer's), and the compiled code is usable."""
     return (
         config.normalization.fused_eval
+        and config.reset == "soft"
         and spikes.dtype in (jnp.float32, jnp.float64)
         and ffi.usable()
     )

@@ -9,6 +9,7 @@ It is a pytree (the config is static aux data), so it goes straight into ``jax.j
 from __future__ import annotations
 
 import functools
+import typing
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -61,7 +62,8 @@ class SimulateOutput(NamedTuple):
 
     logits: jax.Array
     spike_counts: dict[str, jax.Array]
-    batch_stats: dict[str, Any] | None
+    # typing.Any, not Any: the API docs resolve a NamedTuple field's annotation by import
+    batch_stats: dict[str, typing.Any] | None
 
 
 class RecordedOutput(NamedTuple):
@@ -77,7 +79,8 @@ class RecordedOutput(NamedTuple):
 
     logits: jax.Array
     spike_counts: dict[str, jax.Array]
-    batch_stats: dict[str, Any] | None
+    # typing.Any, not Any: the API docs resolve a NamedTuple field's annotation by import
+    batch_stats: dict[str, typing.Any] | None
     membranes: dict[str, jax.Array]
     spikes: dict[str, jax.Array]
 
@@ -235,7 +238,7 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
             "spikes.astype(jnp.float32)."
         )
     expected = cfg.input_shape
-    layout = "[T, B, H, W, C]" if cfg.arch != "mlp" else "[T, B, features]"
+    layout = "[T, B, H, W, C]" if cfg.takes_images else "[T, B, features]"
     if spikes.ndim != 2 + len(expected):
         raise ValueError(
             f"simulate(): {cfg.arch} expects time-major spikes of rank {2 + len(expected)} "
@@ -253,11 +256,11 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
         )
     sample = tuple(spikes.shape[2:])
     if sample != expected:
-        if cfg.arch != "mlp" and sample[:2] == expected[:2]:
+        if cfg.takes_images and sample[:2] == expected[:2]:
             problem = f"{sample[2]} input channels, but the network has {expected[2]}"
             if sample[0] == expected[2]:
                 problem += " (channels-first input? the layout is channels-last [T, B, H, W, C])"
-        elif cfg.arch != "mlp" and sample[-1] == expected[0] and sample[0] == expected[2]:
+        elif cfg.takes_images and sample[-1] == expected[0] and sample[0] == expected[2]:
             problem = "a channels-first sample; the layout is channels-last [T, B, H, W, C]"
         else:
             problem = f"samples of shape {sample}, but the network takes {expected}"

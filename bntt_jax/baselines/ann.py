@@ -51,7 +51,7 @@ class ANNNetwork(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         c = self.config
         init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
-        if c.arch == "mlp":
+        if not c.takes_images:
             x = x.reshape(x.shape[0], -1)
         for spec in c.layers:
             if spec.kind == "conv":
@@ -92,7 +92,7 @@ def init(key: jax.Array | int, config: NetworkConfig) -> ANNParams:
 def forward(net: ANNParams, x: jax.Array) -> jax.Array:
     """Logits ``[B, classes]`` with the running statistics (evaluation). An MLP takes inputs
     of any shape with ``in_features`` values (images are flattened)."""
-    if net.config.arch == "mlp":
+    if not net.config.takes_images:
         x = x.reshape(x.shape[0], -1)
     chex.assert_shape(x, (None, *net.config.input_shape))
     return ANNNetwork(net.config).apply(net.variables(), x, train=False)

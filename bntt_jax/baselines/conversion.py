@@ -89,7 +89,7 @@ def _pool(pool: str | None, s: jax.Array) -> jax.Array:
     return s
 
 
-def _bias_scales(config: NetworkConfig, thresholds: dict[str, Any]) -> dict[str, Any]:
+def bias_scales(config: NetworkConfig, thresholds: dict[str, Any]) -> dict[str, Any]:
     """``1/c_{l−1}`` for every layer and the readout (module docstring)."""
     scales, c = {}, POISSON_SCALE
     for spec in config.layers:
@@ -110,7 +110,7 @@ def _run(weights, biases, thresholds, images, key, *, config, reset, steps, prob
     per layer per step summed over the images, prediction of every image after every step))``."""
     names = [spec.name for spec in config.layers]
     layers = config.layers if probe is None else config.layers[: names.index(probe) + 1]
-    scales = _bias_scales(config, thresholds)
+    scales = bias_scales(config, thresholds)
     batch = images.shape[0]
 
     def zeros_of(spec, x):

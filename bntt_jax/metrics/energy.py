@@ -96,8 +96,8 @@ class SynapticLayer:
 def synaptic_layers(config: NetworkConfig) -> tuple[SynapticLayer, ...]:
     """Every weight layer of ``config`` in order, the readout last."""
     out: list[SynapticLayer] = []
-    source, side = "input", config.img_size if config.arch != "mlp" else 1
-    channels = config.in_channels if config.arch != "mlp" else config.in_features
+    source, side = "input", config.img_size if config.takes_images else 1
+    channels = config.in_channels if config.takes_images else config.in_features
     for spec in config.layers:
         if spec.kind == "conv":
             out.append(SynapticLayer(spec.name, "conv", channels, spec.features, spec.size,
@@ -119,6 +119,23 @@ def layer_flops(layer: SynapticLayer) -> int:
     if layer.kind == "conv":
         return layer.kernel**2 * layer.out_size**2 * layer.c_in * layer.c_out
     return layer.c_in * layer.c_out
+
+
+def layer_table(config: NetworkConfig) -> list[dict[str, Any]]:
+    """The resolved network, one row per weight layer: its kind, output shape (one sample, one
+    step, before pooling), pooling, spiking neurons (Eq. 23's N; 0 for the readout) and FLOPs
+    as an ANN (Eq. 22)."""
+    neurons = config.neurons_per_layer()
+    specs = {spec.name: spec for spec in config.layers}
+    rows = []
+    for layer in synaptic_layers(config):
+        spec = specs.get(layer.name)
+        side = [layer.out_size] * 2 if layer.kind == "conv" else []
+        rows.append({"layer": layer.name, "kind": layer.kind if spec else "readout",
+                     "output": [*side, layer.c_out], "pool": spec.pool if spec else None,
+                     "neurons": neurons.get(layer.name, 0),
+                     "flops": layer_flops(layer)})  # fmt: skip
+    return rows
 
 
 def ann_flops(config: NetworkConfig) -> dict[str, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 from typing import Any, NamedTuple
 
 import chex
@@ -56,7 +57,8 @@ class SurrogateOutput(NamedTuple):
     logits: jax.Array
     z: dict[str, jax.Array]
     t: dict[str, jax.Array]
-    batch_stats: dict[str, Any] | None
+    # typing.Any, not Any: the API docs resolve a NamedTuple field's annotation by import
+    batch_stats: dict[str, typing.Any] | None
     p_tb: dict[str, jax.Array]
 
 

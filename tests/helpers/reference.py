@@ -73,7 +73,9 @@ def time_major_forward(net: NetworkParams, spikes, train: bool):
             z = _norm_step(cfg.norm, z, t, p.get(key), stats.get(key), train, cfg.eps, cfg.momentum)
             u = cfg.leak * mem.get(spec.name, jnp.zeros_like(z)) + z
             o = spike(u, cfg.threshold, cfg.alpha)
-            mem[spec.name] = u - cfg.threshold * lax.stop_gradient(o)
+            fired = lax.stop_gradient(o)  # soft: subtract θ; hard: back to 0
+            soft = cfg.reset == "soft"
+            mem[spec.name] = u - cfg.threshold * fired if soft else jnp.where(fired > 0, 0.0, u)
             counts[spec.name].append(o.reshape(b, -1).sum(-1))
             if spec.pool == "avg2":
                 o = lax.reduce_window(o, 0.0, lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0

@@ -65,6 +65,8 @@ TRAIN_CASES = [
     ("vgg9", "none", dict(img_size=8, in_channels=2, num_steps=2, leak=0.9)),
     ("vgg11", "bntt", dict(img_size=16, in_channels=3, num_steps=3)),
     ("mlp", "bntt", dict(in_features=5, hidden=(32, 16), num_steps=7)),
+    ("mlp", "bn", dict(in_features=5, hidden=(32, 16), num_steps=7, reset="hard")),
+    ("custom", "bntt", dict(plan="c8,p,c16,g,f32", img_size=8, in_channels=2, num_steps=3)),
 ]
 
 
@@ -103,6 +105,7 @@ EVAL_CASES = [
     ("vgg9", "bntt", dict(img_size=8, in_channels=3, num_steps=4)),
     ("vgg9", "bn", dict(img_size=8, in_channels=2, num_steps=3)),
     ("mlp", "bntt", dict(in_features=5, hidden=(32, 16), num_steps=7)),
+    ("vgg9", "none", dict(img_size=8, in_channels=2, num_steps=3, reset="hard")),
 ]
 
 
@@ -120,7 +123,7 @@ def test_eval_mode_layer_major_equals_time_major(arch, norm, kw):
 def test_batch_major_fold_computes_the_same_as_time_major():
     """The fold used with several devices (batch-major) against the one-device fold."""
     from bntt_jax.cpu.convolution import conv3x3_reference
-    from bntt_jax.models import fold_time
+    from bntt_jax.layers import fold_time
 
     x = jax.random.normal(jax.random.key(0), (3, 5, 6, 6, 4))
     kernel = jax.random.normal(jax.random.key(1), (3, 3, 4, 7))

@@ -132,7 +132,7 @@ def test_bad_params_and_batch(vgg, vgg_spikes):
         (dict(num_steps=0), "num_steps must be a positive int"),
         (dict(leak=1.5), r"leak must be in \(0, 1\]"),
         (dict(threshold=0.0), "threshold must be finite and > 0"),
-        (dict(arch="mlp", img_size=32), "img_size applies to the VGGs only"),
+        (dict(arch="mlp", img_size=32), "img_size applies to networks of images"),
         (dict(arch="vgg9", hidden=(10,)), "hidden applies to arch='mlp' only"),
         (dict(arch="mlp", hidden=()), "hidden must be a non-empty"),
     ],

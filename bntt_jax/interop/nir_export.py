@@ -1,0 +1,247 @@
+"""Export to NIR, the Neuromorphic Intermediate Representation (the ``nir`` package).
+
+NIR's neurons are continuous-time: ``LIF`` is ``τ·dv/dt = (v_leak − v) + R·I``, ``IF`` is
+``dv/dt = R·I``, ``I`` (integrator) is ``dv/dt = R·I``; a neuron spikes when ``v > v_threshold``
+and then **resets to** ``v_reset``. With **dt = 1 and forward Euler** (the discretisation this
+export states, in the graph's ``metadata``), ``v ← v + (v_leak − v + R·I)/τ`` with
+``τ = 1/(1 − λ)``, ``R = τ``, ``v_leak = 0`` is our ``u_t = λ·m_{t−1} + I_t`` (BNTT paper
+Eq. 4), and the reset to ``v_reset = 0`` is our hard reset. So :func:`to_nir` exports exactly:
+
+* a BNTT-family network (:class:`bntt_jax.NetworkParams`) with ``reset="hard"`` and
+  ``norm="none"``, or ``norm="bn"`` (one batch norm shared by all steps) folded into the
+  weights: ``W' = W·γ/√(σ² + ε)``, bias ``−μ·γ/√(σ² + ε)``; a leak λ = 1 becomes ``IF``;
+* the ANN-to-SNN conversion (:mod:`bntt_jax.conversion`) with ``reset="zero"``: ``IF``
+  neurons, each layer's bias scaled as the simulation scales it. It fires at ``u ≥ θ``; NIR at
+  ``v > v_threshold``, so the exported threshold is the float32 number just below θ, which
+  makes the two tests agree for every float32 ``v``.
+
+The accumulating readout (Eq. 5, ``(1/T)·Σ_t W·o_t``) is a ``Linear`` into an integrator ``I``
+with ``R = 1/T`` (the conversion's summed readout: ``R = 1``): its state after T steps is the
+logits. Input spikes enter as ``(C, H, W)`` (or ``(features,)``) per step: NIR's convolutions
+are channels-first, so kernels are transposed to ``(out, in, kH, kW)`` and the first dense
+layer's rows are permuted from our ``(H, W, C)`` flattening to ``(C, H, W)``.
+
+Refused, with the reason (a ``ValueError``), because no NIR graph computes them:
+
+* the soft reset (``m = u − θ·o``, the papers' default): NIR neurons only reset to a value;
+* BNTT (Eq. 9): a different affine map ``γᵗ·(x − μᵗ)/σᵗ`` at every step, and NIR's nodes are
+  time-invariant; layer norm: statistics of each sample, not a linear map;
+* TTFS networks (Park & Yoon): one spike per neuron against the exponential kernel's
+  decaying threshold (their Eq. 1–3), which no NIR neuron has; ANNs: no spiking neurons.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from bntt_jax.baselines.ann import ANNParams
+from bntt_jax.baselines.conversion import ConvertedNetwork, bias_scales
+from bntt_jax.config import NetworkConfig
+from bntt_jax.network import NetworkParams
+from bntt_jax.ttfs.network import TTFSParams
+
+#: The discretisation the exported parameters assume, stored in the graph's metadata.
+DISCRETISATION = "forward Euler, dt = 1"
+
+
+def _nir() -> Any:
+    try:
+        import nir  # an optional dependency: only an export needs it
+    except ImportError as err:
+        raise ImportError(
+            "to_nir() needs the nir package: pip install nir (or pip install 'bntt-jax[nir]')."
+        ) from err
+    return nir
+
+
+def _refuse(what: str, why: str, fix: str) -> ValueError:
+    return ValueError(f"to_nir(): {what} cannot be exported exactly: {why} {fix}")
+
+
+def _check_bntt(config: NetworkConfig) -> None:
+    if config.reset != "hard":
+        raise _refuse(
+            "a network with the soft reset (m = u − θ·o, the BNTT papers' Eq. 4)",
+            "NIR's LIF and IF neurons reset to v_reset after a spike and have no subtractive "
+            "reset.",
+            "Train with the hard reset: bj.init(..., reset='hard'), or --set reset=hard.",
+        )
+    if config.norm == "bntt":
+        raise _refuse(
+            "BNTT (Eq. 9)",
+            "it normalises time-step t with its own γᵗ, μᵗ and σᵗ, a different affine map at "
+            "every step, and NIR's nodes are the same at every step.",
+            "Train with norm='none' or norm='bn' (one batch norm, folded into the weights).",
+        )
+    if config.norm == "layernorm":
+        raise _refuse(
+            "layer norm",
+            "it divides by statistics of each sample at each step, which is not a linear map.",
+            "Train with norm='none' or norm='bn'.",
+        )
+
+
+def _folded(params: Any, config: NetworkConfig) -> tuple[dict, dict]:
+    """Kernels (our layout) and biases of every layer, the ``bn`` norm folded in."""
+    p, stats = params.params, params.batch_stats or {}
+    weights, biases = {}, {}
+    for spec in config.layers:
+        w = np.asarray(p[spec.name]["kernel"], np.float64)
+        if config.norm == "bn":
+            norm = f"norm_{spec.name}"
+            scale = np.asarray(p[norm]["gamma"], np.float64) / np.sqrt(
+                np.asarray(stats[norm]["var"], np.float64) + config.eps
+            )
+            weights[spec.name] = w * scale
+            biases[spec.name] = -np.asarray(stats[norm]["mean"], np.float64) * scale
+        else:
+            weights[spec.name], biases[spec.name] = w, None
+    weights[config.readout_name] = np.asarray(p[config.readout_name]["kernel"], np.float64)
+    biases[config.readout_name] = None
+    return weights, biases
+
+
+def _graph(
+    config: NetworkConfig,
+    weights: dict,
+    biases: dict,
+    neuron: Any,
+    readout_r: float,
+    metadata: dict[str, Any],
+) -> Any:
+    """The feed-forward graph: input, per layer synapses → neurons (→ pool), flatten before the
+    first dense layer after a convolution, the readout into an integrator, output."""
+    nir = _nir()
+    f32 = np.float32
+    shape = config.input_shape
+    shape = (shape[-1], *shape[:-1]) if len(shape) == 3 else shape  # channels first
+    nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(shape))}
+    edges, last = [], "input"
+
+    def add(name: str, node: Any) -> None:
+        nonlocal last
+        nodes[name] = node
+        edges.append((last, name))
+        last = name
+
+    for spec in [*config.layers, None]:
+        name = config.readout_name if spec is None else spec.name
+        w, b = weights[name], biases[name]
+        if spec is not None and spec.kind == "conv":
+            kernel = np.transpose(w, (3, 2, 0, 1)).astype(f32)  # HWIO -> OIHW
+            bias = np.zeros(w.shape[-1], f32) if b is None else b.astype(f32)
+            add(name, nir.Conv2d(input_shape=tuple(shape[1:]), weight=kernel, stride=1,
+                                 padding=1, dilation=1, groups=1, bias=bias))  # fmt: skip
+            shape = (w.shape[-1], *shape[1:])
+        else:
+            if len(shape) == 3:  # our rows read (H, W, C); NIR flattens (C, H, W)
+                c, h, wd = shape
+                w = w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(c * h * wd, -1)
+                add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0))
+            weight = w.T.astype(f32)
+            node = (nir.Linear(weight=weight) if b is None
+                    else nir.Affine(weight=weight, bias=b.astype(f32)))  # fmt: skip
+            add(name, node)
+            shape = (w.shape[-1],)
+        if spec is None:
+            add("readout", nir.I(r=np.full(shape, readout_r, f32)))
+            break
+        add(f"{name}.neuron", neuron(spec.name, shape))
+        if spec.pool == "avg2":
+            two = np.array([2, 2])
+            add(f"{name}.pool", nir.AvgPool2d(kernel_size=two, stride=two, padding=0 * two))
+            shape = (shape[0], shape[1] // 2, shape[2] // 2)
+        elif spec.pool == "global":
+            size = np.array(shape[1:])
+            add(f"{name}.pool", nir.AvgPool2d(kernel_size=size, stride=size,
+                                              padding=np.array([0, 0])))  # fmt: skip
+            shape = (shape[0], 1, 1)
+    add("output", nir.Output(output_type=np.array(shape)))
+    metadata = {"discretisation": DISCRETISATION, "producer": "bntt-jax", **metadata}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def _bntt_graph(params: Any) -> Any:
+    nir = _nir()
+    config: NetworkConfig = params.config
+    _check_bntt(config)
+    weights, biases = _folded(params, config)
+
+    def neuron(_: str, shape: tuple[int, ...]) -> Any:
+        full = np.ones(shape, np.float32)
+        theta, reset = config.threshold * full, 0.0 * full
+        if config.leak == 1.0:  # no leak: dv/dt = R·I with R = 1
+            return nir.IF(r=full, v_threshold=theta, v_reset=reset)
+        tau = np.float32(1.0 / (1.0 - config.leak)) * full
+        return nir.LIF(tau=tau, r=tau.copy(), v_leak=0.0 * full, v_threshold=theta,
+                       v_reset=reset)  # fmt: skip
+
+    meta = {"network": "BNTT-family LIF network, hard reset", "num_steps": config.num_steps,
+            "readout": "logits = state of 'readout' after num_steps steps (Eq. 5)"}  # fmt: skip
+    return _graph(config, weights, biases, neuron, 1.0 / config.num_steps, meta)
+
+
+def _converted_graph(net: Any) -> Any:
+    nir = _nir()
+    config: NetworkConfig = net.config
+    if net.reset != "zero":
+        raise _refuse(
+            "a conversion with the subtractive reset (u −= θ)",
+            "NIR's IF neurons reset to v_reset after a spike and have no subtractive reset.",
+            "Convert with reset='zero' (--set conversion_reset=zero).",
+        )
+    scales = bias_scales(config, net.thresholds)
+    weights = {k: np.asarray(v, np.float64) for k, v in net.weights.items()}
+    biases = {k: np.asarray(net.biases[k], np.float64) * float(scales[k]) for k in weights}
+
+    def neuron(name: str, shape: tuple[int, ...]) -> Any:
+        full = np.ones(shape, np.float32)
+        theta = np.nextafter(np.float32(net.thresholds[name]), np.float32(-np.inf))
+        return nir.IF(r=full, v_threshold=theta * full, v_reset=0.0 * full)
+
+    meta = {"network": "ANN-to-SNN conversion, IF neurons, reset to zero",
+            "readout": "prediction = argmax of the state of 'readout' (summed)"}  # fmt: skip
+    return _graph(config, weights, biases, neuron, 1.0, meta)
+
+
+def to_nir(network: Any, path: str | os.PathLike | None = None) -> Any:
+    """The NIR graph (``nir.NIRGraph``) that computes ``network`` exactly (module docstring),
+    written to ``path`` (HDF5, ``nir.write``) when given.
+
+    Args:
+      network: a :class:`bntt_jax.NetworkParams` trained with ``reset="hard"`` and
+        ``norm="none"`` or ``"bn"``, or a converted network (:func:`bntt_jax.conversion.convert`
+        with ``reset="zero"``).
+      path: where to write the graph; nothing is written when the network is refused.
+
+    Raises:
+      ValueError: the network has no exact NIR form; the message says why and what to train
+        instead. TypeError: not a network this library makes. ImportError: no ``nir``.
+    """
+    if isinstance(network, NetworkParams):
+        graph = _bntt_graph(network)
+    elif isinstance(network, ConvertedNetwork):
+        graph = _converted_graph(network)
+    elif isinstance(network, TTFSParams):
+        raise _refuse(
+            "a TTFS network",
+            "each neuron fires once, when its membrane crosses the exponential kernel's "
+            "decaying threshold (Park & Yoon, Eq. 1–3); no NIR neuron has that threshold.",
+            "No NIR export exists for it.",
+        )
+    elif isinstance(network, ANNParams):
+        raise _refuse(
+            "an ANN",
+            "it has no spiking neurons.",
+            "Convert it first: bj.conversion.convert(ann, images, reset='zero').",
+        )
+    else:
+        raise TypeError(
+            f"to_nir(): expected NetworkParams or a ConvertedNetwork, got {type(network).__name__}."
+        )
+    if path is not None:
+        _nir().write(path, graph)
+    return graph
