@@ -27,7 +27,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from bntt_jax.config import NetworkConfig
 from bntt_jax.cpu.huge_pages import restart_with_huge_pages
+from bntt_jax.metrics import energy
 from experiments.core import estimates, lock, memory, registry, sweeps
 from experiments.core import folder as run_folder
 from experiments.core.config import (
@@ -174,10 +176,20 @@ def missing_data(p: Plan) -> DataMissingError | None:
     return None
 
 
+def describe_network(network: Any) -> dict[str, Any]:
+    """The resolved layers of a BNTT-family network, its spiking neurons and FLOPs (Eq. 22)."""
+    if not isinstance(network, NetworkConfig):
+        return {}
+    rows = energy.layer_table(network)
+    return {"layers": rows, "neurons": sum(r["neurons"] for r in rows),
+            "flops_as_ann": sum(r["flops"] for r in rows)}  # fmt: skip
+
+
 def _show(p: Plan) -> str:
     missing = missing_data(p)
     data = {"data": f"missing: {missing}" if missing else "present"}
-    estimate = {"time": estimates.describe(p.name)}
+    own = None if p.sweep is not None else p.config
+    estimate = {"time": estimates.describe(p.name, own)}
     if p.sweep is not None:
         return json.dumps({"name": p.name, "out": str(p.out), "resume": p.resume, **estimate,
                            **data, **p.sweep}, indent=2)  # fmt: skip
@@ -190,6 +202,7 @@ def _show(p: Plan) -> str:
             **data,
             "experiment": p.config.to_dict(),
             "network": p.config.network_config.to_dict(),
+            **describe_network(p.config.network_config),
             "training_memory": memory.gb(memory.estimate_bytes(p.config)),
             "paper": p.paper,
         },

@@ -24,10 +24,12 @@ from experiments.core.keys import (
     real,
 )
 
+#: The ANN's architectures: the presets (a custom plan is the spiking network's).
+ANN_ARCHS = tuple(a for a in ARCHS if a != "custom")
 #: The normalisations an ANN takes: a standard batch norm after every hidden layer, or none.
 ANN_NORMS = ("bn", "none")
 FIXES = {
-    "arch": f"--set arch=<{'|'.join(ARCHS)}> to suit the dataset.",
+    "arch": f"--set arch=<{'|'.join(ANN_ARCHS)}> to suit the dataset.",
     "norm": "--set norm=bn (or none).",
     "hidden": "--set hidden=256,256 (positive widths), or hidden=none.",
 }
@@ -39,7 +41,7 @@ class ANNNetwork:
 
     built: ClassVar[type] = NetworkConfig
 
-    arch: str = key("mlp", f"{', '.join(ARCHS)}", choice(ARCHS))
+    arch: str = key("mlp", f"{', '.join(ANN_ARCHS)}", choice(ANN_ARCHS))
     norm: str = key(
         "bn",
         "bn (standard batch norm: γ, β) or none",

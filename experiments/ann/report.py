@@ -57,7 +57,7 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
     lines = [
         f"# {name}",
         "",
-        f"ANN {network.arch.upper()} ({network.norm}, ReLU), {config.dataset}, "
+        f"ANN {network.arch.upper()} ({network.norm}, ReLU), {config.dataset_label}, "
         f"{metrics['epochs_run']} epochs, batch {config.batch_size}, {config.optimizer} lr "
         f"{config.lr}, {metrics['wall_time_s']:.0f} s.",
         "",

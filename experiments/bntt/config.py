@@ -10,8 +10,8 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
-from bntt_jax.config import NetworkConfig, NetworkConfigError
-from bntt_jax.constants import ARCHS, ENCODERS
+from bntt_jax.config import EXAMPLE_PLAN, NetworkConfig, NetworkConfigError, parse_plan
+from bntt_jax.constants import ARCHS, ENCODERS, RESETS
 from bntt_jax.norms import NORMS, normalization
 from experiments.core.config import ExperimentConfig, MethodSpec, register_method
 from experiments.core.data import DatasetFacts
@@ -33,6 +33,8 @@ FIXES = {
     "num_steps": "--set num_steps=25 (a positive int).",
     "leak": "--set leak=0.95 (in (0, 1]), or leak=none for the architecture's default.",
     "hidden": "--set hidden=256,256 (positive widths), or hidden=none.",
+    "plan": f"--set arch=custom --set plan={EXAMPLE_PLAN} (cN: 3x3 conv of N channels, p: 2x2 "
+    "average pool, g: global average pool, fN: dense of N neurons).",
 }
 
 
@@ -46,7 +48,12 @@ class BNTTNetwork:
     norm: str = key("bntt", f"normalisation: {', '.join(NORMS)}", choice(NORMS))
     num_steps: int = key(25, "time steps T", integer(1))
     leak: float | None = key(None, "membrane leak λ in (0, 1]; none: the arch's default")
+    reset: str = key("soft", "LIF reset: soft (subtract θ) or hard (to 0, NIR's)", choice(RESETS))
     hidden: tuple[int, ...] | None = key(None, "MLP hidden widths, e.g. 256,256")
+    plan: tuple[str, ...] | None = key(
+        None, f"arch=custom: the layers, e.g. {EXAMPLE_PLAN} (cN 3x3 conv, p 2x2 average pool, "
+        "g global pool, fN dense; the readout follows)"
+    )  # fmt: skip
     encoder: str = key("poisson", f"input encoding: {', '.join(ENCODERS)}", choice(ENCODERS))
 
     def __post_init__(self) -> None:
@@ -55,30 +62,46 @@ class BNTTNetwork:
     def check(self, config: ExperimentConfig) -> None:
         """Against the dataset: convolutions need images, the sequential encoder one step per
         value of a sample, batch statistics two samples a batch."""
-        check_images(config, self.arch, self.arch != "mlp")
+        images = self.takes_images
+        check_images(config, self.arch, images,
+                     vectors=not images and self.encoder != "sequential")  # fmt: skip
         if self.encoder == "sequential":
             values = math.prod(config.facts.input_shape)
             if self.arch != "mlp" or self.num_steps != values:
                 raise ConfigError(
                     "encoder", self.encoder, f"the sequential encoder presents one of the "
-                    f"{values} values of a {config.dataset} sample per time step, to an MLP "
+                    f"{values} values of a {config.dataset_label} sample per time step, to an MLP "
                     "with one input.",
                     f"--set arch=mlp --set num_steps={values}, or --set encoder=poisson.",
                 )  # fmt: skip
         if normalization(self.norm).batch_statistics:
             check_batch_statistics(config, f"norm={self.norm} normalises")
 
+    @property
+    def takes_images(self) -> bool:
+        """A VGG, or a plan that starts with a convolution (a bad plan: left to build)."""
+        if self.arch != "custom":
+            return self.arch != "mlp"
+        try:
+            return bool(self.plan) and bool(parse_plan(self.plan)[0])
+        except ValueError:
+            return False
+
     def build(self, facts: DatasetFacts) -> NetworkConfig:
         """The network for the dataset's inputs (the MLP takes one value per step with the
         sequential encoder)."""
         common = dict(arch=self.arch, norm=self.norm, num_steps=self.num_steps,
-                      num_classes=facts.num_classes, leak=self.leak)  # fmt: skip
+                      num_classes=facts.num_classes, leak=self.leak, reset=self.reset)  # fmt: skip
         shape = facts.input_shape
         try:
-            if self.arch == "mlp":
+            if self.arch != "custom" and self.plan is not None:
+                raise NetworkConfigError("plan", "plan applies to arch=custom only.")
+            own = {"plan": self.plan} if self.arch == "custom" else {}
+            if not self.takes_images:
                 features = 1 if self.encoder == "sequential" else math.prod(shape)
-                return NetworkConfig(**common, in_features=features, hidden=self.hidden)
-            return NetworkConfig(**common, img_size=shape[0], in_channels=shape[-1])
+                hidden = {"hidden": self.hidden} if self.arch == "mlp" else {}
+                return NetworkConfig(**common, **own, **hidden, in_features=features)
+            return NetworkConfig(**common, **own, img_size=shape[0], in_channels=shape[-1])
         except NetworkConfigError as err:
             raise network_error(err, dataclasses.asdict(self), FIXES, {}) from None
 

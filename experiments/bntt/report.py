@@ -97,16 +97,19 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
     def paper_pct(percent: float | None) -> str:  # the paper's are percentages
         return "–" if percent is None else f"{percent:.2f}%"
 
+    plan = f" {','.join(network.plan)}" if network.plan else ""
     lines = [
         f"# {name}",
         "",
-        f"{network.arch.upper()} ({network.norm}), T = {network.num_steps}, leak {network.leak}, "
+        f"{network.arch.upper()}{plan} ({network.norm}), T = {network.num_steps}, "
+        f"leak {network.leak}{', hard reset' if network.reset == 'hard' else ''}, "
         + (
-            f"{config.dataset}, imported from the checkpoint {metrics['imported']} (trained "
+            f"{config.dataset_label}, imported from the checkpoint {metrics['imported']} (trained "
             f"elsewhere, not here), tested in {metrics['wall_time_s']:.0f} s."
             if metrics.get("imported")
-            else f"{config.dataset}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
-            f"{config.optimizer} lr {config.lr}, {metrics['wall_time_s']:.0f} s."
+            else f"{config.dataset_label}, {metrics['epochs_run']} epochs, "
+            f"batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
+            f"{metrics['wall_time_s']:.0f} s."
         ),
         "",
         "| metric | ours | paper |",

@@ -27,11 +27,19 @@ import difflib
 import functools
 import typing
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from bntt_jax import serialize
 from bntt_jax.constants import LR_SCHEDULES, OPTIMIZERS
-from experiments.core.data import DATASETS, DatasetFacts
+from experiments.core.data import (
+    DATASETS,
+    DataCorruptError,
+    DataMissingError,
+    DatasetFacts,
+    arrays,
+    dataset_facts,
+)
 from experiments.core.keys import (  # noqa: F401  (ConfigError and show: re-exported)
     FLAG,
     FOLDER,
@@ -143,7 +151,13 @@ class ExperimentConfig:
     exists is valid."""
 
     method: str = key("bntt", "bntt (Kim & Panda), ttfs (Park & Yoon) or ann (ReLU, same topology)")
-    dataset: str = key("digits", f"one of {', '.join(DATASETS)}", choice(DATASETS))
+    dataset: str = key(
+        "digits", f"one of {', '.join(DATASETS)}, or PATH.npz of your own (x_train, y_train, "
+        "x_test, y_test)",
+        Check(lambda v: v in DATASETS or arrays.is_path(v),
+              f"{{key}} must be one of {', '.join(DATASETS)}, or a .npz file of your own.",
+              "--set dataset=digits, or dataset=PATH.npz"),
+    )  # fmt: skip
     data_dir: str = key("data", "folder holding the dataset archives", FOLDER)
     normalize: bool = key(True, "standardise inputs; false: intensities in [0, 1]", FLAG)
     optimizer: str = key("sgd", ", ".join(OPTIMIZERS), choice(OPTIMIZERS))
@@ -171,6 +185,8 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         spec = method_spec(self.method)
         check_keys(self)
+        if arrays.is_path(self.dataset):  # a file of your own: by its absolute path
+            object.__setattr__(self, "dataset", str(Path(self.dataset).expanduser().resolve()))
         for part, cls in (("network", spec.network), ("options", spec.options)):
             value = getattr(self, part)
             if value is None and cls is not None:
@@ -184,13 +200,22 @@ class ExperimentConfig:
                     f"build the config with ExperimentConfig.from_flat(...) or give {wanted}.",
                 )  # fmt: skip
         self.network.check(self)
-        check_batch_sizes(self, self.facts.train_size, self.facts.test_size, self.dataset)
+        check_batch_sizes(self, self.facts.train_size, self.facts.test_size, self.dataset_label)
         self.network.build(self.facts)  # raises ConfigError naming the key
 
     @property
     def facts(self) -> DatasetFacts:
-        """The canonical facts of this config's dataset."""
-        return DATASETS[self.dataset]
+        """The canonical facts of this config's dataset (a file's: read from its headers)."""
+        try:
+            return dataset_facts(self.dataset)
+        except (DataMissingError, DataCorruptError) as err:
+            raise ConfigError("dataset", self.dataset, str(err),
+                              f"write the file as {arrays.FORMAT}.") from None  # fmt: skip
+
+    @property
+    def dataset_label(self) -> str:
+        """The dataset as reports name it: a file of your own by its file name."""
+        return arrays.label(self.dataset)
 
     @property
     def network_config(self) -> Any:
@@ -329,7 +354,7 @@ def check_batch_sizes(c: ExperimentConfig, train_size: int, test_size: int, sour
 
 def check_against_data(config: ExperimentConfig, train_size: int, test_size: int) -> None:
     """The batch sizes against the data actually loaded (a CIFAR folder may hold a subset)."""
-    check_batch_sizes(config, train_size, test_size, f"the loaded {config.dataset} data")
+    check_batch_sizes(config, train_size, test_size, f"the loaded {config.dataset_label} data")
 
 
 # ------------------------------------------------------------------- the flat key table

@@ -69,11 +69,15 @@ def _human(s: float) -> str:
     return f"{s:.0f} s"
 
 
-def describe(name: str) -> str:
+def describe(name: str, config: Any = None) -> str:
     """``"about 21 s (measured)"`` or ``"about 19 days (derived from the measured rates)"``,
-    on a 2-core CPU."""
+    on a 2-core CPU; for ``config`` when it is not the entry's own (keys set on the command
+    line, a dataset or network of your own), derived from the rates."""
     try:
-        s, how = seconds(name)
+        if config is not None and config != _configs(name)[0]:
+            s, how = derived_seconds(config), "derived"
+        else:
+            s, how = seconds(name)
     except KeyError:
         return "no estimate"
     how = "measured" if how == "measured" else "derived from the measured step rates"

@@ -134,13 +134,21 @@ def _optional_keys(cls: type) -> frozenset[str]:
 
 
 # ----------------------------------------------------- checks that span a config's parts
-def check_images(config: Any, arch: str, convolutional: bool) -> None:
-    """A convolutional ``arch`` needs images (``[H, W, C]`` samples) from the dataset."""
+def check_images(config: Any, arch: str, convolutional: bool, vectors: bool = False) -> None:
+    """A convolutional ``arch`` needs images (``[H, W, C]`` samples) from the dataset; one
+    that takes ``vectors`` (an MLP fed whole samples) needs ``[features]`` samples."""
     facts = config.facts
+    if vectors and len(facts.input_shape) != 1:
+        raise ConfigError(
+            "arch", arch, f"{arch} takes feature vectors, but {config.dataset_label} gives "
+            f"images of shape {facts.input_shape}.",
+            "--set arch=vgg9 (a convolutional network), or store the inputs flattened, "
+            "x.reshape(len(x), -1).",
+        )  # fmt: skip
     if convolutional and len(facts.input_shape) != 3:
         raise ConfigError(
-            "arch", arch, f"{arch} is a convolutional network for images, but {config.dataset} "
-            f"gives {math.prod(facts.input_shape)} features per sample.",
+            "arch", arch, f"{arch} is a convolutional network for images, but "
+            f"{config.dataset_label} gives {math.prod(facts.input_shape)} features per sample.",
             "--set arch=mlp, or an image dataset (--set dataset=cifar10).",
         )  # fmt: skip
 

@@ -205,7 +205,7 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
         *note,
         f"TTFS {network.arch.upper()}, T = {network.time_window}, τ₀ = {network.tau0}, "
         f"t_d,0 = {network.t_d0}, input {network.input_coding}, rounding {network.rounding}; "
-        f"{config.dataset}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
+        f"{config.dataset_label}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
         f"{config.optimizer} lr {config.lr}, e_tar {options.target_epoch}, "
         f"λ_TR {options.lambda_tr:g}, λ_TB {options.lambda_tb:g}; {metrics['wall_time_s']:.0f} s.",
         "",

@@ -6,7 +6,9 @@ damaged file says so):
 
 * :mod:`~experiments.core.data.digits`: scikit-learn's 8×8 digits (shipped in the package);
 * :mod:`~experiments.core.data.cifar`: CIFAR-10 / CIFAR-100 from the canonical python
-  archives (or a tfds data directory prepared elsewhere).
+  archives (or a tfds data directory prepared elsewhere);
+* :mod:`~experiments.core.data.arrays`: a dataset of your own, one ``.npz`` file named by
+  its path (``--set dataset=PATH.npz``).
 
 A new dataset is one reader module and its entry in :data:`READERS`. :data:`DATASETS` holds
 each dataset's facts (input shape, classes, split sizes), so a config can be checked against
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from experiments.core.data import cifar, digits
+from experiments.core.data import arrays, cifar, digits
 from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
     DataCorruptError,
     DataMissingError,
@@ -34,14 +36,25 @@ READERS: dict[str, Reader] = {r.facts.name: r for r in (*digits.READERS, *cifar.
 DATASETS: dict[str, DatasetFacts] = {name: r.facts for name, r in READERS.items()}
 
 
+def dataset_facts(name: str) -> DatasetFacts:
+    """The facts of a built-in dataset, or of a file of your own (read from its headers)."""
+    return arrays.facts(name) if arrays.is_path(name) else DATASETS[name]
+
+
 def check_available(name: str, data_dir: str) -> None:
     """Fail fast, without reading anything, if dataset ``name`` cannot be loaded here."""
-    READERS[name].check(data_dir)
+    if arrays.is_path(name):
+        arrays.check(name)
+    else:
+        READERS[name].check(data_dir)
 
 
 def load_dataset(name: str, data_dir: str, normalize: bool = True) -> Dataset:
-    """Load a dataset by name; missing files fail fast with what to do. ``normalize``:
-    standardised inputs (the default), else intensities in [0, 1]."""
+    """Load a dataset by name (or a ``.npz`` file of your own by its path); missing files fail
+    fast with what to do. ``normalize``: standardised inputs (the default), else intensities
+    in [0, 1]."""
+    if arrays.is_path(name):
+        return arrays.load(name, normalize)
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r}; the datasets are {', '.join(READERS)}.")
     return READERS[name].load(data_dir, normalize)

@@ -69,6 +69,130 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
 
+    @classmethod
+    def from_arrays(
+        cls,
+        x_train: Any,
+        y_train: Any,
+        x_test: Any,
+        y_test: Any,
+        *,
+        name: str = "arrays",
+        normalize: bool = True,
+        num_classes: int | None = None,
+    ) -> Dataset:
+        """A dataset of your own arrays, checked (:func:`check_arrays`) and, with
+        ``normalize``, standardised as the built-in ones are: with the training set's mean and
+        standard deviation, per channel for images ``[N, H, W, C]``, over all features for
+        vectors ``[N, F]``.
+
+        ``x``: intensities in [0, 1] (floating) or ``uint8`` (divided by 255); ``y``: integer
+        labels ``0 … K−1``, ``K = num_classes`` (default: the largest label + 1).
+        """
+        arrays = check_arrays(name, x_train, y_train, x_test, y_test, num_classes)
+        x_train, y_train, x_test, y_test, num_classes = arrays
+        axes = (0, 1, 2) if x_train.ndim == 4 else None
+        if normalize:
+            mean = x_train.mean(axis=axes, dtype=np.float64)
+            std = x_train.std(axis=axes, dtype=np.float64)
+            std = np.where(std > 0, std, 1.0)  # a constant feature stays at 0
+        else:
+            mean, std = np.float64(0.0), np.float64(1.0)
+        mean, std = mean.astype(np.float32), std.astype(np.float32)
+        return cls(
+            name,
+            (x_train - mean) / std,
+            y_train,
+            (x_test - mean) / std,
+            y_test,
+            num_classes=num_classes,
+            fingerprint=fingerprint(x_train, y_train, x_test, y_test),
+            mean=mean.tolist() if mean.ndim else float(mean),
+            std=std.tolist() if std.ndim else float(std),
+        )
+
+
+#: The arrays of a dataset of your own (an ``.npz`` file holds them under these names).
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+#: The input ranks a dataset of your own may have: feature vectors and images.
+INPUT_RANKS = {2: "[N, features]", 4: "[N, H, W, C]"}
+
+
+def _bad(name: str, problem: str) -> DataCorruptError:
+    return DataCorruptError(f"{name}: {problem}")
+
+
+def check_shapes(
+    name: str, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, np.dtype]
+) -> None:
+    """The arrays' ranks, lengths and dtypes (before their values are read)."""
+    for split in ("train", "test"):
+        x, y = shapes[f"x_{split}"], shapes[f"y_{split}"]
+        if len(x) not in INPUT_RANKS:
+            raise _bad(name, f"x_{split} has shape {x}; inputs are "
+                       f"{' or '.join(INPUT_RANKS.values())} (N samples first).")  # fmt: skip
+        if len(y) != 1:
+            raise _bad(name, f"y_{split} has shape {y}; labels are one integer per sample, [N].")
+        if x[0] != y[0]:
+            raise _bad(name, f"x_{split} holds {x[0]} samples but y_{split} {y[0]} labels.")
+        if x[0] == 0:
+            raise _bad(name, f"x_{split} holds no samples.")
+        if not np.issubdtype(dtypes[f"y_{split}"], np.integer):
+            raise _bad(name, f"y_{split} has dtype {dtypes[f'y_{split}']}; labels are integers "
+                       "0 … K−1 (y.astype(np.int32)).")  # fmt: skip
+        kind = dtypes[f"x_{split}"]
+        if not (np.issubdtype(kind, np.floating) or kind == np.uint8):
+            raise _bad(name, f"x_{split} has dtype {kind}; inputs are intensities in [0, 1] "
+                       "(floating) or uint8 pixels.")  # fmt: skip
+    if shapes["x_train"][1:] != shapes["x_test"][1:]:
+        raise _bad(name, f"x_train samples have shape {shapes['x_train'][1:]} but x_test "
+                   f"samples {shapes['x_test'][1:]}.")  # fmt: skip
+
+
+def check_labels(
+    name: str, y_train: np.ndarray, y_test: np.ndarray, num_classes: int | None
+) -> int:
+    """The number of classes: ``num_classes``, or the largest label + 1; every label in
+    ``0 … K−1``."""
+    low = min(int(y_train.min()), int(y_test.min()))
+    if low < 0:
+        raise _bad(name, f"a label is {low}; labels are 0 … K−1.")
+    k = max(int(y_train.max()), int(y_test.max())) + 1 if num_classes is None else num_classes
+    for split, y in (("train", y_train), ("test", y_test)):
+        if int(y.max()) >= k:
+            raise _bad(name, f"y_{split} holds label {int(y.max())}, but there are {k} "
+                       f"classes (labels 0 … {k - 1}).")  # fmt: skip
+    if k < 2:
+        raise _bad(name, "every label is 0; a classifier needs at least two classes.")
+    return k
+
+
+def check_arrays(
+    name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any, num_classes: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(x_train, y_train, x_test, y_test, num_classes)`` checked (:class:`DataCorruptError`
+    naming the array and the problem), inputs as float32 intensities and labels as int32."""
+    given = (x_train, y_train, x_test, y_test)
+    arrays = dict(zip(ARRAY_KEYS, map(np.asarray, given), strict=True))
+    check_shapes(name, {k: a.shape for k, a in arrays.items()},
+                 {k: a.dtype for k, a in arrays.items()})  # fmt: skip
+    k = check_labels(name, arrays["y_train"], arrays["y_test"], num_classes)
+    out = {}
+    for split in ("train", "test"):
+        x = arrays[f"x_{split}"]
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise _bad(name, f"x_{split} holds {bad} NaN or Inf values.")
+        low, high = float(x.min()), float(x.max())
+        if low < 0.0 or high > 1.0:
+            raise _bad(name, f"x_{split} spans [{low:g}, {high:g}]; inputs are intensities in "
+                       "[0, 1] (the noise and FGSM analyses perturb them there): rescale them, "
+                       "e.g. (x − x.min()) / (x.max() − x.min()), or uint8 pixels.")  # fmt: skip
+        out[split] = x
+    return (out["train"], arrays["y_train"].astype(np.int32), out["test"],
+            arrays["y_test"].astype(np.int32), k)  # fmt: skip
+
 
 class Reader(NamedTuple):
     """How one dataset is read: its facts, ``check(data_dir)`` (raise
