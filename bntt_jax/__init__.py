@@ -21,8 +21,9 @@ The public API, listed once in ``_API`` below: the spike and its surrogate (Eq. 
 (Appendix B), the readout (Eq. 5), Linen layers of all of these for networks of your own
 (``SpikingConv``, ``SpikingDense``, ``TemporalNorm``, ``LIF``, ``Readout``,
 ``PoissonEncoder``), the networks (``init``, ``simulate``), their training
-(``TrainState``, ``make_optimizer``, ``train_step``, ``eval_step``: BPTT, Eq. 6), a trained
-network in one checksummed file (``save``, ``load``), the authors' checkpoints
+(``TrainState``, ``make_optimizer``, ``train_step``, ``eval_step``: BPTT, Eq. 6; ``fit``,
+their loop on your own arrays), a trained network in one checksummed file (``save``,
+``load``), the authors' checkpoints
 (``from_torch``, ``to_torch``), NIR export (``to_nir``), the γ-based early exit (Sec. 3.4),
 and the submodules ``energy``, ``robustness``, ``ann``, ``conversion``, ``plot`` (rasters,
 membrane traces, spikes per step, TTFS first-spike times) and ``ttfs``.
@@ -57,7 +58,10 @@ _API = {
         ),
         "bntt_jax.norms",
     ),  # fmt: skip
-    **dict.fromkeys(("poisson_encode", "direct_encode", "sequential_encode"), "bntt_jax.encoding"),
+    **dict.fromkeys(
+        ("poisson_encode", "direct_encode", "sequential_encode", "frames_encode"),
+        "bntt_jax.encoding",
+    ),
     **dict.fromkeys(("readout", "readout_steps"), "bntt_jax.readout"),
     **dict.fromkeys(
         (
@@ -83,6 +87,7 @@ _API = {
     ),
     **dict.fromkeys(("from_torch", "to_torch"), "bntt_jax.interop.pytorch"),
     **dict.fromkeys(("save", "load"), "bntt_jax.saving"),
+    "fit": "bntt_jax.fit",
     "to_nir": "bntt_jax.interop.nir_export",
     **dict.fromkeys(("early_exit_step", "exit_sweep", "gamma_means"), "bntt_jax.early_exit"),
     "plot": "bntt_jax.plot:module",

@@ -10,8 +10,9 @@ from __future__ import annotations
 #: Network architectures: the BNTT papers' VGG9 and VGG11, an MLP for small inputs, and a
 #: network of your own described by a layer plan (``NetworkConfig.plan``).
 ARCHS = ("vgg9", "vgg11", "mlp", "custom")
-#: Input encoders: signed Poisson rate coding (BNTT App. B), direct input, one value per step.
-ENCODERS = ("poisson", "direct", "sequential")
+#: Input encoders: signed Poisson rate coding (BNTT App. B), direct input, one value per step,
+#: and pre-binned event frames (one frame per step, BNTT Appendix C's DVS input).
+ENCODERS = ("poisson", "direct", "sequential", "frames")
 #: LIF resets: subtract the threshold (the BNTT papers'), or reset to 0 (NIR's neurons).
 RESETS = ("soft", "hard")
 #: Optimisers: SGD with momentum (the BNTT papers) and Adam.

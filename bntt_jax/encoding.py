@@ -1,4 +1,5 @@
-"""Input encoders: signed Poisson rate coding (BNTT paper, Appendix B) and direct input.
+"""Input encoders: signed Poisson rate coding (BNTT paper, Appendix B), direct input, one value
+per step (sequential), and pre-binned event frames (Appendix C).
 
 Both return time-major spike trains ``[T, *x.shape]`` ready for :func:`bntt_jax.simulate`.
 Called on concrete arrays (not under ``jax.jit``), they refuse NaN/Inf input
@@ -109,3 +110,20 @@ def sequential_encode(x: jax.Array) -> jax.Array:
         x = x.astype(jnp.float32)
     check_finite("sequential_encode()", "x", x)
     return x.T[:, :, None]
+
+
+def frames_encode(x: jax.Array, num_steps: int) -> jax.Array:
+    """Pre-binned event frames (BNTT paper Appendix C: a recording's events accumulated into
+    T intervals) as the input of T steps: ``x`` ``[B, T, H, W, C]`` becomes ``[T, B, H, W, C]``,
+    frame t the input current of step t, its values (event counts) as they are."""
+    x = jnp.asarray(x)
+    if x.ndim < 3 or x.shape[1] != int(num_steps):
+        raise ValueError(
+            f"frames_encode(): need frames [B, T, ...] with T = num_steps = {num_steps}, got "
+            f"shape {x.shape}; bin the events into {num_steps} frames, or set num_steps to "
+            "the frames' count."
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    check_finite("frames_encode()", "x", x)
+    return jnp.swapaxes(x, 0, 1)

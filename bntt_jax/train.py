@@ -20,7 +20,7 @@ import optax
 
 from bntt_jax.checks import check_finite, check_labels, check_network
 from bntt_jax.constants import ENCODERS, LR_SCHEDULES, OPTIMIZERS
-from bntt_jax.encoding import direct_encode, poisson_encode, sequential_encode
+from bntt_jax.encoding import direct_encode, frames_encode, poisson_encode, sequential_encode
 from bntt_jax.models import eval_apply
 from bntt_jax.network import NetworkParams, simulate
 
@@ -119,7 +119,8 @@ class TrainState:
 
 
 def encode(key: jax.Array, inputs: jax.Array, num_steps: int, encoder: str) -> jax.Array:
-    """Time-major input spikes ``[T, B, ...]`` for ``inputs`` ``[B, ...]``."""
+    """Time-major input spikes ``[T, B, ...]`` for ``inputs`` ``[B, ...]`` (frames: ``[B, T,
+    ...]``)."""
     if encoder == "poisson":
         return poisson_encode(key, inputs, num_steps)
     if encoder == "direct":
@@ -131,6 +132,8 @@ def encode(key: jax.Array, inputs: jax.Array, num_steps: int, encoder: str) -> j
                 f"{num_steps} steps: they must match."
             )
         return sequential_encode(inputs)
+    if encoder == "frames":
+        return frames_encode(inputs, num_steps)
     raise ValueError(f"unknown encoder {encoder!r}; choose one of {ENCODERS}.")
 
 
@@ -161,7 +164,7 @@ def train_step(
     shard ``inputs`` and ``labels`` over a ``data`` mesh axis for data parallelism. Called
     outside a trace, it refuses NaN/Inf ``inputs`` (:mod:`bntt_jax.checks`).
     """
-    _check_batch("train_step()", inputs, labels, state.net)
+    _check_batch("train_step()", inputs, labels, state.net, frames=encoder == "frames")
     num_steps = state.net.config.num_steps
     spikes = encode(step_key(seed_key, state.step), inputs, num_steps, encoder)
 
@@ -224,18 +227,22 @@ def finite_flags(
     return jnp.stack(flags)
 
 
-def _check_batch(where: str, inputs: Any, labels: Any, net: Any = None, rank: bool = True) -> None:
-    """A batch of the wrong rank (spikes ``[T, B, ...]`` where a batch ``[B, ...]`` belongs),
-    an empty batch, labels that are no class of ``net``, NaN/Inf inputs, and NaN/Inf weights or
-    negative running variances of ``net`` are refused (values: concrete arrays only)."""
-    if net is not None and rank and inputs.ndim != 1 + len(net.config.input_shape):
-        want = 1 + len(net.config.input_shape)
+def _check_batch(
+    where: str, inputs: Any, labels: Any, net: Any = None, rank: bool = True, frames: bool = False
+) -> None:
+    """A batch of the wrong rank (spikes ``[T, B, ...]`` where a batch ``[B, ...]`` belongs;
+    ``frames``: ``[B, T, ...]``), an empty batch, labels that are no class of ``net``, NaN/Inf
+    inputs, and NaN/Inf weights or negative running variances of ``net`` are refused (values:
+    concrete arrays only)."""
+    want = 1 + frames + (len(net.config.input_shape) if net is not None else 0)
+    if net is not None and rank and inputs.ndim != want:
         hint = " (time-major spikes? this step encodes its batch itself)" * (
             inputs.ndim == want + 1
         )
         raise ValueError(
             f"{where}: inputs must be a batch [B, ...] of rank {want} (samples of shape "
-            f"{net.config.input_shape}); got shape {tuple(inputs.shape)}{hint}."
+            f"{(net.config.num_steps,) * frames + net.config.input_shape}); got shape "
+            f"{tuple(inputs.shape)}{hint}."
         )
     if inputs.shape[0] == 0 or labels.shape[0] != inputs.shape[0]:
         raise ValueError(
@@ -270,7 +277,7 @@ def eval_step(
         raise ValueError(
             f"eval_step(): exit steps must be ints in 1..{num_steps} (the network's T), got {bad}."
         )
-    _check_batch("eval_step()", inputs, labels, net)
+    _check_batch("eval_step()", inputs, labels, net, frames=encoder == "frames")
     spikes = encode(key, inputs, num_steps, encoder)
     # The model itself (not simulate) also returns the per-step readout terms W·o_t, so one
     # run gives every exit: the readout of an exit at t averages the first t terms.

@@ -33,10 +33,13 @@ def not_applicable(subject: Any) -> str | None:
 
 
 def input_rate(x: np.ndarray, num_steps: int, encoder: str) -> float:
-    """Spikes per input value over all steps: the Poisson encoder's expectation, or T for
-    direct input (every value at every step)."""
+    """Spikes per input value over all steps: the Poisson encoder's expectation, T for direct
+    input (every value at every step), or the non-zero values of the event frames (each a
+    multiply-accumulate per synapse: a frame holds event counts)."""
     if encoder == "direct":
         return float(num_steps)
+    if encoder == "frames":  # x: [N, T, H, W, C]
+        return float(num_steps * np.mean(x != 0))
     return float(num_steps * np.mean(np.minimum(np.abs(x) / POISSON_SCALE, 1.0)))
 
 
@@ -67,7 +70,8 @@ def compute(subject: Any) -> dict[str, Any]:
     rate_in = input_rate(subject.data.test_x, steps, encoder)
     snn = energy.snn_flops(net.config, ev["spike_rate"], rate_in)
     first = energy.synaptic_layers(net.config)[0].name
-    ops = {k: "mac" if (k == first and encoder == "direct") else "ac" for k in snn}
+    analog = encoder in ("direct", "frames")  # the first layer multiplies its inputs
+    ops = {k: "mac" if (k == first and analog) else "ac" for k in snn}
     e_snn = {k: v * energy.CMOS_45NM_PJ[ops[k]] for k, v in snn.items()}
     k = energy.STATIC_STEP_WEIGHT["bntt"]
     spikes = ev["spikes_per_image"]

@@ -28,6 +28,13 @@ from experiments.core.plots import pyplot, save_figure
 NOISE_STREAM, ATTACK_STREAM = 7_919, 104_729
 
 
+def not_applicable(subject: Any) -> str | None:
+    if subject.kind == "snn" and subject.config.network.encoder == "frames":
+        return ("event frames are event counts, not images in [0, 1]: Gaussian pixel noise and "
+                "FGSM (Fig. 4b, App. F) perturb images.")  # fmt: skip
+    return None
+
+
 @functools.cache
 def _gradient_fn(encoder: str):
     return jax.jit(functools.partial(robustness.input_gradient, encoder=encoder))

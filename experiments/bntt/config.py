@@ -62,9 +62,15 @@ class BNTTNetwork:
     def check(self, config: ExperimentConfig) -> None:
         """Against the dataset: convolutions need images, the sequential encoder one step per
         value of a sample, batch statistics two samples a batch."""
-        images = self.takes_images
-        check_images(config, self.arch, images,
+        images, frames = self.takes_images, self.encoder == "frames"
+        check_images(config, self.arch, images, frames=frames,
                      vectors=not images and self.encoder != "sequential")  # fmt: skip
+        if frames and self.num_steps != config.facts.input_shape[0]:
+            count = config.facts.input_shape[0]
+            raise ConfigError(
+                "num_steps", self.num_steps, f"{config.dataset_label} holds {count} event frames "
+                "per sample, presented one per step.", f"--set num_steps={count}.",
+            )  # fmt: skip
         if self.encoder == "sequential":
             values = math.prod(config.facts.input_shape)
             if self.arch != "mlp" or self.num_steps != values:
@@ -92,7 +98,7 @@ class BNTTNetwork:
         sequential encoder)."""
         common = dict(arch=self.arch, norm=self.norm, num_steps=self.num_steps,
                       num_classes=facts.num_classes, leak=self.leak, reset=self.reset)  # fmt: skip
-        shape = facts.input_shape
+        shape = facts.input_shape[1:] if self.encoder == "frames" else facts.input_shape
         try:
             if self.arch != "custom" and self.plan is not None:
                 raise NetworkConfigError("plan", "plan applies to arch=custom only.")

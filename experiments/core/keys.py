@@ -134,10 +134,31 @@ def _optional_keys(cls: type) -> frozenset[str]:
 
 
 # ----------------------------------------------------- checks that span a config's parts
-def check_images(config: Any, arch: str, convolutional: bool, vectors: bool = False) -> None:
+def check_images(
+    config: Any,
+    arch: str,
+    convolutional: bool,
+    vectors: bool = False,
+    frames: bool = False,
+) -> None:
     """A convolutional ``arch`` needs images (``[H, W, C]`` samples) from the dataset; one
-    that takes ``vectors`` (an MLP fed whole samples) needs ``[features]`` samples."""
+    that takes ``vectors`` (an MLP fed whole samples) needs ``[features]`` samples. Event
+    frames (``[T, H, W, C]`` samples) only where the network takes ``frames``, one per step."""
     facts = config.facts
+    if (len(facts.input_shape) == 4) != frames:
+        if frames:
+            raise ConfigError(
+                "encoder", "frames", f"the frames encoder presents event frames [N, T, H, W, C] "
+                f"one per step, but {config.dataset_label} holds samples of shape "
+                f"{facts.input_shape}.", "--set encoder=poisson.",
+            )  # fmt: skip
+        raise ConfigError(
+            "dataset", config.dataset, f"{config.dataset_label} holds event frames of shape "
+            f"{facts.input_shape}, which the BNTT method's network takes one frame per step.",
+            f"--set encoder=frames --set num_steps={facts.input_shape[0]} (method=bntt).",
+        )  # fmt: skip
+    if frames:
+        facts = dataclasses.replace(facts, input_shape=facts.input_shape[1:])
     if vectors and len(facts.input_shape) != 1:
         raise ConfigError(
             "arch", arch, f"{arch} takes feature vectors, but {config.dataset_label} gives "

@@ -70,3 +70,27 @@ def test_own_data_runs_resumes_and_is_analysed(own_file, tmp_path, monkeypatch):
     x = np.load(own_file)
     np.savez(own_file, **{k: x[k] for k in x.files if k != "y_test"}, y_test=x["y_test"][::-1])
     assert main(["--resume", "--out", str(cut)]) == 2
+
+
+def test_event_frames_train_and_are_analysed(tmp_path):
+    """Event frames [N, T, H, W, C] (here Poisson events of the digits, two polarities)
+    presented one frame per step; robustness, which perturbs images, says why it is skipped."""
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    bright = digits.images[:, None, :, :, None] / 16
+    shape = (len(bright), 5, 8, 8, 1)
+    on, off = rng.poisson(0.8 * bright, shape), rng.poisson(0.1 * (1 - bright), shape)
+    x, y = np.concatenate([on, off], -1).astype(np.uint16), digits.target
+    path = tmp_path / "events.npz"
+    np.savez(path, x_train=x[:1500], y_train=y[:1500], x_test=x[1500:1700], y_test=y[1500:1700])
+    out = tmp_path / "run"
+    args = ["digits_bntt", "--set", f"dataset={path}", "--set", "encoder=frames",
+            "--set", "num_steps=5", "--set", "arch=custom", "--set", "plan=c8,p,f32",
+            "--set", "epochs=2", "--set", "max_train_batches=8", "--set", "eval_batch_size=50",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = (out / "analyses" / "report.md").read_text()
+    assert "frames input" in report and "event frames are event counts" in report
+    energy = json.loads((out / "analyses" / "energy" / "result.json").read_text())
+    assert energy["encoder"] == "frames"
+    np.testing.assert_allclose(energy["input_rate"], 5 * np.mean(x[1500:1700] != 0), rtol=1e-6)

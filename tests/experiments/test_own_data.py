@@ -120,3 +120,48 @@ def test_a_file_that_is_not_the_format_says_so(tmp_path, capsys):
                           (tmp_path / "absent.npz", "no dataset file")):  # fmt: skip
         assert main(["digits_bntt", "--set", f"dataset={path}", "--show"]) == 2
         assert message in capsys.readouterr().err
+
+
+def _frames(n=30, t=4, dtype=np.uint16):
+    return RNG.poisson(0.7, (n, t, 8, 8, 2)).astype(dtype)
+
+
+def test_event_frames_are_kept_as_counts(tmp_path):
+    a = dict(x_train=_frames(), y_train=np.arange(30) % 3, x_test=_frames(12),
+             y_test=np.arange(12) % 3)  # fmt: skip
+    data = Dataset.from_arrays(**a)  # normalize=True leaves event frames as they are
+    np.testing.assert_array_equal(data.train_x, a["x_train"].astype(np.float32))
+    assert (data.mean, data.std) == (0.0, 1.0)
+    path = tmp_path / "events.npz"
+    np.savez(path, **a)
+    assert dataset_facts(str(path)).input_shape == (4, 8, 8, 2)
+
+
+FRAME_ERRORS = [
+    (["--set", "encoder=poisson"], "holds event frames of shape (4, 8, 8, 2)"),
+    (["--set", "encoder=frames", "--set", "num_steps=5"], "holds 4 event frames per sample"),
+    (["--set", "encoder=frames", "--set", "num_steps=4", "--set", "arch=mlp"],
+     "mlp takes feature vectors"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args,message", FRAME_ERRORS)
+def test_event_frames_need_the_frames_encoder_and_their_step_count(args, message, tmp_path, capsys):
+    path = tmp_path / "events.npz"
+    np.savez(path, x_train=_frames(), y_train=np.arange(30) % 3, x_test=_frames(12),
+             y_test=np.arange(12) % 3)  # fmt: skip
+    common = ["--set", f"dataset={path}", "--set", "batch_size=8", "--set", "eval_batch_size=6",
+              "--set", "arch=vgg9", "--show"]  # fmt: skip
+    assert main(["digits_bntt", *common, *args]) == 2
+    assert message in capsys.readouterr().err
+    assert main(["digits_ann", *common]) == 2  # the ANN takes no frames
+    assert "which the BNTT method's network takes one frame per step" in capsys.readouterr().err
+
+
+def test_the_frames_encoder_needs_frames(tmp_path, capsys):
+    path = tmp_path / "images.npz"
+    np.savez(path, **_arrays())
+    args = ["--set", f"dataset={path}", "--set", "encoder=frames", "--set", "arch=vgg9",
+            "--set", "batch_size=8", "--set", "eval_batch_size=10", "--show"]  # fmt: skip
+    assert main(["digits_bntt", *args]) == 2
+    assert "the frames encoder presents event frames" in capsys.readouterr().err

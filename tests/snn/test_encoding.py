@@ -7,7 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bntt_jax import direct_encode, poisson_encode, readout, readout_steps, sequential_encode
+from bntt_jax import (
+    direct_encode,
+    frames_encode,
+    poisson_encode,
+    readout,
+    readout_steps,
+    sequential_encode,
+)
 
 
 @pytest.mark.parametrize("scale", [2.0, 1.0])
@@ -81,6 +88,16 @@ def test_sequential_encode_presents_one_value_per_step():
         sequential_encode(jnp.zeros((2, 3, 4)))
 
 
+def test_frames_encode_presents_frame_t_at_step_t():
+    x = np.arange(2 * 3 * 4 * 4 * 2, dtype=np.uint16).reshape(2, 3, 4, 4, 2)  # [B, T, H, W, C]
+    s = frames_encode(x, 3)
+    assert s.shape == (3, 2, 4, 4, 2) and s.dtype == jnp.float32
+    for t in range(3):
+        np.testing.assert_array_equal(s[t], x[:, t])  # the counts as they are
+    with pytest.raises(ValueError, match=r"T = num_steps = 4, got shape \(2, 3, 4, 4, 2\)"):
+        frames_encode(x, 4)
+
+
 def test_readout_steps_are_w_o_t():
     rng = np.random.default_rng(1)
     spikes = (rng.random((4, 3, 5)) < 0.4).astype(np.float32)
@@ -111,13 +128,14 @@ def test_poisson_warns_once_on_raw_pixels(monkeypatch):
         poisson_encode(jax.random.key(2), normalised, 5)
 
 
-@pytest.mark.parametrize("encode", ["poisson", "direct", "sequential"])
+@pytest.mark.parametrize("encode", ["poisson", "direct", "sequential", "frames"])
 def test_encoders_refuse_non_finite_input(encode):
     x = jnp.zeros((3, 5)).at[1, 2].set(jnp.nan)
     call = {
         "poisson": lambda: poisson_encode(jax.random.key(0), x, 4),
         "direct": lambda: direct_encode(x, 4),
         "sequential": lambda: sequential_encode(x),
+        "frames": lambda: frames_encode(x[..., None], 5),
     }[encode]
-    with pytest.raises(ValueError, match=r"x holds 1 NaN and 0 Inf values .*index \(1, 2\)"):
+    with pytest.raises(ValueError, match=r"x holds 1 NaN and 0 Inf values .*index \(1, 2[,)]"):
         call()

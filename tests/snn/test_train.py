@@ -224,3 +224,28 @@ def test_ttfs_refuses_intensities_outside_0_1():
 def test_the_readme_training_block_runs_on_its_own_and_learns():
     namespace = run_block("bj.TrainState.create")  # its own imports: nothing else
     assert namespace["accuracy"] >= 0.8  # chance: 0.57 (the larger class of the test split)
+
+
+def test_fit_is_the_documented_loop_of_train_step():
+    rng = np.random.default_rng(0)
+    x = rng.random((70, 6), dtype=np.float32)
+    y = (x[:, :3].sum(1) > x[:, 3:].sum(1)).astype(np.int32)
+    net = bj.init(0, arch="mlp", in_features=6, num_classes=2, hidden=(16,), T=4)
+    trained, history = bj.fit(net, x[:50], y[:50], epochs=2, batch_size=16, lr=1e-2,
+                              seed=3, x_test=x[50:], y_test=y[50:])  # fmt: skip
+    # by hand: epoch e shuffles with default_rng(seed + e), full batches, key(seed) folded
+    state = bj.TrainState.create(net, bj.make_optimizer("adam", lr=1e-2, schedule="constant"))
+    step = jax.jit(bj.train_step, static_argnames="encoder")
+    for epoch in (1, 2):
+        order = np.random.default_rng(3 + epoch).permutation(50)
+        losses = []
+        for i in range(3):  # 50 // 16 full batches
+            idx = order[i * 16 : (i + 1) * 16]
+            state, metrics = step(state, x[idx], y[idx], jax.random.key(3))
+            losses.append(float(metrics["loss"]))
+        assert history[epoch - 1]["loss"] == pytest.approx(np.mean(losses), rel=1e-6)
+    for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(state.net), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [r["epoch"] for r in history] == [1, 2] and 0 <= history[-1]["test_accuracy"] <= 1
+    with pytest.raises(ValueError, match="make no full batch of 64"):
+        bj.fit(net, x[:50], y[:50], epochs=1, batch_size=64)

@@ -4,7 +4,9 @@ The file holds four arrays (``np.savez(path, x_train=..., y_train=..., x_test=..
 y_test=...)``):
 
 * ``x_train``, ``x_test``: inputs, feature vectors ``[N, F]`` or images ``[N, H, W, C]``, as
-  intensities in [0, 1] (floating) or ``uint8`` pixels (divided by 255);
+  intensities in [0, 1] (floating) or ``uint8`` pixels (divided by 255); or event frames
+  ``[N, T, H, W, C]`` (events pre-binned into T frames, BNTT paper Appendix C), counts of any
+  dtype, presented one frame per step as they are (``encoder=frames``, ``num_steps=T``);
 * ``y_train``, ``y_test``: integer labels ``0 … K−1`` ``[N]``; K is the largest label + 1.
 
 A run on it is named by the file, fingerprinted (a resumed run or an analysis checks that it
@@ -35,7 +37,7 @@ from experiments.core.data.dataset import (
 SUFFIX = ".npz"
 FORMAT = (
     "np.savez(PATH.npz, x_train=..., y_train=..., x_test=..., y_test=...): inputs [N, F] or "
-    "[N, H, W, C] in [0, 1] (or uint8), integer labels [N]"
+    "[N, H, W, C] in [0, 1] (or uint8), or event frames [N, T, H, W, C], integer labels [N]"
 )
 
 

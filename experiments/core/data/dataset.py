@@ -86,13 +86,14 @@ class Dataset:
         standard deviation, per channel for images ``[N, H, W, C]``, over all features for
         vectors ``[N, F]``.
 
-        ``x``: intensities in [0, 1] (floating) or ``uint8`` (divided by 255); ``y``: integer
-        labels ``0 … K−1``, ``K = num_classes`` (default: the largest label + 1).
+        ``x``: intensities in [0, 1] (floating) or ``uint8`` (divided by 255); or event frames
+        ``[N, T, H, W, C]`` (counts, any dtype), kept as they are; ``y``: integer labels
+        ``0 … K−1``, ``K = num_classes`` (default: the largest label + 1).
         """
         arrays = check_arrays(name, x_train, y_train, x_test, y_test, num_classes)
         x_train, y_train, x_test, y_test, num_classes = arrays
         axes = (0, 1, 2) if x_train.ndim == 4 else None
-        if normalize:
+        if normalize and x_train.ndim != 5:  # event frames are input currents as they are
             mean = x_train.mean(axis=axes, dtype=np.float64)
             std = x_train.std(axis=axes, dtype=np.float64)
             std = np.where(std > 0, std, 1.0)  # a constant feature stays at 0
@@ -114,8 +115,9 @@ class Dataset:
 
 #: The arrays of a dataset of your own (an ``.npz`` file holds them under these names).
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
-#: The input ranks a dataset of your own may have: feature vectors and images.
-INPUT_RANKS = {2: "[N, features]", 4: "[N, H, W, C]"}
+#: The input ranks a dataset of your own may have: feature vectors, images, and event frames
+#: (events pre-binned into T frames, BNTT Appendix C: presented one frame per step).
+INPUT_RANKS = {2: "[N, features]", 4: "[N, H, W, C]", 5: "[N, T, H, W, C] event frames"}
 
 
 def _bad(name: str, problem: str) -> DataCorruptError:
@@ -141,9 +143,10 @@ def check_shapes(
             raise _bad(name, f"y_{split} has dtype {dtypes[f'y_{split}']}; labels are integers "
                        "0 … K−1 (y.astype(np.int32)).")  # fmt: skip
         kind = dtypes[f"x_{split}"]
-        if not (np.issubdtype(kind, np.floating) or kind == np.uint8):
+        counts = len(x) == 5 and np.issubdtype(kind, np.integer)  # event counts per frame
+        if not (np.issubdtype(kind, np.floating) or kind == np.uint8 or counts):
             raise _bad(name, f"x_{split} has dtype {kind}; inputs are intensities in [0, 1] "
-                       "(floating) or uint8 pixels.")  # fmt: skip
+                       "(floating) or uint8 pixels (event frames: any numbers).")  # fmt: skip
     if shapes["x_train"][1:] != shapes["x_test"][1:]:
         raise _bad(name, f"x_train samples have shape {shapes['x_train'][1:]} but x_test "
                    f"samples {shapes['x_test'][1:]}.")  # fmt: skip
@@ -178,14 +181,16 @@ def check_arrays(
                  {k: a.dtype for k, a in arrays.items()})  # fmt: skip
     k = check_labels(name, arrays["y_train"], arrays["y_test"], num_classes)
     out = {}
+    frames = arrays["x_train"].ndim == 5
     for split in ("train", "test"):
         x = arrays[f"x_{split}"]
-        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        pixels = x.dtype == np.uint8 and not frames
+        x = x.astype(np.float32) / 255.0 if pixels else x.astype(np.float32)
         bad = int(x.size - np.count_nonzero(np.isfinite(x)))
         if bad:
             raise _bad(name, f"x_{split} holds {bad} NaN or Inf values.")
         low, high = float(x.min()), float(x.max())
-        if low < 0.0 or high > 1.0:
+        if not frames and (low < 0.0 or high > 1.0):
             raise _bad(name, f"x_{split} spans [{low:g}, {high:g}]; inputs are intensities in "
                        "[0, 1] (the noise and FGSM analyses perturb them there): rescale them, "
                        "e.g. (x − x.min()) / (x.max() − x.min()), or uint8 pixels.")  # fmt: skip

@@ -1,0 +1,90 @@
+"""``fit``: the training loop of :mod:`bntt_jax.train` on your own arrays, in one call.
+
+Each epoch shuffles the training set with ``numpy.random.default_rng(seed + epoch)``, cuts it
+into full batches (the last partial batch is dropped, as the authors' loaders do) and runs one
+:func:`bntt_jax.train_step` (BPTT, Eq. 6) per batch, the encoder key of step ``s`` being
+``fold_in(key(seed), s)``; with test arrays, it evaluates after every epoch
+(:func:`bntt_jax.eval_step`, running statistics, in batches of ``batch_size``, with the same
+encoder draws every epoch). For checkpoints, resume, reports and
+analyses, use the experiment runner (``python -m experiments.run``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from bntt_jax.network import NetworkParams
+from bntt_jax.train import TrainState, eval_step, make_optimizer, train_step
+
+
+def fit(
+    net: NetworkParams,
+    x_train: Any,
+    y_train: Any,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    encoder: str = "poisson",
+    seed: int = 0,
+    x_test: Any = None,
+    y_test: Any = None,
+    verbose: bool = False,
+) -> tuple[NetworkParams, list[dict[str, float]]]:
+    """Train ``net`` on ``(x_train, y_train)`` for ``epochs`` (module docstring).
+
+    Args:
+      net: the network to start from (:func:`bntt_jax.init`).
+      x_train, y_train: a batch axis first, ``[N, ...]`` inputs and ``[N]`` integer labels.
+      optimizer, lr: :func:`bntt_jax.make_optimizer`'s, with a constant learning rate.
+      encoder: ``"poisson"``, ``"direct"``, ``"sequential"`` or ``"frames"``.
+      x_test, y_test: evaluated after every epoch when given.
+      verbose: print one line per epoch.
+
+    Returns:
+      The trained network and one record per epoch: ``epoch``, ``loss`` (the mean over its
+      batches), ``train_accuracy`` and, with test arrays, ``test_accuracy``.
+    """
+    x_train, y_train = np.asarray(x_train), np.asarray(y_train)
+    if int(epochs) < 1 or int(batch_size) < 1:
+        raise ValueError(f"fit(): epochs and batch_size must be >= 1, got {epochs}, {batch_size}.")
+    batches = len(x_train) // int(batch_size)
+    if batches == 0:
+        raise ValueError(
+            f"fit(): {len(x_train)} training samples make no full batch of {batch_size}; "
+            f"pass batch_size={max(1, len(x_train))} or less."
+        )
+    state = TrainState.create(net, make_optimizer(optimizer, lr=lr, schedule="constant"))
+    step = jax.jit(train_step, static_argnames="encoder")
+    evaluate = jax.jit(eval_step, static_argnames="encoder")
+    seed_key = jax.random.key(seed)
+    test_key = jax.random.fold_in(seed_key, 2**31 - 1)  # the same test spikes every epoch
+    if x_test is not None:
+        x_test, y_test = np.asarray(x_test), np.asarray(y_test)
+    history = []
+    for epoch in range(1, int(epochs) + 1):
+        order = np.random.default_rng(seed + epoch).permutation(len(x_train))
+        losses, correct = [], []
+        for i in range(batches):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            state, metrics = step(state, x_train[idx], y_train[idx], seed_key, encoder=encoder)
+            losses.append(float(metrics["loss"]))
+            correct.append(float(metrics["accuracy"]))
+        record = {"epoch": epoch, "loss": float(np.mean(losses)),
+                  "train_accuracy": float(np.mean(correct))}  # fmt: skip
+        if x_test is not None:
+            correct_sum = 0.0
+            for i in range(0, len(x_test), batch_size):
+                test = evaluate(state.net, x_test[i : i + batch_size],
+                                y_test[i : i + batch_size], test_key, encoder=encoder)  # fmt: skip
+                correct_sum += float(test["correct"])
+            record["test_accuracy"] = correct_sum / len(x_test)
+        history.append(record)
+        if verbose:
+            print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in record.items()))  # fmt: skip
+    return state.net, history
