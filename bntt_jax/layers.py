@@ -121,6 +121,7 @@ class TemporalNorm(nn.Module):
     num_steps: int = 25
     eps: float = EPS
     momentum: float = MOMENTUM
+    threshold: float = 1.0  # V_th, which tdBN scales to
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -131,7 +132,7 @@ class TemporalNorm(nn.Module):
                 f"statistics for num_steps = {self.num_steps}; build it with "
                 f"num_steps={x.shape[0]}."
             )
-        return norm(self, x, train, self.num_steps, self.eps, self.momentum)
+        return norm(self, x, train, self.num_steps, self.eps, self.momentum, self.threshold)
 
 
 class LIF(nn.Module):

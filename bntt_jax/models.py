@@ -64,8 +64,9 @@ class SpikingNetwork(nn.Module):
             synapses = SpikingConv if spec.kind == "conv" else SpikingDense
             current = synapses(spec.features, name=spec.name)(x)
             current = TemporalNorm(
-                cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, name=f"norm_{spec.name}"
-            )(current, train)
+                cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, cfg.threshold,
+                name=f"norm_{spec.name}",
+            )(current, train)  # fmt: skip
             out = LIF(cfg.leak, cfg.threshold, cfg.reset, cfg.alpha, return_membrane=record)(
                 current
             )

@@ -21,6 +21,9 @@ its evaluation as a per-step affine map for the fused CPU layer (``eval_affine``
 * ``layernorm``: statistics per sample and per step over all features, one γ per channel
   shared over time, no β: the journal paper's Table 5 comparison (its exact affine form is
   not given there; we keep BNTT's γ-only form so that only the statistics differ).
+* ``tdbn``: threshold-dependent batch norm (Zheng et al. 2020; the journal paper's Table 4):
+  statistics pooled over time × batch × space, the normalised input scaled to α·V_th, with
+  γ and β per channel.
 * ``none``: identity, the plain surrogate-gradient baseline.
 
 The pure functions below take time-major activations ``x`` of shape ``[T, B, ..., C]``
@@ -163,7 +166,14 @@ class Normalization(Protocol):
     initial_values: dict[str, float]
 
     def __call__(
-        self, module: Any, x: jax.Array, train: bool, num_steps: int, eps: float, momentum: float
+        self,
+        module: Any,
+        x: jax.Array,
+        train: bool,
+        num_steps: int,
+        eps: float,
+        momentum: float,
+        threshold: float = 1.0,
     ) -> jax.Array:
         """Normalise ``x`` inside the Flax ``module`` that holds its variables."""
 
@@ -195,7 +205,7 @@ class BNTT:
     fused_eval = True
     initial_values = {"gamma_t": 1.0}
 
-    def __call__(self, module, x, train, num_steps, eps, momentum):
+    def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
         t, c = x.shape[0], x.shape[-1]
         gamma = module.param("gamma_t", _ones, (num_steps, c), jnp.float32)
         mean, var = _running(module, (num_steps, c))
@@ -231,7 +241,7 @@ class TiedBatchNorm:
     fused_eval = False
     initial_values = {"gamma": 1.0}
 
-    def __call__(self, module, x, train, num_steps, eps, momentum):
+    def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
         t, c = x.shape[0], x.shape[-1]
         gamma = module.param("gamma", _ones, (c,), jnp.float32)
         mean, var = _running(module, (c,))
@@ -258,9 +268,46 @@ class LayerNorm:
     fused_eval = False
     initial_values = {"gamma": 1.0}
 
-    def __call__(self, module, x, train, num_steps, eps, momentum):
+    def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
         gamma = module.param("gamma", _ones, (x.shape[-1],), jnp.float32)
         return layer_norm(x, gamma.astype(x.dtype), eps)
+
+
+class ThresholdDependentBatchNorm:
+    """tdBN (``tdbn``; Zheng et al. 2020, the BNTT journal paper's Table 4): one batch norm per
+    channel whose statistics pool time × batch × space (one μ, σ² for all T steps), scaled to
+    the firing threshold, then an affine map per channel:
+    ``y = γ·(α·V_th)·(x − μ)/√(σ² + ε) + β`` with α = 1 and V_th = θ. ``gamma`` and ``beta``
+    ``[C]``; running ``mean``/``var`` ``[C]`` updated once per call from the pooled statistics
+    (unbiased variance, PyTorch's momentum), used in evaluation."""
+
+    name = "tdbn"
+    has_gamma_t = False
+    batch_statistics = True
+    fused_eval = False
+    initial_values = {"gamma": 1.0, "beta": 0.0}
+    #: α of tdBN: 1 for a plain block (1/√2 in the residual blocks of Zheng et al.).
+    alpha = 1.0
+
+    def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
+        c = x.shape[-1]
+        gamma = module.param("gamma", _ones, (c,), jnp.float32)
+        beta = module.param("beta", lambda key, shape, dtype: jnp.zeros(shape, dtype), (c,),
+                            jnp.float32)  # fmt: skip
+        mean, var = _running(module, (c,))
+        if train:
+            axes = tuple(range(x.ndim - 1))  # time, batch and space
+            mu = jnp.mean(x, axis=axes)
+            sigma2 = jnp.mean(jnp.square(x - mu), axis=axes)
+            if not module.is_initializing():
+                stats = (s.astype(mean.value.dtype) for s in (mu, sigma2))
+                mean.value, var.value = running_stats_update(
+                    mean.value, var.value, *stats, x.size // c, momentum
+                )
+        else:
+            mu, sigma2 = mean.value.astype(x.dtype), var.value.astype(x.dtype)
+        scale = gamma.astype(x.dtype) * (self.alpha * threshold) * lax.rsqrt(sigma2 + eps)
+        return (x - mu) * scale + beta.astype(x.dtype)
 
 
 class Identity:
@@ -272,13 +319,14 @@ class Identity:
     fused_eval = False
     initial_values: dict[str, float] = {}
 
-    def __call__(self, module, x, train, num_steps, eps, momentum):
+    def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
         return x
 
 
 #: Every normalisation by its config name, BNTT first (the default).
 NORMALIZATIONS: dict[str, Normalization] = {
-    n.name: n for n in (BNTT(), TiedBatchNorm(), LayerNorm(), Identity())
+    n.name: n
+    for n in (BNTT(), TiedBatchNorm(), LayerNorm(), ThresholdDependentBatchNorm(), Identity())
 }
 #: The names a config's ``norm`` takes.
 NORMS = tuple(NORMALIZATIONS)

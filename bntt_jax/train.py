@@ -126,6 +126,7 @@ def encode(key: jax.Array, inputs: jax.Array, num_steps: int, encoder: str) -> j
     if encoder == "direct":
         return direct_encode(inputs, num_steps)
     if encoder == "sequential":
+        inputs = inputs.reshape(inputs.shape[0], -1)  # a sample of any shape, value by value
         if inputs.shape[1] != num_steps:
             raise ValueError(
                 f"sequential input has {inputs.shape[1]} values per sample, the network "
@@ -164,6 +165,7 @@ def train_step(
     shard ``inputs`` and ``labels`` over a ``data`` mesh axis for data parallelism. Called
     outside a trace, it refuses NaN/Inf ``inputs`` (:mod:`bntt_jax.checks`).
     """
+    inputs = _sequence(inputs, encoder)
     _check_batch("train_step()", inputs, labels, state.net, frames=encoder == "frames")
     num_steps = state.net.config.num_steps
     spikes = encode(step_key(seed_key, state.step), inputs, num_steps, encoder)
@@ -227,6 +229,14 @@ def finite_flags(
     return jnp.stack(flags)
 
 
+def _sequence(inputs: Any, encoder: str) -> Any:
+    """A batch for the sequential encoder as ``[B, L]``: each sample's values in row-major
+    order (an image pixel by pixel, as Sequential MNIST presents it)."""
+    if encoder == "sequential" and getattr(inputs, "ndim", 2) > 2:
+        return inputs.reshape(inputs.shape[0], -1)
+    return inputs
+
+
 def _check_batch(
     where: str, inputs: Any, labels: Any, net: Any = None, rank: bool = True, frames: bool = False
 ) -> None:
@@ -277,6 +287,7 @@ def eval_step(
         raise ValueError(
             f"eval_step(): exit steps must be ints in 1..{num_steps} (the network's T), got {bad}."
         )
+    inputs = _sequence(inputs, encoder)
     _check_batch("eval_step()", inputs, labels, net, frames=encoder == "frames")
     spikes = encode(key, inputs, num_steps, encoder)
     # The model itself (not simulate) also returns the per-step readout terms W·o_t, so one

@@ -9,7 +9,8 @@ Eq. 4), and the reset to ``v_reset = 0`` is our hard reset. So :func:`to_nir` ex
 
 * a BNTT-family network (:class:`bntt_jax.NetworkParams`) with ``reset="hard"`` and
   ``norm="none"``, or ``norm="bn"`` (one batch norm shared by all steps) folded into the
-  weights: ``W' = W·γ/√(σ² + ε)``, bias ``−μ·γ/√(σ² + ε)``; a leak λ = 1 becomes ``IF``;
+  weights: ``W' = W·γ/√(σ² + ε)``, bias ``−μ·γ/√(σ² + ε)``, or ``norm="tdbn"`` likewise (its
+  scale times α·V_th, its bias plus β); a leak λ = 1 becomes ``IF``;
 * the ANN-to-SNN conversion (:mod:`bntt_jax.conversion`) with ``reset="zero"``: ``IF``
   neurons, each layer's bias scaled as the simulation scales it. It fires at ``u ≥ θ``; NIR at
   ``v > v_threshold``, so the exported threshold is the float32 number just below θ, which
@@ -74,13 +75,13 @@ def _check_bntt(config: NetworkConfig) -> None:
             "BNTT (Eq. 9)",
             "it normalises time-step t with its own γᵗ, μᵗ and σᵗ, a different affine map at "
             "every step, and NIR's nodes are the same at every step.",
-            "Train with norm='none' or norm='bn' (one batch norm, folded into the weights).",
+            "Train with norm='none', 'bn' or 'tdbn' (folded into the weights).",
         )
     if config.norm == "layernorm":
         raise _refuse(
             "layer norm",
             "it divides by statistics of each sample at each step, which is not a linear map.",
-            "Train with norm='none' or norm='bn'.",
+            "Train with norm='none', 'bn' or 'tdbn'.",
         )
 
 
@@ -90,13 +91,17 @@ def _folded(params: Any, config: NetworkConfig) -> tuple[dict, dict]:
     weights, biases = {}, {}
     for spec in config.layers:
         w = np.asarray(p[spec.name]["kernel"], np.float64)
-        if config.norm == "bn":
+        if config.norm in ("bn", "tdbn"):
             norm = f"norm_{spec.name}"
             scale = np.asarray(p[norm]["gamma"], np.float64) / np.sqrt(
                 np.asarray(stats[norm]["var"], np.float64) + config.eps
             )
+            if config.norm == "tdbn":  # scaled to α·V_th, then shifted by β
+                scale = scale * config.normalization.alpha * config.threshold
             weights[spec.name] = w * scale
             biases[spec.name] = -np.asarray(stats[norm]["mean"], np.float64) * scale
+            if config.norm == "tdbn":
+                biases[spec.name] = biases[spec.name] + np.asarray(p[norm]["beta"], np.float64)
         else:
             weights[spec.name], biases[spec.name] = w, None
     weights[config.readout_name] = np.asarray(p[config.readout_name]["kernel"], np.float64)

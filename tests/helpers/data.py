@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
 import tarfile
 
 import numpy as np
 
-from experiments.core.data import cifar
+from experiments.core.data import cifar, mnist
 
 
 def _planted_images(n, offset):
@@ -48,3 +49,28 @@ def write_fake_cifar(path, name, n_train=(4, 4, 4, 4, 4), n_test=8):
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
     return path
+
+
+def write_idx(path, magic, array):
+    """A gzipped IDX file: big-endian magic, then each dimension, then the uint8 values."""
+    header = int(magic).to_bytes(4, "big") + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.asarray(array, np.uint8).tobytes())
+
+
+def write_fake_mnist(folder, n_train=12, n_test=6):
+    """The four MNIST files in ``folder``: image i's pixel (r, c) is (i + r·28 + c) % 256,
+    its label i % 10. Returns ``(train_x, train_y, test_x, test_y)`` as written (uint8)."""
+
+    def images(n, offset):
+        grid = np.arange(28 * 28).reshape(28, 28)
+        return np.stack([(grid + i + offset) % 256 for i in range(n)]).astype(np.uint8)
+
+    arrays = (images(n_train, 0), np.arange(n_train) % 10, images(n_test, 100),
+              (np.arange(n_test) + 3) % 10)  # fmt: skip
+    for (key, name), array in zip(mnist.FILES.items(), arrays, strict=True):
+        magic = mnist.IMAGES_MAGIC if key.endswith("x") else mnist.LABELS_MAGIC
+        write_idx(folder / name, magic, array)
+    return arrays

@@ -16,10 +16,15 @@ from jax import lax
 from bntt_jax import NetworkParams, spike
 
 
-def _norm_step(kind, z, t, params, stats, train, eps, momentum):
+def _norm_step(kind, z, t, params, stats, train, eps, momentum, threshold=1.0):
     """Normalise one step ``z`` ``[B, ..., C]``; update ``stats`` in place in train mode."""
     if kind == "none":
         return z
+    if kind == "tdbn":  # Zheng et al.: γ·θ·(z − μ)/√(σ² + ε) + β, running statistics
+        if train:  # its batch statistics pool all T steps: no step-by-step form exists
+            raise NotImplementedError("tdBN trains on statistics over all steps")
+        scale = params["gamma"] * threshold / jnp.sqrt(stats["var"] + eps)
+        return (z - stats["mean"]) * scale + params["beta"]
     axes = tuple(range(z.ndim - 1))
     if kind == "layernorm":
         feat = tuple(range(1, z.ndim))
@@ -70,7 +75,8 @@ def time_major_forward(net: NetworkParams, spikes, train: bool):
             else:
                 z = x.reshape(b, -1) @ kernel
             key = f"norm_{spec.name}"
-            z = _norm_step(cfg.norm, z, t, p.get(key), stats.get(key), train, cfg.eps, cfg.momentum)
+            z = _norm_step(cfg.norm, z, t, p.get(key), stats.get(key), train, cfg.eps,
+                           cfg.momentum, cfg.threshold)  # fmt: skip
             u = cfg.leak * mem.get(spec.name, jnp.zeros_like(z)) + z
             o = spike(u, cfg.threshold, cfg.alpha)
             fired = lax.stop_gradient(o)  # soft: subtract θ; hard: back to 0

@@ -35,6 +35,19 @@ def _channels_first(x):
 CASES = [
     ("vgg9-bn-lif", dict(arch="vgg9", img_size=8, in_channels=2, norm="bn", leak=0.9), 1.0),
     ("mlp-none-if", dict(arch="mlp", in_features=12, hidden=(24, 16), norm="none", leak=1.0), 2.0),
+    (
+        "custom-tdbn",
+        dict(
+            arch="custom",
+            plan="c8,p,f16",
+            img_size=8,
+            in_channels=2,
+            norm="tdbn",
+            leak=0.8,
+            threshold=0.7,
+        ),
+        1.0,
+    ),
 ]
 
 

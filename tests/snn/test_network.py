@@ -106,6 +106,9 @@ EVAL_CASES = [
     ("vgg9", "bn", dict(img_size=8, in_channels=2, num_steps=3)),
     ("mlp", "bntt", dict(in_features=5, hidden=(32, 16), num_steps=7)),
     ("vgg9", "none", dict(img_size=8, in_channels=2, num_steps=3, reset="hard")),
+    # tdBN trains on statistics pooled over all steps (no time-major form; tests/snn/
+    # test_norms.py checks it against its formula): evaluation, with θ ≠ 1 (it scales to θ)
+    ("vgg9", "tdbn", dict(img_size=8, in_channels=2, num_steps=3, threshold=0.8)),
 ]
 
 

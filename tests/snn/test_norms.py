@@ -238,3 +238,31 @@ def test_float32_statistics_do_not_cap_float64_precision():
         assert y.dtype == jnp.float64
     m, v, g = (a.astype(np.float64)[:, None] for a in (mean, var, gamma))
     np.testing.assert_allclose(y, g * (x - m) / np.sqrt(v + EPS), rtol=1e-13)
+
+
+def test_tdbn_pools_time_batch_and_space_and_scales_to_the_threshold():
+    # Zheng et al. 2020: y = γ·α·V_th·(x − μ)/√(σ² + ε) + β, μ and σ² over (T, B, H, W) per
+    # channel; running statistics updated once per call (unbiased variance); evaluation uses
+    # them. Here V_th = θ = 1.5, α = 1.
+    module = TemporalNorm("tdbn", 4, EPS, 0.1, threshold=1.5)
+    x, _, _ = make_case(8, shape=(4, 3, 2, 2, 5))
+    rng = np.random.default_rng(8)
+    gamma, beta = rng.uniform(0.5, 2, 5).astype(np.float32), rng.normal(size=5).astype(np.float32)
+    init = module.init(jax.random.key(0), jnp.zeros((1, 2, 2, 2, 5)), train=False)
+    assert set(init["params"]) == {"gamma", "beta"}  # γ and β, no per-step parameters
+    variables = {"params": {"gamma": gamma, "beta": beta}, "batch_stats": init["batch_stats"]}
+    y, upd = module.apply(variables, jnp.asarray(x), train=True, mutable=["batch_stats"])
+    x64 = x.astype(np.float64)
+    mu, var = x64.mean(axis=(0, 1, 2, 3)), x64.var(axis=(0, 1, 2, 3))
+    np.testing.assert_allclose(y, gamma * 1.5 * (x64 - mu) / np.sqrt(var + EPS) + beta,
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    n = x[..., 0].size  # T·B·H·W values per channel
+    np.testing.assert_allclose(upd["batch_stats"]["mean"], 0.1 * mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(upd["batch_stats"]["var"], 0.9 + 0.1 * var * n / (n - 1),
+                               rtol=1e-5)  # fmt: skip
+    stats = upd["batch_stats"]
+    y_eval = module.apply({"params": variables["params"], "batch_stats": stats}, jnp.asarray(x),
+                          train=False)  # fmt: skip
+    m, v = np.asarray(stats["mean"], np.float64), np.asarray(stats["var"], np.float64)
+    np.testing.assert_allclose(y_eval, gamma * 1.5 * (x64 - m) / np.sqrt(v + EPS) + beta,
+                               rtol=1e-4, atol=1e-5)  # fmt: skip

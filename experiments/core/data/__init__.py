@@ -7,6 +7,8 @@ damaged file says so):
 * :mod:`~experiments.core.data.digits`: scikit-learn's 8×8 digits (shipped in the package);
 * :mod:`~experiments.core.data.cifar`: CIFAR-10 / CIFAR-100 from the canonical python
   archives (or a tfds data directory prepared elsewhere);
+* :mod:`~experiments.core.data.mnist`: MNIST from its four gzipped IDX files (Sequential
+  MNIST);
 * :mod:`~experiments.core.data.arrays`: a dataset of your own, one ``.npz`` file named by
   its path (``--set dataset=PATH.npz``).
 
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from experiments.core.data import arrays, cifar, digits
+from experiments.core.data import arrays, cifar, digits, mnist
 from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
     DataCorruptError,
     DataMissingError,
@@ -32,7 +34,9 @@ from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
 )
 
 #: Every dataset the experiments know, by name.
-READERS: dict[str, Reader] = {r.facts.name: r for r in (*digits.READERS, *cifar.READERS)}
+READERS: dict[str, Reader] = {
+    r.facts.name: r for r in (*digits.READERS, *cifar.READERS, *mnist.READERS)
+}
 DATASETS: dict[str, DatasetFacts] = {name: r.facts for name, r in READERS.items()}
 
 
