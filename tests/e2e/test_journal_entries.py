@@ -1,5 +1,5 @@
-"""The journal paper's entries that need data this machine does not have, each driven through
-one training epoch on tiny files written in the dataset's canonical format."""
+"""The BNTT papers' entries that need data this machine does not have, each driven through one
+training epoch on tiny files written in the dataset's canonical format."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 
 import pytest
 
+from experiments.core import registry
 from experiments.run import main
-from tests.helpers.data import write_fake_mnist
+from tests.helpers.data import write_fake_cifar, write_fake_mnist, write_fake_tiny_imagenet
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
@@ -25,3 +26,34 @@ def test_sequential_mnist_entries_train_one_epoch(name, tmp_path):
     assert metrics["epochs_run"] == 1 and 0 <= metrics["test_accuracy"] <= 1
     config = json.loads((out / "config.json").read_text())["experiment"]
     assert (config["network"]["encoder"], config["network"]["num_steps"]) == ("sequential", 784)
+
+
+# Every other entry of the BNTT tables at a scale that runs here (2 steps, batches of 4): the
+# data path, the network and the whole run of each, one epoch.
+SMALL = ["--set", "num_steps=2", "--set", "batch_size=4", "--set", "eval_batch_size=4",
+         "--set", "epochs=1", "--set", "max_train_batches=1", "--set", "max_eval_batches=1",
+         "--set", "analyses=none"]  # fmt: skip
+ENTRIES = ["cifar100_bntt", "cifar100_no_bntt", "cifar100_bn", "tiny_imagenet_bntt",
+           "tiny_imagenet_no_bntt", "tiny_imagenet_bn", "cifar10_bn", "cifar10_tdbn",
+           "cifar10_layernorm"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    write_fake_cifar(folder / "cifar-10-python.tar.gz", "cifar10")
+    write_fake_cifar(folder / "cifar-100-python.tar.gz", "cifar100")
+    write_fake_tiny_imagenet(folder, per_class=3, n_val=8)
+    return folder
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_table_entries_train_one_epoch_on_tiny_files(name, fake_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert main([name, "--set", f"data_dir={fake_data}", *SMALL, "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    entry = registry.get(name).config
+    assert config["experiment"]["network"]["norm"] == entry.network.norm
+    assert config["experiment"]["network"]["arch"] == entry.network.arch
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1

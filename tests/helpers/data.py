@@ -74,3 +74,35 @@ def write_fake_mnist(folder, n_train=12, n_test=6):
         magic = mnist.IMAGES_MAGIC if key.endswith("x") else mnist.LABELS_MAGIC
         write_idx(folder / name, magic, array)
     return arrays
+
+
+def write_fake_tiny_imagenet(data_dir, wnids=("n01", "n02", "n03"), per_class=2, n_val=4):
+    """A ``tiny-imagenet-200/`` release: image k of class c is one flat colour
+    (40·c + 10·k, 255 − 40·c, 7·k) as a JPEG (the val images: class k % classes, colour
+    index 100 + k; the last one greyscale). Returns ``{path: (colour, label)}``."""
+    from PIL import Image  # the [data] extra, part of [test]
+
+    root = folder = data_dir / "tiny-imagenet-200"
+    folder.mkdir(parents=True)
+    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    planted = {}
+
+    def save(path, colour, label, grey=False):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = Image.new("RGB", (64, 64), colour)
+        (image.convert("L") if grey else image).save(path, "JPEG", quality=95)
+        luma = (colour[0] * 299 + colour[1] * 587 + colour[2] * 114) / 1000  # PIL's "L"
+        planted[path] = ((luma,) * 3 if grey else colour, label)
+
+    for c, wnid in enumerate(wnids):
+        for k in range(per_class):
+            save(root / "train" / wnid / "images" / f"{wnid}_{k}.JPEG",
+                 (40 * c + 10 * k, 255 - 40 * c, 7 * k), c)  # fmt: skip
+    lines = []
+    for k in range(n_val):
+        c = k % len(wnids)
+        save(root / "val" / "images" / f"val_{k}.JPEG", (100 + k, 50, 200 - k), c,
+             grey=k == n_val - 1)  # fmt: skip
+        lines.append(f"val_{k}.JPEG\t{wnids[c]}\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return planted

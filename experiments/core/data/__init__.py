@@ -9,6 +9,8 @@ damaged file says so):
   archives (or a tfds data directory prepared elsewhere);
 * :mod:`~experiments.core.data.mnist`: MNIST from its four gzipped IDX files (Sequential
   MNIST);
+* :mod:`~experiments.core.data.tiny_imagenet`: Tiny-ImageNet from its release folder,
+  decoded once into a cache;
 * :mod:`~experiments.core.data.arrays`: a dataset of your own, one ``.npz`` file named by
   its path (``--set dataset=PATH.npz``).
 
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from experiments.core.data import arrays, cifar, digits, mnist
+from experiments.core.data import arrays, cifar, digits, mnist, tiny_imagenet
 from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
     DataCorruptError,
     DataMissingError,
@@ -35,7 +37,8 @@ from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
 
 #: Every dataset the experiments know, by name.
 READERS: dict[str, Reader] = {
-    r.facts.name: r for r in (*digits.READERS, *cifar.READERS, *mnist.READERS)
+    r.facts.name: r
+    for r in (*digits.READERS, *cifar.READERS, *mnist.READERS, *tiny_imagenet.READERS)
 }
 DATASETS: dict[str, DatasetFacts] = {name: r.facts for name, r in READERS.items()}
 

@@ -116,11 +116,20 @@ def cifar_augment(
     The padding is applied before normalising in the authors' pipeline, so a padded pixel is
     0 there: ``(0 − mean)/std`` here (0 for a batch of intensities, ``normalized=False``).
     """
+    fill = -CIFAR_MEAN / CIFAR_STD if normalized else np.zeros(batch.shape[-1])
+    return pad_crop_flip(rng, batch, fill)
+
+
+def pad_crop_flip(
+    rng: np.random.Generator, batch: np.ndarray, fill: np.ndarray, pad: int = 4
+) -> np.ndarray:
+    """A random crop of each NHWC image padded by ``pad`` with the per-channel value ``fill``
+    (a zero pixel, standardised), then a horizontal flip with probability 1/2."""
     b, h, w, c = batch.shape
-    fill = (-CIFAR_MEAN / CIFAR_STD if normalized else np.zeros(c)).astype(batch.dtype)
-    padded = np.broadcast_to(fill, (b, h + 8, w + 8, c)).copy()
-    padded[:, 4 : 4 + h, 4 : 4 + w] = batch
-    dy, dx = rng.integers(0, 9, size=(2, b))
+    padded = np.broadcast_to(np.asarray(fill, batch.dtype), (b, h + 2 * pad, w + 2 * pad, c))
+    padded = padded.copy()
+    padded[:, pad : pad + h, pad : pad + w] = batch
+    dy, dx = rng.integers(0, 2 * pad + 1, size=(2, b))
     flip = rng.random(b) < 0.5
     out = np.empty_like(batch)
     for i in range(b):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,6 +30,25 @@ class DataMissingError(FileNotFoundError):
 
 class DataCorruptError(ValueError):
     """A dataset file is damaged or not what its name says; the message says to fetch it again."""
+
+
+def cache_root() -> Path:
+    """Where decoded datasets are kept: ``$BNTT_JAX_CACHE``, default ``~/.cache/bntt_jax``."""
+    return Path(os.environ.get("BNTT_JAX_CACHE", Path.home() / ".cache" / "bntt_jax"))
+
+
+def write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> bool:
+    """Write ``arrays`` to ``path`` through a temporary file and a rename (a reader never sees
+    half a file); ``False`` if the cache cannot be written (a read-only cache)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        return False
+    return True
 
 
 def fingerprint(*arrays: np.ndarray) -> str:

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from experiments.core.data.dataset import DataMissingError, Dataset, DatasetFacts, Reader
+from experiments.core.data.dataset import (
+    DataMissingError,
+    Dataset,
+    DatasetFacts,
+    Reader,
+    cache_root,
+    write_npz_atomically,
+)
 from experiments.core.data.dataset import fingerprint as fingerprint_of
 
 TEST_FRACTION = 0.2
@@ -54,8 +59,7 @@ _KEYS = ("x_train", "x_test", "y_train", "y_test")
 
 def cache_file() -> Path:
     """Where the split of this scikit-learn version is kept."""
-    root = Path(os.environ.get("BNTT_JAX_CACHE", Path.home() / ".cache" / "bntt_jax"))
-    return root / f"digits-sklearn-{importlib.metadata.version('scikit-learn')}.npz"
+    return cache_root() / f"digits-sklearn-{importlib.metadata.version('scikit-learn')}.npz"
 
 
 def cached_split() -> tuple[np.ndarray, ...]:
@@ -73,14 +77,8 @@ def cached_split() -> tuple[np.ndarray, ...]:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         pass  # absent or damaged: made again below
     arrays = split()
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=file.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **dict(zip(_KEYS, arrays, strict=True)))
-        os.replace(tmp, file)
-    except OSError:
-        pass  # a read-only cache: the split is made again next time
+    # a read-only cache: the split is made again next time
+    write_npz_atomically(file, dict(zip(_KEYS, arrays, strict=True)))
     return arrays
 
 

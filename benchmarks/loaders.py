@@ -1,0 +1,152 @@
+"""How fast each dataset reader loads and feeds training, against how fast training consumes it.
+
+    python -m benchmarks.loaders [--dir DIR] [--tiny-images 2000]
+
+Writes full-size synthetic files in each canonical format (CIFAR-10/100 archives, MNIST's IDX
+files; a Tiny-ImageNet release of ``--tiny-images`` JPEGs, whose decoding rate is extrapolated
+to the 110,000 of the real one, and its cache at full size), then measures for each dataset:
+the first load (decoding), a second load (the cache, where there is one), and the rate at which
+shuffled, augmented training batches come out of the loader, against the time the entry's
+training step takes at the rates measured in ``experiments/timings.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import experiments  # noqa: F401  (registers the entries)
+from experiments.core import registry
+from experiments.core.data import Dataset, iterate, load_dataset
+from experiments.core.data import tiny_imagenet as tiny
+from experiments.core.estimates import derived_seconds
+from tests.helpers.data import write_fake_cifar, write_idx
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def batch_rate(data, batch: int, batches: int = 20) -> float:
+    """Shuffled, augmented training batches per second out of the loader."""
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in iterate(data.train_x, data.train_y, batch, rng, data.augment, max_batches=batches):
+        pass
+    return batches / (time.perf_counter() - start)
+
+
+def step_seconds(entry: str) -> float:
+    """One training step of ``entry`` at the measured rates (its epoch time over its steps)."""
+    config = registry.get(entry).config.replace(epochs=1, eval_every=1)
+    steps = config.facts.train_size // config.batch_size
+    return derived_seconds(config) / steps
+
+
+def _write_mnist(folder: Path) -> None:
+    rng = np.random.default_rng(1)
+    for name, shape, magic in (("train-images-idx3-ubyte.gz", (60_000, 28, 28), 2051),
+                               ("train-labels-idx1-ubyte.gz", (60_000,), 2049),
+                               ("t10k-images-idx3-ubyte.gz", (10_000, 28, 28), 2051),
+                               ("t10k-labels-idx1-ubyte.gz", (10_000,), 2049)):  # fmt: skip
+        high = 256 if magic == 2051 else 10
+        write_idx(folder / name, magic, rng.integers(0, high, shape, dtype=np.uint8))
+
+
+def _write_tiny(folder: Path, images: int) -> None:
+    from PIL import Image  # the [data] extra
+
+    root = folder / tiny.FOLDER
+    wnids = [f"n{i:08d}" for i in range(200)]
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    rng = np.random.default_rng(2)
+    per_class = max(1, images // 200)
+    for wnid in wnids:
+        (root / "train" / wnid / "images").mkdir(parents=True)
+        for k in range(per_class):
+            pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "train" / wnid / "images" / f"{k}.JPEG")
+    lines = []
+    for k in range(max(1, images // 10)):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+            root / "val" / "images" / f"val_{k}.JPEG"
+        )
+        lines.append(f"val_{k}.JPEG\t{wnids[k % 200]}\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, help="where to write the files (default: a temp dir)")
+    parser.add_argument("--tiny-images", type=int, default=2000)
+    args = parser.parse_args(argv)
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="loaders-"))
+    (folder / "cache").mkdir(parents=True, exist_ok=True)
+    os.environ["BNTT_JAX_CACHE"] = str(folder / "cache")
+    rows = []
+
+    for name, entry in (("cifar10", "cifar10_bntt"), ("cifar100", "cifar100_bntt")):
+        archive = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}
+        n = (10_000,) * 5 if name == "cifar10" else (50_000,)
+        write_fake_cifar(folder / archive[name], name, n_train=n, n_test=10_000)
+        data, first = _timed(lambda name=name: load_dataset(name, str(folder)))
+        rows.append((name, entry, first, None, data))
+    _write_mnist(folder)
+    data, first = _timed(lambda: load_dataset("mnist", str(folder)))
+    rows.append(("mnist", "smnist_bntt", first, None, data))
+
+    _write_tiny(folder, args.tiny_images)
+    small, tiny_first = _timed(lambda: load_dataset("tiny_imagenet", str(folder)))
+    decoded = len(small.train_x) + len(small.test_x)
+    first_full = tiny_first * 110_000 / decoded  # decoding scales with the images
+    # the cache of a full-size release, read as a second run reads it
+    rng = np.random.default_rng(3)
+    full = {"train_x": rng.integers(0, 256, (100_000, 64, 64, 3), dtype=np.uint8),
+            "train_y": rng.integers(0, 200, 100_000).astype(np.int32),
+            "test_x": rng.integers(0, 256, (10_000, 64, 64, 3), dtype=np.uint8),
+            "test_y": rng.integers(0, 200, 10_000).astype(np.int32)}  # fmt: skip
+    cache = folder / "cache" / "tiny-imagenet-full.npz"
+    np.savez(cache, **full)
+    del full
+
+    def read_cache():
+        with np.load(cache) as saved:
+            return [saved[k] for k in ("train_x", "train_y", "test_x", "test_y")]
+
+    arrays, second = _timed(read_cache)
+    augment = load_dataset("tiny_imagenet", str(folder)).augment
+    train_x, test_x = (a.astype(np.float32) / 255 for a in (arrays[0], arrays[2][:10]))
+    data = Dataset("tiny_imagenet", train_x, arrays[1], test_x, arrays[3][:10], 200, augment)
+    rows.append(("tiny_imagenet", "tiny_imagenet_bntt", first_full, second, data))
+
+    header = ("dataset", "first load", "cached", "batch", "loader batches/s", "train step s",
+              "loader / training")  # fmt: skip
+    print("{:14s} {:>12s} {:>8s} {:>6s} {:>17s} {:>13s} {:>18s}".format(*header))
+    out = []
+    for name, entry, first, second, data in rows:
+        batch = registry.get(entry).config.batch_size
+        rate, step = batch_rate(data, batch), step_seconds(entry)
+        cached = f"{second:.1f} s" if second is not None else "–"
+        print(f"{name:14s} {first:10.1f} s {cached:>8s} {batch:6d} {rate:17.1f} {step:13.1f} "
+              f"{rate * step:17.0f}x")  # fmt: skip
+        out.append({"dataset": name, "first_load_s": first, "cached_load_s": second,
+                    "batch": batch, "loader_batches_per_s": rate,
+                    "train_step_s": step})  # fmt: skip
+    note = (f"tiny_imagenet's first load: {tiny_first:.1f} s for {decoded} JPEGs, scaled to "
+            "110,000; its cached load reads a full-size cache file.")  # fmt: skip
+    print(note)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
