@@ -109,7 +109,7 @@ class NetworkConfig:
       alpha: surrogate damping α of Eq. 8 (0.3).
       reset: ``'soft'`` (subtract θ after a spike, the papers') or ``'hard'`` (to 0, what
         NIR's neurons do: such a network exports with :func:`bntt_jax.to_nir`).
-      norm: ``'bntt'`` (default), ``'bn'``, ``'layernorm'`` or ``'none'``.
+      norm: ``'bntt'`` (default), ``'bn'``, ``'layernorm'``, ``'tdbn'`` or ``'none'``.
       eps: normalisation ε (1e-4).
       momentum: running-statistics momentum, PyTorch convention (0.1).
     """
