@@ -6,8 +6,9 @@ and their initial values, its training and evaluation forward, its running updat
 it has one γ per step (``has_gamma_t``: the γ-based early exit and the γ analyses read them),
 whether it trains on batch statistics (``batch_statistics``: a batch needs two samples) and
 its evaluation as a per-step affine map for the fused CPU layer (``eval_affine``, where
-``fused_eval``). A new normalisation is one class here and one line in
-:data:`NORMALIZATIONS`.
+``fused_eval``) and as one map shared by every step, folded into the weights of an export
+(``static_affine``; ``static_reason`` says why not). A new normalisation is one class here
+and one line in :data:`NORMALIZATIONS`.
 
 * ``bntt`` (Eq. 9, Algorithm 1): one batch norm per time-step. Step t has its own batch
   statistics μᵗ, σᵗ (over the batch and the spatial positions of that step only), its own
@@ -34,6 +35,8 @@ from __future__ import annotations
 
 import difflib
 from typing import Any, Protocol
+
+import numpy as np
 
 from bntt_jax._lazy import LazyModule
 from bntt_jax.constants import EPS, MOMENTUM
@@ -162,6 +165,8 @@ class Normalization(Protocol):
     has_gamma_t: bool
     batch_statistics: bool
     fused_eval: bool
+    #: why its evaluation is not one affine map shared by every step (``None``: it is)
+    static_reason: str | None
     #: the constant each of its parameters starts at (:func:`bntt_jax.init`)
     initial_values: dict[str, float]
 
@@ -181,6 +186,14 @@ class Normalization(Protocol):
         self, params: Any, stats: Any, steps: int, eps: float, dtype: Any
     ) -> tuple[jax.Array, jax.Array]:
         """Evaluation as ``(x − mean_t)·scale_t``: ``(mean_t, scale_t)``, ``[steps, C]``."""
+
+    def static_affine(
+        self, params: Any, stats: Any, eps: float, threshold: float
+    ) -> tuple[Any, Any] | None:
+        """Evaluation as one map ``x·scale + shift`` per channel, the same at every step
+        (NumPy float64 ``(scale, shift)``, ``[C]`` or scalars): what folds into the weights of
+        its layer (:func:`bntt_jax.to_nir`); ``None`` when evaluation is no such map, and then
+        ``static_reason`` says why."""
 
 
 def _ones(key: Any, shape: tuple[int, ...], dtype: Any) -> jax.Array:
@@ -230,6 +243,12 @@ class BNTT:
         scale = lax.rsqrt(var.astype(dtype) + eps) * gamma.astype(dtype)
         return mean.astype(dtype), scale
 
+    static_reason = ("it normalises time-step t with its own γᵗ, μᵗ and σᵗ (Eq. 9): a different "
+                     "affine map at every step")  # fmt: skip
+
+    def static_affine(self, params, stats, eps, threshold):
+        return None
+
 
 class TiedBatchNorm:
     """One standard batch norm shared by every step (``bn``): one ``gamma`` and one running
@@ -257,6 +276,14 @@ class TiedBatchNorm:
             )
         return bntt_normalize(x, gamma_t, batch_mean, batch_var, eps)
 
+    static_reason = None
+
+    def static_affine(self, params, stats, eps, threshold):
+        scale = np.asarray(params["gamma"], np.float64) / np.sqrt(
+            np.asarray(stats["var"], np.float64) + eps
+        )
+        return scale, -np.asarray(stats["mean"], np.float64) * scale
+
 
 class LayerNorm:
     """Layer norm per sample and step (``layernorm``): one ``gamma`` ``[C]``, no statistics
@@ -271,6 +298,11 @@ class LayerNorm:
     def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
         gamma = module.param("gamma", _ones, (x.shape[-1],), jnp.float32)
         return layer_norm(x, gamma.astype(x.dtype), eps)
+
+    static_reason = "it divides by statistics of each sample at each step: not a linear map"
+
+    def static_affine(self, params, stats, eps, threshold):
+        return None
 
 
 class ThresholdDependentBatchNorm:
@@ -309,6 +341,14 @@ class ThresholdDependentBatchNorm:
         scale = gamma.astype(x.dtype) * (self.alpha * threshold) * lax.rsqrt(sigma2 + eps)
         return (x - mu) * scale + beta.astype(x.dtype)
 
+    static_reason = None
+
+    def static_affine(self, params, stats, eps, threshold):
+        scale = np.asarray(params["gamma"], np.float64) * (self.alpha * threshold)
+        scale = scale / np.sqrt(np.asarray(stats["var"], np.float64) + eps)
+        mean = np.asarray(stats["mean"], np.float64)
+        return scale, np.asarray(params["beta"], np.float64) - mean * scale
+
 
 class Identity:
     """No normalisation (``none``): the plain surrogate-gradient baseline."""
@@ -321,6 +361,11 @@ class Identity:
 
     def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
         return x
+
+    static_reason = None
+
+    def static_affine(self, params, stats, eps, threshold):
+        return np.float64(1.0), np.float64(0.0)
 
 
 #: Every normalisation by its config name, BNTT first (the default).

@@ -70,40 +70,27 @@ def _check_bntt(config: NetworkConfig) -> None:
             "reset.",
             "Train with the hard reset: bj.init(..., reset='hard'), or --set reset=hard.",
         )
-    if config.norm == "bntt":
+    reason = config.normalization.static_reason
+    if reason is not None:
         raise _refuse(
-            "BNTT (Eq. 9)",
-            "it normalises time-step t with its own γᵗ, μᵗ and σᵗ, a different affine map at "
-            "every step, and NIR's nodes are the same at every step.",
-            "Train with norm='none', 'bn' or 'tdbn' (folded into the weights).",
-        )
-    if config.norm == "layernorm":
-        raise _refuse(
-            "layer norm",
-            "it divides by statistics of each sample at each step, which is not a linear map.",
-            "Train with norm='none', 'bn' or 'tdbn'.",
-        )
+            f"norm={config.norm!r}", f"{reason}, and NIR's nodes are the same at every step.",
+            "Train with a normalisation that evaluates as one affine map: norm='none', 'bn' "
+            "or 'tdbn' (folded into the weights).",
+        )  # fmt: skip
 
 
 def _folded(params: Any, config: NetworkConfig) -> tuple[dict, dict]:
-    """Kernels (our layout) and biases of every layer, the ``bn`` norm folded in."""
+    """Kernels (our layout) and biases of every layer, each layer's normalisation folded in
+    (``static_affine``: ``W' = W·scale``, bias ``shift``; none for ``norm='none'``)."""
     p, stats = params.params, params.batch_stats or {}
+    norm = config.normalization
     weights, biases = {}, {}
     for spec in config.layers:
-        w = np.asarray(p[spec.name]["kernel"], np.float64)
-        if config.norm in ("bn", "tdbn"):
-            norm = f"norm_{spec.name}"
-            scale = np.asarray(p[norm]["gamma"], np.float64) / np.sqrt(
-                np.asarray(stats[norm]["var"], np.float64) + config.eps
-            )
-            if config.norm == "tdbn":  # scaled to α·V_th, then shifted by β
-                scale = scale * config.normalization.alpha * config.threshold
-            weights[spec.name] = w * scale
-            biases[spec.name] = -np.asarray(stats[norm]["mean"], np.float64) * scale
-            if config.norm == "tdbn":
-                biases[spec.name] = biases[spec.name] + np.asarray(p[norm]["beta"], np.float64)
-        else:
-            weights[spec.name], biases[spec.name] = w, None
+        key = f"norm_{spec.name}"
+        scale, shift = norm.static_affine(p.get(key, {}), stats.get(key, {}), config.eps,
+                                          config.threshold)  # fmt: skip
+        weights[spec.name] = np.asarray(p[spec.name]["kernel"], np.float64) * scale
+        biases[spec.name] = None if np.ndim(shift) == 0 else shift
     weights[config.readout_name] = np.asarray(p[config.readout_name]["kernel"], np.float64)
     biases[config.readout_name] = None
     return weights, biases

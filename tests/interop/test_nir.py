@@ -121,8 +121,8 @@ def _refusals(converted):
     mlp = dict(arch="mlp", in_features=3, hidden=(4,))
     return [
         (bj.init(0, **mlp), "soft reset"),
-        (bj.init(0, **mlp, reset="hard"), "BNTT"),
-        (bj.init(0, **mlp, reset="hard", norm="layernorm"), "layer norm"),
+        (bj.init(0, **mlp, reset="hard"), "norm='bntt'"),
+        (bj.init(0, **mlp, reset="hard", norm="layernorm"), "norm='layernorm'"),
         (bj.ttfs.init(0, bj.ttfs.TTFSConfig(arch="mlp", in_features=4, hidden=(3,))), "TTFS"),
         (net, "an ANN"),
         (cv.convert(net, data.train_x[:16], 0, steps=5), "subtractive reset"),
