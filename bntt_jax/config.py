@@ -184,15 +184,18 @@ class NetworkConfig:
             setf("img_size", 32 if self.img_size is None else self.img_size)
             setf("in_channels", 3 if self.in_channels is None else self.in_channels)
             factor = 2 ** sum(item == "P" for item in self._plan()[0])
+            # a preset keeps the authors' shapes; a plan's pools floor odd sizes (PyTorch's)
+            multiple = self.arch != "custom"
             if (
                 not isinstance(self.img_size, int)
                 or self.img_size < factor
-                or (self.img_size % factor)
+                or (multiple and self.img_size % factor)
             ):
+                need = f"a positive multiple of {factor}" if multiple else f"at least {factor}"
                 fail(
                     "img_size",
                     f"{self.arch} pools its input {factor.bit_length() - 1} times by 2, "
-                    f"so img_size must be a positive multiple of {factor}; got {self.img_size!r}.",
+                    f"so img_size must be {need}; got {self.img_size!r}.",
                 )
             if not isinstance(self.in_channels, int) or self.in_channels < 1:
                 fail("in_channels", f"in_channels must be a positive int, got {self.in_channels}.")

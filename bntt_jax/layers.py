@@ -192,11 +192,14 @@ class PoissonEncoder(nn.Module):
 
 
 def avg_pool2(x: jax.Array) -> jax.Array:
-    """2×2 average pooling with stride 2 of ``[T, B, H, W, C]`` (even H and W)."""
+    """2×2 average pooling with stride 2 of ``[T, B, H, W, C]``; an odd last row or column is
+    dropped (PyTorch's ``AvgPool2d(2)``: 21×21 becomes 10×10)."""
     t, b, h, w, c = x.shape
-    if h % 2 or w % 2:
-        raise ValueError(f"avg_pool2: needs an even height and width, got {h}×{w}.")
-    return x.reshape(t, b, h // 2, 2, w // 2, 2, c).mean(axis=(3, 5))
+    h2, w2 = h // 2, w // 2
+    if h2 == 0 or w2 == 0:
+        raise ValueError(f"avg_pool2: needs at least 2×2 pixels, got {h}×{w}.")
+    x = x[:, :, : 2 * h2, : 2 * w2]
+    return x.reshape(t, b, h2, 2, w2, 2, c).mean(axis=(3, 5))
 
 
 def global_avg_pool(x: jax.Array) -> jax.Array:

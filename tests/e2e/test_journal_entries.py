@@ -9,7 +9,12 @@ import pytest
 
 from experiments.core import registry
 from experiments.run import main
-from tests.helpers.data import write_fake_cifar, write_fake_mnist, write_fake_tiny_imagenet
+from tests.helpers.data import (
+    write_fake_cifar,
+    write_fake_dvs,
+    write_fake_mnist,
+    write_fake_tiny_imagenet,
+)
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
@@ -44,6 +49,7 @@ def fake_data(tmp_path_factory):
     write_fake_cifar(folder / "cifar-10-python.tar.gz", "cifar10")
     write_fake_cifar(folder / "cifar-100-python.tar.gz", "cifar100")
     write_fake_tiny_imagenet(folder, per_class=3, n_val=8)
+    write_fake_dvs(folder, indices=(0, 1, 100, 101, 102, 103))
     return folder
 
 
@@ -57,3 +63,19 @@ def test_table_entries_train_one_epoch_on_tiny_files(name, fake_data, tmp_path, 
     assert config["experiment"]["network"]["norm"] == entry.network.norm
     assert config["experiment"]["network"]["arch"] == entry.network.arch
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
+
+
+@pytest.mark.parametrize("name", ["dvs_cifar10_bntt", "dvs_cifar10_no_bntt"])
+def test_dvs_entries_train_one_epoch_on_tiny_recordings(name, fake_data, tmp_path, monkeypatch):
+    # the 20 frames of 42×42 one per step, through a smaller plan with the same two pools
+    # (the second meets 21×21 and floors it to 10×10, as PyTorch's AvgPool2d(2) does)
+    monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    i = SMALL.index("num_steps=2")
+    small = SMALL[: i - 1] + SMALL[i + 1 :]  # the frames fix T = 20
+    args = [name, "--set", f"data_dir={fake_data}", *small, "--set", "plan=c8,p,c8,p,f16",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["train"] == 40 and config["data"]["test"] == 20
+    assert config["network"]["num_steps"] == 20

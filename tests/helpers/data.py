@@ -106,3 +106,30 @@ def write_fake_tiny_imagenet(data_dir, wnids=("n01", "n02", "n03"), per_class=2,
         lines.append(f"val_{k}.JPEG\t{wnids[c]}\t0\t0\t63\t63")
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     return planted
+
+
+def write_fake_dvs(data_dir, indices=(0, 100), events=None):
+    """A ``CIFAR10-DVS/<class>/cifar10_<class>_<i>.aedat`` release in jAER's DVS128 format: a
+    '#' header, then big-endian (address, timestamp) records. ``events`` is a list of
+    ``(t µs, row, column, channel)`` (default: four planted per recording, depending on
+    the class and index). Returns ``{path: events}``."""
+    from experiments.core.data import dvs
+
+    written = {}
+    for label, name in enumerate(dvs.CLASSES):
+        folder = data_dir / dvs.FOLDER / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in indices:
+            planted = events or [(1000 * label, label, 0, 0), (5000, 127, 127, 1),
+                                 (7000 + index, 64, 3 * label, index % 2),
+                                 (20_000 + 1000 * label, 0, 127, 0)]  # fmt: skip
+            records = []
+            for t, row, column, channel in planted:
+                address = ((127 - row) << 8) | ((127 - column) << 1) | channel
+                records.append(np.array([address, t], ">u4").tobytes())
+            path = folder / f"cifar10_{name}_{index}.aedat"
+            path.write_bytes(
+                b"#!AER-DAT2.0\r\n# This is a raw AE data file\r\n" + b"".join(records)
+            )
+            written[path] = planted
+    return written

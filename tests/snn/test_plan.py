@@ -57,7 +57,7 @@ BAD_PLANS = [
     (dict(arch="custom", plan="c0"), "unknown word"),
     (dict(arch="vgg9", plan="c8"), "plan applies to arch='custom' only"),
     (dict(arch="custom", plan="c8,p,p2", img_size=6), "unknown word"),
-    (dict(arch="custom", plan="c8,p,c8,p", img_size=6), "multiple of 4"),
+    (dict(arch="custom", plan="c8,p,c8,p", img_size=3), "img_size must be at least 4"),
     (dict(arch="custom", plan="f8", img_size=8), "img_size applies to networks of images"),
 ]
 
@@ -66,3 +66,12 @@ BAD_PLANS = [
 def test_a_bad_plan_names_the_problem(kw, match):
     with pytest.raises(bj.NetworkConfigError, match=match):
         bj.NetworkConfig(**kw)
+
+
+def test_a_plan_pools_odd_sizes_by_flooring():
+    # 42×42 → 21×21 → 10×10, as PyTorch's AvgPool2d(2): the last odd row and column dropped
+    cfg = bj.NetworkConfig(arch="custom", plan="c4,p,c4,p,f8", img_size=42, in_channels=1)
+    assert [s.size for s in cfg.layers[:2]] == [42, 21]
+    assert energy.layer_table(cfg)[2]["flops"] == 4 * 10 * 10 * 8  # fc1 reads 4·10·10
+    x = np.arange(9.0).reshape(1, 1, 3, 3, 1)
+    np.testing.assert_array_equal(bj.avg_pool2(x)[0, 0, :, :, 0], [[(0 + 1 + 3 + 4) / 4]])

@@ -11,6 +11,8 @@ damaged file says so):
   MNIST);
 * :mod:`~experiments.core.data.tiny_imagenet`: Tiny-ImageNet from its release folder,
   decoded once into a cache;
+* :mod:`~experiments.core.data.dvs`: CIFAR10-DVS from its jAER recordings, binned into event
+  frames (BNTT Appendix C) kept in a cache;
 * :mod:`~experiments.core.data.arrays`: a dataset of your own, one ``.npz`` file named by
   its path (``--set dataset=PATH.npz``).
 
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from experiments.core.data import arrays, cifar, digits, mnist, tiny_imagenet
+from experiments.core.data import arrays, cifar, digits, dvs, mnist, tiny_imagenet
 from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
     DataCorruptError,
     DataMissingError,
@@ -38,7 +40,13 @@ from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
 #: Every dataset the experiments know, by name.
 READERS: dict[str, Reader] = {
     r.facts.name: r
-    for r in (*digits.READERS, *cifar.READERS, *mnist.READERS, *tiny_imagenet.READERS)
+    for r in (
+        *digits.READERS,
+        *cifar.READERS,
+        *mnist.READERS,
+        *tiny_imagenet.READERS,
+        *dvs.READERS,
+    )  # fmt: skip
 }
 DATASETS: dict[str, DatasetFacts] = {name: r.facts for name, r in READERS.items()}
 

@@ -1,0 +1,169 @@
+"""CIFAR10-DVS (Li et al. 2017) from its released jAER recordings, binned into event frames as
+the BNTT paper's Appendix C says, and kept in a cache.
+
+The release is ten folders, one per class (``airplane`` … ``truck``, the label order of
+CIFAR-10), of 1,000 recordings each, ``cifar10_<class>_<i>.aedat``, from a DVS128 sensor
+(128×128, two polarities), written by jAER (AEDAT 2.0): header lines starting with ``#``,
+then 8-byte big-endian records, a 32-bit address and a 32-bit timestamp in µs. The address
+follows jAER's DVS128 layout: bit 0 the polarity (0 ON, 1 OFF), bits 1–7 x and bits 8–14 y,
+jAER's x running right to left and its y bottom to top. We flip both, so that row 0 is the
+top of the image and column 0 its left: ``row = 127 − y``, ``column = 127 − x``; channel 0
+holds the ON events, channel 1 the OFF events.
+
+Appendix C: the whole recording is divided into 20 intervals of equal duration, the events of
+each interval are accumulated, and the 128×128 frame is downsampled to 42×42 (pixel ``r`` of
+128 goes to bin ``r·42 // 128``: counts summed, none lost). So a recording becomes uint16
+frames ``[20, 42, 42, 2]``, presented one per step (``encoder=frames``).
+
+The paper gives no train/test split: the recordings 0–99 of each class are the test set and
+100–999 the training set (9:1 per class, the split most later work uses). The frames of the
+release are decoded once into the cache directory (``$BNTT_JAX_CACHE``), keyed by the folder
+and its file listing, and never decoded again on a later run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from experiments.core.data.dataset import (
+    DataCorruptError,
+    DataMissingError,
+    Dataset,
+    DatasetFacts,
+    Reader,
+    cache_root,
+    fingerprint,
+    write_npz_atomically,
+)
+
+FOLDER = "CIFAR10-DVS"
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+           "truck")  # fmt: skip
+URL = "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"
+SENSOR, SIZE, INTERVALS = 128, 42, 20
+#: Recordings 0 … TEST_PER_CLASS − 1 of each class are the test set.
+TEST_PER_CLASS = 100
+FACTS = DatasetFacts("cifar10_dvs", (INTERVALS, SIZE, SIZE, 2), 10, 9_000, 1_000)
+_KEYS = ("train_x", "train_y", "test_x", "test_y")
+
+
+def read_aedat(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(t µs, row, column, channel)`` of a jAER DVS128 recording (module docstring)."""
+    raw = path.read_bytes()
+    start = 0
+    while raw.startswith(b"#", start):  # the header: lines starting with '#'
+        end = raw.find(b"\n", start)
+        if end < 0:
+            break
+        start = end + 1
+    body = raw[start:]
+    if len(body) % 8:
+        raise DataCorruptError(
+            f"{path}: {len(body)} bytes of events, not whole 8-byte records: truncated? "
+            f"Fetch the class's archive again from {URL}."
+        )
+    records = np.frombuffer(body, ">u4").reshape(-1, 2)
+    address, t = records[:, 0], records[:, 1].astype(np.int64)
+    x, y = (address >> 1) & 0x7F, (address >> 8) & 0x7F
+    return t, (SENSOR - 1 - y).astype(np.int64), (SENSOR - 1 - x).astype(np.int64), (
+        address & 1).astype(np.int64)  # fmt: skip
+
+
+def bin_events(t: np.ndarray, row: np.ndarray, column: np.ndarray, channel: np.ndarray
+               ) -> np.ndarray:  # fmt: skip
+    """uint16 frames ``[20, 42, 42, 2]``: the recording's duration split into 20 equal
+    intervals, each interval's events counted per downsampled pixel and polarity."""
+    frames = np.zeros((INTERVALS, SIZE, SIZE, 2), np.int64)
+    if len(t):
+        span = int(t.max() - t.min()) + 1
+        step = (t - t.min()) * INTERVALS // span
+        np.add.at(frames, (step, row * SIZE // SENSOR, column * SIZE // SENSOR, channel), 1)
+    if frames.max(initial=0) > np.iinfo(np.uint16).max:
+        raise DataCorruptError("a frame bin holds more than 65,535 events")
+    return frames.astype(np.uint16)
+
+
+def _recordings(root: Path) -> list[tuple[Path, int, int]]:
+    """``(path, label, index)`` of every recording, by class and index."""
+    out = []
+    for label, name in enumerate(CLASSES):
+        folder = root / name
+        if not folder.is_dir():
+            raise DataMissingError(f"cifar10_dvs: no {folder}. " + _how())
+        for entry in os.listdir(folder):
+            match = re.fullmatch(r".*?(\d+)\.aedat", entry)
+            if match:
+                out.append((folder / entry, label, int(match.group(1))))
+    return sorted(out, key=lambda r: (r[1], r[2]))
+
+
+def _how() -> str:
+    return (f"Nothing is downloaded here. On a machine with internet, fetch the ten class "
+            f"archives (airplane.zip … truck.zip) from {URL}, unzip each into a folder "
+            f"{FOLDER}/<class>/ in the data directory, or point --set data_dir=... at the "
+            f"folder that holds {FOLDER}/.")  # fmt: skip
+
+
+def check(data_dir: str) -> None:
+    """The release's ten class folders must be in ``data_dir`` (nothing is read)."""
+    root = Path(data_dir) / FOLDER
+    missing = [c for c in CLASSES if not (root / c).is_dir()]
+    if missing:
+        raise DataMissingError(f"cifar10_dvs: no {', '.join(missing)} in {root}. " + _how())
+
+
+def read_release(data_dir: str | os.PathLike) -> tuple[np.ndarray, ...]:
+    """``(train_x, train_y, test_x, test_y)``: uint16 frames and int32 labels, from the cache
+    when it holds this release, else binned from the recordings and cached."""
+    check(str(data_dir))
+    root = Path(data_dir) / FOLDER
+    recordings = _recordings(root)
+    digest = hashlib.sha256(str(root.resolve()).encode())
+    for path, label, index in recordings:
+        stat = path.stat()
+        digest.update(f"{label}:{index}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    cache = cache_root() / f"cifar10-dvs-{digest.hexdigest()[:16]}.npz"
+    try:
+        with np.load(cache) as saved:
+            return tuple(saved[k] for k in _KEYS)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass  # absent or damaged: binned below
+    split = {"train": ([], []), "test": ([], [])}
+    for path, label, index in recordings:
+        frames, labels = split["test" if index < TEST_PER_CLASS else "train"]
+        frames.append(bin_events(*read_aedat(path)))
+        labels.append(label)
+    for name, (frames, _) in split.items():
+        if not frames:
+            raise DataCorruptError(
+                f"cifar10_dvs: no {name} recordings in {root} (the test set is recordings "
+                f"0–{TEST_PER_CLASS - 1} of each class)."
+            )
+    arrays = tuple(a for name in ("train", "test") for a in (
+        np.stack(split[name][0]), np.asarray(split[name][1], np.int32)))  # fmt: skip
+    write_npz_atomically(cache, dict(zip(_KEYS, arrays, strict=True)))
+    return arrays
+
+
+def load_dvs(data_dir: str | os.PathLike, normalize: bool = True) -> Dataset:
+    """CIFAR10-DVS as event frames ``[N, 20, 42, 42, 2]`` (counts, float32, as they are:
+    ``normalize`` does not apply to event counts)."""
+    train_x, train_y, test_x, test_y = read_release(data_dir)
+    return Dataset(
+        "cifar10_dvs",
+        train_x.astype(np.float32),
+        train_y,
+        test_x.astype(np.float32),
+        test_y,
+        num_classes=10,
+        fingerprint=fingerprint(train_x, train_y, test_x, test_y),
+    )
+
+
+READERS = (Reader(FACTS, check, load_dvs),)
