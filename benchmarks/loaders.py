@@ -1,10 +1,11 @@
 """How fast each dataset reader loads and feeds training, against how fast training consumes it.
 
-    python -m benchmarks.loaders [--dir DIR] [--tiny-images 2000]
+    python -m benchmarks.loaders [--dir DIR] [--tiny-images 2000] [--dvs-recordings 200]
 
 Writes full-size synthetic files in each canonical format (CIFAR-10/100 archives, MNIST's IDX
 files; a Tiny-ImageNet release of ``--tiny-images`` JPEGs, whose decoding rate is extrapolated
-to the 110,000 of the real one, and its cache at full size), then measures for each dataset:
+to the 110,000 of the real one, and its cache at full size; CIFAR10-DVS recordings likewise,
+scaled to its 10,000), then measures for each dataset:
 the first load (decoding), a second load (the cache, where there is one), and the rate at which
 shuffled, augmented training batches come out of the loader, against the time the entry's
 training step takes at the rates measured in ``experiments/timings.json``.
@@ -23,7 +24,7 @@ import numpy as np
 
 import experiments  # noqa: F401  (registers the entries)
 from experiments.core import registry
-from experiments.core.data import Dataset, iterate, load_dataset
+from experiments.core.data import Dataset, dvs, iterate, load_dataset
 from experiments.core.data import tiny_imagenet as tiny
 from experiments.core.estimates import derived_seconds
 from tests.helpers.data import write_fake_cifar, write_idx
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, help="where to write the files (default: a temp dir)")
     parser.add_argument("--tiny-images", type=int, default=2000)
+    parser.add_argument("--dvs-recordings", type=int, default=200)
+    parser.add_argument("--dvs-events", type=int, default=200_000, help="events per recording")
     args = parser.parse_args(argv)
     folder = args.dir or Path(tempfile.mkdtemp(prefix="loaders-"))
     (folder / "cache").mkdir(parents=True, exist_ok=True)
@@ -128,6 +131,44 @@ def main(argv: list[str] | None = None) -> int:
     data = Dataset("tiny_imagenet", train_x, arrays[1], test_x, arrays[3][:10], 200, augment)
     rows.append(("tiny_imagenet", "tiny_imagenet_bntt", first_full, second, data))
 
+    # CIFAR10-DVS: --dvs-recordings recordings of --dvs-events events each, binned; the
+    # binning rate scaled to the release's 10,000, and a full-size frames cache read back
+    dvs_root = folder / dvs.FOLDER
+    rng = np.random.default_rng(4)
+    per_class = max(1, args.dvs_recordings // 10)
+    for name in dvs.CLASSES:
+        (dvs_root / name).mkdir(parents=True)
+        for i in range(per_class):
+            index = i if i < per_class // 10 + 1 else 100 + i
+            address = (
+                (rng.integers(0, 128, args.dvs_events) << 8)
+                | (rng.integers(0, 128, args.dvs_events) << 1)
+                | rng.integers(0, 2, args.dvs_events)
+            )
+            t = np.sort(rng.integers(0, 1_300_000, args.dvs_events))
+            body = np.stack([address, t], 1).astype(">u4").tobytes()
+            (dvs_root / name / f"cifar10_{name}_{index}.aedat").write_bytes(
+                b"#!AER-DAT2.0\r\n" + body
+            )
+    small, dvs_first = _timed(lambda: load_dataset("cifar10_dvs", str(folder)))
+    binned = len(small.train_x) + len(small.test_x)
+    frames = {"train_x": np.zeros((9_000, 20, 42, 42, 2), np.uint16),
+              "train_y": np.zeros(9_000, np.int32),
+              "test_x": np.zeros((1_000, 20, 42, 42, 2), np.uint16),
+              "test_y": np.zeros(1_000, np.int32)}  # fmt: skip
+    frames_cache = folder / "cache" / "dvs-full.npz"
+    np.savez(frames_cache, **frames)
+    del frames
+
+    def read_frames():
+        with np.load(frames_cache) as saved:
+            return [saved[k] for k in ("train_x", "train_y", "test_x", "test_y")]
+
+    arrays, dvs_second = _timed(read_frames)
+    data = Dataset("cifar10_dvs", arrays[0].astype(np.float32), arrays[1],
+                   arrays[2][:10].astype(np.float32), arrays[3][:10], 10)  # fmt: skip
+    rows.append(("cifar10_dvs", "dvs_cifar10_bntt", dvs_first * 10_000 / binned, dvs_second, data))
+
     header = ("dataset", "first load", "cached", "batch", "loader batches/s", "train step s",
               "loader / training")  # fmt: skip
     print("{:14s} {:>12s} {:>8s} {:>6s} {:>17s} {:>13s} {:>18s}".format(*header))
@@ -142,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                     "batch": batch, "loader_batches_per_s": rate,
                     "train_step_s": step})  # fmt: skip
     note = (f"tiny_imagenet's first load: {tiny_first:.1f} s for {decoded} JPEGs, scaled to "
-            "110,000; its cached load reads a full-size cache file.")  # fmt: skip
+            f"110,000; cifar10_dvs's: {dvs_first:.1f} s for {binned} recordings of "
+            f"{args.dvs_events} events, scaled to 10,000; the cached loads read full-size "
+            "cache files.")  # fmt: skip
     print(note)
     print(json.dumps(out))
     return 0
