@@ -5,8 +5,10 @@ The release is ten folders, one per class (``airplane`` … ``truck``, the label
 CIFAR-10), of 1,000 recordings each, ``cifar10_<class>_<i>.aedat``, from a DVS128 sensor
 (128×128, two polarities), written by jAER (AEDAT 2.0): header lines starting with ``#``,
 then 8-byte big-endian records, a 32-bit address and a 32-bit timestamp in µs. The address
-follows jAER's DVS128 layout: bit 0 the polarity (0 ON, 1 OFF), bits 1–7 x and bits 8–14 y,
-jAER's x running right to left and its y bottom to top. We flip both, so that row 0 is the
+follows jAER's DVS128 layout, as jAER's own documentation writes it (``raw = y·256 +
+(127 − x)·2 + pol``, "Reading data into Matlab from jAER data files"; its Tmpdiff128/DVS128
+extractor: raw polarity 0 is ON): bit 0 the polarity (0 ON, 1 OFF), bits 1–7 the flipped x,
+bits 8–14 y, jAER drawing y upwards. We flip both, so that row 0 is the
 top of the image and column 0 its left: ``row = 127 − y``, ``column = 127 − x``; channel 0
 holds the ON events, channel 1 the OFF events.
 
