@@ -26,6 +26,7 @@ import experiments  # noqa: F401  (registers the entries)
 from experiments.core import registry
 from experiments.core.data import Dataset, dvs, iterate, load_dataset
 from experiments.core.data import tiny_imagenet as tiny
+from experiments.core.data.dataset import read_npz
 from experiments.core.estimates import derived_seconds
 from tests.helpers.data import write_fake_cifar, write_idx
 
@@ -34,6 +35,12 @@ def _timed(fn):
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def _cache_read(path: Path, arrays: dict[str, np.ndarray]) -> tuple[tuple, float]:
+    """Write ``arrays`` as a cache file, then time reading it back as a second run does."""
+    np.savez(path, **arrays)
+    return _timed(lambda: read_npz(path, ("train_x", "train_y", "test_x", "test_y")))
 
 
 def batch_rate(data, batch: int, batches: int = 20) -> float:
@@ -117,15 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             "train_y": rng.integers(0, 200, 100_000).astype(np.int32),
             "test_x": rng.integers(0, 256, (10_000, 64, 64, 3), dtype=np.uint8),
             "test_y": rng.integers(0, 200, 10_000).astype(np.int32)}  # fmt: skip
-    cache = folder / "cache" / "tiny-imagenet-full.npz"
-    np.savez(cache, **full)
+    arrays, second = _cache_read(folder / "cache" / "tiny-imagenet-full.npz", full)
     del full
-
-    def read_cache():
-        with np.load(cache) as saved:
-            return [saved[k] for k in ("train_x", "train_y", "test_x", "test_y")]
-
-    arrays, second = _timed(read_cache)
     augment = load_dataset("tiny_imagenet", str(folder)).augment
     train_x, test_x = (a.astype(np.float32) / 255 for a in (arrays[0], arrays[2][:10]))
     data = Dataset("tiny_imagenet", train_x, arrays[1], test_x, arrays[3][:10], 200, augment)
@@ -156,15 +156,8 @@ def main(argv: list[str] | None = None) -> int:
               "train_y": np.zeros(9_000, np.int32),
               "test_x": np.zeros((1_000, 20, 42, 42, 2), np.uint16),
               "test_y": np.zeros(1_000, np.int32)}  # fmt: skip
-    frames_cache = folder / "cache" / "dvs-full.npz"
-    np.savez(frames_cache, **frames)
+    arrays, dvs_second = _cache_read(folder / "cache" / "dvs-full.npz", frames)
     del frames
-
-    def read_frames():
-        with np.load(frames_cache) as saved:
-            return [saved[k] for k in ("train_x", "train_y", "test_x", "test_y")]
-
-    arrays, dvs_second = _timed(read_frames)
     data = Dataset("cifar10_dvs", arrays[0].astype(np.float32), arrays[1],
                    arrays[2][:10].astype(np.float32), arrays[3][:10], 10)  # fmt: skip
     rows.append(("cifar10_dvs", "dvs_cifar10_bntt", dvs_first * 10_000 / binned, dvs_second, data))

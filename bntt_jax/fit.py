@@ -68,21 +68,22 @@ def fit(
     history = []
     for epoch in range(1, int(epochs) + 1):
         order = np.random.default_rng(seed + epoch).permutation(len(x_train))
-        losses, correct = [], []
+        losses, correct = [], []  # device scalars: read once per epoch, not per step
         for i in range(batches):
             idx = order[i * batch_size : (i + 1) * batch_size]
             state, metrics = step(state, x_train[idx], y_train[idx], seed_key, encoder=encoder)
-            losses.append(float(metrics["loss"]))
-            correct.append(float(metrics["accuracy"]))
+            losses.append(metrics["loss"])
+            correct.append(metrics["accuracy"])
+        losses, correct = jax.device_get((losses, correct))
         record = {"epoch": epoch, "loss": float(np.mean(losses)),
                   "train_accuracy": float(np.mean(correct))}  # fmt: skip
         if x_test is not None:
-            correct_sum = 0.0
+            test_correct = []
             for i in range(0, len(x_test), batch_size):
                 test = evaluate(state.net, x_test[i : i + batch_size],
                                 y_test[i : i + batch_size], test_key, encoder=encoder)  # fmt: skip
-                correct_sum += float(test["correct"])
-            record["test_accuracy"] = correct_sum / len(x_test)
+                test_correct.append(test["correct"])
+            record["test_accuracy"] = float(np.sum(jax.device_get(test_correct))) / len(x_test)
         history.append(record)
         if verbose:
             print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,6 +36,28 @@ class DataCorruptError(ValueError):
 def cache_root() -> Path:
     """Where decoded datasets are kept: ``$BNTT_JAX_CACHE``, default ``~/.cache/bntt_jax``."""
     return Path(os.environ.get("BNTT_JAX_CACHE", Path.home() / ".cache" / "bntt_jax"))
+
+
+def read_npz(path: Path, keys: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
+    """The arrays ``keys`` of the cache file ``path``, or ``None`` if it is absent or damaged
+    (then the caller makes them again)."""
+    try:
+        with np.load(path) as saved:
+            return tuple(saved[k] for k in keys)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def listing_signature(root: Path, files: list[tuple[Path, str]], *extra: bytes) -> str:
+    """A short hash of ``root``'s absolute path, ``extra`` and every ``(file, tag)``'s name,
+    tag, size and modification time: a cache key that changes when the files do."""
+    digest = hashlib.sha256(str(root.resolve()).encode())
+    for blob in extra:
+        digest.update(blob)
+    for path, tag in files:
+        stat = path.stat()
+        digest.update(f"{path.name}:{tag}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
 
 
 def write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from experiments.core.data.dataset import (
     DatasetFacts,
     Reader,
     cache_root,
+    read_npz,
     write_npz_atomically,
 )
 from experiments.core.data.dataset import fingerprint as fingerprint_of
@@ -69,13 +69,11 @@ def cached_split() -> tuple[np.ndarray, ...]:
         raise DataMissingError(_NEEDS_SKLEARN)
     file = cache_file()
     expected = {"x_train": (1437, 64), "x_test": (360, 64), "y_train": (1437,), "y_test": (360,)}
-    try:
-        with np.load(file) as saved:
-            arrays = tuple(saved[k] for k in _KEYS)
-        if all(a.shape == expected[k] for k, a in zip(_KEYS, arrays, strict=True)):
-            return arrays
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        pass  # absent or damaged: made again below
+    arrays = read_npz(file, _KEYS)  # absent or damaged: made again below
+    if arrays is not None and all(
+        a.shape == expected[k] for k, a in zip(_KEYS, arrays, strict=True)
+    ):
+        return arrays
     arrays = split()
     # a read-only cache: the split is made again next time
     write_npz_atomically(file, dict(zip(_KEYS, arrays, strict=True)))

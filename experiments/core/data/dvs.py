@@ -25,10 +25,8 @@ and its file listing, and never decoded again on a later run.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +39,8 @@ from experiments.core.data.dataset import (
     Reader,
     cache_root,
     fingerprint,
+    listing_signature,
+    read_npz,
     write_npz_atomically,
 )
 
@@ -126,16 +126,11 @@ def read_release(data_dir: str | os.PathLike) -> tuple[np.ndarray, ...]:
     check(str(data_dir))
     root = Path(data_dir) / FOLDER
     recordings = _recordings(root)
-    digest = hashlib.sha256(str(root.resolve()).encode())
-    for path, label, index in recordings:
-        stat = path.stat()
-        digest.update(f"{label}:{index}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    cache = cache_root() / f"cifar10-dvs-{digest.hexdigest()[:16]}.npz"
-    try:
-        with np.load(cache) as saved:
-            return tuple(saved[k] for k in _KEYS)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        pass  # absent or damaged: binned below
+    signature = listing_signature(root, [(path, str(label)) for path, label, _ in recordings])
+    cache = cache_root() / f"cifar10-dvs-{signature}.npz"
+    cached = read_npz(cache, _KEYS)
+    if cached is not None:
+        return cached
     split = {"train": ([], []), "test": ([], [])}
     for path, label, index in recordings:
         frames, labels = split["test" if index < TEST_PER_CLASS else "train"]

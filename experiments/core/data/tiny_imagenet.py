@@ -16,9 +16,7 @@ augmented as the CIFAR runs are (random crop with padding 4, horizontal flip).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import zipfile
 from functools import partial
 from pathlib import Path
 
@@ -33,6 +31,8 @@ from experiments.core.data.dataset import (
     Reader,
     cache_root,
     fingerprint,
+    listing_signature,
+    read_npz,
     write_npz_atomically,
 )
 
@@ -81,16 +81,6 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, str]], list[tuple[
     return wnids, train, val
 
 
-def _signature(root: Path, files: list[tuple[Path, str]]) -> str:
-    """A short hash of every file's path, size and modification time, and the class list."""
-    digest = hashlib.sha256(str(root.resolve()).encode())
-    digest.update((root / "wnids.txt").read_bytes())
-    for path, wnid in files:
-        stat = path.stat()
-        digest.update(f"{path.name}:{wnid}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()[:16]
-
-
 def _decode(files: list[tuple[Path, str]], labels: dict[str, int]) -> tuple[np.ndarray, ...]:
     from PIL import Image  # the [data] extra: needed once, to decode the release
 
@@ -111,12 +101,11 @@ def read_release(data_dir: str | os.PathLike) -> tuple[np.ndarray, ...]:
     check(str(data_dir))
     root = Path(data_dir) / FOLDER
     wnids, train, val = _listing(root)
-    cache = cache_root() / f"tiny-imagenet-{_signature(root, train + val)}.npz"
-    try:
-        with np.load(cache) as saved:
-            return tuple(saved[k] for k in _KEYS)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        pass  # absent or damaged: decoded below
+    signature = listing_signature(root, train + val, (root / "wnids.txt").read_bytes())
+    cache = cache_root() / f"tiny-imagenet-{signature}.npz"
+    cached = read_npz(cache, _KEYS)
+    if cached is not None:
+        return cached
     try:
         import PIL  # noqa: F401  (the [data] extra: only a first run decodes JPEGs)
     except ImportError as err:
