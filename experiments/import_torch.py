@@ -35,7 +35,7 @@ import bntt_jax as bj
 from experiments.core import folder as run_folder
 from experiments.core import lock, registry
 from experiments.core.config import ConfigError
-from experiments.core.data import DataMissingError, check_available, load_dataset
+from experiments.core.data import DataMissingError, check_available, load_config_data
 from experiments.core.overrides import apply_overrides
 
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from experiments.run import analyse_finished  # JAX: once the command is checked
 
-    data = load_dataset(config.dataset, config.data_dir, config.normalize)
+    data = load_config_data(config)
     try:
         net = _read(args.checkpoint, config, data)
     except MismatchError as err:

@@ -43,6 +43,7 @@ from experiments.core.data import (
     DataMissingError,
     check_available,
     check_finite,
+    data_source,
     load_dataset,
 )
 from experiments.core.folder import RunFolderError
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     datasets: dict[tuple[str, str, bool], Any] = {}
     try:
         for config in p.configs:  # every member of a sweep is checked before the first runs
-            source = (config.dataset, config.data_dir, config.normalize)
+            source = data_source(config)
             if source not in datasets:
                 datasets[source] = load_dataset(*source)
                 check_finite(datasets[source])
@@ -328,7 +329,7 @@ def _write(p: Plan, mesh: Any, datasets: dict, primary: bool) -> int:
             analyse=after_run if single else None,
         )  # fmt: skip
     else:
-        data = datasets[(p.config.dataset, p.config.data_dir, p.config.normalize)]
+        data = datasets[data_source(p.config)]
         runner.train(runner.plan(p.run, p.out, p.resume, data, mesh))
     if primary:
         print(f"results: {p.out}")

@@ -17,7 +17,7 @@ from experiments.bntt import method as bntt_method
 from experiments.core import folder as run_folder
 from experiments.core.checkpoints import load_checkpoint
 from experiments.core.config import ExperimentConfig
-from experiments.core.data import load_dataset
+from experiments.core.data import load_config_data
 
 #: The methods whose runs these analyses read.
 ANALYSED_METHODS = ("bntt", "ann")
@@ -102,7 +102,7 @@ def run_analyses(
     is written. Returns the files written."""
     subjects: list[tuple[Path, Subject]] = []
     for run, name, config, paper in runs:
-        data = load_dataset(config.dataset, config.data_dir, config.normalize)
+        data = load_config_data(config)
         # the data must be those the run was trained and tested on
         run_folder.check_same_data(run_folder.inspect(run), data.fingerprint, config.data_dir)
         subjects += [(run, s) for s in subjects_of(run, name, config, paper, data, checkpoint)]

@@ -28,7 +28,7 @@ from experiments.analyses.energy import input_rate
 from experiments.analyses.folders import subjects_of, with_transfer
 from experiments.core import folder as run_folder
 from experiments.core.config import ExperimentConfig
-from experiments.core.data import load_dataset
+from experiments.core.data import data_source, load_dataset
 from experiments.core.folder import write_text
 from experiments.core.sweeps import member_keys
 
@@ -51,7 +51,7 @@ def _subjects(path: Path, record: dict[str, Any]) -> tuple[dict[str, analyses.Su
     for m in record["members"]:
         folder = run_folder.inspect(path / m["folder"])
         config = ExperimentConfig.from_dict(folder.config["experiment"])
-        source = (config.dataset, config.data_dir, config.normalize)
+        source = data_source(config)
         if source not in loaded:
             loaded[source] = load_dataset(*source)
         run_folder.check_same_data(folder, loaded[source].fingerprint, config.data_dir)

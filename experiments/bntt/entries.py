@@ -65,7 +65,8 @@ register(
 # Table 1 of the BNTT paper, CIFAR-100 and Tiny-ImageNet rows: VGG11 (leak 0.99, batch 128 as
 # the authors' VGG11 runs), SGD lr 0.3 ÷10 at 50/70/90 %, 240 and 90 epochs (paper, Sec. 4.1).
 # "w.o. BNTT" is n/a in the paper (it did not converge): ours at the BNTT row's T, so that only
-# the normalisation differs; "Baseline + standard BN" (journal Table 1) is norm=bn, the same T.
+# the normalisation differs; "Baseline + standard BN" (journal Table 1; Fang et al. 2020 and
+# Ledinauskas et al. 2020 in journal Table 4) is norm=bn, tdBN (journal Table 4) norm=tdbn.
 CIFAR100_VGG11 = CIFAR10_VGG9.replace(dataset="cifar100", arch="vgg11", leak=0.99,
                                       num_steps=50, epochs=240, batch_size=128)  # fmt: skip
 TINY_VGG11 = CIFAR100_VGG11.replace(dataset="tiny_imagenet", num_steps=30, epochs=90)
@@ -97,6 +98,15 @@ for _prefix, _config, _label, _paper in (
         paper={
             "source": f"BNTT journal paper, Table 1 ({_label}, Baseline + standard BN; "
             "values in a figure our text does not hold)"
+        },  # fmt: skip
+    )
+    register(
+        f"{_prefix}_tdbn",
+        f"Journal Table 4: tdBN (Zheng et al. 2020) in place of BNTT, VGG11 on {_label}, T={_t}",
+        _config.replace(norm="tdbn"),
+        paper={
+            "source": f"BNTT journal paper, Table 4 ({_label}; values in a figure our text "
+            "does not hold)"
         },  # fmt: skip
     )
 # CIFAR-10's "Baseline + standard BN" row and the other normalisations of journal Tables 4

@@ -39,13 +39,17 @@ from experiments.core.data import (
     DatasetFacts,
     arrays,
     dataset_facts,
+    dataset_label,
 )
-from experiments.core.keys import (  # noqa: F401  (ConfigError and show: re-exported)
+from experiments.core.keys import (  # noqa: F401  (re-exported)
     FLAG,
     FOLDER,
     Check,
     ConfigError,
+    check_against_data,
+    check_batch_sizes,
     check_keys,
+    check_split,
     choice,
     integer,
     key,
@@ -159,6 +163,10 @@ class ExperimentConfig:
               "--set dataset=digits, or dataset=PATH.npz"),
     )  # fmt: skip
     data_dir: str = key("data", "folder holding the dataset archives", FOLDER)
+    test_per_class: int | None = key(
+        None, "cifar10_dvs: recordings 0..N-1 of each class are the test set (none: 100, 9:1)",
+        integer(1), none="the dataset's own split",
+    )  # fmt: skip
     normalize: bool = key(True, "standardise inputs; false: intensities in [0, 1]", FLAG)
     optimizer: str = key("sgd", ", ".join(OPTIMIZERS), choice(OPTIMIZERS))
     lr: float = key(0.3, "learning rate, finite and > 0", real(0.0, open_low=True))
@@ -199,6 +207,7 @@ class ExperimentConfig:
                     part, type(value).__name__, f"method={self.method} takes {wanted} here.",
                     f"build the config with ExperimentConfig.from_flat(...) or give {wanted}.",
                 )  # fmt: skip
+        check_split(self)
         self.network.check(self)
         check_batch_sizes(self, self.facts.train_size, self.facts.test_size, self.dataset_label)
         self.network.build(self.facts)  # raises ConfigError naming the key
@@ -207,15 +216,16 @@ class ExperimentConfig:
     def facts(self) -> DatasetFacts:
         """The canonical facts of this config's dataset (a file's: read from its headers)."""
         try:
-            return dataset_facts(self.dataset)
+            return dataset_facts(self.dataset, self.test_per_class)
         except (DataMissingError, DataCorruptError) as err:
             raise ConfigError("dataset", self.dataset, str(err),
                               f"write the file as {arrays.FORMAT}.") from None  # fmt: skip
 
     @property
     def dataset_label(self) -> str:
-        """The dataset as reports name it: a file of your own by its file name."""
-        return arrays.label(self.dataset)
+        """The dataset as reports name it: a file of your own by its file name, CIFAR10-DVS
+        with its split."""
+        return dataset_label(self.dataset, self.test_per_class)
 
     @property
     def network_config(self) -> Any:
@@ -334,27 +344,6 @@ def method_spec(name: str) -> MethodSpec:
             f"--set method={close[0] if close else '<one of them>'}",
         )  # fmt: skip
     return METHODS[name]
-
-
-def check_batch_sizes(c: ExperimentConfig, train_size: int, test_size: int, source: str) -> None:
-    """Full batches only (the last partial batch is dropped, train and test)."""
-    if c.batch_size > train_size:
-        raise ConfigError(
-            "batch_size", c.batch_size, f"{source} has {train_size} training examples, so no "
-            "full batch (the last partial batch is dropped).",
-            f"--set batch_size={min(256, train_size)}.",
-        )  # fmt: skip
-    if c.eval_batch_size > test_size:
-        raise ConfigError(
-            "eval_batch_size", c.eval_batch_size, f"{source} has {test_size} test examples, "
-            "so no full evaluation batch (partial batches are dropped).",
-            f"--set eval_batch_size={test_size} (or a divisor of it, to test them all).",
-        )  # fmt: skip
-
-
-def check_against_data(config: ExperimentConfig, train_size: int, test_size: int) -> None:
-    """The batch sizes against the data actually loaded (a CIFAR folder may hold a subset)."""
-    check_batch_sizes(config, train_size, test_size, f"the loaded {config.dataset_label} data")
 
 
 # ------------------------------------------------------------------- the flat key table

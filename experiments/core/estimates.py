@@ -4,9 +4,11 @@
 ``experiments/timings.json`` holds the wall time of every digits entry and sweep, measured
 as a user runs it (``python -m benchmarks.timings``: a fresh process, compilation and
 analyses included), and the training and inference rates measured by
-``python -m benchmarks.compare`` on the same machine. A full-scale entry's estimate is
-derived from those rates: its training steps × ``T × batch × (neurons + inputs)`` at the
-measured training rate, plus its test passes at the inference rate.
+``python -m benchmarks.compare`` on the same machine (an MLP's, ``bntt_mlp``, by
+``python -m benchmarks.step --arch mlp``: dense layers run at other rates than convolutions).
+A full-scale entry's estimate is derived from those rates: its training steps ×
+``T × batch × (neurons + inputs)`` at the measured training rate, plus its test passes at the
+inference rate.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ def _configs(name: str) -> list[Any]:
 
 def derived_seconds(config: Any) -> float:
     """Training and testing time of ``config`` at the measured rates (module docstring)."""
-    rates = _record()["rates"][config.method]
     network = config.network_config
+    rates = _record()["rates"]
+    rates = rates.get(f"{config.method}_{getattr(network, 'arch', '')}", rates[config.method])
     size = sum(network.neurons_per_layer().values()) + math.prod(network.input_shape)
     steps = network.num_steps if config.spec.unrolled else 1
     facts = config.facts

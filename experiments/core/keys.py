@@ -12,6 +12,8 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from experiments.core.data import dataset_facts, splits
+
 
 class ConfigError(ValueError):
     """A config value is wrong. ``key``, ``value`` and a one-line message with the fix."""
@@ -36,9 +38,10 @@ class Check(NamedTuple):
     fix: str
 
 
-def key(default: Any, help: str, check: Check | None = None) -> Any:
-    """A config field: its default, its ``--help`` line and its :class:`Check`."""
-    return dataclasses.field(default=default, metadata={"help": help, "check": check})
+def key(default: Any, help: str, check: Check | None = None, none: str = "no cap") -> Any:
+    """A config field: its default, its ``--help`` line, its :class:`Check` and, for a key
+    that may be ``None``, what ``none`` means."""
+    return dataclasses.field(default=default, metadata={"help": help, "check": check, "none": none})
 
 
 def _is_int(v: Any) -> bool:
@@ -122,7 +125,7 @@ def check_keys(config: Any) -> None:
             options = check.problem.split("one of ", 1)[-1].rstrip(".").split(", ")
             close = difflib.get_close_matches(str(value), options, n=1)
             fix = f"--set {f.name}={close[0] if close else '<one of them>'}"
-        none = " (or none for no cap)" if optional else ""
+        none = f" (or none: {f.metadata.get('none', 'no cap')})" if optional else ""
         raise ConfigError(f.name, value, check.problem.format(key=f.name, none=none), fix)
 
 
@@ -172,6 +175,44 @@ def check_images(
             f"{config.dataset_label} gives {math.prod(facts.input_shape)} features per sample.",
             "--set arch=mlp, or an image dataset (--set dataset=cifar10).",
         )  # fmt: skip
+
+
+def check_split(config: Any) -> None:
+    """``test_per_class`` only for a dataset whose release has no test split, and in range."""
+    if config.test_per_class is None:
+        return
+    if not splits(config.dataset):
+        raise ConfigError(
+            "test_per_class", config.test_per_class, f"{config.dataset_label} comes with its "
+            "own test set; test_per_class chooses the split of cifar10_dvs only.",
+            "leave --set test_per_class out.",
+        )  # fmt: skip
+    try:
+        dataset_facts(config.dataset, config.test_per_class)
+    except ValueError as err:
+        raise ConfigError("test_per_class", config.test_per_class, str(err),
+                          "--set test_per_class=100.") from None  # fmt: skip
+
+
+def check_batch_sizes(c: Any, train_size: int, test_size: int, source: str) -> None:
+    """Full batches only (the last partial batch is dropped, train and test)."""
+    if c.batch_size > train_size:
+        raise ConfigError(
+            "batch_size", c.batch_size, f"{source} has {train_size} training examples, so no "
+            "full batch (the last partial batch is dropped).",
+            f"--set batch_size={min(256, train_size)}.",
+        )  # fmt: skip
+    if c.eval_batch_size > test_size:
+        raise ConfigError(
+            "eval_batch_size", c.eval_batch_size, f"{source} has {test_size} test examples, "
+            "so no full evaluation batch (partial batches are dropped).",
+            f"--set eval_batch_size={test_size} (or a divisor of it, to test them all).",
+        )  # fmt: skip
+
+
+def check_against_data(config: Any, train_size: int, test_size: int) -> None:
+    """The batch sizes against the data actually loaded (a CIFAR folder may hold a subset)."""
+    check_batch_sizes(config, train_size, test_size, f"the loaded {config.dataset_label} data")
 
 
 def check_batch_statistics(config: Any, what: str) -> None:

@@ -32,7 +32,7 @@ from bntt_jax import train as tr
 from experiments.core import folder as run_folder
 from experiments.core import lock, memory
 from experiments.core.config import ExperimentConfig, check_against_data
-from experiments.core.data import Dataset, check_finite, iterate, load_dataset, num_batches
+from experiments.core.data import Dataset, check_finite, iterate, load_config_data, num_batches
 from experiments.core.ledger import Ledger
 from experiments.core.method import Method
 
@@ -82,7 +82,7 @@ def run_experiment(
     run = run_folder.resolve_run(name, config, out_dir, resume, paper=paper, primary=primary)
     config = run.config
     if data is None:  # missing or damaged data fail
-        data = load_dataset(config.dataset, config.data_dir, config.normalize)
+        data = load_config_data(config)
     check_finite(data)
     check_against_data(config, len(data.train_x), len(data.test_x))
     mesh = parallel.data_mesh()  # data-parallel over all devices (one on a laptop)

@@ -27,7 +27,7 @@ from typing import Any
 from experiments.core import folder as run_folder
 from experiments.core import registry
 from experiments.core.config import ConfigError, ExperimentConfig
-from experiments.core.data import Dataset, load_dataset
+from experiments.core.data import Dataset, data_source, load_dataset
 from experiments.core.faults import fault_point
 from experiments.core.folder import SWEEP, RunFolderError
 from experiments.core.overrides import parse_overrides
@@ -168,9 +168,10 @@ def run_sweep(
 
     ``run(name, config, out, paper, resume, data)`` trains one member
     (:func:`experiments.core.runner.run_experiment`); ``primary``: this process writes the
-    sweep's files (process 0); ``datasets``: the datasets already loaded, by ``(dataset,
-    data_dir, normalize)``; ``analyse(member_folder)``: each member's own analyses, run (in
-    one process) where they are not written yet, so a resumed sweep redoes only those."""
+    sweep's files (process 0); ``datasets``: the datasets already loaded, by their
+    :func:`~experiments.core.data.data_source`; ``analyse(member_folder)``: each member's own
+    analyses, run (in one process) where they are not written yet, so a resumed sweep redoes
+    only those."""
     path = Path(path)
     if primary:
         path.mkdir(parents=True, exist_ok=True)
@@ -188,7 +189,7 @@ def run_sweep(
             results.append(run_folder.read_json(out / run_folder.METRICS))
             _say(primary, f"[{i}/{count}] {m['label']}: finished, kept")
             continue
-        source = (config.dataset, config.data_dir, config.normalize)
+        source = data_source(config)
         if source not in loaded:
             loaded[source] = load_dataset(*source)
         going_on = folder.state == "run"

@@ -1,12 +1,13 @@
 """CIFAR10-DVS: jAER DVS128 recordings decoded (rows, columns, polarities, times), binned into
-20 intervals of 42×42 frames as Appendix C says, split 9:1 per class, cached, and missing or
-damaged recordings named."""
+20 intervals of 42×42 frames as Appendix C says, split 9:1 per class (or as test_per_class
+says), cached, and missing or damaged recordings named."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from experiments.core.config import ConfigError, ExperimentConfig
 from experiments.core.data import DataCorruptError, DataMissingError, dvs, load_dataset
 from experiments.run import main
 from tests.helpers.data import write_fake_dvs
@@ -55,6 +56,30 @@ def test_the_release_splits_nine_to_one_and_is_cached(tmp_path, cache, monkeypat
     again = load_dataset("cifar10_dvs", str(tmp_path))
     np.testing.assert_array_equal(again.train_x, data.train_x)
     assert again.fingerprint == data.fingerprint
+    # another split comes from the same cache: recordings 0, 1 and 100 held out, 101 and 102 left
+    other = load_dataset("cifar10_dvs", str(tmp_path), test_per_class=101)
+    assert len(other.test_x) == 30 and len(other.train_x) == 20
+    np.testing.assert_array_equal(other.test_x[0::3], data.test_x[0::2])  # each class's 0
+    np.testing.assert_array_equal(other.test_x[2::3], data.train_x[0::3])  # each class's 100
+    np.testing.assert_array_equal(other.train_y, np.repeat(np.arange(10), 2))
+    assert other.fingerprint != data.fingerprint
+
+
+def test_the_split_is_a_config_value_named_in_the_report(capsys, tmp_path):
+    keys = dict(dataset="cifar10_dvs", arch="custom", plan="c8,p,f16", encoder="frames",
+                num_steps=20, batch_size=64, eval_batch_size=100)  # fmt: skip
+    config = ExperimentConfig.from_flat(keys)
+    assert (
+        config.dataset_label == "cifar10_dvs (test: recordings 0–99 of each class, 9,000 / 1,000)"
+    )
+    config = ExperimentConfig.from_flat({**keys, "test_per_class": 200})
+    assert (config.facts.train_size, config.facts.test_size) == (8_000, 2_000)
+    assert "recordings 0–199 of each class, 8,000 / 2,000" in config.dataset_label
+    with pytest.raises(ConfigError, match="test_per_class=1000: each class .* 1000 recordings"):
+        ExperimentConfig.from_flat({**keys, "test_per_class": 1000})
+    out = tmp_path / "run"
+    assert main(["digits_bntt", "--set", "test_per_class=10", "--out", str(out)]) == 2
+    assert "digits comes with its own test set" in capsys.readouterr().err and not out.exists()
 
 
 def test_missing_or_damaged_recordings_say_so(tmp_path, cache, capsys):

@@ -113,3 +113,12 @@ def test_a_derived_estimate_is_steps_times_the_measured_rate():
     expected = (steps * config.batch_size * 25 * size / rates["train"]
                 + tests * 10000 * 25 * size / rates["infer"])  # fmt: skip
     assert np.isclose(estimates.derived_seconds(config), expected)
+    # an MLP at the dense layers' own rate: FC(1,256)-FC(256,256), one pixel per step
+    config = registry.get("smnist_bntt").config
+    rates = json.loads(estimates.TIMINGS.read_text())["rates"]["bntt_mlp"]
+    size, steps = 256 + 256 + 1, config.epochs * (60000 // config.batch_size)
+    expected = (
+        steps * config.batch_size * 784 * size / rates["train"]
+        + (60 // 5 + 1) * 10000 * 784 * size / rates["infer"]
+    )  # tested every 5 epochs
+    assert np.isclose(estimates.derived_seconds(config), expected)

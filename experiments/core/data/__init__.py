@@ -24,6 +24,7 @@ its data before anything loads. This package does not import JAX.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -51,9 +52,29 @@ READERS: dict[str, Reader] = {
 DATASETS: dict[str, DatasetFacts] = {name: r.facts for name, r in READERS.items()}
 
 
-def dataset_facts(name: str) -> DatasetFacts:
-    """The facts of a built-in dataset, or of a file of your own (read from its headers)."""
-    return arrays.facts(name) if arrays.is_path(name) else DATASETS[name]
+def splits(name: str) -> bool:
+    """Whether dataset ``name`` takes ``test_per_class`` (its release has no test split)."""
+    return name in READERS and READERS[name].split is not None
+
+
+def dataset_facts(name: str, test_per_class: int | None = None) -> DatasetFacts:
+    """The facts of a built-in dataset, or of a file of your own (read from its headers);
+    ``test_per_class`` samples of each class held out where the dataset :func:`splits`."""
+    if arrays.is_path(name):
+        return arrays.facts(name)
+    reader = READERS[name]
+    return reader.facts if test_per_class is None else reader.split(test_per_class)
+
+
+def dataset_label(name: str, test_per_class: int | None = None) -> str:
+    """How reports name a dataset: a file of your own by its file name, a dataset whose test
+    split is chosen with that split."""
+    if not splits(name):
+        return arrays.label(name)
+    facts = dataset_facts(name, test_per_class)
+    held_out = facts.test_size // facts.num_classes
+    return (f"{name} (test: recordings 0–{held_out - 1} of each class, "
+            f"{facts.train_size:,} / {facts.test_size:,})")  # fmt: skip
 
 
 def check_available(name: str, data_dir: str) -> None:
@@ -64,15 +85,34 @@ def check_available(name: str, data_dir: str) -> None:
         READERS[name].check(data_dir)
 
 
-def load_dataset(name: str, data_dir: str, normalize: bool = True) -> Dataset:
+def load_dataset(
+    name: str, data_dir: str, normalize: bool = True, test_per_class: int | None = None
+) -> Dataset:
     """Load a dataset by name (or a ``.npz`` file of your own by its path); missing files fail
     fast with what to do. ``normalize``: standardised inputs (the default), else intensities
-    in [0, 1]."""
+    in [0, 1]. ``test_per_class``: the split of a dataset that :func:`splits` (default: its
+    reader's)."""
     if arrays.is_path(name):
         return arrays.load(name, normalize)
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r}; the datasets are {', '.join(READERS)}.")
-    return READERS[name].load(data_dir, normalize)
+    if test_per_class is None:
+        return READERS[name].load(data_dir, normalize)
+    if not splits(name):
+        raise ValueError(f"{name} comes with its own test set; test_per_class applies to "
+                         f"{', '.join(n for n in READERS if splits(n))}.")  # fmt: skip
+    return READERS[name].load(data_dir, normalize, test_per_class)
+
+
+def load_config_data(config: Any) -> Dataset:
+    """The dataset of an experiment config (its ``dataset``, ``data_dir``, ``normalize`` and
+    ``test_per_class``)."""
+    return load_dataset(*data_source(config))
+
+
+def data_source(config: Any) -> tuple[str, str, bool, int | None]:
+    """What identifies a config's loaded data: runs that share it can share one load."""
+    return config.dataset, config.data_dir, config.normalize, config.test_per_class
 
 
 def check_finite(data: Dataset) -> None:

@@ -247,8 +247,11 @@ def check_arrays(
 class Reader(NamedTuple):
     """How one dataset is read: its facts, ``check(data_dir)`` (raise
     :class:`DataMissingError` at once, reading nothing, if it cannot be loaded here) and
-    ``load(data_dir, normalize)``."""
+    ``load(data_dir, normalize)``. A dataset whose release has no test split (CIFAR10-DVS)
+    also has ``split(test_per_class)``, its facts with that many samples of each class held
+    out (``ValueError`` out of range), and ``load`` takes ``test_per_class`` third."""
 
     facts: DatasetFacts
     check: Callable[[str], None]
-    load: Callable[[str, bool], Dataset]
+    load: Callable[..., Dataset]
+    split: Callable[[int], DatasetFacts] | None = None

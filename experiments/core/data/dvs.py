@@ -17,10 +17,11 @@ each interval are accumulated, and the 128×128 frame is downsampled to 42×42 (
 128 goes to bin ``r·42 // 128``: counts summed, none lost). So a recording becomes uint16
 frames ``[20, 42, 42, 2]``, presented one per step (``encoder=frames``).
 
-The paper gives no train/test split: the recordings 0–99 of each class are the test set and
-100–999 the training set (9:1 per class, the split most later work uses). The frames of the
-release are decoded once into the cache directory (``$BNTT_JAX_CACHE``), keyed by the folder
-and its file listing, and never decoded again on a later run.
+The paper gives no train/test split: by default the recordings 0–99 of each class are the test
+set and 100–999 the training set (9:1 per class, the split most later work uses);
+``test_per_class`` chooses another (the config key of the same name). The frames of the
+whole release are decoded once into the cache directory (``$BNTT_JAX_CACHE``), keyed by the
+folder and its file listing, and never decoded again on a later run, whatever the split.
 """
 
 from __future__ import annotations
@@ -49,10 +50,25 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
            "truck")  # fmt: skip
 URL = "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"
 SENSOR, SIZE, INTERVALS = 128, 42, 20
-#: Recordings 0 … TEST_PER_CLASS − 1 of each class are the test set.
-TEST_PER_CLASS = 100
-FACTS = DatasetFacts("cifar10_dvs", (INTERVALS, SIZE, SIZE, 2), 10, 9_000, 1_000)
-_KEYS = ("train_x", "train_y", "test_x", "test_y")
+#: Recordings per class in the release; by default 0 … TEST_PER_CLASS − 1 are the test set.
+PER_CLASS, TEST_PER_CLASS = 1_000, 100
+_KEYS = ("frames", "labels", "index")
+
+
+def split_facts(test_per_class: int = TEST_PER_CLASS) -> DatasetFacts:
+    """The release's facts with recordings ``0 … test_per_class − 1`` of each class held out
+    (``ValueError`` unless some of each class are left to train on)."""
+    if not 1 <= test_per_class < PER_CLASS:
+        raise ValueError(
+            f"each class of cifar10_dvs holds {PER_CLASS} recordings: hold out 1 "
+            f"to {PER_CLASS - 1} of them (the paper gives no split; 100 is 9:1)."
+        )
+    test = len(CLASSES) * test_per_class
+    return DatasetFacts("cifar10_dvs", (INTERVALS, SIZE, SIZE, 2), len(CLASSES),
+                        len(CLASSES) * PER_CLASS - test, test)  # fmt: skip
+
+
+FACTS = split_facts()
 
 
 def read_aedat(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -120,9 +136,10 @@ def check(data_dir: str) -> None:
         raise DataMissingError(f"cifar10_dvs: no {', '.join(missing)} in {root}. " + _how())
 
 
-def read_release(data_dir: str | os.PathLike) -> tuple[np.ndarray, ...]:
-    """``(train_x, train_y, test_x, test_y)``: uint16 frames and int32 labels, from the cache
-    when it holds this release, else binned from the recordings and cached."""
+def read_release(data_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(frames, labels, index)`` of every recording (uint16 frames, int32 labels, each
+    recording's number in its class), from the cache when it holds this release, else binned
+    from the recordings and cached."""
     check(str(data_dir))
     root = Path(data_dir) / FOLDER
     recordings = _recordings(root)
@@ -131,27 +148,32 @@ def read_release(data_dir: str | os.PathLike) -> tuple[np.ndarray, ...]:
     cached = read_npz(cache, _KEYS)
     if cached is not None:
         return cached
-    split = {"train": ([], []), "test": ([], [])}
-    for path, label, index in recordings:
-        frames, labels = split["test" if index < TEST_PER_CLASS else "train"]
-        frames.append(bin_events(*read_aedat(path)))
-        labels.append(label)
-    for name, (frames, _) in split.items():
-        if not frames:
-            raise DataCorruptError(
-                f"cifar10_dvs: no {name} recordings in {root} (the test set is recordings "
-                f"0–{TEST_PER_CLASS - 1} of each class)."
-            )
-    arrays = tuple(a for name in ("train", "test") for a in (
-        np.stack(split[name][0]), np.asarray(split[name][1], np.int32)))  # fmt: skip
-    write_npz_atomically(cache, dict(zip(_KEYS, arrays, strict=True)))
-    return arrays
+    if not recordings:
+        raise DataCorruptError(f"cifar10_dvs: no .aedat recordings in {root}. " + _how())
+    frames = np.stack([bin_events(*read_aedat(path)) for path, _, _ in recordings])
+    labels = np.asarray([label for _, label, _ in recordings], np.int32)
+    index = np.asarray([i for _, _, i in recordings], np.int64)
+    write_npz_atomically(cache, dict(zip(_KEYS, (frames, labels, index), strict=True)))
+    return frames, labels, index
 
 
-def load_dvs(data_dir: str | os.PathLike, normalize: bool = True) -> Dataset:
+def load_dvs(
+    data_dir: str | os.PathLike, normalize: bool = True, test_per_class: int | None = None
+) -> Dataset:
     """CIFAR10-DVS as event frames ``[N, 20, 42, 42, 2]`` (counts, float32, as they are:
-    ``normalize`` does not apply to event counts)."""
-    train_x, train_y, test_x, test_y = read_release(data_dir)
+    ``normalize`` does not apply to event counts), recordings ``0 … test_per_class − 1`` of
+    each class held out for testing (default 100: 9:1)."""
+    held_out = TEST_PER_CLASS if test_per_class is None else test_per_class
+    split_facts(held_out)  # the range
+    frames, labels, index = read_release(data_dir)
+    test = index < held_out
+    for name, chosen in (("test", test), ("training", ~test)):
+        if not chosen.any():
+            raise DataCorruptError(
+                f"cifar10_dvs: no {name} recordings in {Path(data_dir) / FOLDER} (the test set "
+                f"is recordings 0–{held_out - 1} of each class; set test_per_class to change it)."
+            )  # fmt: skip
+    train_x, train_y, test_x, test_y = frames[~test], labels[~test], frames[test], labels[test]
     return Dataset(
         "cifar10_dvs",
         train_x.astype(np.float32),
@@ -163,4 +185,4 @@ def load_dvs(data_dir: str | os.PathLike, normalize: bool = True) -> Dataset:
     )
 
 
-READERS = (Reader(FACTS, check, load_dvs),)
+READERS = (Reader(FACTS, check, load_dvs, split_facts),)
