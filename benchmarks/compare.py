@@ -6,7 +6,8 @@
 
 Every measurement is a fresh ``python -m benchmarks.step`` process (so peak RSS is per
 workload and implementation); within a workload the two implementations run back to back,
-alternating which goes first from round to round.
+alternating which goes first from round to round. The table gives the median over every timed
+step of every round and, in brackets, the fastest and slowest step.
 """
 
 from __future__ import annotations
@@ -28,13 +29,19 @@ WORKLOADS = [
     ("vgg11-T25-B32-infer", "vgg11", 25, 32, "infer", ("jax", "torch")),
     ("mlp-T784-B128-train", "mlp", 784, 128, "train", ("jax", "torch")),
     ("vgg9-T25-B64-train", "vgg9", 25, 64, "train", ("jax",)),  # peak RSS
+    # every layer firing at a trained BNTT VGG9's ~2 % (benchmarks/sparsity.py)
+    ("vgg9-T25-B32-train-sparse", "vgg9", 25, 32, "train", ("jax", "torch")),
+    ("vgg9-T25-B32-infer-sparse", "vgg9", 25, 32, "infer", ("jax", "torch")),
 ]
 
 
-def run_one(arch: str, T: int, batch: int, mode: str, impl: str, steps: int) -> dict:
+def run_one(
+    arch: str, T: int, batch: int, mode: str, impl: str, steps: int, sparsity: str = "init"
+) -> dict:
     cmd = [
         sys.executable, "-m", "benchmarks.step", "--arch", arch, "--T", str(T),
         "--batch", str(batch), "--mode", mode, "--impl", impl, "--steps", str(steps), "--json",
+        "--sparsity", sparsity,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -42,20 +49,28 @@ def run_one(arch: str, T: int, batch: int, mode: str, impl: str, steps: int) -> 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _median_spread(runs: list[dict]) -> tuple[float, str] | tuple[None, str]:
+    """The median seconds per step over every timed step of ``runs``, and their range."""
+    times = [t for r in runs for t in r["seconds_all"]]
+    if not times:
+        return None, "–"
+    return statistics.median(times), f"{min(times):.2f}–{max(times):.2f}"
+
+
 def table(results: dict[str, dict[str, list[dict]]]) -> str:
     rows = [
-        "| workload | bntt-jax s/step | torch ref s/step | speed-up | jax img·steps/s | "
-        "jax GFLOP/s | jax first call s | jax peak RSS MB | torch peak RSS MB |",
+        "| workload | bntt-jax s/step (range) | torch ref s/step (range) | speed-up | "
+        "jax img·steps/s | jax GFLOP/s | jax first call s | jax peak RSS MB | torch peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, by_impl in results.items():
         jax_runs, torch_runs = by_impl.get("jax", []), by_impl.get("torch", [])
-        j = statistics.median(r["seconds_per_step"] for r in jax_runs) if jax_runs else None
-        t = statistics.median(r["seconds_per_step"] for r in torch_runs) if torch_runs else None
+        j, j_range = _median_spread(jax_runs)
+        t, t_range = _median_spread(torch_runs)
         first = jax_runs[0] if jax_runs else {}
         rows.append(
-            f"| {name} | {j:.3f} | "
-            + (f"{t:.3f} | {t / j:.2f}× |" if t else "– | – |")
+            f"| {name} | {j:.3f} ({j_range}) | "
+            + (f"{t:.3f} ({t_range}) | {t / j:.2f}× |" if t else "– | – |")
             + f" {first.get('image_steps_per_s', 0):.0f} | {first.get('gflop_per_s', 0):.1f} | "
             f"{first.get('first_call_s', 0):.1f} | {first.get('peak_rss_mb', 0):.0f} | "
             + (f"{torch_runs[0]['peak_rss_mb']:.0f} |" if torch_runs else "– |")
@@ -86,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             order = impls if r % 2 == 0 else tuple(reversed(impls))
             for impl in order:
                 steps = 1 if name.endswith("B64-train") else args.steps
-                out = run_one(arch, T, batch, mode, impl, steps)
+                sparsity = "trained" if name.endswith("-sparse") else "init"
+                out = run_one(arch, T, batch, mode, impl, steps, sparsity)
                 results[name][impl].append(out)
                 print(
                     f"{name} {impl}: {out['seconds_per_step']:.3f} s/step",

@@ -75,7 +75,22 @@ def _time(call, steps: int) -> tuple[float, list[float]]:
     return first, times
 
 
-def run_jax(cfg, mode: str, batch: int, steps: int) -> tuple[float, list[float]]:
+def network(cfg, sparsity: str):
+    """The benchmarked parameters: freshly initialised, or with every layer firing at a trained
+    BNTT network's rate (:mod:`benchmarks.sparsity`)."""
+    import jax
+
+    import bntt_jax as bj
+
+    net = bj.init(jax.random.key(0), cfg)
+    if sparsity == "trained":
+        from benchmarks.sparsity import trained_sparsity
+
+        net = trained_sparsity(net, "sequential" if cfg.arch == "mlp" else "poisson")
+    return net
+
+
+def run_jax(cfg, mode: str, batch: int, steps: int, sparsity: str) -> tuple[float, list[float]]:
     import functools
 
     import jax
@@ -85,7 +100,7 @@ def run_jax(cfg, mode: str, batch: int, steps: int) -> tuple[float, list[float]]
 
     encoder = "sequential" if cfg.arch == "mlp" else "poisson"
     x, y = _inputs(cfg, batch)
-    net = bj.init(jax.random.key(0), cfg)
+    net = network(cfg, sparsity)
     key = jax.random.key(1)
     if mode == "train":
         tx = tr.make_optimizer("sgd", lr=0.1, epochs=1, steps_per_epoch=1000)
@@ -106,15 +121,15 @@ def run_jax(cfg, mode: str, batch: int, steps: int) -> tuple[float, list[float]]
     return _time(call, steps)
 
 
-def run_torch(cfg, mode: str, batch: int, steps: int, threads: int) -> tuple[float, list[float]]:
-    import jax
+def run_torch(
+    cfg, mode: str, batch: int, steps: int, threads: int, sparsity: str
+) -> tuple[float, list[float]]:
     import torch
 
-    import bntt_jax as bj
     from benchmarks.torch_ref import TorchBNTT
 
     torch.set_num_threads(threads)
-    model = TorchBNTT(bj.init(jax.random.key(0), cfg))
+    model = TorchBNTT(network(cfg, sparsity))
     x, y = _inputs(cfg, batch)
     x = torch.from_numpy(x if cfg.arch == "mlp" else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(y).long()
@@ -141,9 +156,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     cfg = network_config(args.arch, args.T, args.img_size)
     if args.impl == "jax":
-        first, times = run_jax(cfg, args.mode, args.batch, args.steps)
+        first, times = run_jax(cfg, args.mode, args.batch, args.steps, args.sparsity)
     else:
-        first, times = run_torch(cfg, args.mode, args.batch, args.steps, args.threads)
+        first, times = run_torch(cfg, args.mode, args.batch, args.steps, args.threads,
+                                 args.sparsity)  # fmt: skip
     median = statistics.median(times)
     gflop = (
         forward_gflop_per_image_step(cfg) * args.batch * args.T * (3 if args.mode == "train" else 1)
@@ -156,6 +172,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "T": args.T,
         "batch": args.batch,
         "mode": args.mode,
+        "sparsity": args.sparsity,
         "img_size": args.img_size if args.arch != "mlp" else None,
         "seconds_per_step": median,
         "seconds_all": times,
@@ -179,6 +196,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--impl", choices=("jax", "torch"), default="jax")
     p.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up call")
     p.add_argument("--img-size", type=int, default=32)
+    p.add_argument(
+        "--sparsity", choices=("init", "trained"), default="init",
+        help="init: freshly initialised (~26%% firing in training); trained: every layer's γᵗ "
+        "scaled to fire at a trained BNTT network's ~2%% (benchmarks/sparsity.py)",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.add_argument(

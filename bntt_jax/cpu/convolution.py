@@ -84,9 +84,18 @@ def sparse_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return call(x, kernel.astype(x.dtype))
 
 
-def sparse_conv_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+def sparse_conv_filter_grad(
+    x: jax.Array, kernel: jax.Array, g: jax.Array, method: int = 1
+) -> jax.Array:
     """Filter gradient ``∂L/∂kernel`` of :func:`sparse_conv` for the output gradient ``g``,
-    visiting only the non-zero inputs. Returned in the kernel's dtype."""
+    visiting only the non-zero inputs. Returned in the kernel's dtype.
+
+    ``method`` 1 (the default): for a 3×3 kernel, each image's non-zeros listed per channel
+    and the 9 taps' gradient rows summed in registers over a strip of the output gradient
+    held in L1, where the image has enough non-zeros per channel for that to pay; else, and
+    for other kernels, ``method`` 0: output pixel by output pixel, each non-zero adding into
+    the gradient rows in memory. Both sum the same products (``benchmarks/README.md``).
+    """
     _check_sparse_inputs("sparse_conv_filter_grad", x, kernel)
     if g.shape != x.shape[:3] + kernel.shape[3:]:
         raise ValueError(
@@ -95,7 +104,8 @@ def sparse_conv_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> ja
         )
     out = jax.ShapeDtypeStruct(kernel.shape, x.dtype)
     call = jax.ffi.ffi_call("bntt_sparse_conv_dw", out, vmap_method="sequential")
-    dw = call(x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4))
+    dw = call(x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4),
+              method=np.int64(method))  # fmt: skip
     return dw.astype(kernel.dtype)
 
 

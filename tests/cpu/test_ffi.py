@@ -56,7 +56,9 @@ def test_kernels_build_and_register():
 
 
 CASES = [
-    # (input shape [N, H, W, C], k, features D, input kind)
+    # (input shape [N, H, W, C], k, features D, input kind); method 1 takes its per-channel
+    # path where an image has >= 6 non-zeros per channel and strip (the first two cases, the
+    # tall ones below), its per-pixel path elsewhere
     ((3, 5, 6, 70), 3, 100, "binary"),  # float64 chunks of 32 features: 3 full + a tail of 4
     ((2, 7, 4, 19), 3, 64, "pooled"),
     ((4, 3, 3, 3), 3, 70, "signed"),  # the first layer's 3 signed input channels
@@ -64,11 +66,14 @@ CASES = [
     ((2, 2, 2, 17), 3, 9, "pooled"),  # VGG11's 2×2 maps; D narrower than a vector
     ((9, 1, 1, 40), 1, 64, "binary"),  # a dense layer as a 1×1 convolution
     ((2, 4, 4, 8), 3, 16, "zeros"),
+    ((2, 40, 37, 8), 3, 20, "pooled"),  # strips of 3x3 taps over a 40-row map, a feature tail
+    ((3, 30, 9, 5), 3, 40, "signed"),
 ]
 
 
+@pytest.mark.parametrize("method", [0, 1])
 @pytest.mark.parametrize(("shape", "k", "features", "kind"), CASES)
-def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, kind):
+def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, kind, method):
     rng = np.random.default_rng(shape[0] * 100 + features)
     with jax.enable_x64(True):
         x = jnp.asarray(sparse_input(rng, shape, kind))
@@ -76,7 +81,7 @@ def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, ki
         g = jnp.asarray(rng.normal(size=shape[:3] + (features,)))
         y = jax.jit(sparse_conv)(x, kernel)
         np.testing.assert_allclose(y, reference_conv(x, kernel), rtol=1e-12, atol=1e-12)
-        dw = jax.jit(sparse_conv_filter_grad)(x, kernel, g)
+        dw = jax.jit(sparse_conv_filter_grad, static_argnums=3)(x, kernel, g, method)
         _, vjp = jax.vjp(reference_conv, x, kernel)
         np.testing.assert_allclose(dw, vjp(g)[1], rtol=1e-12, atol=1e-12)
     assert y.dtype == jnp.float64 and dw.dtype == jnp.float64

@@ -46,3 +46,27 @@ def test_torch_reference_computes_the_same_logits():
         for train in (False, True):
             diff, same, size = equivalence.compare(cfg, train, batch=4)
             assert size > 0 and same and diff < 1e-9, (cfg.arch, train, diff)
+
+
+def test_trained_sparsity_fires_at_a_trained_networks_rate(tmp_path, monkeypatch):
+    import jax
+
+    from benchmarks import sparsity
+
+    monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path))
+    cfg = step.network_config("vgg9", 4, 8)
+    x, _ = step._inputs(cfg, sparsity.CALIBRATION_BATCH, seed=7)
+    key = jax.random.key(2)  # the calibration's batch and key
+    initial = sparsity.activity(step.network(cfg, "init"), x, key, "poisson")
+    sparse = step.network(cfg, "trained")
+    trained = sparsity.activity(sparse, x, key, "poisson")
+    for name, (rate, surrogate) in trained.items():
+        assert initial[name][0] > 0.15 and 0.015 < rate < 0.03, (name, rate)
+        assert 0 < surrogate < 1
+    (cached,) = tmp_path.glob("benchmarks/gamma-factors-*.json")
+    factors = json.loads(cached.read_text())
+    assert set(factors) == set(trained) and all(0 < f < 1 for f in factors.values())
+    again = step.network(cfg, "trained")  # from the cache: the same parameters
+    gammas = [again.params[f"norm_{n}"]["gamma_t"] for n in factors]
+    for n, g in zip(factors, gammas, strict=True):
+        assert (g == sparse.params[f"norm_{n}"]["gamma_t"]).all()

@@ -8,7 +8,8 @@
 // (channel index and value), then every output pixel sums the weight rows of the non-zeros
 // in its k x k window. A dense layer is the case k = 1, H = W = 1. Work is split over
 // images between the OpenMP threads; the filter gradient is summed per thread in chunks of
-// pixels (float) into a double total, then over threads.
+// pixels (float) into a double total, then over threads. A 3x3 filter gradient turns the
+// loops around (FilterGrad3x3): per input channel, its gradient rows summed in registers.
 #include <omp.h>
 
 #if defined(__AVX512F__)
@@ -185,6 +186,40 @@ void Forward(const F* x, const F* w, F* y, int64_t images, int64_t height, int64
   }
 }
 
+// One image's contribution to the filter gradient, output pixel by output pixel: every
+// non-zero in a pixel's window adds v * dy[pixel] into the partial gradient's row of its tap
+// and channel (dy held in registers, the partial gradient loaded and stored).
+template <typename F>
+void AddImageByPixels(const NonZeros<F>& nz, const F* dy, F* part, int64_t height,
+                      int64_t width, int64_t channels, int64_t features, int64_t k) {
+  constexpr int64_t width_v = kVectors * Lanes<F>();
+  for (int64_t i = 0; i < height; ++i)
+    for (int64_t j = 0; j < width; ++j) {
+      const F* g_pixel = dy + (i * width + j) * features;
+      for (int64_t d0 = 0; d0 < features; d0 += width_v) {
+        const int64_t len = std::min(width_v, features - d0);
+        Vec<F> g[kVectors] = {};
+        if (len == width_v)
+          for (int64_t q = 0; q < kVectors; ++q) g[q] = Load<F>(g_pixel + d0 + q * Lanes<F>());
+        ForEachTap(nz, i, j, height, width, k, [&](int64_t tap_index, int32_t begin, int32_t end) {
+          F* tap = part + tap_index * channels * features + d0;
+          for (int32_t e = begin; e < end; ++e) {
+            const F v = nz.value[e];
+            F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+            if (len == width_v) {
+              for (int64_t q = 0; q < kVectors; ++q) {
+                F* r = row + q * Lanes<F>();
+                Store<F>(r, Load<F>(r) + v * g[q]);
+              }
+            } else {
+              for (int64_t d = 0; d < len; ++d) row[d] += v * g_pixel[d0 + d];
+            }
+          }
+        });
+      }
+    }
+}
+
 template <typename F>
 void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
                 int64_t width, int64_t channels, int64_t features, int64_t k, int64_t chunk) {
@@ -204,33 +239,171 @@ void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
       nz.Build(x + n * pixels * channels, pixels, channels);
-      for (int64_t i = 0; i < height; ++i)
-        for (int64_t j = 0; j < width; ++j) {
-          const F* g_pixel = dy + ((n * height + i) * width + j) * features;
-          constexpr int64_t width_v = kVectors * Lanes<F>();
-          for (int64_t d0 = 0; d0 < features; d0 += width_v) {
-            const int64_t len = std::min(width_v, features - d0);
-            Vec<F> g[kVectors] = {};
-            if (len == width_v)
-              for (int64_t q = 0; q < kVectors; ++q) g[q] = Load<F>(g_pixel + d0 + q * Lanes<F>());
-            ForEachTap(nz, i, j, height, width, k,
-                       [&](int64_t tap_index, int32_t begin, int32_t end) {
-                         F* tap = part.data() + tap_index * channels * features + d0;
-                         for (int32_t e = begin; e < end; ++e) {
-                           const F v = nz.value[e];
-                           F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-                           if (len == width_v) {
-                             for (int64_t q = 0; q < kVectors; ++q) {
-                               F* r = row + q * Lanes<F>();
-                               Store<F>(r, Load<F>(r) + v * g[q]);
-                             }
-                           } else {
-                             for (int64_t d = 0; d < len; ++d) row[d] += v * g_pixel[d0 + d];
-                           }
-                         }
-                       });
+      AddImageByPixels<F>(nz, dy + n * pixels * features, part.data(), height, width, channels,
+                          features, k);
+      pending += pixels;
+      if (pending >= flush) {
+        for (int64_t q = 0; q < size; ++q) total[q] += part[q];
+        std::fill(part.begin(), part.end(), F(0));
+        pending = 0;
+      }
+    }
+    for (int64_t q = 0; q < size; ++q) total[q] += part[q];
+  }
+  for (int64_t q = 0; q < size; ++q) {
+    double s = 0.0;
+    for (const auto& t : totals)
+      if (!t.empty()) s += t[q];
+    dw[q] = static_cast<F>(s);
+  }
+}
+
+// The filter gradient of a 3x3 convolution with its accumulators in registers.
+//
+// dw[a, b, c, :] = sum_n sum_{q : x[n, q, c] != 0} x[n, q, c] * dy[n, q - (a, b) + 1, :]
+//
+// FilterGrad above adds v * dy[p] into the partial gradient's rows for every non-zero: a load
+// and a store of the partial gradient per vector of features, and that partial gradient
+// (9*C*D floats) lives in L2, not L1. Here the loops are turned around so that the partial
+// gradient's rows stay in registers while the non-zeros stream past:
+//   * each image's non-zeros are listed per channel, in pixel order, with where each row of
+//     the image starts (ChannelLists);
+//   * the image's output rows are taken in strips, as many rows as keep the strip's tile in
+//     L1; for each strip and each chunk of kGradVectors vectors of features, the strip's
+//     output gradient is copied into that zero-bordered tile, so no tap needs a bounds check;
+//   * for each input channel, the 9 taps x kGradVectors accumulators sum v * tile[...] over
+//     the channel's non-zeros in the input rows the strip reads (its rows and one either
+//     side), a vector load and an FMA per tap and vector, and are added to the partial
+//     gradient once per channel.
+// An image too sparse for the per-channel additions to pay takes FilterGrad's loop instead.
+// The partial sums are flushed into double totals per thread as in FilterGrad.
+template <typename F>
+struct ChannelLists {
+  std::vector<int32_t> start;  // [C * (H + 1)]: channel c's first entry at row >= r
+  std::vector<int32_t> pixel;  // each entry's pixel (r, s) as r * (W + 2) + s
+  std::vector<F> value;
+  std::vector<int32_t> count;
+
+  // The lists of an image whose non-zeros nz lists per pixel: O(non-zeros + C * H).
+  void Build(const NonZeros<F>& nz, int64_t height, int64_t width, int64_t channels) {
+    const int32_t total = nz.start[height * width];
+    count.assign(channels, 0);
+    for (int32_t e = 0; e < total; ++e) ++count[nz.channel[e]];
+    start.resize(channels * (height + 1));
+    std::vector<int32_t> fill(channels);
+    int32_t offset = 0;
+    for (int64_t c = 0; c < channels; ++c) {
+      fill[c] = offset;
+      offset += count[c];
+    }
+    pixel.resize(total);
+    value.resize(total);
+    for (int64_t r = 0; r < height; ++r) {
+      for (int64_t c = 0; c < channels; ++c) start[c * (height + 1) + r] = fill[c];
+      for (int64_t s = 0; s < width; ++s) {
+        const int64_t p = r * width + s;
+        for (int32_t e = nz.start[p]; e < nz.start[p + 1]; ++e) {
+          const int32_t c = nz.channel[e];
+          pixel[fill[c]] = static_cast<int32_t>(r * (width + 2) + s);
+          value[fill[c]++] = nz.value[e];
+        }
+      }
+    }
+    for (int64_t c = 0; c < channels; ++c) start[c * (height + 1) + height] = fill[c];
+  }
+};
+
+constexpr int64_t kGradVectors = 2;
+// The tile is kept within this many bytes (L1), which sets the strip's rows.
+constexpr int64_t kTileBytes = 64 * 1024;
+// Below this many non-zeros per channel and strip, the per-channel addition of the
+// accumulators costs more than it saves: such an image takes FilterGrad's loop.
+constexpr double kMinPerChannelStrip = 6.0;
+
+template <typename F>
+void FilterGrad3x3(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
+                   int64_t width, int64_t channels, int64_t features, int64_t chunk) {
+  constexpr int64_t lanes = Lanes<F>();
+  constexpr int64_t span = kGradVectors * lanes;  // features per chunk
+  const int64_t pixels = height * width;
+  const int64_t size = 9 * channels * features;
+  // the tile: output rows i0 - 2 ... i0 + strip + 1, columns -1 ... W, zero outside the
+  // strip and the image: tile[(p_row - i0 + 2) * cols + p_col + 1][span]
+  const int64_t cols = width + 2;
+  const int64_t fits = kTileBytes / (cols * span * static_cast<int64_t>(sizeof(F))) - 4;
+  const int64_t strip = std::min(height, std::max<int64_t>(2, fits));
+  const int64_t strips = (height + strip - 1) / strip;
+  const int64_t rows = strip + 4;
+  std::vector<std::vector<double>> totals(omp_get_max_threads());
+#pragma omp parallel
+  {
+    ChannelLists<F> lists;
+    NonZeros<F> nz;
+    std::vector<F> part(size, F(0));
+    std::vector<F> tile(rows * cols * span);
+    std::vector<double>& total = totals[omp_get_thread_num()];
+    total.assign(size, 0.0);
+    const int64_t flush = std::max(chunk * pixels, 8 * 9 * channels);
+    int64_t pending = 0;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < images; ++n) {
+      const F* image = x + n * pixels * channels;
+      const F* g = dy + n * pixels * features;
+      nz.Build(image, pixels, channels);
+      if (nz.start[pixels] < kMinPerChannelStrip * channels * strips) {
+        AddImageByPixels<F>(nz, g, part.data(), height, width, channels, features, 3);
+      } else {
+        lists.Build(nz, height, width, channels);
+        for (int64_t i0 = 0; i0 < height; i0 += strip) {
+          const int64_t i1 = std::min(height, i0 + strip);
+          const int64_t q0 = std::max<int64_t>(0, i0 - 1), q1 = std::min(height, i1 + 1);
+          for (int64_t d0 = 0; d0 < features; d0 += span) {
+            const int64_t len = std::min(span, features - d0);
+            std::fill(tile.begin(), tile.end(), F(0));
+            for (int64_t r = i0; r < i1; ++r)
+              for (int64_t s = 0; s < width; ++s)
+                std::copy(g + (r * width + s) * features + d0,
+                          g + (r * width + s) * features + d0 + len,
+                          tile.data() + ((r - i0 + 2) * cols + s + 1) * span);
+            // entry (qi, qj) at qi * cols + qj; tap (a, b) reads output pixel
+            // (qi + 1 - a, qj + 1 - b): tile row qi - i0 + 3 - a, column qj + 2 - b
+            const F* origin = tile.data() + ((3 - i0) * cols + 2) * span;
+            for (int64_t c = 0; c < channels; ++c) {
+              const int32_t begin = lists.start[c * (height + 1) + q0];
+              const int32_t end = lists.start[c * (height + 1) + q1];
+              if (begin == end) continue;
+              Vec<F> acc[9][kGradVectors];
+              for (int64_t tap = 0; tap < 9; ++tap)
+                for (int64_t q = 0; q < kGradVectors; ++q) acc[tap][q] = Vec<F>{};
+              for (int32_t e = begin; e < end; ++e) {
+                const Vec<F> v = Vec<F>{} + lists.value[e];
+                const F* base = origin + static_cast<int64_t>(lists.pixel[e]) * span;
+#pragma GCC unroll 3
+                for (int64_t a = 0; a < 3; ++a)
+#pragma GCC unroll 3
+                  for (int64_t b = 0; b < 3; ++b) {
+                    const F* row = base - (a * cols + b) * span;
+#pragma GCC unroll 4
+                    for (int64_t q = 0; q < kGradVectors; ++q)
+                      acc[a * 3 + b][q] += v * Load<F>(row + q * lanes);
+                  }
+              }
+              for (int64_t tap = 0; tap < 9; ++tap) {
+                F* out = part.data() + (tap * channels + c) * features + d0;
+                if (len == span) {
+                  for (int64_t q = 0; q < kGradVectors; ++q)
+                    Store<F>(out + q * lanes, Load<F>(out + q * lanes) + acc[tap][q]);
+                } else {
+                  F buffer[span];
+                  for (int64_t q = 0; q < kGradVectors; ++q)
+                    Store<F>(buffer + q * lanes, acc[tap][q]);
+                  for (int64_t d = 0; d < len; ++d) out[d] += buffer[d];
+                }
+              }
+            }
           }
         }
+      }
       pending += pixels;
       if (pending >= flush) {
         for (int64_t q = 0; q < size; ++q) total[q] += part[q];
@@ -337,13 +510,17 @@ ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyB
 }
 
 ffi::Error FilterGradImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
-                          ffi::Result<ffi::AnyBuffer> dw, int64_t chunk) {
+                          ffi::Result<ffi::AnyBuffer> dw, int64_t chunk, int64_t method) {
   int64_t d[6];
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
   return ByDtype(x.element_type(), [&](auto zero) {
     using F = decltype(zero);
-    FilterGrad<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1], d[2],
-                  d[3], d[4], d[5], chunk);
+    if (d[5] == 3 && method == 1)  // method 0: FilterGrad for every kernel size
+      FilterGrad3x3<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
+                       d[2], d[3], d[4], chunk);
+    else
+      FilterGrad<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
+                    d[2], d[3], d[4], d[5], chunk);
   });
 }
 
@@ -378,7 +555,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvDw, FilterGradImpl,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
-                                  .Attr<int64_t>("chunk"));
+                                  .Attr<int64_t>("chunk")
+                                  .Attr<int64_t>("method"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvLifEval, LifEvalImpl,
                               ffi::Ffi::Bind()
