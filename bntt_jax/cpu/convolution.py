@@ -5,8 +5,10 @@ On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
 * with the compiled code (:mod:`bntt_jax.cpu.ffi`; float32/float64): the forward and the
   filter gradient are **event-driven**: they visit only the non-zero inputs, which are
   binary spikes (or their 2×2 averages) everywhere but in the first layer, and a trained BNTT
-  network fires sparsely. The input gradient, which is dense, is the library convolution's
-  transpose (im2col for maps of at most 4 pixels). Both compiled passes use all cores.
+  network fires sparsely. The input gradient, which is dense (the batch norm's backward
+  makes every element of the output gradient non-zero), is a register-blocked compiled
+  kernel on maps at least 16 pixels wide and the library convolution's transpose on
+  narrower ones (im2col for maps of at most 4 pixels). The compiled passes use all cores.
 * without it: the library convolution forward (im2col for maps of at most 4 pixels, where
   XLA:CPU's convolution is pathological: 5.7 s for what a matmul does in 0.13 s on VGG11's
   2×2 maps) and the vector-Jacobian product of the im2col form backward (XLA:CPU's own filter
@@ -109,6 +111,23 @@ def sparse_conv_filter_grad(
     return dw.astype(kernel.dtype)
 
 
+def conv_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Input gradient ``∂L/∂x`` of the 3×3 "same" convolution for the output gradient ``g``
+    ``[N, H, W, D]`` and ``kernel`` ``[3, 3, C, D]``: dense, a register-blocked kernel on all
+    cores (the transposed convolution). Needs :func:`bntt_jax.cpu.ffi.available`."""
+    _check_sparse_inputs("conv_input_grad", jnp.zeros((1, 1, 1, kernel.shape[2]), g.dtype), kernel)
+    if kernel.shape[:2] != (3, 3) or g.ndim != 4 or g.shape[3] != kernel.shape[3]:
+        raise ValueError(f"conv_input_grad(): need g [N, H, W, D] and kernel [3, 3, C, D], got "
+                         f"{g.shape} and {kernel.shape}")  # fmt: skip
+    c = kernel.shape[2]
+    lanes = 64 // g.dtype.itemsize
+    padded = -(-c // lanes) * lanes
+    wt = jnp.swapaxes(kernel.astype(g.dtype), 2, 3)  # [3, 3, D, C], channels contiguous
+    wt = jnp.pad(wt, ((0, 0), (0, 0), (0, 0), (0, padded - c)))
+    out = jax.ShapeDtypeStruct(g.shape[:3] + (c,), g.dtype)
+    return jax.ffi.ffi_call("bntt_conv_input_grad", out, vmap_method="sequential")(g, wt)
+
+
 def _small(x: jax.Array) -> bool:
     return x.shape[1] * x.shape[2] <= SMALL_MAP
 
@@ -151,10 +170,18 @@ def _conv_cpu_forward(x, kernel):
     return conv3x3_reference(x, kernel)
 
 
+#: Maps at least this wide take the compiled input gradient (its 6-pixel register blocks
+#: waste a quarter or more of their work on narrower rows, where XLA's is faster).
+MIN_COMPILED_DX_WIDTH = 16
+
+
 def _conv_cpu_backward(x, kernel, g):
     if _use_ffi(x):
-        dense = conv3x3_im2col if _small(x) else conv3x3_reference
-        (dx,) = jax.linear_transpose(lambda v: dense(v, kernel), x)(g)
+        if x.shape[2] >= MIN_COMPILED_DX_WIDTH:
+            dx = conv_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
+        else:
+            dense = conv3x3_im2col if _small(x) else conv3x3_reference
+            (dx,) = jax.linear_transpose(lambda v: dense(v, kernel), x)(g)
         return dx, sparse_conv_filter_grad(x, kernel, g)
     return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
 
@@ -181,12 +208,22 @@ def _dense_cpu_forward(x, kernel):
     return x @ kernel
 
 
+#: A dense layer's weight gradient is event-driven only while its float32 partial sums fit in
+#: L2 (the sequential MLP's 256 × 256); larger ones (VGG9's 4096 × 1024 fc1: 16 MB) would
+#: update rows all over memory, and XLA's matmul is 5× faster there (``benchmarks/README.md``).
+SPARSE_DENSE_GRAD_BYTES = 1 << 20
+
+
 def _dense_cpu_backward(x, kernel, g):
     if _dense_ffi(x, kernel):
+        dx = g @ kernel.T.astype(g.dtype)
+        if kernel.size * x.dtype.itemsize > SPARSE_DENSE_GRAD_BYTES:
+            flat_x, flat_g = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+            return dx, (flat_x.T @ flat_g.astype(x.dtype)).astype(kernel.dtype)
         flat_x = x.reshape(-1, 1, 1, x.shape[-1])
         flat_g = g.reshape(-1, 1, 1, g.shape[-1])
         dw = sparse_conv_filter_grad(flat_x, kernel[None, None], flat_g)[0, 0]
-        return g @ kernel.T.astype(g.dtype), dw
+        return dx, dw
     return jax.vjp(jnp.matmul, x, kernel)[1](g)
 
 
@@ -194,7 +231,8 @@ def _dense_cpu_backward(x, kernel, g):
 def spike_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Dense layer without bias, ``x @ kernel`` for ``x`` ``[..., C]`` and ``kernel`` ``[C, D]``.
 
-    On CPU with the compiled code, the forward and the weight gradient visit only the
-    non-zero inputs (spikes); the input gradient is ``g @ kernelᵀ``.
+    On CPU with the compiled code, the forward and (for a layer of at most
+    :data:`SPARSE_DENSE_GRAD_BYTES` of weights) the weight gradient visit only the non-zero
+    inputs (spikes); the input gradient is ``g @ kernelᵀ``.
     """
     return x @ kernel

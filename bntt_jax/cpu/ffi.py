@@ -19,8 +19,8 @@ opaque to XLA's SPMD partitioner: with several CPU devices (forced host devices,
 device and run the call on the whole batch there, N times the work plus one collective
 rendezvous per call. The pure-XLA paths partition over the batch instead.
 
-Targets (``csrc/sparse_conv.cc``): the event-driven convolution's forward and filter gradient,
-used by :func:`bntt_jax.cpu.convolution.conv3x3` and :func:`~bntt_jax.cpu.convolution.spike_dense`
+Targets (``csrc/sparse_conv.cc``): the event-driven convolution's forward and filter gradient
+and the dense input gradient, used by :func:`bntt_jax.cpu.convolution.conv3x3` and :func:`~bntt_jax.cpu.convolution.spike_dense`
 on CPU, and the fused evaluation-mode layer (convolution + per-step affine + LIF) of
 :mod:`bntt_jax.cpu.fused`. This module imports nothing of the model.
 """
@@ -47,6 +47,7 @@ TARGETS = {
     "bntt_sparse_conv_fwd": "SparseConvFwd",
     "bntt_sparse_conv_dw": "SparseConvDw",
     "bntt_sparse_conv_lif_eval": "SparseConvLifEval",
+    "bntt_conv_input_grad": "SparseConvDx",
 }
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-w")
 _SOURCE_DIR = Path(__file__).parent / "csrc"

@@ -87,6 +87,21 @@ def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, ki
     assert y.dtype == jnp.float64 and dw.dtype == jnp.float64
 
 
+@pytest.mark.parametrize(("shape", "features"), [((3, 5, 6, 70), 100), ((2, 7, 4, 19), 64),
+                                                 ((4, 3, 3, 3), 70), ((2, 1, 1, 33), 40),
+                                                 ((2, 13, 17, 64), 32)])  # fmt: skip
+def test_input_gradient_matches_xla_in_float64(shape, features):
+    # channel tails (70 = 64 + 6, 19, 3, 33), rows of 6-pixel blocks and their tails (17)
+    rng = np.random.default_rng(shape[2])
+    with jax.enable_x64(True):
+        x = jnp.zeros(shape)
+        kernel = jnp.asarray(rng.normal(size=(3, 3, shape[-1], features)))
+        g = jnp.asarray(rng.normal(size=shape[:3] + (features,)))
+        dx = jax.jit(convolution.conv_input_grad)(g, kernel)
+        (ref,) = jax.linear_transpose(lambda v: reference_conv(v, kernel), x)(g)
+        np.testing.assert_allclose(dx, ref, rtol=1e-12, atol=1e-12)
+
+
 def test_filter_gradient_flushes_partial_sums_across_many_images():
     # 300 one-pixel images: the per-thread float partial sums are flushed into the double
     # totals many times; every flush must add, none may drop or double-count.
@@ -119,9 +134,9 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(monkeypatch,
         monkeypatch.setattr(convolution.ffi, "available", lambda: False)
     rng = np.random.default_rng(3)
     with jax.enable_x64(True):
-        x = jnp.asarray(sparse_input(rng, (4, 6, 6, 20), "binary"))
+        x = jnp.asarray(sparse_input(rng, (4, 6, 17, 20), "binary"))  # 17 wide: compiled dx
         kernel = jnp.asarray(rng.normal(size=(3, 3, 20, 24)))
-        g = jnp.asarray(rng.normal(size=(4, 6, 6, 24)))
+        g = jnp.asarray(rng.normal(size=(4, 6, 17, 24)))
         ours = jax.jit(jax.grad(lambda x, k: jnp.sum(g * conv3x3(x, k)), argnums=(0, 1)))(x, kernel)
         ref = jax.grad(lambda x, k: jnp.sum(g * conv3x3_reference(x, k)), argnums=(0, 1))(x, kernel)
         for a, b in zip(ours, ref, strict=True):
@@ -131,10 +146,12 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(monkeypatch,
         w = jnp.asarray(rng.normal(size=(32, 16)))
         h = jnp.asarray(rng.normal(size=(5, 3, 16)))
         np.testing.assert_allclose(spike_dense(s, w), s @ w, rtol=1e-12, atol=1e-12)
-        ours = jax.grad(lambda s, w: jnp.sum(h * spike_dense(s, w)), argnums=(0, 1))(s, w)
         ref = jax.grad(lambda s, w: jnp.sum(h * (s @ w)), argnums=(0, 1))(s, w)
-        for a, b in zip(ours, ref, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        for limit in (1 << 20, 0):  # the event-driven weight gradient, then XLA's matmul
+            monkeypatch.setattr(convolution, "SPARSE_DENSE_GRAD_BYTES", limit)
+            ours = jax.grad(lambda s, w: jnp.sum(h * spike_dense(s, w)), argnums=(0, 1))(s, w)
+            for a, b in zip(ours, ref, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_the_network_runs_the_kernels_on_cpu():

@@ -541,6 +541,102 @@ ffi::Error LifEvalImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer mean,
   });
 }
 
+// The input gradient of a 3x3 "same" convolution, dense, on all threads:
+//   dx[n, i, j, c] = sum_{a, b} sum_d dy[n, i + 1 - a, j + 1 - b, d] * w[a, b, c, d]
+// with the weights given transposed, wt[a, b, d, c] (channels contiguous, padded with zeros to
+// `padded` channels, a multiple of 16 float32 / 8 float64). Each image's output gradient is
+// first copied into a zero-bordered buffer (no bounds checks). A register block of kPixels
+// consecutive pixels of a row x kInVectors vectors of channels is accumulated over the 9 taps
+// and every feature d: per d, kInVectors weight vectors and kPixels broadcast gradient values
+// make kPixels * kInVectors FMAs. Images are split between the OpenMP threads.
+constexpr int64_t kPixels = 6;
+
+template <typename F, int64_t V>
+inline void InputGradBlock(const F* pad, const F* wt, F* out, int64_t i, int64_t j0,
+                           int64_t pad_cols, int64_t features, int64_t padded, int64_t c0,
+                           int64_t channels, int64_t valid) {
+  constexpr int64_t lanes = Lanes<F>();
+  Vec<F> acc[kPixels][V];
+  for (int64_t p = 0; p < kPixels; ++p)
+    for (int64_t v = 0; v < V; ++v) acc[p][v] = Vec<F>{};
+  for (int64_t a = 0; a < 3; ++a)
+    for (int64_t b = 0; b < 3; ++b) {
+      // dy pixel (i + 1 - a, j + 1 - b) sits at pad[(i + 2 - a) * pad_cols + j + 2 - b]
+      const F* src = pad + ((i + 2 - a) * pad_cols + j0 + 2 - b) * features;
+      const F* w = wt + (a * 3 + b) * features * padded + c0;
+      for (int64_t d = 0; d < features; ++d) {
+        Vec<F> wv[V];
+        for (int64_t v = 0; v < V; ++v) wv[v] = Load<F>(w + d * padded + v * lanes);
+#pragma GCC unroll 6
+        for (int64_t p = 0; p < kPixels; ++p) {
+          const Vec<F> s = Vec<F>{} + src[p * features + d];
+          for (int64_t v = 0; v < V; ++v) acc[p][v] += s * wv[v];
+        }
+      }
+    }
+  for (int64_t p = 0; p < valid; ++p) {
+    F* o = out + p * channels + c0;
+    const int64_t len = std::min<int64_t>(V * lanes, channels - c0);
+    if (len == V * lanes) {
+      for (int64_t v = 0; v < V; ++v) Store<F>(o + v * lanes, acc[p][v]);
+    } else {
+      F buffer[V * lanes];
+      for (int64_t v = 0; v < V; ++v) Store<F>(buffer + v * lanes, acc[p][v]);
+      std::copy(buffer, buffer + len, o);
+    }
+  }
+}
+
+template <typename F>
+void InputGrad3x3(const F* dy, const F* wt, F* dx, int64_t images, int64_t height,
+                  int64_t width, int64_t channels, int64_t features, int64_t padded) {
+  constexpr int64_t lanes = Lanes<F>();
+  const int64_t pad_rows = height + 2, pad_cols = width + 2 + kPixels;
+#pragma omp parallel
+  {
+    std::vector<F> pad(pad_rows * pad_cols * features, F(0));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < images; ++n) {
+      const F* g = dy + n * height * width * features;
+      for (int64_t r = 0; r < height; ++r)
+        std::copy(g + r * width * features, g + (r + 1) * width * features,
+                  pad.data() + ((r + 1) * pad_cols + 1) * features);
+      F* out = dx + n * height * width * channels;
+      for (int64_t i = 0; i < height; ++i)
+        for (int64_t j0 = 0; j0 < width; j0 += kPixels) {
+          const int64_t valid = std::min(kPixels, width - j0);
+          F* o = out + (i * width + j0) * channels;
+          int64_t c0 = 0;
+          for (; c0 + 4 * lanes <= padded; c0 += 4 * lanes)
+            InputGradBlock<F, 4>(pad.data(), wt, o, i, j0, pad_cols, features, padded, c0,
+                                 channels, valid);
+          for (; c0 < padded; c0 += lanes)
+            InputGradBlock<F, 1>(pad.data(), wt, o, i, j0, pad_cols, features, padded, c0,
+                                 channels, valid);
+        }
+    }
+  }
+}
+
+ffi::Error InputGradImpl(ffi::AnyBuffer dy, ffi::AnyBuffer wt, ffi::Result<ffi::AnyBuffer> dx) {
+  auto gd = dy.dimensions();
+  auto wd = wt.dimensions();
+  auto xd = dx->dimensions();
+  if (gd.size() != 4 || wd.size() != 4 || xd.size() != 4 || wd[0] != 3 || wd[1] != 3 ||
+      wd[2] != gd[3] || xd[0] != gd[0] || xd[1] != gd[1] || xd[2] != gd[2] || wd[3] < xd[3] ||
+      wd[3] % (64 / ffi::ByteWidth(dy.element_type())) != 0)
+    return ffi::Error::InvalidArgument(
+        "sparse_conv_input_grad: need dy [N, H, W, D], wt [3, 3, D, C'] with C' >= C a whole "
+        "number of vectors, dx [N, H, W, C]");
+  if (dy.element_type() != wt.element_type())
+    return ffi::Error::InvalidArgument("sparse_conv_input_grad: dy and wt must share a dtype");
+  return ByDtype(dy.element_type(), [&](auto zero) {
+    using F = decltype(zero);
+    InputGrad3x3<F>(dy.typed_data<F>(), wt.typed_data<F>(), dx->typed_data<F>(), gd[0], gd[1],
+                    gd[2], xd[3], gd[3], wd[3]);
+  });
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvFwd, ForwardImpl,
@@ -569,3 +665,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvLifEval, LifEvalImpl,
                                   .Attr<int64_t>("steps")
                                   .Attr<double>("leak")
                                   .Attr<double>("threshold"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvDx, InputGradImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
