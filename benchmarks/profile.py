@@ -51,7 +51,9 @@ def kind_of(target: str, op_name: str) -> str:
             else "conv" if name.startswith("conv") else "fc" if name.startswith("fc")
             else name or "loss, optimiser, encoder")  # fmt: skip
     how = {"bntt_sparse_conv_dw": "compiled filter gradient",
-           "bntt_sparse_conv_fwd": "compiled forward"}.get(target, "XLA")  # fmt: skip
+           "bntt_sparse_conv_fwd": "compiled forward",
+           "bntt_conv_input_grad": "compiled input gradient",
+           "bntt_sparse_conv_lif_eval": "compiled fused layer"}.get(target, "XLA")  # fmt: skip
     if how == "XLA" and "conv_general_dilated" in op_name:
         how = "XLA convolution"
     return f"{direction}: {part} ({how})"

@@ -70,3 +70,17 @@ def test_trained_sparsity_fires_at_a_trained_networks_rate(tmp_path, monkeypatch
     gammas = [again.params[f"norm_{n}"]["gamma_t"] for n in factors]
     for n, g in zip(factors, gammas, strict=True):
         assert (g == sparse.params[f"norm_{n}"]["gamma_t"]).all()
+
+
+def test_profile_sums_a_traced_step_by_pass_layer_and_kernel():
+    from benchmarks import profile
+
+    out = profile.step_profile("vgg9", 2, 2, "init", steps=1)
+    kinds = out["kinds"]
+    assert out["wall"] > 0 and sum(kinds.values()) > 0
+    for kind in ("forward: conv (compiled forward)", "backward: conv (compiled filter gradient)",
+                 "backward: conv (compiled input gradient)", "forward: norm (XLA)"):  # fmt: skip
+        assert kinds.get(kind, 0) > 0, (kind, sorted(kinds))
+    assert profile.kind_of("", "jit(f)/transpose(jvp(x))/SpikingNetwork/norm_conv3/mul") == (
+        "backward: norm (XLA)"
+    )
