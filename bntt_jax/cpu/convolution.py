@@ -7,8 +7,8 @@ On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
   binary spikes (or their 2×2 averages) everywhere but in the first layer, and a trained BNTT
   network fires sparsely. The input gradient, which is dense (the batch norm's backward
   makes every element of the output gradient non-zero), is a register-blocked compiled
-  kernel on maps at least 16 pixels wide and the library convolution's transpose on
-  narrower ones (im2col for maps of at most 4 pixels). The compiled passes use all cores.
+  kernel, and im2col's transpose on maps of at most 4 pixels. The compiled passes use all
+  cores.
 * without it: the library convolution forward (im2col for maps of at most 4 pixels, where
   XLA:CPU's convolution is pathological: 5.7 s for what a matmul does in 0.13 s on VGG11's
   2×2 maps) and the vector-Jacobian product of the im2col form backward (XLA:CPU's own filter
@@ -170,18 +170,12 @@ def _conv_cpu_forward(x, kernel):
     return conv3x3_reference(x, kernel)
 
 
-#: Maps at least this wide take the compiled input gradient (its 6-pixel register blocks
-#: waste a quarter or more of their work on narrower rows, where XLA's is faster).
-MIN_COMPILED_DX_WIDTH = 16
-
-
 def _conv_cpu_backward(x, kernel, g):
     if _use_ffi(x):
-        if x.shape[2] >= MIN_COMPILED_DX_WIDTH:
-            dx = conv_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
+        if _small(x):  # one matmul beats 6-pixel blocks on 2×2 maps
+            (dx,) = jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)
         else:
-            dense = conv3x3_im2col if _small(x) else conv3x3_reference
-            (dx,) = jax.linear_transpose(lambda v: dense(v, kernel), x)(g)
+            dx = conv_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
         return dx, sparse_conv_filter_grad(x, kernel, g)
     return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
 

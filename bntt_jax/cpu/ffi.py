@@ -20,9 +20,10 @@ device and run the call on the whole batch there, N times the work plus one coll
 rendezvous per call. The pure-XLA paths partition over the batch instead.
 
 Targets (``csrc/sparse_conv.cc``): the event-driven convolution's forward and filter gradient
-and the dense input gradient, used by :func:`bntt_jax.cpu.convolution.conv3x3` and :func:`~bntt_jax.cpu.convolution.spike_dense`
-on CPU, and the fused evaluation-mode layer (convolution + per-step affine + LIF) of
-:mod:`bntt_jax.cpu.fused`. This module imports nothing of the model.
+and the dense input gradient, used by :func:`bntt_jax.cpu.convolution.conv3x3` and
+:func:`~bntt_jax.cpu.convolution.spike_dense` on CPU, and the fused evaluation-mode layer
+(convolution + per-step affine + LIF) of :mod:`bntt_jax.cpu.fused`. This module imports
+nothing of the model.
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, ki
                                                  ((4, 3, 3, 3), 70), ((2, 1, 1, 33), 40),
                                                  ((2, 13, 17, 64), 32)])  # fmt: skip
 def test_input_gradient_matches_xla_in_float64(shape, features):
-    # channel tails (70 = 64 + 6, 19, 3, 33), rows of 6-pixel blocks and their tails (17)
+    # channel tails (70 = 64 + 6, 19, 3, 33), 6-pixel blocks running on into the next row and
+    # a last block past the image's end
     rng = np.random.default_rng(shape[2])
     with jax.enable_x64(True):
         x = jnp.zeros(shape)
@@ -134,7 +135,7 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(monkeypatch,
         monkeypatch.setattr(convolution.ffi, "available", lambda: False)
     rng = np.random.default_rng(3)
     with jax.enable_x64(True):
-        x = jnp.asarray(sparse_input(rng, (4, 6, 17, 20), "binary"))  # 17 wide: compiled dx
+        x = jnp.asarray(sparse_input(rng, (4, 6, 17, 20), "binary"))  # blocks across rows
         kernel = jnp.asarray(rng.normal(size=(3, 3, 20, 24)))
         g = jnp.asarray(rng.normal(size=(4, 6, 17, 24)))
         ours = jax.jit(jax.grad(lambda x, k: jnp.sum(g * conv3x3(x, k)), argnums=(0, 1)))(x, kernel)

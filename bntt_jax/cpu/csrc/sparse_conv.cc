@@ -546,37 +546,41 @@ ffi::Error LifEvalImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer mean,
 // with the weights given transposed, wt[a, b, d, c] (channels contiguous, padded with zeros to
 // `padded` channels, a multiple of 16 float32 / 8 float64). Each image's output gradient is
 // first copied into a zero-bordered buffer (no bounds checks). A register block of kPixels
-// consecutive pixels of a row x kInVectors vectors of channels is accumulated over the 9 taps
-// and every feature d: per d, kInVectors weight vectors and kPixels broadcast gradient values
-// make kPixels * kInVectors FMAs. Images are split between the OpenMP threads.
+// consecutive pixels of the image (in row-major order, so a block may run on into the next
+// row: narrow maps waste nothing at their rows' ends) x 4 vectors of channels is accumulated
+// over the 9 taps and every feature d: per d, 4 weight vectors and 6 broadcast gradient values
+// make 24 FMAs. Images are split between the OpenMP threads.
 constexpr int64_t kPixels = 6;
 
 template <typename F, int64_t V>
-inline void InputGradBlock(const F* pad, const F* wt, F* out, int64_t i, int64_t j0,
-                           int64_t pad_cols, int64_t features, int64_t padded, int64_t c0,
-                           int64_t channels, int64_t valid) {
+inline void InputGradBlock(const F* const* centre, const F* wt, F* out, int64_t pad_cols,
+                           int64_t features, int64_t padded, int64_t c0, int64_t channels,
+                           int64_t valid) {
   constexpr int64_t lanes = Lanes<F>();
   Vec<F> acc[kPixels][V];
   for (int64_t p = 0; p < kPixels; ++p)
     for (int64_t v = 0; v < V; ++v) acc[p][v] = Vec<F>{};
   for (int64_t a = 0; a < 3; ++a)
     for (int64_t b = 0; b < 3; ++b) {
-      // dy pixel (i + 1 - a, j + 1 - b) sits at pad[(i + 2 - a) * pad_cols + j + 2 - b]
-      const F* src = pad + ((i + 2 - a) * pad_cols + j0 + 2 - b) * features;
+      // pixel (i, j) reads dy pixel (i + 1 - a, j + 1 - b): its centre's (i + 1, j + 1) in the
+      // bordered buffer, moved by (1 - a, 1 - b)
+      const int64_t shift = ((1 - a) * pad_cols + 1 - b) * features;
+      const F* src[kPixels];
+      for (int64_t p = 0; p < kPixels; ++p) src[p] = centre[p] + shift;
       const F* w = wt + (a * 3 + b) * features * padded + c0;
       for (int64_t d = 0; d < features; ++d) {
         Vec<F> wv[V];
         for (int64_t v = 0; v < V; ++v) wv[v] = Load<F>(w + d * padded + v * lanes);
 #pragma GCC unroll 6
         for (int64_t p = 0; p < kPixels; ++p) {
-          const Vec<F> s = Vec<F>{} + src[p * features + d];
+          const Vec<F> s = Vec<F>{} + src[p][d];
           for (int64_t v = 0; v < V; ++v) acc[p][v] += s * wv[v];
         }
       }
     }
+  const int64_t len = std::min<int64_t>(V * lanes, channels - c0);
   for (int64_t p = 0; p < valid; ++p) {
     F* o = out + p * channels + c0;
-    const int64_t len = std::min<int64_t>(V * lanes, channels - c0);
     if (len == V * lanes) {
       for (int64_t v = 0; v < V; ++v) Store<F>(o + v * lanes, acc[p][v]);
     } else {
@@ -591,29 +595,32 @@ template <typename F>
 void InputGrad3x3(const F* dy, const F* wt, F* dx, int64_t images, int64_t height,
                   int64_t width, int64_t channels, int64_t features, int64_t padded) {
   constexpr int64_t lanes = Lanes<F>();
-  const int64_t pad_rows = height + 2, pad_cols = width + 2 + kPixels;
+  const int64_t pixels = height * width;
+  const int64_t pad_rows = height + 2, pad_cols = width + 2;
 #pragma omp parallel
   {
     std::vector<F> pad(pad_rows * pad_cols * features, F(0));
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
-      const F* g = dy + n * height * width * features;
+      const F* g = dy + n * pixels * features;
       for (int64_t r = 0; r < height; ++r)
         std::copy(g + r * width * features, g + (r + 1) * width * features,
                   pad.data() + ((r + 1) * pad_cols + 1) * features);
-      F* out = dx + n * height * width * channels;
-      for (int64_t i = 0; i < height; ++i)
-        for (int64_t j0 = 0; j0 < width; j0 += kPixels) {
-          const int64_t valid = std::min(kPixels, width - j0);
-          F* o = out + (i * width + j0) * channels;
-          int64_t c0 = 0;
-          for (; c0 + 4 * lanes <= padded; c0 += 4 * lanes)
-            InputGradBlock<F, 4>(pad.data(), wt, o, i, j0, pad_cols, features, padded, c0,
-                                 channels, valid);
-          for (; c0 < padded; c0 += lanes)
-            InputGradBlock<F, 1>(pad.data(), wt, o, i, j0, pad_cols, features, padded, c0,
-                                 channels, valid);
+      F* out = dx + n * pixels * channels;
+      for (int64_t q0 = 0; q0 < pixels; q0 += kPixels) {
+        const int64_t valid = std::min(kPixels, pixels - q0);
+        const F* centre[kPixels];
+        for (int64_t p = 0; p < kPixels; ++p) {
+          const int64_t q = std::min(q0 + p, pixels - 1);  // past the end: a real pixel, unused
+          centre[p] = pad.data() + ((q / width + 1) * pad_cols + q % width + 1) * features;
         }
+        F* o = out + q0 * channels;
+        int64_t c0 = 0;
+        for (; c0 + 4 * lanes <= padded; c0 += 4 * lanes)
+          InputGradBlock<F, 4>(centre, wt, o, pad_cols, features, padded, c0, channels, valid);
+        for (; c0 < padded; c0 += lanes)
+          InputGradBlock<F, 1>(centre, wt, o, pad_cols, features, padded, c0, channels, valid);
+      }
     }
   }
 }
