@@ -220,27 +220,25 @@ void AddImageByPixels(const NonZeros<F>& nz, const F* dy, F* part, int64_t heigh
     }
 }
 
-template <typename F>
-void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
-                int64_t width, int64_t channels, int64_t features, int64_t k, int64_t chunk) {
-  const int64_t pixels = height * width;
-  const int64_t size = k * k * channels * features;
+// Runs add_image(state, n, part) for every image n, split between the OpenMP threads, each
+// thread with its own state = make_state() and float partial sums part[size]. A thread
+// flushes its partial sums into its double totals once the work since the last flush is
+// comparable to the flush itself (at least `flush` pixels); dw is the totals summed over the
+// threads.
+template <typename F, typename MakeState, typename AddImage>
+void SumOverImages(F* dw, int64_t images, int64_t pixels, int64_t size, int64_t flush,
+                   MakeState make_state, AddImage add_image) {
   std::vector<std::vector<double>> totals(omp_get_max_threads());
 #pragma omp parallel
   {
-    NonZeros<F> nz;
+    auto state = make_state();
     std::vector<F> part(size, F(0));
     std::vector<double>& total = totals[omp_get_thread_num()];
     total.assign(size, 0.0);
-    // Flush the float partial sums into the double totals once the work since the last
-    // flush is comparable to the flush itself (at least `chunk` images' worth of pixels).
-    const int64_t flush = std::max(chunk * pixels, 8 * k * k * channels);
     int64_t pending = 0;
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
-      nz.Build(x + n * pixels * channels, pixels, channels);
-      AddImageByPixels<F>(nz, dy + n * pixels * features, part.data(), height, width, channels,
-                          features, k);
+      add_image(state, n, part.data());
       pending += pixels;
       if (pending >= flush) {
         for (int64_t q = 0; q < size; ++q) total[q] += part[q];
@@ -256,6 +254,20 @@ void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
       if (!t.empty()) s += t[q];
     dw[q] = static_cast<F>(s);
   }
+}
+
+template <typename F>
+void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
+                int64_t width, int64_t channels, int64_t features, int64_t k, int64_t chunk) {
+  const int64_t pixels = height * width;
+  SumOverImages<F>(
+      dw, images, pixels, k * k * channels * features,
+      std::max(chunk * pixels, 8 * k * k * channels), [] { return NonZeros<F>(); },
+      [&](NonZeros<F>& nz, int64_t n, F* part) {
+        nz.Build(x + n * pixels * channels, pixels, channels);
+        AddImageByPixels<F>(nz, dy + n * pixels * features, part, height, width, channels,
+                            features, k);
+      });
 }
 
 // The filter gradient of a 3x3 convolution with its accumulators in registers.
@@ -276,7 +288,7 @@ void FilterGrad(const F* x, const F* dy, F* dw, int64_t images, int64_t height,
 //     side), a vector load and an FMA per tap and vector, and are added to the partial
 //     gradient once per channel.
 // An image too sparse for the per-channel additions to pay takes FilterGrad's loop instead.
-// The partial sums are flushed into double totals per thread as in FilterGrad.
+// The partial sums are flushed into double totals per thread (SumOverImages).
 template <typename F>
 struct ChannelLists {
   std::vector<int32_t> start;  // [C * (H + 1)]: channel c's first entry at row >= r
@@ -334,91 +346,73 @@ void FilterGrad3x3(const F* x, const F* dy, F* dw, int64_t images, int64_t heigh
   const int64_t strip = std::min(height, std::max<int64_t>(2, fits));
   const int64_t strips = (height + strip - 1) / strip;
   const int64_t rows = strip + 4;
-  std::vector<std::vector<double>> totals(omp_get_max_threads());
-#pragma omp parallel
-  {
-    ChannelLists<F> lists;
+  struct State {
     NonZeros<F> nz;
-    std::vector<F> part(size, F(0));
-    std::vector<F> tile(rows * cols * span);
-    std::vector<double>& total = totals[omp_get_thread_num()];
-    total.assign(size, 0.0);
-    const int64_t flush = std::max(chunk * pixels, 8 * 9 * channels);
-    int64_t pending = 0;
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < images; ++n) {
-      const F* image = x + n * pixels * channels;
-      const F* g = dy + n * pixels * features;
-      nz.Build(image, pixels, channels);
-      if (nz.start[pixels] < kMinPerChannelStrip * channels * strips) {
-        AddImageByPixels<F>(nz, g, part.data(), height, width, channels, features, 3);
-      } else {
-        lists.Build(nz, height, width, channels);
-        for (int64_t i0 = 0; i0 < height; i0 += strip) {
-          const int64_t i1 = std::min(height, i0 + strip);
-          const int64_t q0 = std::max<int64_t>(0, i0 - 1), q1 = std::min(height, i1 + 1);
-          for (int64_t d0 = 0; d0 < features; d0 += span) {
-            const int64_t len = std::min(span, features - d0);
-            std::fill(tile.begin(), tile.end(), F(0));
-            for (int64_t r = i0; r < i1; ++r)
-              for (int64_t s = 0; s < width; ++s)
-                std::copy(g + (r * width + s) * features + d0,
-                          g + (r * width + s) * features + d0 + len,
-                          tile.data() + ((r - i0 + 2) * cols + s + 1) * span);
-            // entry (qi, qj) at qi * cols + qj; tap (a, b) reads output pixel
-            // (qi + 1 - a, qj + 1 - b): tile row qi - i0 + 3 - a, column qj + 2 - b
-            const F* origin = tile.data() + ((3 - i0) * cols + 2) * span;
-            for (int64_t c = 0; c < channels; ++c) {
-              const int32_t begin = lists.start[c * (height + 1) + q0];
-              const int32_t end = lists.start[c * (height + 1) + q1];
-              if (begin == end) continue;
-              Vec<F> acc[9][kGradVectors];
-              for (int64_t tap = 0; tap < 9; ++tap)
-                for (int64_t q = 0; q < kGradVectors; ++q) acc[tap][q] = Vec<F>{};
-              for (int32_t e = begin; e < end; ++e) {
-                const Vec<F> v = Vec<F>{} + lists.value[e];
-                const F* base = origin + static_cast<int64_t>(lists.pixel[e]) * span;
+    ChannelLists<F> lists;
+    std::vector<F> tile;
+  };
+  SumOverImages<F>(
+      dw, images, pixels, size, std::max(chunk * pixels, 8 * 9 * channels),
+      [&] { return State{{}, {}, std::vector<F>(rows * cols * span)}; },
+      [&](State& state, int64_t n, F* part) {
+        const F* image = x + n * pixels * channels;
+        const F* g = dy + n * pixels * features;
+        state.nz.Build(image, pixels, channels);
+        if (state.nz.start[pixels] < kMinPerChannelStrip * channels * strips) {
+          AddImageByPixels<F>(state.nz, g, part, height, width, channels, features, 3);
+        } else {
+          state.lists.Build(state.nz, height, width, channels);
+          for (int64_t i0 = 0; i0 < height; i0 += strip) {
+            const int64_t i1 = std::min(height, i0 + strip);
+            const int64_t q0 = std::max<int64_t>(0, i0 - 1), q1 = std::min(height, i1 + 1);
+            for (int64_t d0 = 0; d0 < features; d0 += span) {
+              const int64_t len = std::min(span, features - d0);
+              std::fill(state.tile.begin(), state.tile.end(), F(0));
+              for (int64_t r = i0; r < i1; ++r)
+                for (int64_t s = 0; s < width; ++s)
+                  std::copy(g + (r * width + s) * features + d0,
+                            g + (r * width + s) * features + d0 + len,
+                            state.tile.data() + ((r - i0 + 2) * cols + s + 1) * span);
+              // entry (qi, qj) at qi * cols + qj; tap (a, b) reads output pixel
+              // (qi + 1 - a, qj + 1 - b): tile row qi - i0 + 3 - a, column qj + 2 - b
+              const F* origin = state.tile.data() + ((3 - i0) * cols + 2) * span;
+              for (int64_t c = 0; c < channels; ++c) {
+                const int32_t begin = state.lists.start[c * (height + 1) + q0];
+                const int32_t end = state.lists.start[c * (height + 1) + q1];
+                if (begin == end) continue;
+                Vec<F> acc[9][kGradVectors];
+                for (int64_t tap = 0; tap < 9; ++tap)
+                  for (int64_t q = 0; q < kGradVectors; ++q) acc[tap][q] = Vec<F>{};
+                for (int32_t e = begin; e < end; ++e) {
+                  const Vec<F> v = Vec<F>{} + state.lists.value[e];
+                  const F* base = origin + static_cast<int64_t>(state.lists.pixel[e]) * span;
 #pragma GCC unroll 3
-                for (int64_t a = 0; a < 3; ++a)
+                  for (int64_t a = 0; a < 3; ++a)
 #pragma GCC unroll 3
-                  for (int64_t b = 0; b < 3; ++b) {
-                    const F* row = base - (a * cols + b) * span;
+                    for (int64_t b = 0; b < 3; ++b) {
+                      const F* row = base - (a * cols + b) * span;
 #pragma GCC unroll 4
+                      for (int64_t q = 0; q < kGradVectors; ++q)
+                        acc[a * 3 + b][q] += v * Load<F>(row + q * lanes);
+                    }
+                }
+                for (int64_t tap = 0; tap < 9; ++tap) {
+                  F* out = part + (tap * channels + c) * features + d0;
+                  if (len == span) {
                     for (int64_t q = 0; q < kGradVectors; ++q)
-                      acc[a * 3 + b][q] += v * Load<F>(row + q * lanes);
+                      Store<F>(out + q * lanes, Load<F>(out + q * lanes) + acc[tap][q]);
+                  } else {
+                    F buffer[span];
+                    for (int64_t q = 0; q < kGradVectors; ++q)
+                      Store<F>(buffer + q * lanes, acc[tap][q]);
+                    for (int64_t d = 0; d < len; ++d) out[d] += buffer[d];
                   }
-              }
-              for (int64_t tap = 0; tap < 9; ++tap) {
-                F* out = part.data() + (tap * channels + c) * features + d0;
-                if (len == span) {
-                  for (int64_t q = 0; q < kGradVectors; ++q)
-                    Store<F>(out + q * lanes, Load<F>(out + q * lanes) + acc[tap][q]);
-                } else {
-                  F buffer[span];
-                  for (int64_t q = 0; q < kGradVectors; ++q)
-                    Store<F>(buffer + q * lanes, acc[tap][q]);
-                  for (int64_t d = 0; d < len; ++d) out[d] += buffer[d];
                 }
               }
             }
           }
         }
-      }
-      pending += pixels;
-      if (pending >= flush) {
-        for (int64_t q = 0; q < size; ++q) total[q] += part[q];
-        std::fill(part.begin(), part.end(), F(0));
-        pending = 0;
-      }
-    }
-    for (int64_t q = 0; q < size; ++q) total[q] += part[q];
-  }
-  for (int64_t q = 0; q < size; ++q) {
-    double s = 0.0;
-    for (const auto& t : totals)
-      if (!t.empty()) s += t[q];
-    dw[q] = static_cast<F>(s);
-  }
+      });
 }
 
 // Evaluation-mode layer fused end to end (BNTT paper Eq. 4, 8, 9 with running statistics):
