@@ -28,6 +28,12 @@ from pathlib import Path
 def describe_instructions(hlo: str) -> dict[str, str]:
     """Each instruction's kind, from the compiled module's text: the custom call's target, or
     the JAX operation and layer its metadata names (a fusion's root operation)."""
+    return {name: kind for name, (kind, _) in describe_layers(hlo).items()}
+
+
+def describe_layers(hlo: str) -> dict[str, tuple[str, str]]:
+    """Each instruction's kind (:func:`kind_of`) and the layer its metadata names
+    (``"conv_1"``; empty outside the network)."""
     out = {}
     for line in hlo.splitlines():
         match = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = ", line)
@@ -35,7 +41,12 @@ def describe_instructions(hlo: str) -> dict[str, str]:
             continue
         target = re.search(r'custom_call_target="(\w+)"', line)
         op = re.search(r'op_name="([^"]+)"', line)
-        out[match.group(1)] = kind_of(target.group(1) if target else "", op.group(1) if op else "")
+        op_name = op.group(1) if op else ""
+        layer = re.search(r"SpikingNetwork/(\w+?)/", op_name + "/")
+        out[match.group(1)] = (
+            kind_of(target.group(1) if target else "", op_name),
+            layer.group(1) if layer else "",
+        )
     return out
 
 
@@ -72,7 +83,8 @@ def step_profile(arch: str, T: int, batch: int, sparsity: str, steps: int) -> di
     step = jax.jit(functools.partial(tr.train_step, encoder=encoder), donate_argnums=0)
     state = tr.TrainState.create(network(cfg, sparsity), tx)
     key = jax.random.key(1)
-    kinds = describe_instructions(step.lower(state, x, y, key).compile().as_text())
+    described = describe_layers(step.lower(state, x, y, key).compile().as_text())
+    kinds = {name: kind for name, (kind, _) in described.items()}
     state, metrics = step(state, x, y, key)
     jax.block_until_ready(metrics["loss"])
     with tempfile.TemporaryDirectory() as folder:
@@ -98,7 +110,10 @@ def step_profile(arch: str, T: int, batch: int, sparsity: str, steps: int) -> di
     return {
         "wall": wall,
         "kinds": dict(seconds),
-        "top": sorted(names.items(), key=lambda kv: -kv[1])[:15],
+        "top": [
+            (f"{described[name][1] or name}: {described[name][0]}", s)
+            for name, s in sorted(names.items(), key=lambda kv: -kv[1])[:20]
+        ],
     }
 
 

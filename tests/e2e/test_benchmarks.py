@@ -81,6 +81,8 @@ def test_profile_sums_a_traced_step_by_pass_layer_and_kernel():
     for kind in ("forward: conv (compiled forward)", "backward: conv (compiled filter gradient)",
                  "backward: conv (compiled input gradient)", "forward: norm (XLA)"):  # fmt: skip
         assert kinds.get(kind, 0) > 0, (kind, sorted(kinds))
+    labels = [label for label, _ in out["top"]]  # the largest operations name their layer
+    assert "conv2: backward: conv (compiled input gradient)" in labels, labels
     assert profile.kind_of("", "jit(f)/transpose(jvp(x))/SpikingNetwork/norm_conv3/mul") == (
         "backward: norm (XLA)"
     )
