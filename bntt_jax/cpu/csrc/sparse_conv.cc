@@ -6,7 +6,7 @@
 //
 // Only the non-zero inputs are visited: each image's non-zeros are first listed per pixel
 // (channel index and value), then every output pixel sums the weight rows of the non-zeros
-// in its k x k window. A dense layer is the case k = 1, H = W = 1. Work is split over
+// in its k x k window, tap by tap (ImageByTaps). A dense layer is the case k = 1, H = W = 1. Work is split over
 // images between the OpenMP threads; the filter gradient is summed per thread in chunks of
 // pixels (float) into a double total, then over threads. A 3x3 filter gradient turns the
 // loops around (FilterGrad3x3): per input channel, its gradient rows summed in registers.
@@ -123,44 +123,60 @@ inline void ForEachTap(const NonZeros<F>& nz, int64_t i, int64_t j, int64_t heig
   }
 }
 
-// One output pixel's features [d0, d0 + len) of the forward: the weight rows of the
-// non-zeros in its k x k window, scaled by their values. A full chunk keeps its kVectors
-// accumulators in registers; a shorter tail (narrow layers) uses a scalar loop.
+// One image's forward, tap by tap: out[i, j, :] += sum over the non-zeros of input pixel
+// (i + a - pad, j + b - pad) of v * w[a, b, c, :], for each tap (a, b) in turn and each chunk
+// of features. Summing each pixel's whole window at once reads rows of all k*k taps'
+// weights, k*k*C*D floats (147 KB for 64 -> 64 channels), which live in L2; taken tap by tap
+// the weights in use are one tap's C rows of the chunk (16 KB), in L1, and the output chunk's
+// accumulators are loaded and stored once per tap instead. A tail of fewer than a chunk's
+// features uses a scalar loop.
 template <typename F>
-inline void WindowSum(const NonZeros<F>& nz, const F* w, F* out, int64_t i, int64_t j,
-                      int64_t height, int64_t width, int64_t channels, int64_t features,
-                      int64_t k, int64_t d0, int64_t len) {
+void ImageByTaps(const NonZeros<F>& nz, const F* w, F* out, int64_t height, int64_t width,
+                 int64_t channels, int64_t features, int64_t k) {
   constexpr int64_t chunk = kVectors * Lanes<F>();
-  static_assert(kVectors == 4, "WindowSum unrolls four vectors");
-  Vec<F> a0 = {}, a1 = {}, a2 = {}, a3 = {};
-  F tail[chunk];
-  if (len != chunk) std::fill(tail, tail + len, F(0));
-  ForEachTap(nz, i, j, height, width, k, [&](int64_t tap_index, int32_t begin, int32_t end) {
-    const F* tap = w + tap_index * channels * features + d0;
-    if (len == chunk) {
-      for (int32_t e = begin; e < end; ++e) {
-        const F v = nz.value[e];
-        const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-        a0 += v * Load<F>(row);
-        a1 += v * Load<F>(row + Lanes<F>());
-        a2 += v * Load<F>(row + 2 * Lanes<F>());
-        a3 += v * Load<F>(row + 3 * Lanes<F>());
+  static_assert(kVectors == 4, "ImageByTaps unrolls four vectors");
+  const int64_t pad = (k - 1) / 2;
+  std::fill(out, out + height * width * features, F(0));
+  for (int64_t d0 = 0; d0 < features; d0 += chunk) {
+    const int64_t len = std::min(chunk, features - d0);
+    for (int64_t a = 0; a < k; ++a)
+      for (int64_t b = 0; b < k; ++b) {
+        const F* tap = w + (a * k + b) * channels * features + d0;
+        // the output pixels whose input pixel (i + a - pad, j + b - pad) is inside the image
+        const int64_t i0 = std::max<int64_t>(0, pad - a), i1 = std::min(height, height + pad - a);
+        const int64_t j0 = std::max<int64_t>(0, pad - b), j1 = std::min(width, width + pad - b);
+        for (int64_t i = i0; i < i1; ++i) {
+          // start[j - j0]: where input pixel (i + a - pad, j + b - pad)'s non-zeros begin
+          const int32_t* start = nz.start.data() + (i + a - pad) * width + (j0 + b - pad);
+          for (int64_t j = j0; j < j1; ++j) {
+            const int32_t begin = start[j - j0], end = start[j - j0 + 1];
+            F* o = out + (i * width + j) * features + d0;
+            if (len != chunk) {
+              for (int32_t e = begin; e < end; ++e) {
+                const F v = nz.value[e];
+                const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+                for (int64_t d = 0; d < len; ++d) o[d] += v * row[d];
+              }
+              continue;
+            }
+            if (begin == end) continue;
+            Vec<F> a0 = Load<F>(o), a1 = Load<F>(o + Lanes<F>()),
+                   a2 = Load<F>(o + 2 * Lanes<F>()), a3 = Load<F>(o + 3 * Lanes<F>());
+            for (int32_t e = begin; e < end; ++e) {
+              const F v = nz.value[e];
+              const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+              a0 += v * Load<F>(row);
+              a1 += v * Load<F>(row + Lanes<F>());
+              a2 += v * Load<F>(row + 2 * Lanes<F>());
+              a3 += v * Load<F>(row + 3 * Lanes<F>());
+            }
+            Store<F>(o, a0);
+            Store<F>(o + Lanes<F>(), a1);
+            Store<F>(o + 2 * Lanes<F>(), a2);
+            Store<F>(o + 3 * Lanes<F>(), a3);
+          }
+        }
       }
-    } else {
-      for (int32_t e = begin; e < end; ++e) {
-        const F v = nz.value[e];
-        const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-        for (int64_t d = 0; d < len; ++d) tail[d] += v * row[d];
-      }
-    }
-  });
-  if (len == chunk) {
-    Store<F>(out + d0, a0);
-    Store<F>(out + d0 + Lanes<F>(), a1);
-    Store<F>(out + d0 + 2 * Lanes<F>(), a2);
-    Store<F>(out + d0 + 3 * Lanes<F>(), a3);
-  } else {
-    std::copy(tail, tail + len, out + d0);
   }
 }
 
@@ -168,20 +184,13 @@ template <typename F>
 void Forward(const F* x, const F* w, F* y, int64_t images, int64_t height, int64_t width,
              int64_t channels, int64_t features, int64_t k) {
   const int64_t pixels = height * width;
-  constexpr int64_t chunk = kVectors * Lanes<F>();
 #pragma omp parallel
   {
     NonZeros<F> nz;
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
       nz.Build(x + n * pixels * channels, pixels, channels);
-      for (int64_t i = 0; i < height; ++i)
-        for (int64_t j = 0; j < width; ++j) {
-          F* out = y + ((n * height + i) * width + j) * features;
-          for (int64_t d0 = 0; d0 < features; d0 += chunk)
-            WindowSum<F>(nz, w, out, i, j, height, width, channels, features, k, d0,
-                         std::min(chunk, features - d0));
-        }
+      ImageByTaps<F>(nz, w, y + n * pixels * features, height, width, channels, features, k);
     }
   }
 }
@@ -428,11 +437,10 @@ void ForwardLifEval(const F* x, const F* w, const F* mean, const F* scale, F* sp
                     int64_t width, int64_t channels, int64_t features, int64_t k, F leak,
                     F threshold) {
   const int64_t pixels = height * width;
-  constexpr int64_t chunk = kVectors * Lanes<F>();
 #pragma omp parallel
   {
     NonZeros<F> nz;
-    std::vector<F> membrane(pixels * features), y(features);
+    std::vector<F> membrane(pixels * features), y(pixels * features);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < batch; ++b) {
       std::fill(membrane.begin(), membrane.end(), F(0));
@@ -441,24 +449,21 @@ void ForwardLifEval(const F* x, const F* w, const F* mean, const F* scale, F* sp
         nz.Build(x + n * pixels * channels, pixels, channels);
         const F* mu = mean + t * features;
         const F* sc = scale + t * features;
+        ImageByTaps<F>(nz, w, y.data(), height, width, channels, features, k);
         int64_t fired = 0;
-        for (int64_t i = 0; i < height; ++i)
-          for (int64_t j = 0; j < width; ++j) {
-            for (int64_t d0 = 0; d0 < features; d0 += chunk)
-              WindowSum<F>(nz, w, y.data(), i, j, height, width, channels, features, k, d0,
-                           std::min(chunk, features - d0));
-            F* m = membrane.data() + (i * width + j) * features;
-            F* o = spikes + ((n * height + i) * width + j) * features;
-            const F* yp = y.data();
+        for (int64_t p = 0; p < pixels; ++p) {
+          F* m = membrane.data() + p * features;
+          F* o = spikes + (n * pixels + p) * features;
+          const F* yp = y.data() + p * features;
 #pragma omp simd reduction(+ : fired)
-            for (int64_t d = 0; d < features; ++d) {
-              const F u = leak * m[d] + (yp[d] - mu[d]) * sc[d];
-              const F spike = static_cast<F>(u > threshold);
-              o[d] = spike;
-              m[d] = u - threshold * spike;
-              fired += static_cast<int64_t>(spike);
-            }
+          for (int64_t d = 0; d < features; ++d) {
+            const F u = leak * m[d] + (yp[d] - mu[d]) * sc[d];
+            const F spike = static_cast<F>(u > threshold);
+            o[d] = spike;
+            m[d] = u - threshold * spike;
+            fired += static_cast<int64_t>(spike);
           }
+        }
         counts[n] = static_cast<int32_t>(fired);
       }
     }
