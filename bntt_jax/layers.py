@@ -21,7 +21,10 @@ VGG11 and MLP presets) is written from these layers; a network of your own is to
   no bias, the authors' Xavier-uniform initialisation with gain 2; on CPU the convolution
   and the matmul are event-driven (they visit only the non-zero inputs, i.e. the spikes);
 * :class:`TemporalNorm` — BNTT (Eq. 9: μᵗ, σᵗ, γᵗ per step) or another
-  :data:`bntt_jax.NORMS` choice, with running statistics in ``batch_stats``;
+  :data:`bntt_jax.NORMS` choice, with running statistics in ``batch_stats``. In training,
+  ``TemporalNorm("bntt", 25)(x, True, fire=dict(leak=0.95, threshold=1.0, alpha=0.3))``
+  returns the spikes of the LIF neurons after it instead, both fused into one pass each way
+  on CPU (:func:`bntt_lif`): how the presets train;
 * :class:`LIF` — Eq. 4 with leak λ, threshold θ, soft or hard reset and the triangular
   surrogate of Eq. 8 (its scale α and half-width as arguments);
 * :class:`Readout` — the non-spiking accumulating readout (Eq. 5);
@@ -34,15 +37,20 @@ batch norm) are :class:`bntt_jax.ttfs.TemporalKernel` and :class:`bntt_jax.ttfs.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from bntt_jax.constants import EPS, MOMENTUM, SURROGATE_ALPHA
+from bntt_jax.cpu import ffi
 from bntt_jax.cpu.convolution import conv3x3, spike_dense
+from bntt_jax.cpu.fused import bntt_lif_train
 from bntt_jax.encoding import POISSON_SCALE, poisson_encode
 from bntt_jax.lif import lif_scan
-from bntt_jax.norms import normalization
+from bntt_jax.norms import bntt_batch_stats, bntt_normalize, normalization
 from bntt_jax.readout import readout_steps
 
 #: The authors' ``xavier_uniform_(gain=2)``: variance scale gain² = 4, fan-average, uniform.
@@ -124,7 +132,12 @@ class TemporalNorm(nn.Module):
     threshold: float = 1.0  # V_th, which tdBN scales to
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, train: bool, fire: dict[str, float] | None = None
+    ) -> jax.Array:
+        """The normalised ``x``; with ``fire`` (training only, a normalisation with
+        ``fused_train``), the spikes of the LIF neurons after it instead (``fire``: their
+        ``leak``, ``threshold``, ``alpha``, ``width``), fused with it on CPU."""
         norm = normalization(self.norm)
         if x.shape[0] > self.num_steps:
             raise ValueError(
@@ -132,7 +145,62 @@ class TemporalNorm(nn.Module):
                 f"statistics for num_steps = {self.num_steps}; build it with "
                 f"num_steps={x.shape[0]}."
             )
-        return norm(self, x, train, self.num_steps, self.eps, self.momentum, self.threshold)
+        if fire is None:
+            return norm(self, x, train, self.num_steps, self.eps, self.momentum, self.threshold)
+        if not (train and norm.fused_train):
+            raise ValueError(
+                f"TemporalNorm(fire=...): the {norm.name!r} normalisation has no fused "
+                f"{'training' if train else 'evaluation'} forward here; call it without fire "
+                "and apply LIF to its output."
+            )
+        layer = functools.partial(bntt_lif, eps=self.eps, **fire)
+        return norm.fire(self, x, self.num_steps, self.momentum, layer)
+
+
+def bntt_lif_reference(
+    y: jax.Array,
+    gamma_t: jax.Array,
+    *,
+    eps: float,
+    leak: float,
+    threshold: float,
+    alpha: float,
+    width: float = 1.0,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A training-mode BNTT layer after its synapses, as XLA composes it: the batch statistics
+    of each step (Algorithm 1, lines 1–2), the normalisation of Eq. 9 and the LIF neurons of
+    Eq. 4 (soft reset; the surrogate of Eq. 8 backward). Returns ``(spikes, μ, σ²)``."""
+    mean, var = bntt_batch_stats(y)
+    current = bntt_normalize(y, gamma_t, mean, var, eps)
+    spikes = lif_scan(current, leak=leak, threshold=threshold, alpha=alpha, width=width)
+    return spikes, lax.stop_gradient(mean), lax.stop_gradient(var)
+
+
+def bntt_lif(
+    y: jax.Array,
+    gamma_t: jax.Array,
+    *,
+    eps: float,
+    leak: float,
+    threshold: float,
+    alpha: float,
+    width: float = 1.0,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A training-mode BNTT layer after its synapses: ``y`` ``[T, B, ..., C]`` normalised with
+    each step's batch statistics and ``gamma_t`` ``[T, C]`` (Eq. 9), then the LIF neurons
+    (Eq. 4, soft reset; the surrogate of Eq. 8 with scale ``alpha``, half-width ``width``·θ).
+
+    Returns ``(spikes, μ, σ²)`` (the statistics ``[T, C]`` carry no gradient). On CPU with the
+    compiled code (float32/float64) the normalisation and the neurons run fused, one pass
+    forward and one backward (:func:`bntt_jax.cpu.fused.bntt_lif_train`); elsewhere
+    :func:`bntt_lif_reference`, which it equals up to summation order.
+    """
+    options = dict(eps=eps, leak=leak, threshold=threshold, alpha=alpha, width=width)
+    reference = functools.partial(bntt_lif_reference, **options)
+    if y.dtype not in (jnp.float32, jnp.float64) or not ffi.usable():
+        return reference(y, gamma_t)
+    cpu = functools.partial(bntt_lif_train, **options)
+    return lax.platform_dependent(y, gamma_t, cpu=cpu, default=reference)
 
 
 class LIF(nn.Module):

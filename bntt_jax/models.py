@@ -63,13 +63,17 @@ class SpikingNetwork(nn.Module):
         for spec in cfg.layers:
             synapses = SpikingConv if spec.kind == "conv" else SpikingDense
             current = synapses(spec.features, name=spec.name)(x)
-            current = TemporalNorm(
+            norm = TemporalNorm(
                 cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, cfg.threshold,
                 name=f"norm_{spec.name}",
-            )(current, train)  # fmt: skip
-            out = LIF(cfg.leak, cfg.threshold, cfg.reset, cfg.alpha, return_membrane=record)(
-                current
-            )
+            )  # fmt: skip
+            if train and not record and fused_training(cfg):
+                fire = dict(leak=cfg.leak, threshold=cfg.threshold, alpha=cfg.alpha, width=1.0)
+                out = norm(current, train, fire=fire)
+            else:
+                out = LIF(cfg.leak, cfg.threshold, cfg.reset, cfg.alpha, return_membrane=record)(
+                    norm(current, train)
+                )
             if record:
                 out, recorded["membranes"][spec.name] = out
                 recorded["spikes"][spec.name] = out
@@ -81,6 +85,14 @@ class SpikingNetwork(nn.Module):
             x = out
         logits, steps = Readout(cfg.num_classes, name=cfg.readout_name)(x)
         return (logits, counts, steps, recorded) if record else (logits, counts, steps)
+
+
+def fused_training(config: NetworkConfig) -> bool:
+    """Whether :class:`SpikingNetwork` trains each layer's normalisation and neurons as one
+    operation (:func:`bntt_jax.cpu.fused.bntt_lif_train`: fused on CPU with the compiled
+    code, XLA's composition of the same equations elsewhere): its normalisation has that
+    form and its neurons reset softly. Recording membranes keeps the separate layers."""
+    return config.normalization.fused_train and config.reset == "soft"
 
 
 def fusable(config: NetworkConfig, spikes: jax.Array) -> bool:

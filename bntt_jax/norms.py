@@ -1,14 +1,14 @@
 """Normalisation through time: BNTT and the baselines the papers compare it with.
 
 Each normalisation is one object (:data:`NORMALIZATIONS`, by the name a config gives as
-``norm``) that says what it is and does everything the network needs of it: its variables
-and their initial values, its training and evaluation forward, its running update, whether
-it has one γ per step (``has_gamma_t``: the γ-based early exit and the γ analyses read them),
-whether it trains on batch statistics (``batch_statistics``: a batch needs two samples) and
-its evaluation as a per-step affine map for the fused CPU layer (``eval_affine``, where
-``fused_eval``) and as one map shared by every step, folded into the weights of an export
-(``static_affine``; ``static_reason`` says why not). A new normalisation is one class here
-and one line in :data:`NORMALIZATIONS`.
+``norm``) that does everything the network needs of it: its variables and their initial
+values, its training and evaluation forward, its running update, and says what it is: one γ
+per step (``has_gamma_t``, read by the γ-based early exit and the γ analyses), batch
+statistics in training (``batch_statistics``: a batch needs two samples), a per-step affine
+evaluation for the fused CPU layer (``eval_affine``, where ``fused_eval``), a training
+forward fused with the LIF neurons after it (``fire``, where ``fused_train``) and one map
+shared by every step, folded into an export's weights (``static_affine``; ``static_reason``
+says why not). A new normalisation is one class here and one line in :data:`NORMALIZATIONS`.
 
 * ``bntt`` (Eq. 9, Algorithm 1): one batch norm per time-step. Step t has its own batch
   statistics μᵗ, σᵗ (over the batch and the spatial positions of that step only), its own
@@ -110,8 +110,7 @@ def running_stats_update(
     As the authors' ``BatchNorm2d``: ``new = (1 − m)·old + m·batch`` with the *unbiased*
     variance ``σ²·n/(n − 1)`` (n = ``count`` values per statistic). Algorithm 1 prints the
     average of σ rather than σ²; the released code averages the variance, and so do we.
-    No gradient flows into the running statistics.
-    """
+    No gradient flows into the running statistics."""
     if count < 2:
         raise ValueError(
             f"running statistics need at least 2 values per channel, got {count}: use a batch "
@@ -134,8 +133,7 @@ def sequential_running_update(
 ) -> tuple[jax.Array, jax.Array]:
     """Shared running statistics ``[C]`` updated by each step's ``[T, C]`` batch statistics
     in step order: :func:`running_stats_update` applied T times, as a BN module reused at
-    every step of a time-major loop does (the ``bn`` baseline).
-    """
+    every step of a time-major loop does (the ``bn`` baseline)."""
 
     def step(carry, stats):
         return running_stats_update(*carry, *stats, count, momentum), None
@@ -165,6 +163,7 @@ class Normalization(Protocol):
     has_gamma_t: bool
     batch_statistics: bool
     fused_eval: bool
+    fused_train: bool
     #: why its evaluation is not one affine map shared by every step (``None``: it is)
     static_reason: str | None
     #: the constant each of its parameters starts at (:func:`bntt_jax.init`)
@@ -207,6 +206,16 @@ def _running(module: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
     return mean, var
 
 
+def _update_rows(module, mean, var, batch_mean, batch_var, count, momentum) -> None:
+    """Rows ``0 … T−1`` of BNTT's running statistics, kept in their storage dtype (float32)."""
+    if module.is_initializing():
+        return
+    t = batch_mean.shape[0]
+    stats = (s.astype(mean.value.dtype) for s in (batch_mean, batch_var))
+    new_mean, new_var = running_stats_update(mean.value[:t], var.value[:t], *stats, count, momentum)
+    mean.value, var.value = mean.value.at[:t].set(new_mean), var.value.at[:t].set(new_var)
+
+
 class BNTT:
     """Batch Normalization Through Time (Eq. 9, Algorithm 1): ``gamma_t`` and the running
     ``mean``/``var``, all ``[num_steps, C]``; a call with T ≤ num_steps uses (and in training
@@ -215,7 +224,7 @@ class BNTT:
     name = "bntt"
     has_gamma_t = True
     batch_statistics = True
-    fused_eval = True
+    fused_eval = fused_train = True
     initial_values = {"gamma_t": 1.0}
 
     def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
@@ -225,16 +234,18 @@ class BNTT:
         if not train:
             return bntt_normalize(x, gamma[:t], mean.value[:t], var.value[:t], eps)
         batch_mean, batch_var = bntt_batch_stats(x)
-        if not module.is_initializing():
-            # Running statistics keep their storage dtype (float32) whatever x's dtype.
-            stats = (s.astype(mean.value.dtype) for s in (batch_mean, batch_var))
-            count = x.size // (t * c)  # values per statistic: batch × space of one step
-            new_mean, new_var = running_stats_update(
-                mean.value[:t], var.value[:t], *stats, count, momentum
-            )
-            mean.value = mean.value.at[:t].set(new_mean)
-            var.value = var.value.at[:t].set(new_var)
+        _update_rows(module, mean, var, batch_mean, batch_var, x.size // (t * c), momentum)
         return bntt_normalize(x, gamma[:t], batch_mean, batch_var, eps)
+
+    def fire(self, module, x, num_steps, momentum, layer) -> jax.Array:
+        """Training: the spikes of ``layer(x, γᵗ) -> (spikes, μ, σ²)``, this normalisation
+        and the neurons after it (:func:`bntt_jax.layers.bntt_lif`), with the running update."""
+        t, c = x.shape[0], x.shape[-1]
+        gamma = module.param("gamma_t", _ones, (num_steps, c), jnp.float32)
+        mean, var = _running(module, (num_steps, c))
+        spikes, batch_mean, batch_var = layer(x, gamma[:t])
+        _update_rows(module, mean, var, batch_mean, batch_var, x.size // (t * c), momentum)
+        return spikes
 
     def eval_affine(self, params, stats, steps, eps, dtype):
         mean, var = stats["mean"][:steps], stats["var"][:steps]
@@ -257,7 +268,7 @@ class TiedBatchNorm:
     name = "bn"
     has_gamma_t = False
     batch_statistics = True
-    fused_eval = False
+    fused_eval = fused_train = False
     initial_values = {"gamma": 1.0}
 
     def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
@@ -292,7 +303,7 @@ class LayerNorm:
     name = "layernorm"
     has_gamma_t = False
     batch_statistics = False
-    fused_eval = False
+    fused_eval = fused_train = False
     initial_values = {"gamma": 1.0}
 
     def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
@@ -316,7 +327,7 @@ class ThresholdDependentBatchNorm:
     name = "tdbn"
     has_gamma_t = False
     batch_statistics = True
-    fused_eval = False
+    fused_eval = fused_train = False
     initial_values = {"gamma": 1.0, "beta": 0.0}
     #: α of tdBN: 1 for a plain block (1/√2 in the residual blocks of Zheng et al.).
     alpha = 1.0
@@ -356,7 +367,7 @@ class Identity:
     name = "none"
     has_gamma_t = False
     batch_statistics = False
-    fused_eval = False
+    fused_eval = fused_train = False
     initial_values: dict[str, float] = {}
 
     def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):

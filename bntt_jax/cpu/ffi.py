@@ -22,8 +22,9 @@ rendezvous per call. The pure-XLA paths partition over the batch instead.
 Targets (``csrc/sparse_conv.cc``): the event-driven convolution's forward and filter gradient
 and the dense input gradient, used by :func:`bntt_jax.cpu.convolution.conv3x3` and
 :func:`~bntt_jax.cpu.convolution.spike_dense` on CPU, and the fused evaluation-mode layer
-(convolution + per-step affine + LIF) of :mod:`bntt_jax.cpu.fused`. This module imports
-nothing of the model.
+(convolution + per-step affine + LIF) of :mod:`bntt_jax.cpu.fused`; ``csrc/bntt_lif.cc``:
+the training-mode BNTT normalisation + LIF forward and backward of the same module. This
+module imports nothing of the model.
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ from pathlib import Path
 import jax
 import jaxlib
 
-SOURCES = ("sparse_conv.cc",)
+SOURCES = ("sparse_conv.cc", "bntt_lif.cc")
 #: FFI target name -> symbol exported by the library.
 TARGETS = {
     "bntt_sparse_conv_fwd": "SparseConvFwd",
     "bntt_sparse_conv_dw": "SparseConvDw",
     "bntt_sparse_conv_lif_eval": "SparseConvLifEval",
     "bntt_conv_input_grad": "SparseConvDx",
+    "bntt_lif_train_fwd": "BnttLifTrainFwd",
+    "bntt_lif_train_bwd": "BnttLifTrainBwd",
 }
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-w")
 _SOURCE_DIR = Path(__file__).parent / "csrc"

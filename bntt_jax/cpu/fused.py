@@ -1,18 +1,30 @@
-"""An evaluation-mode spiking layer fused into one pass of the event-driven convolution.
+"""Spiking layers fused into few passes of compiled CPU code.
 
-In evaluation mode a normalisation with fixed statistics is a per-step affine map (BNTT, Eq. 9
-with the running μᵗ, σᵗ: ``(y − μᵗ)·γᵗ/sqrt((σᵗ)² + ε)``), so a whole layer is one pass over
-its input spikes: the convolution (or dense layer), that affine map, and the LIF update of
-Eq. 4 with soft reset. The compiled code keeps the membrane of each sample in a buffer and
-writes only the spikes and their counts. :func:`bntt_jax.models.eval_apply` runs a whole
-network this way on CPU. This module imports nothing of the model: it is given arrays.
+* **Evaluation** (:func:`bntt_lif_eval`). With fixed statistics a normalisation is a
+  per-step affine map (BNTT, Eq. 9 with the running μᵗ, σᵗ: ``(y − μᵗ)·γᵗ/sqrt((σᵗ)² + ε)``),
+  so a whole layer is one pass over its input spikes: the convolution (or dense layer), that
+  affine map, and the LIF update of Eq. 4 with soft reset. The compiled code keeps the
+  membrane of each sample in a buffer and writes only the spikes and their counts.
+  :func:`bntt_jax.models.eval_apply` runs a whole network this way on CPU.
+* **Training** (:func:`bntt_lif_train`). The batch statistics of step t need the whole
+  layer output first (Algorithm 1), so the convolution stays apart; the normalisation with
+  those statistics and the LIF recurrence are one compiled pass forward (spikes and the
+  membrane, the backward's residual) and one backward (the LIF's reverse recurrence with the
+  surrogate of Eq. 8, and the two per-step sums the batch norm's gradient needs), where XLA's
+  composition of the same equations makes several passes over every ``[T, B, H, W, C]``
+  tensor. :func:`bntt_jax.layers.bntt_lif` runs it on CPU and that composition elsewhere.
+
+This module imports nothing of the model: it is given arrays.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from bntt_jax.cpu import ffi
 
@@ -69,3 +81,88 @@ def bntt_lif_eval(
         threshold=np.float64(threshold),
     )
     return o.reshape((t, b) + (o.shape[-1:] if dense else o.shape[1:])), n
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _lif_train_cpu(y, gamma_t, eps, leak, threshold, alpha, width):
+    out, _ = _lif_train_fwd(y, gamma_t, eps, leak, threshold, alpha, width)
+    return out
+
+
+def _lif_train_fwd(y, gamma_t, eps, leak, threshold, alpha, width):
+    dtype = y.dtype
+    axes = tuple(range(1, y.ndim - 1))  # Algorithm 1, lines 1–2: per step, biased variance
+    mean = jnp.mean(y, axis=axes)
+    var = jnp.mean(
+        jnp.square(y - mean.reshape((y.shape[0],) + (1,) * (y.ndim - 2) + (-1,))), axis=axes
+    )
+    inv = lax.rsqrt(var + eps)
+    scale = inv * gamma_t.astype(dtype)
+    flat = y.reshape(y.shape[0], -1, y.shape[-1])
+    call = jax.ffi.ffi_call("bntt_lif_train_fwd", (jax.ShapeDtypeStruct(flat.shape, dtype),) * 2,
+                            vmap_method="sequential")  # fmt: skip
+    spikes, membrane = call(flat, mean, scale, leak=np.float64(leak),
+                            threshold=np.float64(threshold))  # fmt: skip
+    return (spikes.reshape(y.shape), mean, var), (flat, membrane, mean, inv, gamma_t)
+
+
+def _lif_train_bwd(eps, leak, threshold, alpha, width, residuals, cotangents):
+    flat, membrane, mean, inv, gamma_t = residuals
+    dspikes = cotangents[0]  # μ and σ² feed only the running averages, which are not differentiated
+    t, m, c = flat.shape
+    stat = jax.ShapeDtypeStruct((t, c), flat.dtype)
+    call = jax.ffi.ffi_call(
+        "bntt_lif_train_bwd", (jax.ShapeDtypeStruct(flat.shape, flat.dtype), stat, stat),
+        vmap_method="sequential",
+    )  # fmt: skip
+    g, s1, s2 = call(
+        dspikes.reshape(flat.shape).astype(flat.dtype), membrane, flat, mean, inv,
+        leak=np.float64(leak), threshold=np.float64(threshold), alpha=np.float64(alpha),
+        width=np.float64(width),
+    )  # fmt: skip
+    # The batch norm's backward (Algorithm 1): dy = γ/σ · (g − mean(g) − x̂ · mean(g·x̂)).
+    xhat = (flat - mean[:, None]) * inv[:, None]
+    dy = (gamma_t.astype(flat.dtype) * inv)[:, None] * (
+        g - (s1 / m)[:, None] - xhat * (s2 / m)[:, None]
+    )
+    shape = dspikes.shape
+    return dy.reshape(shape), s2.astype(gamma_t.dtype)
+
+
+_lif_train_cpu.defvjp(_lif_train_fwd, _lif_train_bwd)
+
+
+def bntt_lif_train(
+    y: jax.Array,
+    gamma_t: jax.Array,
+    *,
+    eps: float,
+    leak: float,
+    threshold: float,
+    alpha: float,
+    width: float = 1.0,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A training-mode BNTT layer after its synapses, compiled: normalise ``y``
+    ``[T, B, ..., C]`` with the batch statistics of each step and ``gamma_t`` ``[T, C]``
+    (Eq. 9, Algorithm 1), then run the LIF neurons (Eq. 4, soft reset; backward, the
+    surrogate of Eq. 8 with scale ``alpha`` and half-width ``width``·θ).
+
+    Returns ``(spikes, μ, σ²)``, the statistics ``[T, C]`` for the running averages (no
+    gradient flows through them). Needs the compiled code (float32/float64 on CPU);
+    :func:`bntt_jax.layers.bntt_lif` chooses between it and XLA's composition.
+    """
+    t, c = y.shape[0], y.shape[-1]
+    if y.ndim < 3 or gamma_t.shape != (t, c):
+        raise ValueError(
+            f"bntt_lif_train(): need y [T, B, ..., C] and gamma_t [T, C]; got {y.shape} and "
+            f"{gamma_t.shape}"
+        )
+    if y.dtype not in (jnp.float32, jnp.float64):
+        raise TypeError(f"bntt_lif_train(): y must be float32 or float64, got {y.dtype}")
+    if not ffi.available():
+        raise RuntimeError(
+            "bntt_lif_train() needs the compiled CPU code, which is unavailable here (see the "
+            "warning from bntt_jax.cpu.ffi); bntt_jax.layers.bntt_lif falls back by itself."
+        )
+    spikes, mean, var = _lif_train_cpu(y, gamma_t, eps, leak, threshold, alpha, width)
+    return spikes, lax.stop_gradient(mean), lax.stop_gradient(var)
