@@ -10,8 +10,8 @@
   layer output first (Algorithm 1), so the convolution stays apart; the normalisation with
   those statistics and the LIF recurrence are one compiled pass forward (spikes and the
   membrane, the backward's residual) and one backward (the LIF's reverse recurrence with the
-  surrogate of Eq. 8, and the two per-step sums the batch norm's gradient needs), where XLA's
-  composition of the same equations makes several passes over every ``[T, B, H, W, C]``
+  surrogate of Eq. 8 and the batch norm's per-step sums, then a second sweep writing the
+  batch norm's input gradient), where XLA's composition of the same equations makes several passes over every ``[T, B, H, W, C]``
   tensor. :func:`bntt_jax.layers.bntt_lif` runs it on CPU and that composition elsewhere.
 
 This module imports nothing of the model: it is given arrays.
@@ -108,25 +108,18 @@ def _lif_train_fwd(y, gamma_t, eps, leak, threshold, alpha, width):
 
 def _lif_train_bwd(eps, leak, threshold, alpha, width, residuals, cotangents):
     flat, membrane, mean, inv, gamma_t = residuals
-    dspikes = cotangents[0]  # μ and σ² feed only the running averages, which are not differentiated
-    t, m, c = flat.shape
-    stat = jax.ShapeDtypeStruct((t, c), flat.dtype)
+    dspikes = cotangents[0]  # μ and σ² feed only the running averages: not differentiated
+    stat = jax.ShapeDtypeStruct(mean.shape, flat.dtype)
     call = jax.ffi.ffi_call(
-        "bntt_lif_train_bwd", (jax.ShapeDtypeStruct(flat.shape, flat.dtype), stat, stat),
+        "bntt_lif_train_bwd", (jax.ShapeDtypeStruct(flat.shape, flat.dtype), stat),
         vmap_method="sequential",
     )  # fmt: skip
-    g, s1, s2 = call(
+    dy, dgamma = call(
         dspikes.reshape(flat.shape).astype(flat.dtype), membrane, flat, mean, inv,
-        leak=np.float64(leak), threshold=np.float64(threshold), alpha=np.float64(alpha),
-        width=np.float64(width),
+        gamma_t.astype(flat.dtype), leak=np.float64(leak), threshold=np.float64(threshold),
+        alpha=np.float64(alpha), width=np.float64(width),
     )  # fmt: skip
-    # The batch norm's backward (Algorithm 1): dy = γ/σ · (g − mean(g) − x̂ · mean(g·x̂)).
-    xhat = (flat - mean[:, None]) * inv[:, None]
-    dy = (gamma_t.astype(flat.dtype) * inv)[:, None] * (
-        g - (s1 / m)[:, None] - xhat * (s2 / m)[:, None]
-    )
-    shape = dspikes.shape
-    return dy.reshape(shape), s2.astype(gamma_t.dtype)
+    return dy.reshape(dspikes.shape), dgamma.astype(gamma_t.dtype)
 
 
 _lif_train_cpu.defvjp(_lif_train_fwd, _lif_train_bwd)

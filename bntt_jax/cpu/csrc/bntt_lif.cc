@@ -2,20 +2,22 @@
 // Eq. 4, 8, 9 and Algorithm 1), for the layer-major synaptic input y [T, M, C] (M = batch x
 // space) with its per-step batch statistics already known:
 //
-//   forward:  u_t = leak * m_{t-1} + (y_t - mean_t) * scale_t,   scale_t = gamma_t / sqrt(var_t + eps)
-//             o_t = 1[u_t > threshold],   m_t = u_t - threshold * o_t   (soft reset, m_{-1} = 0)
+//   forward:  u_t = leak * m_{t-1} + (y_t - mean_t) * scale_t,  scale_t = gamma_t * inv_t,
+//             inv_t = 1 / sqrt(var_t + eps),  o_t = 1[u_t > threshold],
+//             m_t = u_t - threshold * o_t   (soft reset, m_{-1} = 0)
 //   backward: g_t = do_t * alpha * max(0, 1 - |u_t / threshold - 1| / width) + leak * g_{t+1}
-//             s1[t, c] = sum_M g_t,   s2[t, c] = sum_M g_t * xhat_t,   xhat_t = (y_t - mean_t) * inv_t
+//             s1[t, c] = sum_M g_t,  s2[t, c] = sum_M g_t * xhat_t,  xhat_t = (y_t - mean_t) * inv_t
+//             dgamma_t = s2,  dy_t = gamma_t * inv_t * (g_t - s1 / M - xhat_t * s2 / M)
 //
-// g_t is the gradient of the normalised input (the reset carries no gradient through the spike,
-// as in the authors' code); the batch norm's backward, dy = gamma_t * inv_t * (g - s1 / M -
-// xhat * s2 / M) and dgamma_t = s2, is one element-wise pass left to XLA. The forward writes
-// the spikes and the pre-reset membrane u (the backward's residual); XLA's composition of the
-// same equations writes the normalised input, a zero-filled scan output and the membrane in
-// separate passes. Rows are split into blocks of at most kBlockElems neurons, between the
-// OpenMP threads; each block walks the steps (forward in order, backward in reverse) with its
-// membrane or gradient carry in a buffer that stays in L1. The sums are accumulated in double
-// per thread and added over the threads in thread order.
+// g_t is the gradient of the normalised input (the reset carries no gradient through the
+// spike, as in the authors' code) and dy the batch norm's backward (Algorithm 1). The forward
+// writes the spikes and the pre-reset membrane u (the backward's residual); XLA's composition
+// of the same equations writes the normalised input, a zero-filled scan output and the
+// membrane in separate passes. Rows are split into blocks of at most kBlockElems neurons,
+// between the OpenMP threads; each block walks the steps (forward in order, backward in
+// reverse) with its membrane or gradient carry in a buffer that stays in L1. The backward
+// writes g, sums s1 and s2 in double per thread (then over the threads, in thread order) and
+// overwrites g with dy in a second pass.
 #include <omp.h>
 
 #include <algorithm>
@@ -69,7 +71,7 @@ void LifTrainForward(const F* y, const F* mean, const F* scale, F* spikes, F* me
 
 template <typename F>
 void LifTrainBackward(const F* dspikes, const F* membrane, const F* y, const F* mean,
-                      const F* inv, F* g, F* s1, F* s2, int64_t steps, int64_t rows,
+                      const F* inv, const F* gamma, F* g, F* s2, int64_t steps, int64_t rows,
                       int64_t channels, F leak, F threshold, F alpha, F width) {
   const int64_t block = BlockRows(channels);
   const int64_t blocks = (rows + block - 1) / block;
@@ -108,14 +110,38 @@ void LifTrainBackward(const F* dspikes, const F* membrane, const F* y, const F* 
       }
     }
   }
+  // The sums over the threads, then the batch norm's input gradient in place of g.
+  std::vector<F> centre(stats), slope(stats), gain(stats);
   for (int64_t i = 0; i < stats; ++i) {
     double total1 = 0.0, total2 = 0.0;
     for (int th = 0; th < threads; ++th) {
       total1 += sums[static_cast<size_t>(th) * 2 * stats + i];
       total2 += sums[static_cast<size_t>(th) * 2 * stats + stats + i];
     }
-    s1[i] = static_cast<F>(total1);
     s2[i] = static_cast<F>(total2);
+    centre[i] = static_cast<F>(total1 / static_cast<double>(rows));
+    slope[i] = static_cast<F>(total2 / static_cast<double>(rows));
+    gain[i] = gamma[i] * inv[i];
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < blocks; ++k) {
+    const int64_t r0 = k * block, r1 = std::min(rows, r0 + block);
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t base = (t * rows + r0) * channels;
+      const F* mu = mean + t * channels;
+      const F* iv = inv + t * channels;
+      const F* ce = centre.data() + t * channels;
+      const F* sl = slope.data() + t * channels;
+      const F* ga = gain.data() + t * channels;
+      for (int64_t r = 0; r < r1 - r0; ++r) {
+        const int64_t at = base + r * channels;
+#pragma omp simd
+        for (int64_t c = 0; c < channels; ++c) {
+          const F xhat = (y[at + c] - mu[c]) * iv[c];
+          g[at + c] = ga[c] * (g[at + c] - ce[c] - xhat * sl[c]);
+        }
+      }
+    }
   }
 }
 
@@ -160,16 +186,16 @@ ffi::Error ForwardImpl(ffi::AnyBuffer y, ffi::AnyBuffer mean, ffi::AnyBuffer sca
 }
 
 ffi::Error BackwardImpl(ffi::AnyBuffer dspikes, ffi::AnyBuffer membrane, ffi::AnyBuffer y,
-                        ffi::AnyBuffer mean, ffi::AnyBuffer inv, ffi::Result<ffi::AnyBuffer> g,
-                        ffi::Result<ffi::AnyBuffer> s1, ffi::Result<ffi::AnyBuffer> s2,
+                        ffi::AnyBuffer mean, ffi::AnyBuffer inv, ffi::AnyBuffer gamma,
+                        ffi::Result<ffi::AnyBuffer> dy, ffi::Result<ffi::AnyBuffer> dgamma,
                         double leak, double threshold, double alpha, double width) {
   int64_t d[3];
   if (auto err = CheckLayer(y, mean, d); err.failure()) return err;
   return ByDtype(y.element_type(), [&](auto zero) {
     using F = decltype(zero);
     LifTrainBackward<F>(dspikes.typed_data<F>(), membrane.typed_data<F>(), y.typed_data<F>(),
-                        mean.typed_data<F>(), inv.typed_data<F>(), g->typed_data<F>(),
-                        s1->typed_data<F>(), s2->typed_data<F>(), d[0], d[1], d[2],
+                        mean.typed_data<F>(), inv.typed_data<F>(), gamma.typed_data<F>(),
+                        dy->typed_data<F>(), dgamma->typed_data<F>(), d[0], d[1], d[2],
                         static_cast<F>(leak), static_cast<F>(threshold), static_cast<F>(alpha),
                         static_cast<F>(width));
   });
@@ -194,7 +220,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BnttLifTrainBwd, BackwardImpl,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Attr<double>("leak")
