@@ -8,8 +8,9 @@ Runs a warm-up step, then traces ``--steps`` steps and reads the trace back
 summed per pass (forward, backward), layer kind (conv, fc, norm, LIF, pool, readout, the
 rest) and what computes it (the compiled kernels by their custom-call targets, XLA's
 convolutions, XLA's other operations), from the compiled module's metadata, and divided by
-the steps. Operations inside a loop (the LIF scans) are events of their own as well as
-parts of their loop's event, so the kinds' sum exceeds the step's wall time.
+the steps. A loop (a LIF scan) or a conditional (the dense-or-event-driven forward) is left
+out: the operations inside it are events of their own. Operations that XLA runs at the same
+time (a layer's input and filter gradients may) make the kinds' sum exceed the wall time.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def describe_layers(hlo: str) -> dict[str, tuple[str, str]]:
     out = {}
     for line in hlo.splitlines():
         match = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = ", line)
-        if not match:
-            continue
+        if not match or re.search(r" (?:conditional|while)\(", line):
+            continue  # a container: the operations inside are events of their own
         target = re.search(r'custom_call_target="(\w+)"', line)
         op = re.search(r'op_name="([^"]+)"', line)
         op_name = op.group(1) if op else ""
@@ -67,6 +68,8 @@ def kind_of(target: str, op_name: str) -> str:
            "bntt_sparse_conv_lif_eval": "compiled fused layer",
            "bntt_lif_train_fwd": "compiled norm + LIF",
            "bntt_lif_train_bwd": "compiled norm + LIF"}.get(target, "XLA")  # fmt: skip
+    if how == "compiled input gradient" and direction == "forward":
+        how = "compiled dense forward"  # the same kernel, the kernel flipped
     if how == "XLA" and "conv_general_dilated" in op_name:
         how = "XLA convolution"
     return f"{direction}: {part} ({how})"

@@ -5,7 +5,9 @@ On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
 * with the compiled code (:mod:`bntt_jax.cpu.ffi`; float32/float64): the forward and the
   filter gradient are **event-driven**: they visit only the non-zero inputs, which are
   binary spikes (or their 2×2 averages) everywhere but in the first layer, and a trained BNTT
-  network fires sparsely. The input gradient, which is dense (the batch norm's backward
+  network fires sparsely. An input with more non-zeros than :data:`DENSE_CONV_RATE` (or
+  :data:`DENSE_MATMUL_RATE` for a large dense layer), measured on every call, takes a dense
+  forward instead. The input gradient, which is dense (the batch norm's backward
   makes every element of the output gradient non-zero), is a register-blocked compiled
   kernel, and im2col's transpose on maps of at most 4 pixels. The compiled passes use all
   cores.
@@ -162,8 +164,30 @@ def _lowered_on_cpu(cpu_forward, cpu_backward):
     return decorate
 
 
+#: Above this fraction of non-zero inputs a 3×3 convolution's forward is dense on CPU (the
+#: input gradient's register-blocked kernel with the kernel flipped), below it event-driven:
+#: the two take the same time at 45–55 % on VGG9's layers (``benchmarks/README.md``). A
+#: freshly initialised VGG's 2×2-pooled inputs are ~70 % non-zero, a trained one's far fewer.
+DENSE_CONV_RATE = 0.5
+
+
+def conv3x3_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The 3×3 "same" convolution computed densely by :func:`conv_input_grad`'s kernel: the
+    forward is the input gradient's transposed convolution with the kernel flipped in space and
+    its channel axes swapped. Needs :func:`bntt_jax.cpu.ffi.available`."""
+    flipped = jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3)  # [3, 3, D, C]
+    return conv_input_grad(x, flipped.astype(x.dtype))
+
+
+def _dense_enough(x: jax.Array, rate: float) -> jax.Array:
+    return jnp.mean(x != 0, dtype=jnp.float32) > rate
+
+
 def _conv_cpu_forward(x, kernel):
     if _use_ffi(x):
+        if not _small(x):
+            dense = _dense_enough(x, DENSE_CONV_RATE)
+            return lax.cond(dense, conv3x3_dense, sparse_conv, x, kernel.astype(x.dtype))
         return sparse_conv(x, kernel)
     if _small(x):
         return conv3x3_im2col(x, kernel)
@@ -195,10 +219,17 @@ def _dense_ffi(x: jax.Array, kernel: jax.Array) -> bool:
     return min(kernel.shape) >= MIN_SPARSE_FEATURES and _use_ffi(x)
 
 
+def _dense_sparse_forward(x, kernel):
+    y = sparse_conv(x.reshape(-1, 1, 1, x.shape[-1]), kernel[None, None])
+    return y.reshape(x.shape[:-1] + kernel.shape[-1:])
+
+
 def _dense_cpu_forward(x, kernel):
     if _dense_ffi(x, kernel):
-        y = sparse_conv(x.reshape(-1, 1, 1, x.shape[-1]), kernel[None, None])
-        return y.reshape(x.shape[:-1] + kernel.shape[-1:])
+        if kernel.size * x.dtype.itemsize > SPARSE_DENSE_GRAD_BYTES:
+            dense = _dense_enough(x, DENSE_MATMUL_RATE)
+            return lax.cond(dense, jnp.matmul, _dense_sparse_forward, x, kernel.astype(x.dtype))
+        return _dense_sparse_forward(x, kernel)
     return x @ kernel
 
 
@@ -206,6 +237,10 @@ def _dense_cpu_forward(x, kernel):
 #: L2 (the sequential MLP's 256 × 256); larger ones (VGG9's 4096 × 1024 fc1: 16 MB) would
 #: update rows all over memory, and XLA's matmul is 5× faster there (``benchmarks/README.md``).
 SPARSE_DENSE_GRAD_BYTES = 1 << 20
+#: Above this fraction of non-zero inputs a dense layer over :data:`SPARSE_DENSE_GRAD_BYTES`
+#: of weights takes XLA's matmul forward: its event-driven forward gathers rows of a weight
+#: matrix larger than L2 (VGG9's fc1: the two take the same time at ~19 %).
+DENSE_MATMUL_RATE = 0.2
 
 
 def _dense_cpu_backward(x, kernel, g):

@@ -7,12 +7,13 @@
   membrane of each sample in a buffer and writes only the spikes and their counts.
   :func:`bntt_jax.models.eval_apply` runs a whole network this way on CPU.
 * **Training** (:func:`bntt_lif_train`). The batch statistics of step t need the whole
-  layer output first (Algorithm 1), so the convolution stays apart; the normalisation with
-  those statistics and the LIF recurrence are one compiled pass forward (spikes and the
-  membrane, the backward's residual) and one backward (the LIF's reverse recurrence with the
-  surrogate of Eq. 8 and the batch norm's per-step sums, then a second sweep writing the
-  batch norm's input gradient), where XLA's composition of the same equations makes several passes over every ``[T, B, H, W, C]``
-  tensor. :func:`bntt_jax.layers.bntt_lif` runs it on CPU and that composition elsewhere.
+  layer output first (Algorithm 1), so the convolution stays apart. The normalisation with
+  those statistics and the LIF recurrence are one compiled pass forward (writing the spikes
+  and the membrane, the backward's residual); backward, one pass runs the LIF's reverse
+  recurrence with the surrogate of Eq. 8 and sums what the batch norm's gradient needs, and a
+  second writes that gradient. XLA's composition of the same equations makes several more
+  passes over every ``[T, B, H, W, C]`` tensor. :func:`bntt_jax.layers.bntt_lif` runs this
+  on CPU and that composition elsewhere.
 
 This module imports nothing of the model: it is given arrays.
 """

@@ -129,30 +129,79 @@ def test_float32_agrees_with_xla_to_float32_rounding():
     np.testing.assert_allclose(dw, ref_dw, rtol=0, atol=2e-6 * float(jnp.max(jnp.abs(ref_dw))))
 
 
+@pytest.fixture
+def retrace(monkeypatch):
+    """``monkeypatch.setattr`` that also drops JAX's traces: a custom VJP's branches keep the
+    module constants and functions of their first trace. Dropped again after the test."""
+
+    def setattr(*args):
+        monkeypatch.setattr(*args)
+        jax.clear_caches()
+
+    yield setattr
+    monkeypatch.undo()
+    jax.clear_caches()
+
+
 @pytest.mark.parametrize("use_kernels", [True, False])
-def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(monkeypatch, use_kernels):
+def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(retrace, use_kernels):
     if not use_kernels:
-        monkeypatch.setattr(convolution.ffi, "available", lambda: False)
+        retrace(convolution.ffi, "available", lambda: False)
     rng = np.random.default_rng(3)
     with jax.enable_x64(True):
         x = jnp.asarray(sparse_input(rng, (4, 6, 17, 20), "binary"))  # blocks across rows
         kernel = jnp.asarray(rng.normal(size=(3, 3, 20, 24)))
         g = jnp.asarray(rng.normal(size=(4, 6, 17, 24)))
-        ours = jax.jit(jax.grad(lambda x, k: jnp.sum(g * conv3x3(x, k)), argnums=(0, 1)))(x, kernel)
         ref = jax.grad(lambda x, k: jnp.sum(g * conv3x3_reference(x, k)), argnums=(0, 1))(x, kernel)
-        for a, b in zip(ours, ref, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(conv3x3(x, kernel), conv3x3_reference(x, kernel), atol=1e-12)
+        for rate in (1.0, 0.0):  # the event-driven forward, then the dense one
+            retrace(convolution, "DENSE_CONV_RATE", rate)
+            np.testing.assert_allclose(
+                jax.jit(conv3x3)(x, kernel), conv3x3_reference(x, kernel), atol=1e-12
+            )
+            ours = jax.jit(jax.grad(lambda x, k: jnp.sum(g * conv3x3(x, k)), argnums=(0, 1)))(
+                x, kernel
+            )
+            for a, b in zip(ours, ref, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
         s = jnp.asarray(sparse_input(rng, (5, 3, 32), "binary"))  # [T, B, F]
         w = jnp.asarray(rng.normal(size=(32, 16)))
         h = jnp.asarray(rng.normal(size=(5, 3, 16)))
         np.testing.assert_allclose(spike_dense(s, w), s @ w, rtol=1e-12, atol=1e-12)
         ref = jax.grad(lambda s, w: jnp.sum(h * (s @ w)), argnums=(0, 1))(s, w)
-        for limit in (1 << 20, 0):  # the event-driven weight gradient, then XLA's matmul
-            monkeypatch.setattr(convolution, "SPARSE_DENSE_GRAD_BYTES", limit)
+        # a small layer (event-driven), then a large one: XLA's matmul for the weight gradient,
+        # and forward event-driven or XLA's matmul as the inputs' density says
+        for limit, rate in ((1 << 20, 1.0), (0, 1.0), (0, 0.0)):
+            retrace(convolution, "SPARSE_DENSE_GRAD_BYTES", limit)
+            retrace(convolution, "DENSE_MATMUL_RATE", rate)
+            np.testing.assert_allclose(jax.jit(spike_dense)(s, w), s @ w, rtol=1e-12, atol=1e-12)
             ours = jax.grad(lambda s, w: jnp.sum(h * spike_dense(s, w)), argnums=(0, 1))(s, w)
             for a, b in zip(ours, ref, strict=True):
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_forward_chooses_dense_or_event_driven_by_the_inputs_density(retrace):
+    """Inputs denser than DENSE_CONV_RATE take the dense kernel, sparser ones the
+    event-driven one: replacing one by a function that returns NaN shows which ran."""
+    rng = np.random.default_rng(5)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 8, 16)), jnp.float32)
+    sparse = jnp.asarray(rng.random((2, 6, 6, 8)) < 0.2, jnp.float32)
+    dense = jnp.asarray(rng.random((2, 6, 6, 8)) < 0.8, jnp.float32)
+
+    def nan(x, k):
+        return jnp.full(x.shape[:3] + k.shape[3:], jnp.nan, x.dtype)
+
+    originals = {name: getattr(convolution, name) for name in ("sparse_conv", "conv3x3_dense")}
+    for x, used, unused in ((sparse, "sparse_conv", "conv3x3_dense"),
+                            (dense, "conv3x3_dense", "sparse_conv")):  # fmt: skip
+        retrace(convolution, used, originals[used])
+        retrace(convolution, unused, nan)
+        np.testing.assert_allclose(jax.jit(conv3x3)(x, kernel), reference_conv(x, kernel),
+                                   atol=1e-4)  # fmt: skip
+        retrace(convolution, unused, originals[unused])
+        retrace(convolution, used, nan)
+        assert bool(jnp.isnan(jax.jit(conv3x3)(x, kernel)).all())
 
 
 def test_the_network_runs_the_kernels_on_cpu():
