@@ -7,7 +7,9 @@ On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
   binary spikes (or their 2×2 averages) everywhere but in the first layer, and a trained BNTT
   network fires sparsely. An input with more non-zeros than :data:`DENSE_CONV_RATE` (or
   :data:`DENSE_MATMUL_RATE` for a large dense layer), measured on every call, takes a dense
-  forward instead. The input gradient, which is dense (the batch norm's backward
+  forward instead, and on maps of at most :data:`SMALL_FILTER_GRAD_MAP` pixels one with more
+  than :data:`DENSE_FILTER_GRAD_RATE` takes im2col's matmul for its filter gradient. The
+  input gradient, which is dense (the batch norm's backward
   makes every element of the output gradient non-zero), is a register-blocked compiled
   kernel, and im2col's transpose on maps of at most 4 pixels. The compiled passes use all
   cores.
@@ -194,12 +196,28 @@ def _conv_cpu_forward(x, kernel):
     return conv3x3_reference(x, kernel)
 
 
+#: On maps of at most this many pixels (VGG11's 4×4 and 2×2) the filter gradient of an
+#: input with more than :data:`DENSE_FILTER_GRAD_RATE` non-zeros is im2col's matmul: there an
+#: image's few non-zeros per channel each update rows of a partial gradient far larger than L2
+#: (9·512·512 floats). 4×4, 256 → 512 at 70 %: 0.304 s event-driven, 0.187 s matmul; at 26 %
+#: 0.169 and 0.179 s (``benchmarks/README.md``).
+SMALL_FILTER_GRAD_MAP = 16
+DENSE_FILTER_GRAD_RATE = 0.4
+
+
+def _im2col_filter_grad(x, kernel, g):
+    return jax.vjp(lambda k: conv3x3_im2col(x, k), kernel)[1](g)[0]
+
+
 def _conv_cpu_backward(x, kernel, g):
     if _use_ffi(x):
         if _small(x):  # one matmul beats 6-pixel blocks on 2×2 maps
             (dx,) = jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)
         else:
             dx = conv_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
+        if x.shape[1] * x.shape[2] <= SMALL_FILTER_GRAD_MAP:
+            dense = _dense_enough(x, DENSE_FILTER_GRAD_RATE)
+            return dx, lax.cond(dense, _im2col_filter_grad, sparse_conv_filter_grad, x, kernel, g)
         return dx, sparse_conv_filter_grad(x, kernel, g)
     return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
 

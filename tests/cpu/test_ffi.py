@@ -165,6 +165,19 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(retrace, use
             for a, b in zip(ours, ref, strict=True):
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
+        # a 4×4 map: the filter gradient event-driven, then im2col's matmul
+        x4, g4 = x[:, :4, :4], g[:, :4, :4]
+        ref = jax.grad(lambda x, k: jnp.sum(g4 * conv3x3_reference(x, k)), argnums=(0, 1))(
+            x4, kernel
+        )
+        for rate in (1.0, 0.0):
+            retrace(convolution, "DENSE_FILTER_GRAD_RATE", rate)
+            ours = jax.jit(jax.grad(lambda x, k: jnp.sum(g4 * conv3x3(x, k)), argnums=(0, 1)))(
+                x4, kernel
+            )
+            for a, b in zip(ours, ref, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
         s = jnp.asarray(sparse_input(rng, (5, 3, 32), "binary"))  # [T, B, F]
         w = jnp.asarray(rng.normal(size=(32, 16)))
         h = jnp.asarray(rng.normal(size=(5, 3, 16)))
@@ -202,6 +215,34 @@ def test_the_forward_chooses_dense_or_event_driven_by_the_inputs_density(retrace
         retrace(convolution, unused, originals[unused])
         retrace(convolution, used, nan)
         assert bool(jnp.isnan(jax.jit(conv3x3)(x, kernel)).all())
+
+
+def test_a_small_maps_filter_gradient_chooses_matmul_or_event_driven(retrace):
+    """On a map of at most SMALL_FILTER_GRAD_MAP pixels, inputs denser than
+    DENSE_FILTER_GRAD_RATE take im2col's matmul for the filter gradient, sparser ones the
+    event-driven kernel (the one not chosen is replaced by NaN)."""
+    rng = np.random.default_rng(6)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 8, 16)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(3, 4, 4, 16)), jnp.float32)
+
+    def nan(x, k, g):
+        return jnp.full(k.shape, jnp.nan, k.dtype)
+
+    def filter_grad(x):
+        return jax.jit(jax.grad(lambda k: jnp.sum(g * conv3x3(x, k))))(kernel)
+
+    names = ("sparse_conv_filter_grad", "_im2col_filter_grad")
+    originals = {name: getattr(convolution, name) for name in names}
+    for rate, used in ((0.2, "sparse_conv_filter_grad"), (0.8, "_im2col_filter_grad")):
+        x = jnp.asarray(rng.random((3, 4, 4, 8)) < rate, jnp.float32)
+        ref = jax.grad(lambda k, x=x: jnp.sum(g * reference_conv(x, k)))(kernel)
+        (unused,) = set(names) - {used}
+        retrace(convolution, used, originals[used])
+        retrace(convolution, unused, nan)
+        np.testing.assert_allclose(filter_grad(x), ref, atol=1e-4)
+        retrace(convolution, unused, originals[unused])
+        retrace(convolution, used, nan)
+        assert bool(jnp.isnan(filter_grad(x)).all())
 
 
 def test_the_network_runs_the_kernels_on_cpu():
