@@ -147,11 +147,15 @@ class TemporalNorm(nn.Module):
             )
         if fire is None:
             return norm(self, x, train, self.num_steps, self.eps, self.momentum, self.threshold)
-        if not (train and norm.fused_train):
+        if not train:
             raise ValueError(
-                f"TemporalNorm(fire=...): the {norm.name!r} normalisation has no fused "
-                f"{'training' if train else 'evaluation'} forward here; call it without fire "
-                "and apply LIF to its output."
+                "TemporalNorm(fire=...) is for training (train=True); in evaluation call it "
+                "without fire and apply LIF to its output."
+            )
+        if not norm.fused_train:
+            raise ValueError(
+                f"TemporalNorm(fire=...): the {norm.name!r} normalisation has no fused training "
+                "forward; call it without fire and apply LIF to its output."
             )
         layer = functools.partial(bntt_lif, eps=self.eps, **fire)
         return norm.fire(self, x, self.num_steps, self.momentum, layer)

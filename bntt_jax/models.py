@@ -89,9 +89,9 @@ class SpikingNetwork(nn.Module):
 
 def fused_training(config: NetworkConfig) -> bool:
     """Whether :class:`SpikingNetwork` trains each layer's normalisation and neurons as one
-    operation (:func:`bntt_jax.cpu.fused.bntt_lif_train`: fused on CPU with the compiled
-    code, XLA's composition of the same equations elsewhere): its normalisation has that
-    form and its neurons reset softly. Recording membranes keeps the separate layers."""
+    operation (:func:`bntt_jax.layers.bntt_lif`: fused on CPU with the compiled code, XLA's
+    composition of the same equations elsewhere): its normalisation has that form and its
+    neurons reset softly. Recording membranes keeps the separate layers."""
     return config.normalization.fused_train and config.reset == "soft"
 
 

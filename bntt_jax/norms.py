@@ -206,7 +206,8 @@ def _running(module: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
     return mean, var
 
 
-def _update_rows(module, mean, var, batch_mean, batch_var, count, momentum) -> None:
+def _update_rows(module: Any, mean: Any, var: Any, batch_mean: jax.Array, batch_var: jax.Array,
+                 count: int, momentum: float) -> None:  # fmt: skip
     """Rows ``0 … T−1`` of BNTT's running statistics, kept in their storage dtype (float32)."""
     if module.is_initializing():
         return
