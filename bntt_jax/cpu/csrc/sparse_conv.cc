@@ -36,8 +36,8 @@ struct NonZeros {
 
   void Build(const F* image, int64_t pixels, int64_t channels) {
     start.resize(pixels + 1);
-    channel.resize(pixels * channels);
-    value.resize(pixels * channels);
+    channel.resize(pixels * channels + 16);  // + 16: whole-vector stores past the last entry
+    value.resize(pixels * channels + 16);
     int32_t count = 0;
     for (int64_t p = 0; p < pixels; ++p) {
       start[p] = count;
@@ -46,14 +46,17 @@ struct NonZeros {
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<F, float>) {
         // 16 channels at a time: compare with zero (NaN counts as non-zero, as below) and
-        // compress the non-zeros' values and channel indices.
+        // compress the non-zeros' values and channel indices into registers, then store the
+        // whole vectors (the entries past the non-zeros are overwritten next). Compressing
+        // straight to memory (vpcompress with a memory operand) is microcoded on Zen 4 and
+        // made this listing ~6x slower: 18 % of the filter gradient's time.
         __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         for (; c + 16 <= channels; c += 16) {
           const __m512 v = _mm512_loadu_ps(x + c);
           const __mmask16 mask = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
           if (mask) {
-            _mm512_mask_compressstoreu_ps(value.data() + count, mask, v);
-            _mm512_mask_compressstoreu_epi32(channel.data() + count, mask, index);
+            _mm512_storeu_ps(value.data() + count, _mm512_maskz_compress_ps(mask, v));
+            _mm512_storeu_si512(channel.data() + count, _mm512_maskz_compress_epi32(mask, index));
             count += __builtin_popcount(mask);
           }
           index = _mm512_add_epi32(index, _mm512_set1_epi32(16));
