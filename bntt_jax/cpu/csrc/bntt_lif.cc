@@ -6,7 +6,8 @@
 //             inv_t = 1 / sqrt(var_t + eps),  o_t = 1[u_t > threshold],
 //             m_t = u_t - threshold * o_t   (soft reset, m_{-1} = 0)
 //   backward: g_t = do_t * alpha * max(0, 1 - |u_t / threshold - 1| / width) + leak * g_{t+1}
-//             s1[t, c] = sum_M g_t,  s2[t, c] = sum_M g_t * xhat_t,  xhat_t = (y_t - mean_t) * inv_t
+//             s1[t, c] = sum_M g_t,  s2[t, c] = sum_M g_t * xhat_t,
+//             xhat_t = (y_t - mean_t) * inv_t
 //             dgamma_t = s2,  dy_t = gamma_t * inv_t * (g_t - s1 / M - xhat_t * s2 / M)
 //
 // g_t is the gradient of the normalised input (the reset carries no gradient through the

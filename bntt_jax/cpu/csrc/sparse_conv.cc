@@ -6,10 +6,11 @@
 //
 // Only the non-zero inputs are visited: each image's non-zeros are first listed per pixel
 // (channel index and value), then every output pixel sums the weight rows of the non-zeros
-// in its k x k window, tap by tap (ImageByTaps). A dense layer is the case k = 1, H = W = 1. Work is split over
-// images between the OpenMP threads; the filter gradient is summed per thread in chunks of
-// pixels (float) into a double total, then over threads. A 3x3 filter gradient turns the
-// loops around (FilterGrad3x3): per input channel, its gradient rows summed in registers.
+// in its k x k window, tap by tap (ImageByTaps). A dense layer is the case k = 1, H = W = 1.
+// Work is split over images between the OpenMP threads; the filter gradient is summed per
+// thread in chunks of pixels (float) into a double total, then over threads. A 3x3 filter
+// gradient turns the loops around (FilterGrad3x3): per input channel, its gradient rows
+// summed in registers.
 #include <omp.h>
 
 #if defined(__AVX512F__)
