@@ -44,6 +44,8 @@ import jax
 import jaxlib
 
 SOURCES = ("sparse_conv.cc", "bntt_lif.cc")
+#: Headers the sources include: part of the cache key, so that an edit rebuilds.
+HEADERS = ("by_dtype.h",)
 #: FFI target name -> symbol exported by the library.
 TARGETS = {
     "bntt_sparse_conv_fwd": "SparseConvFwd",
@@ -73,7 +75,7 @@ def _cpu_signature() -> str:
 
 def _library_path(compiler: str) -> Path:
     digest = hashlib.sha256()
-    for name in SOURCES:
+    for name in (*SOURCES, *HEADERS):
         digest.update((_SOURCE_DIR / name).read_bytes())
     for part in (compiler, *FLAGS, jaxlib.__version__, platform.machine(), _cpu_signature()):
         digest.update(part.encode())

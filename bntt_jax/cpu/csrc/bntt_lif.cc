@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "by_dtype.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -159,26 +160,12 @@ ffi::Error CheckLayer(const ffi::AnyBuffer& y, const ffi::AnyBuffer& stat, int64
   return ffi::Error::Success();
 }
 
-template <typename Body>
-ffi::Error ByDtype(ffi::DataType dtype, Body body) {
-  switch (dtype) {
-    case ffi::F32:
-      body(float{});
-      return ffi::Error::Success();
-    case ffi::F64:
-      body(double{});
-      return ffi::Error::Success();
-    default:
-      return ffi::Error::InvalidArgument("bntt_lif_train: only float32 and float64 are supported");
-  }
-}
-
 ffi::Error ForwardImpl(ffi::AnyBuffer y, ffi::AnyBuffer mean, ffi::AnyBuffer scale,
                        ffi::Result<ffi::AnyBuffer> spikes, ffi::Result<ffi::AnyBuffer> membrane,
                        double leak, double threshold) {
   int64_t d[3];
   if (auto err = CheckLayer(y, mean, d); err.failure()) return err;
-  return ByDtype(y.element_type(), [&](auto zero) {
+  return bntt_jax::ByDtype(y.element_type(), "bntt_lif_train", [&](auto zero) {
     using F = decltype(zero);
     LifTrainForward<F>(y.typed_data<F>(), mean.typed_data<F>(), scale.typed_data<F>(),
                        spikes->typed_data<F>(), membrane->typed_data<F>(), d[0], d[1], d[2],
@@ -192,7 +179,7 @@ ffi::Error BackwardImpl(ffi::AnyBuffer dspikes, ffi::AnyBuffer membrane, ffi::An
                         double leak, double threshold, double alpha, double width) {
   int64_t d[3];
   if (auto err = CheckLayer(y, mean, d); err.failure()) return err;
-  return ByDtype(y.element_type(), [&](auto zero) {
+  return bntt_jax::ByDtype(y.element_type(), "bntt_lif_train", [&](auto zero) {
     using F = decltype(zero);
     LifTrainBackward<F>(dspikes.typed_data<F>(), membrane.typed_data<F>(), y.typed_data<F>(),
                         mean.typed_data<F>(), inv.typed_data<F>(), gamma.typed_data<F>(),

@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "by_dtype.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -487,25 +488,10 @@ ffi::Error CheckConv(const ffi::AnyBuffer& x, const ffi::AnyBuffer& w, int64_t* 
   return ffi::Error::Success();
 }
 
-// Runs body(F{}) with F = float or double, the element type of the buffers.
-template <typename Body>
-ffi::Error ByDtype(ffi::DataType dtype, Body body) {
-  switch (dtype) {
-    case ffi::F32:
-      body(float{});
-      return ffi::Error::Success();
-    case ffi::F64:
-      body(double{});
-      return ffi::Error::Success();
-    default:
-      return ffi::Error::InvalidArgument("sparse_conv: only float32 and float64 are supported");
-  }
-}
-
 ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y) {
   int64_t d[6];
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
-  return ByDtype(x.element_type(), [&](auto zero) {
+  return bntt_jax::ByDtype(x.element_type(), "sparse_conv", [&](auto zero) {
     using F = decltype(zero);
     Forward<F>(x.typed_data<F>(), w.typed_data<F>(), y->typed_data<F>(), d[0], d[1], d[2], d[3],
                d[4], d[5]);
@@ -516,7 +502,7 @@ ffi::Error FilterGradImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
                           ffi::Result<ffi::AnyBuffer> dw, int64_t chunk, int64_t method) {
   int64_t d[6];
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
-  return ByDtype(x.element_type(), [&](auto zero) {
+  return bntt_jax::ByDtype(x.element_type(), "sparse_conv", [&](auto zero) {
     using F = decltype(zero);
     if (d[5] == 3 && method == 1)  // method 0: FilterGrad for every kernel size
       FilterGrad3x3<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
@@ -536,7 +522,7 @@ ffi::Error LifEvalImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer mean,
   if (steps < 1 || d[0] % steps != 0)
     return ffi::Error::InvalidArgument("sparse_conv_lif_eval: images must be T * B");
   const int64_t batch = d[0] / steps;
-  return ByDtype(x.element_type(), [&](auto zero) {
+  return bntt_jax::ByDtype(x.element_type(), "sparse_conv", [&](auto zero) {
     using F = decltype(zero);
     ForwardLifEval<F>(x.typed_data<F>(), w.typed_data<F>(), mean.typed_data<F>(),
                       scale.typed_data<F>(), spikes->typed_data<F>(), counts->typed_data(),
@@ -640,7 +626,7 @@ ffi::Error InputGradImpl(ffi::AnyBuffer dy, ffi::AnyBuffer wt, ffi::Result<ffi::
         "number of vectors, dx [N, H, W, C]");
   if (dy.element_type() != wt.element_type())
     return ffi::Error::InvalidArgument("sparse_conv_input_grad: dy and wt must share a dtype");
-  return ByDtype(dy.element_type(), [&](auto zero) {
+  return bntt_jax::ByDtype(dy.element_type(), "sparse_conv", [&](auto zero) {
     using F = decltype(zero);
     InputGrad3x3<F>(dy.typed_data<F>(), wt.typed_data<F>(), dx->typed_data<F>(), gd[0], gd[1],
                     gd[2], xd[3], gd[3], wd[3]);
