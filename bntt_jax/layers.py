@@ -48,6 +48,7 @@ from bntt_jax.constants import EPS, MOMENTUM, SURROGATE_ALPHA
 from bntt_jax.cpu import ffi
 from bntt_jax.cpu.convolution import conv3x3, spike_dense
 from bntt_jax.cpu.fused import bntt_lif_train
+from bntt_jax.cpu.masked import conv3x3_on_support
 from bntt_jax.encoding import POISSON_SCALE, poisson_encode
 from bntt_jax.lif import lif_scan
 from bntt_jax.norms import bntt_batch_stats, bntt_normalize, normalization
@@ -66,8 +67,9 @@ def _time_major(x: jax.Array, where: str, rank: int | None = None) -> None:
         )
 
 
-def fold_time(fn, x: jax.Array, batch_major: bool | None = None) -> jax.Array:
-    """Apply a per-sample ``fn`` to ``[T, B, ...]`` with T folded into the batch.
+def fold_time(fn, x: jax.Array, *more: jax.Array, batch_major: bool | None = None) -> jax.Array:
+    """Apply a per-sample ``fn`` to ``[T, B, ...]`` with T folded into the batch (``fn(x,
+    *more)``: further ``[T, B, ...]`` arrays are folded alike).
 
     On one device the fold is time-major (a free reshape). With several devices the batch
     axis may be sharded, and a time-major fold would interleave the devices' rows, which
@@ -80,9 +82,9 @@ def fold_time(fn, x: jax.Array, batch_major: bool | None = None) -> jax.Array:
     if batch_major is None:
         batch_major = jax.device_count() > 1
     if batch_major:
-        y = fn(jnp.swapaxes(x, 0, 1).reshape((b * t,) + x.shape[2:]))
+        y = fn(*(jnp.swapaxes(v, 0, 1).reshape((b * t,) + v.shape[2:]) for v in (x, *more)))
         return jnp.swapaxes(y.reshape((b, t) + y.shape[1:]), 0, 1)
-    y = fn(x.reshape((t * b,) + x.shape[2:]))
+    y = fn(*(v.reshape((t * b,) + v.shape[2:]) for v in (x, *more)))
     return y.reshape((t, b) + y.shape[1:])
 
 
@@ -94,12 +96,30 @@ class SpikingConv(nn.Module):
     features: int
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, support: tuple[jax.Array, float, float] | None = None
+    ) -> jax.Array:
+        """``support``: when ``x`` is the spikes of LIF neurons, ``(u, threshold, width)`` with
+        their pre-reset membrane ``u`` (``x``'s shape; :func:`bntt_lif` with
+        ``return_membrane``): the input gradient is then computed only where their surrogate
+        (Eq. 8) is non-zero, and is zero elsewhere, where their backward multiplies it by zero
+        (:func:`bntt_jax.cpu.masked.conv3x3_on_support`); the parameters' gradients are the
+        same."""
         _time_major(x, "SpikingConv", rank=5)
         kernel = self.param(
             "kernel", xavier_uniform_gain2, (3, 3, x.shape[-1], self.features), jnp.float32
         )
-        return fold_time(lambda v: conv3x3(v, kernel.astype(x.dtype)), x)
+        kernel = kernel.astype(x.dtype)
+        if support is None:
+            return fold_time(lambda v: conv3x3(v, kernel), x)
+        membrane, threshold, width = support
+        if membrane.shape != x.shape:
+            raise ValueError(
+                f"SpikingConv: support's membrane must have the input's shape {x.shape}, got "
+                f"{membrane.shape}; pass the membrane of the LIF layer that produced x."
+            )
+        conv = functools.partial(conv3x3_on_support, threshold=threshold, width=width)
+        return fold_time(lambda v, u: conv(v, kernel, u), x, membrane)
 
 
 class SpikingDense(nn.Module):
@@ -170,14 +190,18 @@ def bntt_lif_reference(
     threshold: float,
     alpha: float,
     width: float = 1.0,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+    return_membrane: bool = False,
+) -> tuple:
     """A training-mode BNTT layer after its synapses, as XLA composes it: the batch statistics
     of each step (Algorithm 1, lines 1–2), the normalisation of Eq. 9 and the LIF neurons of
-    Eq. 4 (soft reset; the surrogate of Eq. 8 backward). Returns ``(spikes, μ, σ²)``."""
+    Eq. 4 (soft reset; the surrogate of Eq. 8 backward). Returns ``(spikes, μ, σ²)``, or
+    ``((spikes, u), μ, σ²)`` with ``return_membrane`` (as :func:`bntt_lif`)."""
     mean, var = bntt_batch_stats(y)
     current = bntt_normalize(y, gamma_t, mean, var, eps)
-    spikes = lif_scan(current, leak=leak, threshold=threshold, alpha=alpha, width=width)
-    return spikes, lax.stop_gradient(mean), lax.stop_gradient(var)
+    out = lif_scan(current, leak=leak, threshold=threshold, alpha=alpha, width=width,
+                   return_membrane=return_membrane)  # fmt: skip
+    out = (out[0], lax.stop_gradient(out[1])) if return_membrane else out
+    return out, lax.stop_gradient(mean), lax.stop_gradient(var)
 
 
 def bntt_lif(
@@ -189,17 +213,21 @@ def bntt_lif(
     threshold: float,
     alpha: float,
     width: float = 1.0,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+    return_membrane: bool = False,
+) -> tuple:
     """A training-mode BNTT layer after its synapses: ``y`` ``[T, B, ..., C]`` normalised with
     each step's batch statistics and ``gamma_t`` ``[T, C]`` (Eq. 9), then the LIF neurons
     (Eq. 4, soft reset; the surrogate of Eq. 8 with scale ``alpha``, half-width ``width``·θ).
 
-    Returns ``(spikes, μ, σ²)`` (the statistics ``[T, C]`` carry no gradient). On CPU with the
+    Returns ``(spikes, μ, σ²)`` (the statistics ``[T, C]`` carry no gradient); with
+    ``return_membrane``, ``((spikes, u), μ, σ²)`` with the pre-reset membrane ``u`` (no gradient
+    either), which :class:`SpikingConv` takes as ``support``. On CPU with the
     compiled code (float32/float64) the normalisation and the neurons run fused, one pass
     forward and one backward (:func:`bntt_jax.cpu.fused.bntt_lif_train`); elsewhere
     :func:`bntt_lif_reference`, which it equals up to summation order.
     """
-    options = dict(eps=eps, leak=leak, threshold=threshold, alpha=alpha, width=width)
+    options = dict(eps=eps, leak=leak, threshold=threshold, alpha=alpha, width=width,
+                   return_membrane=return_membrane)  # fmt: skip
     reference = functools.partial(bntt_lif_reference, **options)
     if y.dtype not in (jnp.float32, jnp.float64) or not ffi.usable():
         return reference(y, gamma_t)

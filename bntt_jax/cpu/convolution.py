@@ -11,8 +11,9 @@ On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
   than :data:`DENSE_FILTER_GRAD_RATE` takes im2col's matmul for its filter gradient. The
   input gradient, which is dense (the batch norm's backward
   makes every element of the output gradient non-zero), is a register-blocked compiled
-  kernel, and im2col's transpose on maps of at most 4 pixels. The compiled passes use all
-  cores.
+  kernel, and im2col's transpose on maps of at most 4 pixels; after LIF neurons,
+  :func:`bntt_jax.cpu.masked.conv3x3_on_support` computes it only where their surrogate is
+  non-zero. The compiled passes use all cores.
 * without it: the library convolution forward (im2col for maps of at most 4 pixels, where
   XLA:CPU's convolution is pathological: 5.7 s for what a matmul does in 0.13 s on VGG11's
   2×2 maps) and the vector-Jacobian product of the im2col form backward (XLA:CPU's own filter
@@ -55,7 +56,8 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return out.reshape(n, h, w, -1)
 
 
-def _use_ffi(x: jax.Array) -> bool:
+def use_ffi(x: jax.Array) -> bool:
+    """Whether the compiled code runs the convolution of ``x`` (float32/float64, usable)."""
     return x.dtype in (jnp.float32, jnp.float64) and ffi.usable()
 
 
@@ -132,7 +134,8 @@ def conv_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.ffi.ffi_call("bntt_conv_input_grad", out, vmap_method="sequential")(g, wt)
 
 
-def _small(x: jax.Array) -> bool:
+def small(x: jax.Array) -> bool:
+    """Whether ``x``'s maps have at most :data:`SMALL_MAP` pixels (im2col's territory)."""
     return x.shape[1] * x.shape[2] <= SMALL_MAP
 
 
@@ -189,12 +192,12 @@ def _dense_enough(x: jax.Array, rate: float) -> jax.Array:
 
 
 def _conv_cpu_forward(x, kernel):
-    if _use_ffi(x):
-        if not _small(x):
+    if use_ffi(x):
+        if not small(x):
             dense = _dense_enough(x, DENSE_CONV_RATE)
             return lax.cond(dense, conv3x3_dense, sparse_conv, x, kernel.astype(x.dtype))
         return sparse_conv(x, kernel)
-    if _small(x):
+    if small(x):
         return conv3x3_im2col(x, kernel)
     return conv3x3_reference(x, kernel)
 
@@ -212,16 +215,25 @@ def _im2col_filter_grad(x, kernel, g):
     return jax.vjp(lambda k: conv3x3_im2col(x, k), kernel)[1](g)[0]
 
 
+def conv_cpu_input_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+    """:func:`conv3x3`'s input gradient on CPU with the compiled code (``use_ffi(x)``)."""
+    if small(x):  # one matmul beats 6-pixel blocks on 2×2 maps
+        (dx,) = jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)
+        return dx
+    return conv_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
+
+
+def conv_cpu_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+    """:func:`conv3x3`'s filter gradient on CPU with the compiled code (``use_ffi(x)``)."""
+    if x.shape[1] * x.shape[2] <= SMALL_FILTER_GRAD_MAP:
+        dense = _dense_enough(x, DENSE_FILTER_GRAD_RATE)
+        return lax.cond(dense, _im2col_filter_grad, sparse_conv_filter_grad, x, kernel, g)
+    return sparse_conv_filter_grad(x, kernel, g)
+
+
 def _conv_cpu_backward(x, kernel, g):
-    if _use_ffi(x):
-        if _small(x):  # one matmul beats 6-pixel blocks on 2×2 maps
-            (dx,) = jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)
-        else:
-            dx = conv_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
-        if x.shape[1] * x.shape[2] <= SMALL_FILTER_GRAD_MAP:
-            dense = _dense_enough(x, DENSE_FILTER_GRAD_RATE)
-            return dx, lax.cond(dense, _im2col_filter_grad, sparse_conv_filter_grad, x, kernel, g)
-        return dx, sparse_conv_filter_grad(x, kernel, g)
+    if use_ffi(x):
+        return conv_cpu_input_grad(x, kernel, g), conv_cpu_filter_grad(x, kernel, g)
     return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
 
 
@@ -237,7 +249,7 @@ MIN_SPARSE_FEATURES = 16
 
 
 def _dense_ffi(x: jax.Array, kernel: jax.Array) -> bool:
-    return min(kernel.shape) >= MIN_SPARSE_FEATURES and _use_ffi(x)
+    return min(kernel.shape) >= MIN_SPARSE_FEATURES and use_ffi(x)
 
 
 def _dense_sparse_forward(x, kernel):

@@ -23,8 +23,9 @@ Targets (``csrc/sparse_conv.cc``): the event-driven convolution's forward and fi
 and the dense input gradient, used by :func:`bntt_jax.cpu.convolution.conv3x3` and
 :func:`~bntt_jax.cpu.convolution.spike_dense` on CPU, and the fused evaluation-mode layer
 (convolution + per-step affine + LIF) of :mod:`bntt_jax.cpu.fused`; ``csrc/bntt_lif.cc``:
-the training-mode BNTT normalisation + LIF forward and backward of the same module. This
-module imports nothing of the model.
+the training-mode BNTT normalisation + LIF forward and backward of the same module;
+``csrc/masked_input_grad.cc``: the input gradient on the surrogate's support of
+:mod:`bntt_jax.cpu.masked`. This module imports nothing of the model.
 """
 
 from __future__ import annotations
@@ -43,15 +44,16 @@ from pathlib import Path
 import jax
 import jaxlib
 
-SOURCES = ("sparse_conv.cc", "bntt_lif.cc")
+SOURCES = ("sparse_conv.cc", "bntt_lif.cc", "masked_input_grad.cc")
 #: Headers the sources include: part of the cache key, so that an edit rebuilds.
-HEADERS = ("by_dtype.h",)
+HEADERS = ("by_dtype.h", "vec.h")
 #: FFI target name -> symbol exported by the library.
 TARGETS = {
     "bntt_sparse_conv_fwd": "SparseConvFwd",
     "bntt_sparse_conv_dw": "SparseConvDw",
     "bntt_sparse_conv_lif_eval": "SparseConvLifEval",
     "bntt_conv_input_grad": "SparseConvDx",
+    "bntt_conv_input_grad_masked": "MaskedInputGrad",
     "bntt_lif_train_fwd": "BnttLifTrainFwd",
     "bntt_lif_train_bwd": "BnttLifTrainBwd",
 }

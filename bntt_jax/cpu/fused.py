@@ -104,12 +104,13 @@ def _lif_train_fwd(y, gamma_t, eps, leak, threshold, alpha, width):
                             vmap_method="sequential")  # fmt: skip
     spikes, membrane = call(flat, mean, scale, leak=np.float64(leak),
                             threshold=np.float64(threshold))  # fmt: skip
-    return (spikes.reshape(y.shape), mean, var), (flat, membrane, mean, inv, gamma_t)
+    outputs = (spikes.reshape(y.shape), mean, var, membrane.reshape(y.shape))
+    return outputs, (flat, membrane, mean, inv, gamma_t)
 
 
 def _lif_train_bwd(eps, leak, threshold, alpha, width, residuals, cotangents):
     flat, membrane, mean, inv, gamma_t = residuals
-    dspikes = cotangents[0]  # μ and σ² feed only the running averages: not differentiated
+    dspikes = cotangents[0]  # μ, σ² and u are returned under stop_gradient: not differentiated
     stat = jax.ShapeDtypeStruct(mean.shape, flat.dtype)
     call = jax.ffi.ffi_call(
         "bntt_lif_train_bwd", (jax.ShapeDtypeStruct(flat.shape, flat.dtype), stat),
@@ -135,15 +136,18 @@ def bntt_lif_train(
     threshold: float,
     alpha: float,
     width: float = 1.0,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+    return_membrane: bool = False,
+) -> tuple:
     """A training-mode BNTT layer after its synapses, compiled: normalise ``y``
     ``[T, B, ..., C]`` with the batch statistics of each step and ``gamma_t`` ``[T, C]``
     (Eq. 9, Algorithm 1), then run the LIF neurons (Eq. 4, soft reset; backward, the
     surrogate of Eq. 8 with scale ``alpha`` and half-width ``width``·θ).
 
     Returns ``(spikes, μ, σ²)``, the statistics ``[T, C]`` for the running averages (no
-    gradient flows through them). Needs the compiled code (float32/float64 on CPU);
-    :func:`bntt_jax.layers.bntt_lif` chooses between it and XLA's composition.
+    gradient flows through them); with ``return_membrane``, ``((spikes, u), μ, σ²)`` with the
+    pre-reset membrane ``u`` (``y``'s shape, no gradient either). Needs the compiled code
+    (float32/float64 on CPU); :func:`bntt_jax.layers.bntt_lif` chooses between it and XLA's
+    composition.
     """
     t, c = y.shape[0], y.shape[-1]
     if y.ndim < 3 or gamma_t.shape != (t, c):
@@ -158,5 +162,6 @@ def bntt_lif_train(
             "bntt_lif_train() needs the compiled CPU code, which is unavailable here (see the "
             "warning from bntt_jax.cpu.ffi); bntt_jax.layers.bntt_lif falls back by itself."
         )
-    spikes, mean, var = _lif_train_cpu(y, gamma_t, eps, leak, threshold, alpha, width)
-    return spikes, lax.stop_gradient(mean), lax.stop_gradient(var)
+    spikes, mean, var, u = _lif_train_cpu(y, gamma_t, eps, leak, threshold, alpha, width)
+    out = (spikes, lax.stop_gradient(u)) if return_membrane else spikes
+    return out, lax.stop_gradient(mean), lax.stop_gradient(var)

@@ -129,20 +129,6 @@ def test_float32_agrees_with_xla_to_float32_rounding():
     np.testing.assert_allclose(dw, ref_dw, rtol=0, atol=2e-6 * float(jnp.max(jnp.abs(ref_dw))))
 
 
-@pytest.fixture
-def retrace(monkeypatch):
-    """``monkeypatch.setattr`` that also drops JAX's traces: a custom VJP's branches keep the
-    module constants and functions of their first trace. Dropped again after the test."""
-
-    def setattr(*args):
-        monkeypatch.setattr(*args)
-        jax.clear_caches()
-
-    yield setattr
-    monkeypatch.undo()
-    jax.clear_caches()
-
-
 @pytest.mark.parametrize("use_kernels", [True, False])
 def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(retrace, use_kernels):
     if not use_kernels:

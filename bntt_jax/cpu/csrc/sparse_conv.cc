@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "by_dtype.h"
+#include "vec.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -80,35 +81,10 @@ struct NonZeros {
 // gradient) stay in vector registers across all non-zeros of a window.
 constexpr int64_t kVectors = 4;
 
-template <typename F>
-struct VecType;
-template <>
-struct VecType<float> {
-  typedef float type __attribute__((vector_size(64)));
-};
-template <>
-struct VecType<double> {
-  typedef double type __attribute__((vector_size(64)));
-};
-template <typename F>
-using Vec = typename VecType<F>::type;
-
-template <typename F>
-constexpr int64_t Lanes() {
-  return 64 / sizeof(F);
-}
-
-template <typename F>
-inline Vec<F> Load(const F* p) {
-  Vec<F> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-template <typename F>
-inline void Store(F* p, Vec<F> v) {
-  std::memcpy(p, &v, sizeof(v));
-}
+using bntt_jax::Lanes;
+using bntt_jax::Load;
+using bntt_jax::Store;
+using bntt_jax::Vec;
 
 // Calls body(tap, begin, end) for every tap (a, b) of output pixel (i, j)'s k x k window
 // that lies inside the image: tap = a * k + b, and [begin, end) the input pixel's non-zeros.
