@@ -65,6 +65,7 @@ def kind_of(target: str, op_name: str) -> str:
     how = {"bntt_sparse_conv_dw": "compiled filter gradient",
            "bntt_sparse_conv_fwd": "compiled forward",
            "bntt_conv_input_grad": "compiled input gradient",
+           "bntt_conv_input_grad_masked": "compiled input gradient on the support",
            "bntt_sparse_conv_lif_eval": "compiled fused layer",
            "bntt_lif_train_fwd": "compiled norm + LIF",
            "bntt_lif_train_bwd": "compiled norm + LIF"}.get(target, "XLA")  # fmt: skip

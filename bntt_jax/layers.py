@@ -38,6 +38,7 @@ batch norm) are :class:`bntt_jax.ttfs.TemporalKernel` and :class:`bntt_jax.ttfs.
 from __future__ import annotations
 
 import functools
+import math
 
 import flax.linen as nn
 import jax
@@ -48,7 +49,7 @@ from bntt_jax.constants import EPS, MOMENTUM, SURROGATE_ALPHA
 from bntt_jax.cpu import ffi
 from bntt_jax.cpu.convolution import conv3x3, spike_dense
 from bntt_jax.cpu.fused import bntt_lif_train
-from bntt_jax.cpu.masked import conv3x3_on_support
+from bntt_jax.cpu.masked import conv3x3_on_support, spike_dense_on_support
 from bntt_jax.encoding import POISSON_SCALE, poisson_encode
 from bntt_jax.lif import lif_scan
 from bntt_jax.norms import bntt_batch_stats, bntt_normalize, normalization
@@ -88,6 +89,14 @@ def fold_time(fn, x: jax.Array, *more: jax.Array, batch_major: bool | None = Non
     return y.reshape((t, b) + y.shape[1:])
 
 
+def _check_support(where: str, x: jax.Array, support: tuple | None) -> None:
+    if support is not None and support[0].shape != x.shape:
+        raise ValueError(
+            f"{where}: support's membrane must have the input's shape {x.shape}, got "
+            f"{support[0].shape}; pass the membrane of the LIF layer that produced x."
+        )
+
+
 class SpikingConv(nn.Module):
     """3×3 convolution, stride 1, padding 1, no bias (the authors' ``Conv2d``) of every step:
     ``[T, B, H, W, C] -> [T, B, H, W, features]``; parameter ``kernel`` ``[3, 3, C, features]``
@@ -112,12 +121,8 @@ class SpikingConv(nn.Module):
         kernel = kernel.astype(x.dtype)
         if support is None:
             return fold_time(lambda v: conv3x3(v, kernel), x)
+        _check_support("SpikingConv", x, support)
         membrane, threshold, width = support
-        if membrane.shape != x.shape:
-            raise ValueError(
-                f"SpikingConv: support's membrane must have the input's shape {x.shape}, got "
-                f"{membrane.shape}; pass the membrane of the LIF layer that produced x."
-            )
         conv = functools.partial(conv3x3_on_support, threshold=threshold, width=width)
         return fold_time(lambda v, u: conv(v, kernel, u), x, membrane)
 
@@ -130,13 +135,21 @@ class SpikingDense(nn.Module):
     features: int
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, support: tuple[jax.Array, float, float] | None = None
+    ) -> jax.Array:
+        """``support``: as :class:`SpikingConv`'s (``membrane`` of ``x``'s shape)."""
         _time_major(x, "SpikingDense")
-        x = x.reshape(x.shape[:2] + (-1,))
+        _check_support("SpikingDense", x, support)
         kernel = self.param(
-            "kernel", xavier_uniform_gain2, (x.shape[-1], self.features), jnp.float32
+            "kernel", xavier_uniform_gain2, (math.prod(x.shape[2:]), self.features), jnp.float32
         )
-        return spike_dense(x, kernel.astype(x.dtype))
+        kernel = kernel.astype(x.dtype)
+        x = x.reshape(x.shape[:2] + (-1,))
+        if support is None:
+            return spike_dense(x, kernel)
+        membrane, threshold, width = support
+        return spike_dense_on_support(x, kernel, membrane.reshape(x.shape), threshold, width)
 
 
 class TemporalNorm(nn.Module):

@@ -62,23 +62,20 @@ class SpikingNetwork(nn.Module):
         recorded: dict[str, dict[str, jax.Array]] = {"membranes": {}, "spikes": {}}
         support = None  # the previous LIF layer's (membrane, θ, width) for SpikingConv
         for spec, following in zip(cfg.layers, (*cfg.layers[1:], None), strict=True):
-            if spec.kind == "conv":
-                current = SpikingConv(spec.features, name=spec.name)(x, support=support)
-            else:
-                current = SpikingDense(spec.features, name=spec.name)(x)
+            synapses = SpikingConv if spec.kind == "conv" else SpikingDense
+            current = synapses(spec.features, name=spec.name)(x, support=support)
             support = None
             norm = TemporalNorm(
                 cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, cfg.threshold,
                 name=f"norm_{spec.name}",
             )  # fmt: skip
             if train and not record and fused_training(cfg):
-                # a convolution straight after takes the membrane for its compiled input gradient
-                conv_next = (spec.pool is None and following is not None
-                             and following.kind == "conv" and ffi.usable())  # fmt: skip
+                # the synapses straight after take the membrane for their input gradient
+                hand_on = spec.pool is None and following is not None and ffi.usable()
                 fire = dict(leak=cfg.leak, threshold=cfg.threshold, alpha=cfg.alpha, width=1.0,
-                            return_membrane=conv_next)  # fmt: skip
+                            return_membrane=hand_on)  # fmt: skip
                 out = norm(current, train, fire=fire)
-                if conv_next:
+                if hand_on:
                     out, membrane = out
                     support = (membrane, cfg.threshold, 1.0)
             else:

@@ -248,7 +248,8 @@ def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
 MIN_SPARSE_FEATURES = 16
 
 
-def _dense_ffi(x: jax.Array, kernel: jax.Array) -> bool:
+def dense_ffi(x: jax.Array, kernel: jax.Array) -> bool:
+    """Whether the compiled code runs :func:`spike_dense` of ``x`` and ``kernel``."""
     return min(kernel.shape) >= MIN_SPARSE_FEATURES and use_ffi(x)
 
 
@@ -258,7 +259,7 @@ def _dense_sparse_forward(x, kernel):
 
 
 def _dense_cpu_forward(x, kernel):
-    if _dense_ffi(x, kernel):
+    if dense_ffi(x, kernel):
         if kernel.size * x.dtype.itemsize > SPARSE_DENSE_GRAD_BYTES:
             dense = _dense_enough(x, DENSE_MATMUL_RATE)
             return lax.cond(dense, jnp.matmul, _dense_sparse_forward, x, kernel.astype(x.dtype))
@@ -276,16 +277,19 @@ SPARSE_DENSE_GRAD_BYTES = 1 << 20
 DENSE_MATMUL_RATE = 0.2
 
 
+def dense_cpu_weight_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+    """:func:`spike_dense`'s weight gradient on CPU with the compiled code (``dense_ffi``)."""
+    if kernel.size * x.dtype.itemsize > SPARSE_DENSE_GRAD_BYTES:
+        flat_x, flat_g = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+        return (flat_x.T @ flat_g.astype(x.dtype)).astype(kernel.dtype)
+    flat_x = x.reshape(-1, 1, 1, x.shape[-1])
+    flat_g = g.reshape(-1, 1, 1, g.shape[-1])
+    return sparse_conv_filter_grad(flat_x, kernel[None, None], flat_g)[0, 0]
+
+
 def _dense_cpu_backward(x, kernel, g):
-    if _dense_ffi(x, kernel):
-        dx = g @ kernel.T.astype(g.dtype)
-        if kernel.size * x.dtype.itemsize > SPARSE_DENSE_GRAD_BYTES:
-            flat_x, flat_g = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
-            return dx, (flat_x.T @ flat_g.astype(x.dtype)).astype(kernel.dtype)
-        flat_x = x.reshape(-1, 1, 1, x.shape[-1])
-        flat_g = g.reshape(-1, 1, 1, g.shape[-1])
-        dw = sparse_conv_filter_grad(flat_x, kernel[None, None], flat_g)[0, 0]
-        return dx, dw
+    if dense_ffi(x, kernel):
+        return g @ kernel.T.astype(g.dtype), dense_cpu_weight_grad(x, kernel, g)
     return jax.vjp(jnp.matmul, x, kernel)[1](g)
 
 

@@ -1,17 +1,19 @@
-"""The input gradient of a convolution computed only where the spiking layer before it uses it.
+"""Input gradients computed only where the spiking layer before them uses them.
 
-A convolution's input ``x`` is the spikes ``o_t`` of a LIF layer, and that layer's backward
+A synaptic layer's input ``x`` is the spikes ``o_t`` of a LIF layer, and that layer's backward
 multiplies their gradient by the surrogate of Eq. 8, ``α·max(0, 1 − |u_t/θ − 1|/w)``: zero
 wherever ``|u_t/θ − 1|/w ≥ 1``. The batch norm's backward leaves no zeros in the gradient
-reaching the convolution's output, but the input gradient is needed only on the surrogate's
+reaching the layer's output, but its input gradient is needed only on the surrogate's
 support, ~30 % of a freshly initialised BNTT VGG9's neurons (``python -m benchmarks.sparsity``).
-:func:`conv3x3_on_support` is :func:`~bntt_jax.cpu.convolution.conv3x3` whose input gradient
-is zero off that support, given the layer's membrane ``u``; on CPU with the compiled code it
-computes only the supported elements (one dot product each, at 51–68 % of the dense kernel's
-rate per element), while the support covers at most :data:`MASKED_INPUT_GRAD_RATE` of the
-input, and the dense kernel above that. Off the support the result differs from the true
-input gradient, but only where the layer before multiplies it by zero: the gradients of every
-parameter are the same (the tests compare whole networks in float64).
+:func:`conv3x3_on_support` and :func:`spike_dense_on_support` are
+:func:`~bntt_jax.cpu.convolution.conv3x3` and :func:`~bntt_jax.cpu.convolution.spike_dense`
+whose input gradient is zero off that support, given the layer's membrane ``u``. On CPU with
+the compiled code they compute only the supported elements (one dot product each, at 51–68 %
+of the dense kernel's rate per element) while the support covers at most
+:data:`MASKED_INPUT_GRAD_RATE` of the input, and the dense input gradient above that. Off the
+support the result differs from the true input gradient, but only where the layer before
+multiplies it by zero: the gradients of every parameter are the same (the tests compare whole
+networks in float64).
 
 This module imports nothing of the model: it is given arrays.
 """
@@ -28,10 +30,12 @@ from jax import lax
 from bntt_jax.cpu import ffi
 from bntt_jax.cpu.convolution import (
     conv3x3,
-    conv3x3_reference,
     conv_cpu_filter_grad,
     conv_input_grad,
+    dense_cpu_weight_grad,
+    dense_ffi,
     small,
+    spike_dense,
     use_ffi,
 )
 
@@ -55,6 +59,17 @@ def _support_fraction(membrane: jax.Array, threshold: float, width: float) -> ja
     return jnp.mean(in_support(sample, threshold, width), dtype=jnp.float32)
 
 
+def _check_compiled(name: str, g: jax.Array) -> None:
+    if g.dtype not in (jnp.float32, jnp.float64):
+        raise TypeError(f"{name}(): g must be float32 or float64, got {g.dtype}")
+    if not ffi.available():
+        raise RuntimeError(
+            f"{name}() needs the compiled CPU code, which is unavailable here (see the warning "
+            "from bntt_jax.cpu.ffi); conv3x3_on_support and spike_dense_on_support fall back "
+            "by themselves."
+        )
+
+
 def conv_input_grad_masked(
     g: jax.Array, kernel: jax.Array, membrane: jax.Array, *, threshold: float, width: float
 ) -> jax.Array:
@@ -66,7 +81,7 @@ def conv_input_grad_masked(
         kernel.ndim != 4
         or kernel.shape[:2] != (3, 3)
         or g.ndim != 4
-        or g.shape[3] != kernel.shape[3]
+        or g.shape[3:] != kernel.shape[3:]
     ):
         raise ValueError(
             f"conv_input_grad_masked(): need g [N, H, W, D] and kernel [3, 3, C, D], got "
@@ -77,18 +92,19 @@ def conv_input_grad_masked(
             f"conv_input_grad_masked(): membrane must have the input's shape "
             f"{g.shape[:3] + kernel.shape[2:3]}, got {membrane.shape}"
         )
-    if g.dtype not in (jnp.float32, jnp.float64):
-        raise TypeError(f"conv_input_grad_masked(): g must be float32 or float64, got {g.dtype}")
-    if not ffi.available():
-        raise RuntimeError(
-            "conv_input_grad_masked() needs the compiled CPU code, which is unavailable here "
-            "(see the warning from bntt_jax.cpu.ffi); conv3x3_on_support falls back by itself."
-        )
+    _check_compiled("conv_input_grad_masked", g)
+    wm = jnp.transpose(jnp.flip(kernel, 1), (2, 0, 1, 3))  # [C, 3, 3', D]
+    return _input_grad_masked(g, wm, membrane, threshold, width)
+
+
+def _input_grad_masked(g, wm, membrane, threshold, width):
+    """The compiled kernel: ``g`` ``[N, H, W, D]``, ``wm`` ``[C, k, k, D]`` (``csrc/
+    masked_input_grad.cc``), ``membrane`` ``[N, H, W, C]``; D padded to whole vectors."""
     lanes = 64 // g.dtype.itemsize
     d = g.shape[3]
     padded = -(-d // lanes) * lanes  # the dot products run over whole vectors of features
     g = jnp.pad(g, ((0, 0),) * 3 + ((0, padded - d),)) if padded != d else g
-    wm = jnp.transpose(jnp.flip(kernel.astype(g.dtype), 1), (2, 0, 1, 3))  # [C, 3, 3', D]
+    wm = wm.astype(g.dtype)
     wm = jnp.pad(wm, ((0, 0),) * 3 + ((0, padded - d),)) if padded != d else wm
     out = jax.ShapeDtypeStruct(membrane.shape, g.dtype)
     call = jax.ffi.ffi_call("bntt_conv_input_grad_masked", out, vmap_method="sequential")
@@ -96,7 +112,100 @@ def conv_input_grad_masked(
                 width=np.float64(width))  # fmt: skip
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def dense_input_grad_masked(
+    g: jax.Array, kernel: jax.Array, membrane: jax.Array, *, threshold: float, width: float
+) -> jax.Array:
+    """The input gradient ``g @ kernelᵀ`` of a dense layer for ``g`` ``[..., D]`` and ``kernel``
+    ``[C, D]``, computed only where ``membrane`` ``[..., C]`` is in the surrogate's support
+    (:func:`in_support`) and zero elsewhere. Needs :func:`bntt_jax.cpu.ffi.available`."""
+    if (
+        kernel.ndim != 2
+        or g.shape[-1:] != kernel.shape[1:]
+        or membrane.shape != g.shape[:-1] + kernel.shape[:1]
+    ):
+        raise ValueError(
+            f"dense_input_grad_masked(): need g [..., D], kernel [C, D] and membrane [..., C], "
+            f"got {g.shape}, {kernel.shape} and {membrane.shape}"
+        )
+    _check_compiled("dense_input_grad_masked", g)
+    rows = membrane.size // kernel.shape[0]
+    # rows as the pixels of images of r rows: a tile of the kernel shares each channel's
+    # weight loads between its rows, and the threads split the images
+    r = next(r for r in (32, 16, 8, 4, 2, 1) if rows % r == 0)
+    dx = _input_grad_masked(
+        g.reshape(rows // r, 1, r, -1), kernel[:, None, None, :],
+        membrane.reshape(rows // r, 1, r, -1), threshold, width,
+    )  # fmt: skip
+    return dx.reshape(membrane.shape)
+
+
+def _conv_dense_dx(g, kernel, membrane):
+    return conv_input_grad(g, kernel)
+
+
+def _conv_masked_dx(g, kernel, membrane, threshold, width):
+    return conv_input_grad_masked(g, kernel, membrane, threshold=threshold, width=width)
+
+
+def _dense_dense_dx(g, kernel, membrane):
+    return g @ kernel.T
+
+
+def _dense_masked_dx(g, kernel, membrane, threshold, width):
+    return dense_input_grad_masked(g, kernel, membrane, threshold=threshold, width=width)
+
+
+def _on_support(op, compiled, dense_dx, masked_dx, weight_grad):
+    """Decorator: ``f(x, kernel, membrane, threshold, width)`` computes ``op(x, kernel)``, and
+    its VJP: off CPU or where ``compiled(x, kernel)`` is false ``op``'s own; on CPU
+    ``masked_dx(g, kernel, membrane, threshold, width)`` below :data:`MASKED_INPUT_GRAD_RATE`
+    support, else ``dense_dx(g, kernel, membrane)``, and ``weight_grad(x, kernel, g)``."""
+
+    def decorate(documented):
+        f = jax.custom_vjp(
+            functools.wraps(documented)(
+                lambda x, kernel, membrane, threshold, width: op(x, kernel)
+            ),
+            nondiff_argnums=(3, 4),
+        )
+
+        def forward(x, kernel, membrane, threshold, width):
+            return op(x, kernel), (x, kernel, membrane)
+
+        def backward(threshold, width, residuals, g):
+            x, kernel, membrane = residuals
+            if not compiled(x, kernel):
+                dx, dkernel = jax.vjp(op, x, kernel)[1](g)
+                return dx, dkernel, jnp.zeros_like(membrane)
+
+            def cpu(x, kernel, membrane, g):
+                g, kernel_x = g.astype(x.dtype), kernel.astype(x.dtype)
+                dx = lax.cond(
+                    _support_fraction(membrane, threshold, width) <= MASKED_INPUT_GRAD_RATE,
+                    functools.partial(masked_dx, threshold=threshold, width=width),
+                    dense_dx, g, kernel_x, membrane.astype(x.dtype),
+                )  # fmt: skip
+                return dx, weight_grad(x, kernel, g)
+
+            def default(x, kernel, membrane, g):
+                return jax.vjp(op, x, kernel)[1](g)
+
+            dx, dkernel = lax.platform_dependent(x, kernel, membrane, g, cpu=cpu, default=default)
+            return dx.astype(x.dtype), dkernel.astype(kernel.dtype), jnp.zeros_like(membrane)
+
+        f.defvjp(forward, backward)
+        return f
+
+    return decorate
+
+
+@_on_support(
+    conv3x3,
+    lambda x, kernel: use_ffi(x) and not small(x),
+    lambda *args: _conv_dense_dx(*args),
+    lambda *args, **kw: _conv_masked_dx(*args, **kw),
+    conv_cpu_filter_grad,
+)
 def conv3x3_on_support(
     x: jax.Array, kernel: jax.Array, membrane: jax.Array, threshold: float, width: float
 ) -> jax.Array:
@@ -105,34 +214,18 @@ def conv3x3_on_support(
     half-width ``width``: the same values, and an input gradient that is zero off the
     surrogate's support (:func:`in_support`), which the neurons' backward multiplies by zero
     anyway. ``membrane`` gets no gradient."""
-    return conv3x3(x, kernel)
 
 
-def _forward(x, kernel, membrane, threshold, width):
-    return conv3x3(x, kernel), (x, kernel, membrane)
-
-
-def _backward(threshold, width, residuals, g):
-    x, kernel, membrane = residuals
-    if not use_ffi(x) or small(x):  # the convolution's own gradient
-        dx, dkernel = jax.vjp(conv3x3, x, kernel)[1](g)
-        return dx, dkernel, jnp.zeros_like(membrane)
-
-    def cpu(x, kernel, membrane, g):
-        g, kernel = g.astype(x.dtype), kernel.astype(x.dtype)
-        dx = lax.cond(
-            _support_fraction(membrane, threshold, width) <= MASKED_INPUT_GRAD_RATE,
-            functools.partial(conv_input_grad_masked, threshold=threshold, width=width),
-            lambda g, kernel, membrane: conv_input_grad(g, kernel),
-            g, kernel, membrane.astype(x.dtype),
-        )  # fmt: skip
-        return dx, conv_cpu_filter_grad(x, kernel, g)
-
-    def default(x, kernel, membrane, g):
-        return jax.vjp(conv3x3_reference, x, kernel)[1](g)
-
-    dx, dkernel = lax.platform_dependent(x, kernel, membrane, g, cpu=cpu, default=default)
-    return dx.astype(x.dtype), dkernel.astype(kernel.dtype), jnp.zeros_like(membrane)
-
-
-conv3x3_on_support.defvjp(_forward, _backward)
+@_on_support(
+    spike_dense,
+    dense_ffi,
+    lambda *args: _dense_dense_dx(*args),
+    lambda *args, **kw: _dense_masked_dx(*args, **kw),
+    dense_cpu_weight_grad,
+)
+def spike_dense_on_support(
+    x: jax.Array, kernel: jax.Array, membrane: jax.Array, threshold: float, width: float
+) -> jax.Array:
+    """:func:`~bntt_jax.cpu.convolution.spike_dense` of spikes ``x`` ``[..., C]`` from LIF
+    neurons with pre-reset membrane ``membrane`` (``x``'s shape): as
+    :func:`conv3x3_on_support`, the input gradient is zero off the surrogate's support."""

@@ -49,6 +49,22 @@ def test_it_is_the_input_gradient_on_the_support_and_zero_off_it(shape):
             assert bool(jnp.all(jnp.where(support, True, got == 0)))
 
 
+@pytest.mark.parametrize("rows", [(4, 8), (5, 7), (3, 64)])  # 32 rows per image, 1, 32
+def test_the_dense_layers_input_gradient_on_the_support_and_zero_off_it(rows):
+    rng = np.random.default_rng(sum(rows))
+    with jax.enable_x64(True):
+        for dtype, tol in ((jnp.float64, 1e-12), (jnp.float32, 2e-6)):
+            g = jnp.asarray(rng.normal(size=(*rows, 40)), dtype)  # D = 40: padded to vectors
+            kernel = jnp.asarray(rng.normal(size=(19, 40)), dtype)
+            u = jnp.asarray(rng.normal(size=(*rows, 19)) * 1.5 + 0.5, dtype)
+            support = masked.in_support(u, 1.0, 1.0)
+            got = masked.dense_input_grad_masked(g, kernel, u, threshold=1.0, width=1.0)
+            ref = np.asarray(g, np.float64) @ np.asarray(kernel, np.float64).T
+            scale = float(np.max(np.abs(ref)))
+            np.testing.assert_allclose(got, np.where(support, ref, 0), rtol=0, atol=tol * scale)
+            assert bool(jnp.all(jnp.where(support, True, got == 0)))
+
+
 def test_the_support_is_exactly_where_the_surrogate_is_non_zero():
     """Boundary values (|u/θ − 1|/w = 1 and the floats next to it), NaN and infinities: the
     kernel computes an element iff Eq. 8's surrogate is non-zero there."""
@@ -83,31 +99,36 @@ def _network_gradient(cfg, variables, x):
     return grad.lower(variables["params"]).as_text(), grad(variables["params"])
 
 
-def test_a_network_has_the_same_gradients_with_either_input_gradient(retrace, monkeypatch):
-    """VGG9 (T = 4, 8×8 images) in float64: the masked kernel (forced: the dense one would
-    return NaN), the dense one (forced likewise), and the separate layers, which pass no
-    membrane, give the same parameter gradients, spike counts and statistics."""
-    cfg = bj.NetworkConfig(arch="vgg9", num_steps=4, img_size=8)
+NETWORKS = [  # masked: conv2 and conv4 (conv7's 2×2 maps keep im2col); the MLP's fc2
+    (bj.NetworkConfig(arch="vgg9", num_steps=4, img_size=8), (4, 3, 8, 8, 3), "conv", 2),
+    (bj.NetworkConfig(arch="mlp", num_steps=5, in_features=10, hidden=(24, 32)), (5, 7, 10),
+     "dense", 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cfg", "shape", "layer", "masked_layers"), NETWORKS)
+def test_a_network_has_the_same_gradients_with_either_input_gradient(
+    retrace, monkeypatch, cfg, shape, layer, masked_layers
+):
+    """VGG9 (T = 4, 8×8 images) and an MLP in float64: the masked kernel (forced: the dense
+    input gradient would return NaN), the dense one (forced likewise), and the separate layers,
+    which pass no membrane, give the same parameter gradients, spike counts and statistics."""
     with jax.enable_x64(True):
         variables = jax.tree.map(
             lambda a: a.astype(jnp.float64), bj.init(jax.random.key(0), cfg).variables()
         )
-        x = jnp.asarray(np.random.default_rng(1).normal(size=(4, 3, 8, 8, 3)))
+        x = jnp.asarray(np.random.default_rng(1).normal(size=shape))
 
-        def nan(*args, **kwargs):
-            return jnp.full(args[2].shape, jnp.nan, args[0].dtype)
+        def nan(g, kernel, membrane, **kwargs):
+            return jnp.full(membrane.shape, jnp.nan, g.dtype)
 
         retrace(masked, "MASKED_INPUT_GRAD_RATE", 1.0)
-        retrace(
-            masked,
-            "conv_input_grad",
-            lambda g, kernel: jnp.full(g.shape[:3] + kernel.shape[2:3], jnp.nan, g.dtype),
-        )
+        retrace(masked, f"_{layer}_dense_dx", nan)
         hlo, on_support = _network_gradient(cfg, variables, x)
-        assert hlo.count("bntt_conv_input_grad_masked") >= 2  # conv2 and conv4 (conv7: 2×2)
+        assert hlo.count("bntt_conv_input_grad_masked") == masked_layers
         monkeypatch.undo()
         retrace(masked, "MASKED_INPUT_GRAD_RATE", -1.0)
-        retrace(masked, "conv_input_grad_masked", nan)
+        retrace(masked, f"_{layer}_masked_dx", nan)
         dense = _network_gradient(cfg, variables, x)[1]
         monkeypatch.undo()
         retrace(models, "fused_training", lambda config: False)

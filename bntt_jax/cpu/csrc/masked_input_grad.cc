@@ -1,5 +1,5 @@
-// The input gradient of a k x k "same" convolution (stride 1; k = 3, the VGGs'), only where it
-// is used: the input x is the spikes of a LIF layer, whose backward multiplies their
+// The input gradient of a k x k "same" convolution (stride 1; k = 3, or k = 1 for a dense layer
+// whose rows are given as the pixels of [N, 1, R, D] images), only where it is used: the input x is the spikes of a LIF layer, whose backward multiplies their
 // gradient by the surrogate of BNTT Eq. 8, alpha * max(0, 1 - |u / threshold - 1| / width),
 // zero wherever |u / threshold - 1| / width >= 1. So
 //
@@ -21,8 +21,8 @@
 // The weights come as wm[c, a, b', d] = w[a, k - 1 - b', c, d], so that row a of pixel (i, j)'s
 // window is k * D contiguous values of the zero-bordered output gradient, from bordered pixel
 // (i + 2p - a, j) on, against k * D contiguous weights of channel c. Images are split between
-// the OpenMP threads; each copies its image's output gradient into a 64-byte aligned bordered
-// buffer.
+// the OpenMP threads; for k = 3 each copies its image's output gradient into a 64-byte aligned
+// bordered buffer.
 #include <omp.h>
 
 #if defined(__AVX512F__)
@@ -131,7 +131,7 @@ void InputGradOnSupport(const F* dy, const F* wm, const F* u, F* dx, int64_t ima
   constexpr int64_t lanes = Lanes<F>();
 #pragma omp parallel
   {
-    std::vector<F> storage(pad_rows * pad_cols * features + lanes, F(0));
+    std::vector<F> storage(p > 0 ? pad_rows * pad_cols * features + lanes : 0, F(0));
     // 64-byte aligned: the dot products' loads then never split a cache line
     F* pad = storage.data() + (lanes - reinterpret_cast<uintptr_t>(storage.data()) / sizeof(F) %
                                            lanes) % lanes;
@@ -140,9 +140,11 @@ void InputGradOnSupport(const F* dy, const F* wm, const F* u, F* dx, int64_t ima
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < images; ++n) {
       const F* g = dy + n * pixels * features;
-      for (int64_t r = 0; r < height; ++r)
-        std::copy(g + r * width * features, g + (r + 1) * width * features,
-                  pad + ((r + p) * pad_cols + p) * features);
+      if (p > 0)
+        for (int64_t r = 0; r < height; ++r)
+          std::copy(g + r * width * features, g + (r + 1) * width * features,
+                    pad + ((r + p) * pad_cols + p) * features);
+      const F* bordered = p > 0 ? pad : g;  // k = 1: no border, the rows as they are
       F* out = dx + n * pixels * channels;
       std::fill(out, out + pixels * channels, F(0));
       for (int64_t q0 = 0; q0 < pixels; q0 += kTile) {
@@ -152,7 +154,7 @@ void InputGradOnSupport(const F* dy, const F* wm, const F* u, F* dx, int64_t ima
         std::fill(pixels_of.begin(), pixels_of.end(), 0u);
         for (int64_t s = 0; s < tile; ++s) {
           const int64_t q = q0 + s, i = q / width, j = q % width;
-          tile_src[s] = pad + ((i + 2 * p) * pad_cols + j) * features;
+          tile_src[s] = bordered + ((i + 2 * p) * pad_cols + j) * features;
           tile_out[s] = out + q * channels;
           const int64_t count = Support<F>(u + (n * pixels + q) * channels, channels, threshold,
                                            surrogate_width, list.data());
@@ -184,12 +186,12 @@ ffi::Error MaskedInputGradImpl(ffi::AnyBuffer dy, ffi::AnyBuffer wm, ffi::AnyBuf
   auto ud = u.dimensions();
   auto xd = dx->dimensions();
   const int64_t lanes = 64 / ffi::ByteWidth(dy.element_type());
-  if (gd.size() != 4 || wd.size() != 4 || ud.size() != 4 || xd.size() != 4 || wd[1] != 3 ||
-      wd[2] != 3 || wd[3] != gd[3] || gd[3] % lanes != 0 || wd[0] != xd[3] || gd[0] != xd[0] ||
-      gd[1] != xd[1] || gd[2] != xd[2])
+  if (gd.size() != 4 || wd.size() != 4 || ud.size() != 4 || xd.size() != 4 ||
+      (wd[1] != 3 && wd[1] != 1) || wd[2] != wd[1] || wd[3] != gd[3] || gd[3] % lanes != 0 ||
+      wd[0] != xd[3] || gd[0] != xd[0] || gd[1] != xd[1] || gd[2] != xd[2])
     return ffi::Error::InvalidArgument(
         "conv_input_grad_masked: need dy [N, H, W, D] with D a whole number of vectors, "
-        "wm [C, 3, 3, D], u and dx [N, H, W, C]");
+        "wm [C, k, k, D] with k = 3 or 1, u and dx [N, H, W, C]");
   for (int64_t a = 0; a < 4; ++a)
     if (ud[a] != xd[a])
       return ffi::Error::InvalidArgument("conv_input_grad_masked: u must have dx's shape");
