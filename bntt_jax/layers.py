@@ -167,10 +167,12 @@ class TemporalNorm(nn.Module):
     @nn.compact
     def __call__(
         self, x: jax.Array, train: bool, fire: dict[str, float] | None = None
-    ) -> jax.Array:
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
         """The normalised ``x``; with ``fire`` (training only, a normalisation with
         ``fused_train``), the spikes of the LIF neurons after it instead (``fire``: their
-        ``leak``, ``threshold``, ``alpha``, ``width``), fused with it on CPU."""
+        ``leak``, ``threshold``, ``alpha``, ``width``; with ``return_membrane=True`` also
+        their membrane, ``(spikes, u)``, for the next layer's ``support``), fused with it on
+        CPU."""
         norm = normalization(self.norm)
         if x.shape[0] > self.num_steps:
             raise ValueError(

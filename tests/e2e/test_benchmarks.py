@@ -79,10 +79,24 @@ def test_profile_sums_a_traced_step_by_pass_layer_and_kernel():
     kinds = out["kinds"]
     assert out["wall"] > 0 and sum(kinds.values()) > 0
     for kind in ("forward: conv (compiled forward)", "backward: conv (compiled filter gradient)",
-                 "backward: conv (compiled input gradient)", "forward: norm (XLA)"):  # fmt: skip
+                 "backward: conv (compiled input gradient)", "forward: norm (XLA)",
+                 "backward: conv (compiled input gradient on the support)"):  # fmt: skip
         assert kinds.get(kind, 0) > 0, (kind, sorted(kinds))
     labels = [label for label, _ in out["top"]]  # the largest operations name their layer
-    assert "conv2: backward: conv (compiled input gradient)" in labels, labels
+    # conv2's input comes straight from conv1's neurons (~30 % support), conv3's from a pool
+    assert "conv2: backward: conv (compiled input gradient on the support)" in labels, labels
+    assert "conv3: backward: conv (compiled input gradient)" in labels, labels
     assert profile.kind_of("", "jit(f)/transpose(jvp(x))/SpikingNetwork/norm_conv3/mul") == (
         "backward: norm (XLA)"
     )
+
+
+def test_kernels_command_prints_each_kernels_rate(capsys):
+    from benchmarks import kernels
+
+    assert kernels.main(["--n", "4", "--repeats", "1", "--rate", "0.3", "--support", "0.4"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ") and "²" in ln]
+    assert len(lines) == 5 * len(kernels.LAYERS)
+    dense = [ln for ln in lines if "input gradient, dense" in ln]
+    assert all(ln.rstrip(" |").endswith("1.00") for ln in dense)  # the peak's own row
+    assert kernels.main(["--support", "0"]) == 2
