@@ -68,6 +68,9 @@ CASES = [
     ((2, 4, 4, 8), 3, 16, "zeros"),
     ((2, 40, 37, 8), 3, 20, "pooled"),  # strips of 3x3 taps over a 40-row map, a feature tail
     ((3, 30, 9, 5), 3, 40, "signed"),
+    # small maps in groups of images (16 of 4×4, 4 of 8×8): whole groups and a partial one
+    ((37, 4, 4, 24), 3, 40, "binary"),
+    ((9, 8, 8, 20), 3, 36, "pooled"),
 ]
 
 
