@@ -47,8 +47,9 @@ using bntt_jax::Lanes;
 using bntt_jax::Load;
 using bntt_jax::Vec;
 
-// A tile's output-gradient windows stay in L1 (32 pixels: 16-24 KB on VGG9's 32x32x64 and
-// 16x16x128 maps); tiles of 8 and 16 pixels measured slower, 24 and 32 alike.
+// A tile's output-gradient windows, the rows it spans and one either side (32 pixels: 26 KB on
+// VGG9's 32x32x64 maps, 37 KB on 16x16x128), stay in or near L1 while each channel's weights
+// stream from L2; tiles of 8 and 16 pixels measured slower, 24 and 32 alike.
 constexpr int kTile = 32;
 constexpr int kGroup = 16;
 
