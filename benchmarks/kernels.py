@@ -1,49 +1,63 @@
-"""The compiled CPU kernels one layer at a time: seconds and useful GFLOP/s of each.
+"""The compiled CPU kernels one layer at a time, each beside XLA's path for the same operation.
 
     python -m benchmarks.kernels                      # VGG9's unpooled layer shapes, N = 800
+    python -m benchmarks.kernels --isa avx2           # as an AVX2 machine (benchmarks/isa.py)
     python -m benchmarks.kernels --rate 0.02 --support 0.44   # a trained network's activity
 
 For each layer shape (map, C → D) on N folded images (T·B: 25 × 32 = 800) it times, as jitted
-JAX calls: the event-driven forward and the dense one, the event-driven filter gradient, and
-the input gradient dense and on the surrogate's support (``bntt_jax.cpu.masked``). The inputs
+JAX calls: the event-driven forward, the dense one and XLA's convolution; the event-driven
+filter gradient and the pure-XLA path's (im2col's transpose); the input gradient dense, on the
+surrogate's support (``bntt_jax.cpu.masked``) and the pure-XLA path's; and a BNTT layer's
+normalisation + LIF neurons forward and backward, fused and as XLA composes them. The inputs
 are binary spikes firing at ``--rate``; the membrane lies in the surrogate's support
 (``|u/θ − 1| < 1``) for a ``--support`` fraction of the elements. Useful GFLOP/s counts only
-the work each kernel has to do: 2·N·H·W·9·C·D for the dense kernels, that times the input's
-non-zero fraction for the event-driven ones, times the support for the masked input gradient.
-This CPU's FP32 peak is what the dense input gradient reaches (214–216 GFLOP/s on 2 Zen 4
-cores: one 512-bit FMA per cycle per core), so ``of peak`` is the rate over that kernel's.
+the work each kernel has to do: 2·N·H·W·9·C·D for the dense ones and XLA's, that times the
+input's non-zero fraction for the event-driven ones, times the support for the masked input
+gradient. ``of peak`` is the rate over the dense input gradient's, which reaches this CPU's FP32
+peak at the target's width (214–216 GFLOP/s on 2 Zen 4 cores with AVX-512); ``vs XLA`` is
+XLA's seconds for the same operation over the row's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
 
-#: VGG9's layers whose input is another layer's spikes, unpooled: (map side, C, D).
-LAYERS = ((32, 64, 64), (16, 128, 128), (8, 256, 256))
+from benchmarks import isa
+
+#: VGG9's layers whose input is another layer's spikes, unpooled, and VGG11's 4×4 layer:
+#: (map side, C, D).
+LAYERS = ((32, 64, 64), (16, 128, 128), (8, 256, 256), (4, 512, 512))
 
 
 def _time(fn: Any, *args: Any, repeats: int) -> float:
-    fn(*args).block_until_ready()
+    import jax
+
+    jax.block_until_ready(fn(*args))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn(*args).block_until_ready()
+        jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def layer_rows(side: int, c: int, d: int, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One row per kernel for the layer shape: name, seconds, useful GFLOP/s."""
+def operations(side: int, c: int, d: int, args: argparse.Namespace) -> list[tuple]:
+    """(operation, implementation, function, operands, fraction of the dense work) per row."""
+    import functools
+
     import jax
     import jax.numpy as jnp
     import numpy as np
 
+    from bntt_jax import layers
     from bntt_jax.cpu import convolution as conv
-    from bntt_jax.cpu import masked
+    from bntt_jax.cpu import fused, masked
 
     rng = np.random.default_rng(side * c + d)
     n = args.n
@@ -52,27 +66,59 @@ def layer_rows(side: int, c: int, d: int, args: argparse.Namespace) -> list[dict
     g = jnp.asarray(rng.normal(size=(n, side, side, d)), jnp.float32)
     # |u/θ − 1| = |2U − 1| / support < 1 with probability `support` (θ = 1)
     u = jnp.asarray(1 + (2 * rng.random((n, side, side, c)) - 1) / args.support, jnp.float32)
-    dense_flop = 2 * n * side * side * 9 * c * d / 1e9
     rate, support = float(jnp.mean(x)), float(jnp.mean(masked.in_support(u, 1.0, 1.0)))
-    kernels = {
-        "forward, event-driven": (conv.sparse_conv, (x, kernel), rate),
-        "forward, dense": (conv.conv3x3_dense, (x, kernel), 1.0),
-        "filter gradient, event-driven": (conv.sparse_conv_filter_grad, (x, kernel, g), rate),
-        "input gradient, dense": (conv.conv_input_grad, (g, kernel), 1.0),
-        "input gradient, on the support": (
-            lambda g, k, u: masked.conv_input_grad_masked(g, k, u, threshold=1.0, width=1.0),
-            (g, kernel, u),
-            support,
-        ),
-    }
+
+    def xla_filter_grad(x, kernel, g):
+        return jax.vjp(lambda k: conv.conv3x3_im2col(x, k), kernel)[1](g)[0]
+
+    def xla_input_grad(g, kernel):
+        return jax.vjp(lambda v: conv.conv3x3_im2col(v, kernel), x)[1](g)[0]
+
+    steps = 25 if n % 25 == 0 else 1
+    y = jnp.asarray(rng.normal(size=(steps, n // steps, side, side, d)), jnp.float32)
+    gamma = jnp.ones((steps, d), jnp.float32)
+    options = dict(eps=1e-4, leak=0.95, threshold=1.0, alpha=0.3)
+
+    def layer_grad(form):
+        def loss(y, gamma):
+            spikes, _, _ = form(y, gamma, **options)
+            return jnp.sum(spikes * y)  # a cotangent that is neither zero nor uniform
+
+        return jax.grad(loss, argnums=(0, 1))
+
+    return [
+        ("forward", "event-driven", conv.sparse_conv, (x, kernel), rate),
+        ("forward", "dense", conv.conv3x3_dense, (x, kernel), 1.0),
+        ("forward", "XLA", conv.conv3x3_reference, (x, kernel), 1.0),
+        ("filter gradient", "event-driven", conv.sparse_conv_filter_grad, (x, kernel, g), rate),
+        ("filter gradient", "XLA", xla_filter_grad, (x, kernel, g), 1.0),
+        ("input gradient", "dense", conv.conv_input_grad, (g, kernel), 1.0),
+        ("input gradient", "on the support",
+         functools.partial(masked.conv_input_grad_masked, threshold=1.0, width=1.0),
+         (g, kernel, u), support),
+        ("input gradient", "XLA", xla_input_grad, (g, kernel), 1.0),
+        ("BNTT + LIF, fwd + bwd", "fused", layer_grad(fused.bntt_lif_train), (y, gamma), 0.0),
+        ("BNTT + LIF, fwd + bwd", "XLA", layer_grad(layers.bntt_lif_reference), (y, gamma), 0.0),
+    ]  # fmt: skip
+
+
+def layer_rows(side: int, c: int, d: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One row per operation and implementation: seconds, useful GFLOP/s, of peak, vs XLA."""
+    import jax
+
+    n = args.n
+    dense_flop = 2 * n * side * side * 9 * c * d / 1e9
     rows = []
-    for name, (fn, operands, fraction) in kernels.items():
+    for op, impl, fn, operands, fraction in operations(side, c, d, args):
         seconds = _time(jax.jit(fn), *operands, repeats=args.repeats)
-        rows.append({"layer": f"{side}², {c} → {d}", "kernel": name, "seconds": seconds,
-                     "gflops": dense_flop * fraction / seconds})  # fmt: skip
-    peak = rows[3]["gflops"]
+        rows.append({"layer": f"{side}², {c} → {d}", "operation": op, "implementation": impl,
+                     "seconds": seconds, "gflops": dense_flop * fraction / seconds})  # fmt: skip
+    peak = next(r["gflops"] for r in rows if (r["operation"], r["implementation"]) ==
+                ("input gradient", "dense"))  # fmt: skip
+    xla = {r["operation"]: r["seconds"] for r in rows if r["implementation"] == "XLA"}
     for row in rows:
         row["of_peak"] = row["gflops"] / peak
+        row["vs_xla"] = xla[row["operation"]] / row["seconds"]
     return rows
 
 
@@ -84,6 +130,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=0.26, help="the inputs' firing rate")
     p.add_argument("--support", type=float, default=0.31, help="the surrogate's support")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per kernel (median)")
+    p.add_argument(
+        "--sides",
+        type=int,
+        nargs="*",
+        choices=[s for s, _, _ in LAYERS],
+        help="only the layers of these map sides (default: all)",
+    )
+    p.add_argument("--isa", choices=sorted(isa.PROFILES), default="native",
+                   help="measure as a machine of this ISA would (benchmarks/isa.py)")  # fmt: skip
     return p
 
 
@@ -92,18 +147,30 @@ def main(argv: list[str] | None = None) -> int:
     if not (0 < args.rate <= 1 and 0 < args.support <= 1 and args.n >= 1 and args.repeats >= 1):
         print("error: need 0 < --rate, --support <= 1 and --n, --repeats >= 1", file=sys.stderr)
         return 2
+    if os.environ.get("BNTT_JAX_BENCH_ISA") != args.isa:  # limits set before JAX loads
+        env = {**isa.environment(args.isa), "BNTT_JAX_BENCH_ISA": args.isa}
+        argv = sys.argv[1:] if argv is None else argv
+        return subprocess.run(
+            [sys.executable, "-m", "benchmarks.kernels", *argv], env=env
+        ).returncode
     from bntt_jax.cpu import ffi
 
     if not ffi.available():
         print("error: the compiled CPU code is unavailable here (see the warning above)",
               file=sys.stderr)  # fmt: skip
         return 1
+    print(isa.header(args.isa) + f" Kernels: {ffi.summary()}.\n")
     print(f"N = {args.n}, inputs firing at {args.rate:.0%}, support {args.support:.0%}\n")
-    print("| layer | kernel | s | useful GFLOP/s | of peak |\n|---|---|---|---|---|")
+    print("| layer | operation | implementation | s | useful GFLOP/s | of peak | vs XLA |\n"
+          "|---|---|---|---|---|---|---|")  # fmt: skip
     for side, c, d in LAYERS:
+        if args.sides and side not in args.sides:
+            continue
         for row in layer_rows(side, c, d, args):
-            print(f"| {row['layer']} | {row['kernel']} | {row['seconds']:.3f} | "
-                  f"{row['gflops']:.0f} | {row['of_peak']:.2f} |")  # fmt: skip
+            flops = f"{row['gflops']:.0f}" if row["gflops"] else "–"
+            peak = f"{row['of_peak']:.2f}" if row["gflops"] else "–"
+            print(f"| {row['layer']} | {row['operation']} | {row['implementation']} | "
+                  f"{row['seconds']:.3f} | {flops} | {peak} | {row['vs_xla']:.2f}× |")  # fmt: skip
     return 0
 
 

@@ -1,6 +1,11 @@
-"""Time one workload: a training or inference step of a BNTT network, JAX or the torch reference.
+"""Time one workload: a training or inference step of a BNTT network, in bntt-jax or a peer.
 
     python -m benchmarks.step --arch vgg9 --T 25 --batch 32 --mode train --impl jax --json
+
+Implementations: ``jax`` (bntt-jax as installed, with its compiled CPU code), ``xla`` (bntt-jax
+with ``BNTT_JAX_FFI=0``: its pure-XLA paths), ``torch`` (the PyTorch reference,
+:mod:`benchmarks.torch_ref`), ``snntorch`` and ``spikingjelly`` (the same VGG9 in those
+libraries, :mod:`benchmarks.peers`).
 
 prints one JSON line: the median seconds per step over ``--steps`` timed steps after a warm-up
 call (``block_until_ready`` / torch's synchronous CPU ops), images×time-steps per second,
@@ -22,6 +27,19 @@ from typing import Any
 import numpy as np
 
 from bntt_jax.cpu.huge_pages import huge_pages_on
+
+IMPLEMENTATIONS = ("jax", "xla", "torch", "snntorch", "spikingjelly")
+
+
+def _kernels(impl: str) -> str:
+    """What ran the step: the compiled code's target, XLA, or the torch library's ISA."""
+    if impl in ("jax", "xla"):
+        from bntt_jax.cpu import ffi
+
+        return ffi.summary()
+    import torch
+
+    return f"torch {torch.__version__}, ATen {torch.backends.cpu.get_cpu_capability()}"
 
 
 def network_config(arch: str, num_steps: int, img_size: int):
@@ -122,14 +140,19 @@ def run_jax(cfg, mode: str, batch: int, steps: int, sparsity: str) -> tuple[floa
 
 
 def run_torch(
-    cfg, mode: str, batch: int, steps: int, threads: int, sparsity: str
+    cfg, mode: str, batch: int, steps: int, threads: int, sparsity: str, impl: str = "torch"
 ) -> tuple[float, list[float]]:
     import torch
 
-    from benchmarks.torch_ref import TorchBNTT
-
     torch.set_num_threads(threads)
-    model = TorchBNTT(network(cfg, sparsity))
+    if impl == "torch":
+        from benchmarks.torch_ref import TorchBNTT
+
+        model = TorchBNTT(network(cfg, sparsity))
+    else:
+        from benchmarks import peers
+
+        model = peers.build(impl, network(cfg, sparsity))
     x, y = _inputs(cfg, batch)
     x = torch.from_numpy(x if cfg.arch == "mlp" else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(y).long()
@@ -154,12 +177,14 @@ def run_torch(
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if args.impl == "xla":
+        os.environ["BNTT_JAX_FFI"] = "0"  # read once, at the first use of the compiled code
     cfg = network_config(args.arch, args.T, args.img_size)
-    if args.impl == "jax":
+    if args.impl in ("jax", "xla"):
         first, times = run_jax(cfg, args.mode, args.batch, args.steps, args.sparsity)
     else:
         first, times = run_torch(cfg, args.mode, args.batch, args.steps, args.threads,
-                                 args.sparsity)  # fmt: skip
+                                 args.sparsity, args.impl)  # fmt: skip
     median = statistics.median(times)
     gflop = (
         forward_gflop_per_image_step(cfg) * args.batch * args.T * (3 if args.mode == "train" else 1)
@@ -180,7 +205,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "gflop_per_s": gflop / median,
         "first_call_s": first,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "device": str(jax.devices()[0].platform) if args.impl == "jax" else "cpu",
+        "device": str(jax.devices()[0].platform) if args.impl in ("jax", "xla") else "cpu",
+        "kernels": _kernels(args.impl),
         "huge_pages": huge_pages_on(),
     }
 
@@ -193,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=int, default=25)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--mode", choices=("train", "infer"), default="train")
-    p.add_argument("--impl", choices=("jax", "torch"), default="jax")
+    p.add_argument("--impl", choices=IMPLEMENTATIONS, default="jax")
     p.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up call")
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument(

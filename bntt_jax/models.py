@@ -17,6 +17,7 @@ Parameter names follow the authors' ``model.py``: ``conv1`` … ``conv7`` (``con
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -25,7 +26,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from bntt_jax.config import NetworkConfig
-from bntt_jax.cpu import ffi
+from bntt_jax.cpu import choice, ffi
+from bntt_jax.cpu.convolution import conv3x3, dense_enough
 from bntt_jax.cpu.fused import bntt_lif_eval
 from bntt_jax.layers import (
     LIF,
@@ -34,8 +36,10 @@ from bntt_jax.layers import (
     SpikingDense,
     TemporalNorm,
     avg_pool2,
+    fold_time,
     global_avg_pool,
 )
+from bntt_jax.lif import lif_scan
 from bntt_jax.readout import readout_steps
 
 
@@ -126,12 +130,14 @@ def _fused_forward(variables: dict[str, Any], config: NetworkConfig, spikes: jax
         mean, scale = config.normalization.eval_affine(
             params[norm], stats[norm], t, config.eps, x.dtype
         )
+        kernel = params[spec.name]["kernel"]
         if spec.kind != "conv":
-            x = x.reshape(t, b, -1)
-        x, counts[spec.name] = bntt_lif_eval(
-            x, params[spec.name]["kernel"], mean, scale,
-            leak=config.leak, threshold=config.threshold,
-        )  # fmt: skip
+            x, counts[spec.name] = bntt_lif_eval(
+                x.reshape(t, b, -1), kernel, mean, scale, leak=config.leak,
+                threshold=config.threshold,
+            )  # fmt: skip
+        else:
+            x, counts[spec.name] = _eval_conv_layer(x, kernel, mean, scale, config)
         if spec.pool == "avg2":
             x = avg_pool2(x)
         elif spec.pool == "global":
@@ -139,6 +145,25 @@ def _fused_forward(variables: dict[str, Any], config: NetworkConfig, spikes: jax
     kernel = params[config.readout_name]["kernel"]
     steps = readout_steps(x.reshape(t, b, -1), kernel.astype(x.dtype))
     return jnp.mean(steps, axis=0), counts, steps
+
+
+def _eval_conv_layer(x, kernel, mean, scale, config: NetworkConfig):
+    """One convolutional layer in evaluation on CPU (Eq. 4, 8, 9 with the running statistics):
+    fused and event-driven (:func:`bntt_lif_eval`), unless the target's choices send inputs
+    this dense to XLA's convolution (:func:`bntt_jax.cpu.choice.for_map`), which then runs
+    before the affine map and the LIF neurons. Returns the spikes and their counts ``[T, B]``."""
+    fused = functools.partial(bntt_lif_eval, leak=config.leak, threshold=config.threshold)
+    pick = choice.for_map(x.shape[2] * x.shape[3])
+    if pick.dense_forward != "xla":
+        return fused(x, kernel, mean, scale)
+
+    def separate(x, kernel, mean, scale):
+        y = fold_time(lambda v: conv3x3(v, kernel.astype(v.dtype)), x)
+        current = (y - mean[:, None, None, None]) * scale[:, None, None, None]
+        out = lif_scan(current, leak=config.leak, threshold=config.threshold)
+        return out, jnp.sum(out.reshape(out.shape[:2] + (-1,)), axis=-1).astype(jnp.int32)
+
+    return lax.cond(dense_enough(x, pick.conv_rate), separate, fused, x, kernel, mean, scale)
 
 
 def eval_apply(

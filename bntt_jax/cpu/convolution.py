@@ -5,15 +5,16 @@ On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
 * with the compiled code (:mod:`bntt_jax.cpu.ffi`; float32/float64): the forward and the
   filter gradient are **event-driven**: they visit only the non-zero inputs, which are
   binary spikes (or their 2×2 averages) everywhere but in the first layer, and a trained BNTT
-  network fires sparsely. An input with more non-zeros than :data:`DENSE_CONV_RATE` (or
-  :data:`DENSE_MATMUL_RATE` for a large dense layer), measured on every call, takes a dense
-  forward instead, and on maps of at most :data:`SMALL_FILTER_GRAD_MAP` pixels one with more
-  than :data:`DENSE_FILTER_GRAD_RATE` takes im2col's matmul for its filter gradient. The
-  input gradient, which is dense (the batch norm's backward
-  makes every element of the output gradient non-zero), is a register-blocked compiled
-  kernel, and im2col's transpose on maps of at most 4 pixels; after LIF neurons,
-  :func:`bntt_jax.cpu.masked.conv3x3_on_support` computes it only where their surrogate is
-  non-zero. The compiled passes use all cores.
+  network fires sparsely. An input with more non-zeros than the target's crossover
+  (:func:`bntt_jax.cpu.choice.for_map`; :data:`DENSE_MATMUL_RATE` for a large dense layer),
+  measured on every call, takes a dense forward instead (the compiled one or XLA's, as
+  :mod:`~bntt_jax.cpu.choice` says for the target), and on maps of at most
+  :data:`SMALL_FILTER_GRAD_MAP` pixels one with more than :data:`DENSE_FILTER_GRAD_RATE` takes
+  im2col's matmul for its filter gradient. The input gradient, which is dense (the batch
+  norm's backward makes every element of the output gradient non-zero), is a register-blocked
+  compiled kernel or XLA's (:mod:`~bntt_jax.cpu.choice`), and im2col's transpose on maps of at
+  most 4 pixels; after LIF neurons, :func:`bntt_jax.cpu.masked.conv3x3_on_support` computes
+  it only where their surrogate is non-zero. The compiled passes use all cores.
 * without it: the library convolution forward (im2col for maps of at most 4 pixels, where
   XLA:CPU's convolution is pathological: 5.7 s for what a matmul does in 0.13 s on VGG11's
   2×2 maps) and the vector-Jacobian product of the im2col form backward (XLA:CPU's own filter
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bntt_jax.cpu import ffi
+from bntt_jax.cpu import choice, ffi
 
 #: Feature maps with at most this many pixels use im2col forward on CPU.
 SMALL_MAP = 4
@@ -126,7 +127,7 @@ def conv_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
         raise ValueError(f"conv_input_grad(): need g [N, H, W, D] and kernel [3, 3, C, D], got "
                          f"{g.shape} and {kernel.shape}")  # fmt: skip
     c = kernel.shape[2]
-    lanes = 64 // g.dtype.itemsize
+    lanes = 64 // g.dtype.itemsize  # 64 bytes: a whole number of vectors on every target
     padded = -(-c // lanes) * lanes
     wt = jnp.swapaxes(kernel.astype(g.dtype), 2, 3)  # [3, 3, D, C], channels contiguous
     wt = jnp.pad(wt, ((0, 0), (0, 0), (0, 0), (0, padded - c)))
@@ -169,13 +170,6 @@ def _lowered_on_cpu(cpu_forward, cpu_backward):
     return decorate
 
 
-#: Above this fraction of non-zero inputs a 3×3 convolution's forward is dense on CPU (the
-#: input gradient's register-blocked kernel with the kernel flipped), below it event-driven:
-#: the two take the same time at 55–75 % on VGG9's layers (``benchmarks/README.md``). A
-#: freshly initialised VGG's 2×2-pooled inputs are ~70 % non-zero, a trained one's far fewer.
-DENSE_CONV_RATE = 0.6
-
-
 def conv3x3_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """The 3×3 "same" convolution computed densely by :func:`conv_input_grad`'s kernel: the
     forward is the input gradient's transposed convolution with the kernel flipped in space and
@@ -184,7 +178,7 @@ def conv3x3_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return conv_input_grad(x, flipped.astype(x.dtype))
 
 
-def _dense_enough(x: jax.Array, rate: float) -> jax.Array:
+def dense_enough(x: jax.Array, rate: float) -> jax.Array:
     """Whether more than ``rate`` of ``x``'s elements are non-zero, measured on every k-th of
     its N images (about 64 of them, spread over the folded time steps and the batch)."""
     sample = x[:: max(1, x.shape[0] // 64)]
@@ -194,8 +188,10 @@ def _dense_enough(x: jax.Array, rate: float) -> jax.Array:
 def _conv_cpu_forward(x, kernel):
     if use_ffi(x):
         if not small(x):
-            dense = _dense_enough(x, DENSE_CONV_RATE)
-            return lax.cond(dense, conv3x3_dense, sparse_conv, x, kernel.astype(x.dtype))
+            pick = choice.for_map(x.shape[1] * x.shape[2])
+            dense_forward = conv3x3_dense if pick.dense_forward == "kernel" else conv3x3_reference
+            dense = dense_enough(x, pick.conv_rate)
+            return lax.cond(dense, dense_forward, sparse_conv, x, kernel.astype(x.dtype))
         return sparse_conv(x, kernel)
     if small(x):
         return conv3x3_im2col(x, kernel)
@@ -215,18 +211,28 @@ def _im2col_filter_grad(x, kernel, g):
     return jax.vjp(lambda k: conv3x3_im2col(x, k), kernel)[1](g)[0]
 
 
+def dense_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
+    """:func:`conv3x3`'s dense input gradient on CPU with the compiled code, for the output
+    gradient ``g`` ``[N, H, W, D]``: the compiled kernel or im2col's transpose in XLA, as
+    :func:`bntt_jax.cpu.choice.for_map` says for the map (always the latter on maps of at most
+    :data:`SMALL_MAP` pixels, where one matmul beats 6-pixel blocks)."""
+    pixels = g.shape[1] * g.shape[2]
+    if pixels <= SMALL_MAP or choice.for_map(pixels).input_grad == "xla":
+        x = jax.ShapeDtypeStruct(g.shape[:3] + kernel.shape[2:3], g.dtype)
+        (dx,) = jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel.astype(g.dtype)), x)(g)
+        return dx
+    return conv_input_grad(g, kernel)
+
+
 def conv_cpu_input_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
     """:func:`conv3x3`'s input gradient on CPU with the compiled code (``use_ffi(x)``)."""
-    if small(x):  # one matmul beats 6-pixel blocks on 2×2 maps
-        (dx,) = jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)
-        return dx
-    return conv_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
+    return dense_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
 
 
 def conv_cpu_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
     """:func:`conv3x3`'s filter gradient on CPU with the compiled code (``use_ffi(x)``)."""
     if x.shape[1] * x.shape[2] <= SMALL_FILTER_GRAD_MAP:
-        dense = _dense_enough(x, DENSE_FILTER_GRAD_RATE)
+        dense = dense_enough(x, DENSE_FILTER_GRAD_RATE)
         return lax.cond(dense, _im2col_filter_grad, sparse_conv_filter_grad, x, kernel, g)
     return sparse_conv_filter_grad(x, kernel, g)
 
@@ -261,7 +267,7 @@ def _dense_sparse_forward(x, kernel):
 def _dense_cpu_forward(x, kernel):
     if dense_ffi(x, kernel):
         if kernel.size * x.dtype.itemsize > SPARSE_DENSE_GRAD_BYTES:
-            dense = _dense_enough(x, DENSE_MATMUL_RATE)
+            dense = dense_enough(x, DENSE_MATMUL_RATE)
             return lax.cond(dense, jnp.matmul, _dense_sparse_forward, x, kernel.astype(x.dtype))
         return _dense_sparse_forward(x, kernel)
     return x @ kernel

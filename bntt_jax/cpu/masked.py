@@ -9,8 +9,10 @@ support, ~30 % of a freshly initialised BNTT VGG9's neurons (``python -m benchma
 :func:`~bntt_jax.cpu.convolution.conv3x3` and :func:`~bntt_jax.cpu.convolution.spike_dense`
 whose input gradient is zero off that support, given the layer's membrane ``u``. On CPU with
 the compiled code they compute only the supported elements (one dot product each, at 51–68 %
-of the dense kernel's rate per element) while the support covers at most
-:data:`MASKED_INPUT_GRAD_RATE` of the input, and the dense input gradient above that. Off the
+of the dense kernel's rate per element) while the support covers at most the target's crossover
+(:func:`bntt_jax.cpu.choice.for_map`, :func:`~bntt_jax.cpu.choice.dense_masked_rate`) of the
+input, and the dense input gradient (compiled or XLA's, as the target's choices say) above
+that. Off the
 support the result differs from the true input gradient, but only where the layer before
 multiplies it by zero: the gradients of every parameter are the same (the tests compare whole
 networks in float64).
@@ -27,22 +29,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from bntt_jax.cpu import ffi
+from bntt_jax.cpu import choice, ffi
 from bntt_jax.cpu.convolution import (
     conv3x3,
     conv_cpu_filter_grad,
-    conv_input_grad,
     dense_cpu_weight_grad,
     dense_ffi,
+    dense_input_grad,
     small,
     spike_dense,
     use_ffi,
 )
-
-#: Above this fraction of supported inputs the input gradient is the dense kernel's. On VGG9's
-#: unpooled layers (N = 800) the two take the same time at 60–73 % support; at 36 % the
-#: masked kernel takes 0.57–0.70 of the dense time, at 51 % 0.75–0.88.
-MASKED_INPUT_GRAD_RATE = 0.6
 
 
 def in_support(membrane: jax.Array, threshold: float, width: float) -> jax.Array:
@@ -73,8 +70,9 @@ def _check_compiled(name: str, g: jax.Array) -> None:
 def conv_input_grad_masked(
     g: jax.Array, kernel: jax.Array, membrane: jax.Array, *, threshold: float, width: float
 ) -> jax.Array:
-    """The input gradient of the 3×3 "same" convolution (:func:`conv_input_grad`) for the output
-    gradient ``g`` ``[N, H, W, D]`` and ``kernel`` ``[3, 3, C, D]``, computed only where
+    """The input gradient of the 3×3 "same" convolution
+    (:func:`~bntt_jax.cpu.convolution.conv_input_grad`) for the output gradient ``g``
+    ``[N, H, W, D]`` and ``kernel`` ``[3, 3, C, D]``, computed only where
     ``membrane`` ``[N, H, W, C]`` is in the surrogate's support (:func:`in_support`) and zero
     elsewhere. Needs :func:`bntt_jax.cpu.ffi.available`."""
     if (
@@ -140,7 +138,7 @@ def dense_input_grad_masked(
 
 
 def _conv_dense_dx(g, kernel, membrane):
-    return conv_input_grad(g, kernel)
+    return dense_input_grad(g, kernel)
 
 
 def _conv_masked_dx(g, kernel, membrane, threshold, width):
@@ -155,11 +153,11 @@ def _dense_masked_dx(g, kernel, membrane, threshold, width):
     return dense_input_grad_masked(g, kernel, membrane, threshold=threshold, width=width)
 
 
-def _on_support(op, compiled, dense_dx, masked_dx, weight_grad):
+def _on_support(op, compiled, dense_dx, masked_dx, weight_grad, rate):
     """Decorator: ``f(x, kernel, membrane, threshold, width)`` computes ``op(x, kernel)``, and
     its VJP: off CPU or where ``compiled(x, kernel)`` is false ``op``'s own; on CPU
-    ``masked_dx(g, kernel, membrane, threshold, width)`` below :data:`MASKED_INPUT_GRAD_RATE`
-    support, else ``dense_dx(g, kernel, membrane)``, and ``weight_grad(x, kernel, g)``."""
+    ``masked_dx(g, kernel, membrane, threshold, width)`` below ``rate(x)`` support, else
+    ``dense_dx(g, kernel, membrane)``, and ``weight_grad(x, kernel, g)``."""
 
     def decorate(documented):
         f = jax.custom_vjp(
@@ -181,7 +179,7 @@ def _on_support(op, compiled, dense_dx, masked_dx, weight_grad):
             def cpu(x, kernel, membrane, g):
                 g, kernel_x = g.astype(x.dtype), kernel.astype(x.dtype)
                 dx = lax.cond(
-                    _support_fraction(membrane, threshold, width) <= MASKED_INPUT_GRAD_RATE,
+                    _support_fraction(membrane, threshold, width) <= rate(x),
                     functools.partial(masked_dx, threshold=threshold, width=width),
                     dense_dx, g, kernel_x, membrane.astype(x.dtype),
                 )  # fmt: skip
@@ -205,6 +203,7 @@ def _on_support(op, compiled, dense_dx, masked_dx, weight_grad):
     lambda *args: _conv_dense_dx(*args),
     lambda *args, **kw: _conv_masked_dx(*args, **kw),
     conv_cpu_filter_grad,
+    lambda x: choice.for_map(x.shape[1] * x.shape[2]).masked_rate,
 )
 def conv3x3_on_support(
     x: jax.Array, kernel: jax.Array, membrane: jax.Array, threshold: float, width: float
@@ -222,6 +221,7 @@ def conv3x3_on_support(
     lambda *args: _dense_dense_dx(*args),
     lambda *args, **kw: _dense_masked_dx(*args, **kw),
     dense_cpu_weight_grad,
+    lambda x: choice.dense_masked_rate(),
 )
 def spike_dense_on_support(
     x: jax.Array, kernel: jax.Array, membrane: jax.Array, threshold: float, width: float

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from bntt_jax import parallel
 from bntt_jax import train as tr
+from bntt_jax.cpu import choice, ffi
 from experiments.core import folder as run_folder
 from experiments.core import lock, memory
 from experiments.core.config import ExperimentConfig, check_against_data
@@ -187,6 +188,8 @@ def _epochs(plan: RunPlan, method: Method, network: Any, ledger: Ledger) -> dict
         config.epochs, steps_per_epoch, config.batch_size, config.optimizer, config.lr,
         config.lr_schedule, mesh.size, jax.process_count(),
     )  # fmt: skip
+    if jax.default_backend() == "cpu":
+        ledger.log.info("%s\n%s", ffi.summary(), choice.describe())
     step = method.train_step(config)
     guard = _Guard(method.flag_names(state.net), ledger)
     for epoch in range(ledger.epoch + 1, config.epochs + 1):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bntt_jax.cpu import convolution, ffi
+from bntt_jax.cpu import choice, convolution, ffi
 from bntt_jax.cpu.convolution import (
     conv3x3,
     conv3x3_reference,
@@ -22,6 +22,7 @@ from bntt_jax.cpu.convolution import (
     sparse_conv_filter_grad,
     spike_dense,
 )
+from tests.helpers.choices import targets_with
 
 pytestmark = pytest.mark.skipif(
     shutil.which("g++") is None and shutil.which("c++") is None,
@@ -74,6 +75,7 @@ CASES = [
 ]
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("method", [0, 1])
 @pytest.mark.parametrize(("shape", "k", "features", "kind"), CASES)
 def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, kind, method):
@@ -93,6 +95,7 @@ def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, ki
 @pytest.mark.parametrize(("shape", "features"), [((3, 5, 6, 70), 100), ((2, 7, 4, 19), 64),
                                                  ((4, 3, 3, 3), 70), ((2, 1, 1, 33), 40),
                                                  ((2, 13, 17, 64), 32)])  # fmt: skip
+@pytest.mark.kernels
 def test_input_gradient_matches_xla_in_float64(shape, features):
     # channel tails (70 = 64 + 6, 19, 3, 33), 6-pixel blocks running on into the next row and
     # a last block past the image's end
@@ -106,6 +109,7 @@ def test_input_gradient_matches_xla_in_float64(shape, features):
         np.testing.assert_allclose(dx, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.kernels
 def test_filter_gradient_flushes_partial_sums_across_many_images():
     # 300 one-pixel images: the per-thread float partial sums are flushed into the double
     # totals many times; every flush must add, none may drop or double-count.
@@ -118,6 +122,7 @@ def test_filter_gradient_flushes_partial_sums_across_many_images():
         np.testing.assert_allclose(dw[0, 0], x[:, 0, 0].T @ g[:, 0, 0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.kernels
 def test_float32_agrees_with_xla_to_float32_rounding():
     rng = np.random.default_rng(2)
     x = jnp.asarray(sparse_input(rng, (8, 16, 16, 64), "binary"), jnp.float32)
@@ -143,8 +148,12 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(retrace, use
         g = jnp.asarray(rng.normal(size=(4, 6, 17, 24)))
         ref = jax.grad(lambda x, k: jnp.sum(g * conv3x3_reference(x, k)), argnums=(0, 1))(x, kernel)
         np.testing.assert_allclose(conv3x3(x, kernel), conv3x3_reference(x, kernel), atol=1e-12)
-        for rate in (1.0, 0.0):  # the event-driven forward, then the dense one
-            retrace(convolution, "DENSE_CONV_RATE", rate)
+        # the event-driven forward, then the dense one, compiled or XLA's; the input gradient
+        # compiled or XLA's
+        for rate, dense, input_grad in ((1.0, "kernel", "kernel"), (0.0, "kernel", "xla"),
+                                        (0.0, "xla", "kernel")):  # fmt: skip
+            retrace(choice, "TARGETS", targets_with(conv_rate=rate, dense_forward=dense,
+                                                    input_grad=input_grad))  # fmt: skip
             np.testing.assert_allclose(
                 jax.jit(conv3x3)(x, kernel), conv3x3_reference(x, kernel), atol=1e-12
             )
@@ -183,9 +192,12 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(retrace, use
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_the_forward_chooses_dense_or_event_driven_by_the_inputs_density(retrace):
-    """Inputs denser than DENSE_CONV_RATE take the dense kernel, sparser ones the
-    event-driven one: replacing one by a function that returns NaN shows which ran."""
+@pytest.mark.parametrize("dense_forward", ["kernel", "xla"])
+def test_the_forward_chooses_dense_or_event_driven_by_the_inputs_density(retrace, dense_forward):
+    """Inputs denser than the target's conv_rate take the dense forward the target names (the
+    compiled one or XLA's convolution), sparser ones the event-driven one: replacing one by a
+    function that returns NaN shows which ran."""
+    retrace(choice, "TARGETS", targets_with(conv_rate=0.5, dense_forward=dense_forward))
     rng = np.random.default_rng(5)
     kernel = jnp.asarray(rng.normal(size=(3, 3, 8, 16)), jnp.float32)
     sparse = jnp.asarray(rng.random((2, 6, 6, 8)) < 0.2, jnp.float32)
@@ -194,9 +206,10 @@ def test_the_forward_chooses_dense_or_event_driven_by_the_inputs_density(retrace
     def nan(x, k):
         return jnp.full(x.shape[:3] + k.shape[3:], jnp.nan, x.dtype)
 
-    originals = {name: getattr(convolution, name) for name in ("sparse_conv", "conv3x3_dense")}
-    for x, used, unused in ((sparse, "sparse_conv", "conv3x3_dense"),
-                            (dense, "conv3x3_dense", "sparse_conv")):  # fmt: skip
+    dense_name = {"kernel": "conv3x3_dense", "xla": "conv3x3_reference"}[dense_forward]
+    originals = {name: getattr(convolution, name) for name in ("sparse_conv", dense_name)}
+    for x, used, unused in ((sparse, "sparse_conv", dense_name),
+                            (dense, dense_name, "sparse_conv")):  # fmt: skip
         retrace(convolution, used, originals[used])
         retrace(convolution, unused, nan)
         np.testing.assert_allclose(jax.jit(conv3x3)(x, kernel), reference_conv(x, kernel),
@@ -204,6 +217,25 @@ def test_the_forward_chooses_dense_or_event_driven_by_the_inputs_density(retrace
         retrace(convolution, unused, originals[unused])
         retrace(convolution, used, nan)
         assert bool(jnp.isnan(jax.jit(conv3x3)(x, kernel)).all())
+
+
+@pytest.mark.parametrize("input_grad", ["kernel", "xla"])
+def test_the_input_gradient_is_the_one_the_target_chooses(retrace, input_grad):
+    """The dense input gradient is the compiled kernel or im2col's transpose in XLA, as the
+    target's choices say: with the compiled kernel replaced by NaN, only the XLA choice is
+    finite (and right)."""
+    retrace(choice, "TARGETS", targets_with(input_grad=input_grad))
+    retrace(convolution, "conv_input_grad", lambda g, k: jnp.full(g.shape[:3] + k.shape[2:3],
+                                                                  jnp.nan, g.dtype))  # fmt: skip
+    rng = np.random.default_rng(8)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 8, 16)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(2, 6, 6, 16)), jnp.float32)
+    dx = jax.jit(convolution.dense_input_grad)(g, kernel)
+    if input_grad == "kernel":
+        assert bool(jnp.isnan(dx).all())
+    else:
+        x = jnp.zeros((2, 6, 6, 8), jnp.float32)
+        np.testing.assert_allclose(dx, jax.vjp(reference_conv, x, kernel)[1](g)[0], atol=1e-4)
 
 
 def test_a_small_maps_filter_gradient_chooses_matmul_or_event_driven(retrace):

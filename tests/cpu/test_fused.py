@@ -11,9 +11,10 @@ import pytest
 
 import bntt_jax as bj
 from bntt_jax import models
-from bntt_jax.cpu import fused
+from bntt_jax.cpu import choice, fused
 from bntt_jax.models import SpikingNetwork
 from bntt_jax.train import eval_step
+from tests.helpers.choices import targets_with
 
 CONFIGS = {
     "vgg9": (bj.NetworkConfig(arch="vgg9", num_steps=6, img_size=16), (5, 3, 16, 16, 3)),
@@ -50,8 +51,17 @@ def input_spikes(shape, dtype, seed=1):
     return jnp.asarray((rng.random(shape) < 0.35).astype(dtype))
 
 
-@pytest.mark.parametrize("arch", sorted(CONFIGS))
-def test_fused_forward_equals_the_module_in_float64(arch):
+@pytest.mark.kernels
+@pytest.mark.parametrize(
+    ("arch", "conv_layers"),
+    [(arch, "compiled") for arch in sorted(CONFIGS)] + [("vgg9", "separate")],
+)
+def test_fused_forward_equals_the_module_in_float64(retrace, arch, conv_layers):
+    """Every layer fused and compiled; then (as a target that sends dense inputs to XLA's
+    convolution does) every convolutional layer as XLA's convolution, affine map and LIF."""
+    forced = {"compiled": dict(dense_forward="kernel"),
+              "separate": dict(dense_forward="xla", conv_rate=-1.0)}[conv_layers]  # fmt: skip
+    retrace(choice, "TARGETS", targets_with(**forced))
     cfg, shape = CONFIGS[arch]
     with jax.enable_x64(True):
         net = randomised(bj.init(jax.random.key(0), cfg))

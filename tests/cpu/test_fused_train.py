@@ -44,6 +44,7 @@ def layer_input(shape, seed):
         dict(eps=1e-3, leak=0.9, threshold=0.7, alpha=1.0, width=0.5),
     ],
 )
+@pytest.mark.kernels
 def test_values_statistics_and_gradients_equal_xla_in_float64(shape, options):
     assert ffi.usable()
     with jax.enable_x64(True):
@@ -83,6 +84,7 @@ def test_the_batch_norm_gradient_has_its_closed_form():
         np.testing.assert_allclose((dy * xhat).sum(axis=(1, 2, 3)), 0.0, atol=1e-9)
 
 
+@pytest.mark.kernels
 def test_float32_agrees_with_xla_to_float32_rounding():
     y, gamma = layer_input((8, 6, 6, 6, 32), seed=2)
     y, gamma = y.astype(jnp.float32), gamma.astype(jnp.float32)

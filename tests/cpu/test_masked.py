@@ -13,9 +13,10 @@ import pytest
 
 import bntt_jax as bj
 from bntt_jax import layers, models
-from bntt_jax.cpu import convolution, masked
+from bntt_jax.cpu import choice, convolution, masked
 from bntt_jax.cpu.convolution import conv3x3, conv3x3_reference
 from bntt_jax.spike import surrogate_grad
+from tests.helpers.choices import targets_with
 
 
 def _reference_input_grad(g, kernel):
@@ -31,6 +32,7 @@ def _reference_input_grad(g, kernel):
         (1, 9, 9, 16, 8),  # 81 pixels: two whole tiles and a partial one
     ],
 )
+@pytest.mark.kernels
 def test_it_is_the_input_gradient_on_the_support_and_zero_off_it(shape):
     n, h, w, c, d = shape
     rng = np.random.default_rng(sum(shape))
@@ -49,6 +51,7 @@ def test_it_is_the_input_gradient_on_the_support_and_zero_off_it(shape):
             assert bool(jnp.all(jnp.where(support, True, got == 0)))
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("rows", [(4, 8), (5, 7), (3, 64)])  # 32 rows per image, 1, 32
 def test_the_dense_layers_input_gradient_on_the_support_and_zero_off_it(rows):
     rng = np.random.default_rng(sum(rows))
@@ -65,6 +68,7 @@ def test_the_dense_layers_input_gradient_on_the_support_and_zero_off_it(rows):
             assert bool(jnp.all(jnp.where(support, True, got == 0)))
 
 
+@pytest.mark.kernels
 def test_the_support_is_exactly_where_the_surrogate_is_non_zero():
     """Boundary values (|u/θ − 1|/w = 1 and the floats next to it), NaN and infinities: the
     kernel computes an element iff Eq. 8's surrogate is non-zero there."""
@@ -122,12 +126,12 @@ def test_a_network_has_the_same_gradients_with_either_input_gradient(
         def nan(g, kernel, membrane, **kwargs):
             return jnp.full(membrane.shape, jnp.nan, g.dtype)
 
-        retrace(masked, "MASKED_INPUT_GRAD_RATE", 1.0)
+        retrace(choice, "TARGETS", targets_with(masked_rate=1.0))
         retrace(masked, f"_{layer}_dense_dx", nan)
         hlo, on_support = _network_gradient(cfg, variables, x)
         assert hlo.count("bntt_conv_input_grad_masked") == masked_layers
         monkeypatch.undo()
-        retrace(masked, "MASKED_INPUT_GRAD_RATE", -1.0)
+        retrace(choice, "TARGETS", targets_with(masked_rate=-1.0))
         retrace(masked, f"_{layer}_masked_dx", nan)
         dense = _network_gradient(cfg, variables, x)[1]
         monkeypatch.undo()

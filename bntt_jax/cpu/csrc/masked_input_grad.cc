@@ -25,10 +25,6 @@
 // bordered buffer.
 #include <omp.h>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -36,6 +32,7 @@
 #include <vector>
 
 #include "by_dtype.h"
+#include "lists.h"
 #include "vec.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -45,24 +42,16 @@ namespace {
 
 using bntt_jax::Lanes;
 using bntt_jax::Load;
+using bntt_jax::Sum;
 using bntt_jax::Vec;
 
 // A tile's output-gradient windows, the rows it spans and one either side (32 pixels: 26 KB on
 // VGG9's 32x32x64 maps, 37 KB on 16x16x128), stay in or near L1 while each channel's weights
 // stream from L2; tiles of 8 and 16 pixels measured slower, 24 and 32 alike.
 constexpr int kTile = 32;
-constexpr int kGroup = 16;
-
-template <typename F>
-inline F Sum(Vec<F> v) {
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<F, float>) return _mm512_reduce_add_ps(v);
-  if constexpr (std::is_same_v<F, double>) return _mm512_reduce_add_pd(v);
-#endif
-  F total = 0;
-  for (int64_t l = 0; l < Lanes<F>(); ++l) total += v[l];
-  return total;
-}
+// Pixels sharing each weight load, one accumulator each (vec.h: 16 with 32 vector registers, 12
+// with 16).
+constexpr int kGroup = bntt_jax::kPixelGroup;
 
 // Channel c's dot products for G pixels: pixel g's window row a starts at src[g] - a * row_stride
 // (rows x len values, len contiguous per row), the channel's weights at w (rows x len
@@ -91,35 +80,6 @@ inline void PixelGroups(int count, const F* const* src, int64_t row_stride, int6
     else
       PixelGroups<F, G - 1>(count, src, row_stride, rows, len, w, out, c);
   }
-}
-
-// The channels c of one pixel's membrane u[0..channels) where the surrogate is non-zero, into
-// list; returns their number. list has room for channels + 16 entries.
-template <typename F>
-inline int64_t Support(const F* u, int64_t channels, F threshold, F width, int32_t* list) {
-  int64_t count = 0, c = 0;
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<F, float>) {
-    // as the scalar loop below, 16 channels at a time (IEEE division and subtraction are
-    // exactly rounded, so each lane equals the scalar result)
-    const __m512 th = _mm512_set1_ps(threshold), w = _mm512_set1_ps(width);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (; c + 16 <= channels; c += 16) {
-      const __m512 v = _mm512_sub_ps(_mm512_div_ps(_mm512_loadu_ps(u + c), th), one);
-      const __m512 distance = _mm512_div_ps(_mm512_abs_ps(v), w);
-      const __mmask16 inside = _mm512_cmp_ps_mask(distance, one, _CMP_LT_OQ);
-      _mm512_storeu_si512(list + count, _mm512_maskz_compress_epi32(inside, index));
-      count += __builtin_popcount(inside);
-      index = _mm512_add_epi32(index, _mm512_set1_epi32(16));
-    }
-  }
-#endif
-  for (; c < channels; ++c) {
-    list[count] = static_cast<int32_t>(c);
-    count += std::abs(u[c] / threshold - F(1)) / width < F(1);
-  }
-  return count;
 }
 
 template <typename F>
@@ -157,8 +117,8 @@ void InputGradOnSupport(const F* dy, const F* wm, const F* u, F* dx, int64_t ima
           const int64_t q = q0 + s, i = q / width, j = q % width;
           tile_src[s] = bordered + ((i + 2 * p) * pad_cols + j) * features;
           tile_out[s] = out + q * channels;
-          const int64_t count = Support<F>(u + (n * pixels + q) * channels, channels, threshold,
-                                           surrogate_width, list.data());
+          const int64_t count = bntt_jax::ListSupport<F>(u + (n * pixels + q) * channels, channels,
+                                                         threshold, surrogate_width, list.data());
           for (int64_t e = 0; e < count; ++e) pixels_of[list[e]] |= 1u << s;
         }
         for (int64_t c = 0; c < channels; ++c) {
@@ -186,7 +146,7 @@ ffi::Error MaskedInputGradImpl(ffi::AnyBuffer dy, ffi::AnyBuffer wm, ffi::AnyBuf
   auto wd = wm.dimensions();
   auto ud = u.dimensions();
   auto xd = dx->dimensions();
-  const int64_t lanes = 64 / ffi::ByteWidth(dy.element_type());
+  const int64_t lanes = bntt_jax::kVectorBytes / ffi::ByteWidth(dy.element_type());
   if (gd.size() != 4 || wd.size() != 4 || ud.size() != 4 || xd.size() != 4 ||
       (wd[1] != 3 && wd[1] != 1) || wd[2] != wd[1] || wd[3] != gd[3] || gd[3] % lanes != 0 ||
       wd[0] != xd[3] || gd[0] != xd[0] || gd[1] != xd[1] || gd[2] != xd[2])

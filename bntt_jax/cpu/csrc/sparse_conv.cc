@@ -13,10 +13,6 @@
 // summed in registers.
 #include <omp.h>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -24,6 +20,7 @@
 #include <vector>
 
 #include "by_dtype.h"
+#include "lists.h"
 #include "vec.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -44,42 +41,18 @@ struct NonZeros {
     int32_t count = 0;
     for (int64_t p = 0; p < pixels; ++p) {
       start[p] = count;
-      const F* x = image + p * channels;
-      int64_t c = 0;
-#if defined(__AVX512F__)
-      if constexpr (std::is_same_v<F, float>) {
-        // 16 channels at a time: compare with zero (NaN counts as non-zero, as below) and
-        // compress the non-zeros' values and channel indices into registers, then store the
-        // whole vectors (the entries past the non-zeros are overwritten next). Compressing
-        // straight to memory (vpcompress with a memory operand) is microcoded on Zen 4 and
-        // made this listing ~6x slower: 18 % of the filter gradient's time.
-        __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        for (; c + 16 <= channels; c += 16) {
-          const __m512 v = _mm512_loadu_ps(x + c);
-          const __mmask16 mask = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-          if (mask) {
-            _mm512_storeu_ps(value.data() + count, _mm512_maskz_compress_ps(mask, v));
-            _mm512_storeu_si512(channel.data() + count, _mm512_maskz_compress_epi32(mask, index));
-            count += __builtin_popcount(mask);
-          }
-          index = _mm512_add_epi32(index, _mm512_set1_epi32(16));
-        }
-      }
-#endif
-      for (; c < channels; ++c) {
-        channel[count] = static_cast<int32_t>(c);
-        value[count] = x[c];
-        count += x[c] != F(0);
-      }
+      count += static_cast<int32_t>(bntt_jax::ListNonZeros<F>(
+          image + p * channels, channels, channel.data() + count, value.data() + count));
     }
     start[pixels] = count;
   }
 };
 
-// Features are processed in chunks of kVectors 64-byte vectors (64 float32 or 32 float64
-// features), so that a chunk's accumulators (forward) or output-gradient values (filter
-// gradient) stay in vector registers across all non-zeros of a window.
-constexpr int64_t kVectors = 4;
+// Features are processed in chunks of kChunkVectors vectors (vec.h: 64 float32 features on
+// AVX-512 and AVX2, 32 with 16-byte vectors on x86), so that a chunk's accumulators (forward) or
+// output-gradient values (filter gradient) stay in vector registers across all non-zeros of a
+// window.
+using bntt_jax::kChunkVectors;
 
 using bntt_jax::Lanes;
 using bntt_jax::Load;
@@ -114,8 +87,7 @@ inline void ForEachTap(const NonZeros<F>& nz, int64_t i, int64_t j, int64_t heig
 template <typename F>
 void ImageByTaps(const NonZeros<F>& nz, const F* w, F* out, int64_t height, int64_t width,
                  int64_t channels, int64_t features, int64_t k) {
-  constexpr int64_t chunk = kVectors * Lanes<F>();
-  static_assert(kVectors == 4, "ImageByTaps unrolls four vectors");
+  constexpr int64_t chunk = kChunkVectors * Lanes<F>();
   const int64_t pad = (k - 1) / 2;
   std::fill(out, out + height * width * features, F(0));
   for (int64_t d0 = 0; d0 < features; d0 += chunk) {
@@ -141,20 +113,17 @@ void ImageByTaps(const NonZeros<F>& nz, const F* w, F* out, int64_t height, int6
               continue;
             }
             if (begin == end) continue;
-            Vec<F> a0 = Load<F>(o), a1 = Load<F>(o + Lanes<F>()),
-                   a2 = Load<F>(o + 2 * Lanes<F>()), a3 = Load<F>(o + 3 * Lanes<F>());
+            Vec<F> acc[kChunkVectors];
+#pragma GCC unroll 16
+            for (int q = 0; q < kChunkVectors; ++q) acc[q] = Load<F>(o + q * Lanes<F>());
             for (int32_t e = begin; e < end; ++e) {
               const F v = nz.value[e];
               const F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-              a0 += v * Load<F>(row);
-              a1 += v * Load<F>(row + Lanes<F>());
-              a2 += v * Load<F>(row + 2 * Lanes<F>());
-              a3 += v * Load<F>(row + 3 * Lanes<F>());
+#pragma GCC unroll 16
+              for (int q = 0; q < kChunkVectors; ++q) acc[q] += v * Load<F>(row + q * Lanes<F>());
             }
-            Store<F>(o, a0);
-            Store<F>(o + Lanes<F>(), a1);
-            Store<F>(o + 2 * Lanes<F>(), a2);
-            Store<F>(o + 3 * Lanes<F>(), a3);
+#pragma GCC unroll 16
+            for (int q = 0; q < kChunkVectors; ++q) Store<F>(o + q * Lanes<F>(), acc[q]);
           }
         }
       }
@@ -182,28 +151,34 @@ void Forward(const F* x, const F* w, F* y, int64_t images, int64_t height, int64
 template <typename F>
 void AddImageByPixels(const NonZeros<F>& nz, const F* dy, F* part, int64_t height,
                       int64_t width, int64_t channels, int64_t features, int64_t k) {
-  constexpr int64_t width_v = kVectors * Lanes<F>();
+  constexpr int64_t width_v = kChunkVectors * Lanes<F>();
   for (int64_t i = 0; i < height; ++i)
     for (int64_t j = 0; j < width; ++j) {
       const F* g_pixel = dy + (i * width + j) * features;
       for (int64_t d0 = 0; d0 < features; d0 += width_v) {
         const int64_t len = std::min(width_v, features - d0);
-        Vec<F> g[kVectors] = {};
+        Vec<F> g[kChunkVectors] = {};
         if (len == width_v)
-          for (int64_t q = 0; q < kVectors; ++q) g[q] = Load<F>(g_pixel + d0 + q * Lanes<F>());
+#pragma GCC unroll 16
+          for (int64_t q = 0; q < kChunkVectors; ++q) g[q] = Load<F>(g_pixel + d0 + q * Lanes<F>());
         ForEachTap(nz, i, j, height, width, k, [&](int64_t tap_index, int32_t begin, int32_t end) {
           F* tap = part + tap_index * channels * features + d0;
-          for (int32_t e = begin; e < end; ++e) {
-            const F v = nz.value[e];
-            F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
-            if (len == width_v) {
-              for (int64_t q = 0; q < kVectors; ++q) {
+          if (len == width_v) {
+            for (int32_t e = begin; e < end; ++e) {
+              const F v = nz.value[e];
+              F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+#pragma GCC unroll 16
+              for (int64_t q = 0; q < kChunkVectors; ++q) {
                 F* r = row + q * Lanes<F>();
                 Store<F>(r, Load<F>(r) + v * g[q]);
               }
-            } else {
-              for (int64_t d = 0; d < len; ++d) row[d] += v * g_pixel[d0 + d];
             }
+            return;
+          }
+          for (int32_t e = begin; e < end; ++e) {
+            const F v = nz.value[e];
+            F* row = tap + static_cast<int64_t>(nz.channel[e]) * features;
+            for (int64_t d = 0; d < len; ++d) row[d] += v * g_pixel[d0 + d];
           }
         });
       }
@@ -315,7 +290,8 @@ struct ChannelLists {
   }
 };
 
-constexpr int64_t kGradVectors = 2;
+// vec.h: 9 taps x kGradVectors vectors of accumulators (2 with 32 vector registers, 1 with 16).
+using bntt_jax::kGradVectors;
 // The tile is kept within this many bytes (L1), which sets the strip's rows.
 constexpr int64_t kTileBytes = 64 * 1024;
 // Below this many non-zeros per channel and strip (over a group of images, below), the
@@ -342,6 +318,7 @@ void FilterGrad3x3(const F* x, const F* dy, F* dw, int64_t images, int64_t heigh
   // the tile: output rows i0 - 2 ... i0 + strip + 1, columns -1 ... W, zero outside the
   // strip and the image: tile[(p_row - i0 + 2) * cols + p_col + 1][span]
   const int64_t cols = width + 2;
+  const int64_t row = cols * span;  // one tile row
   const int64_t fits = kTileBytes / (cols * span * static_cast<int64_t>(sizeof(F))) - 4;
   const int64_t strip = std::min(height, std::max<int64_t>(2, fits));
   const int64_t strips = (height + strip - 1) / strip;
@@ -404,18 +381,24 @@ void FilterGrad3x3(const F* x, const F* dy, F* dw, int64_t images, int64_t heigh
                 const int32_t begin = lists.start[c * (height + 1) + q0];
                 const int32_t end = lists.start[c * (height + 1) + q1];
                 any |= begin != end;
+                const F* values = lists.value.data();
+                const int32_t* pixel = lists.pixel.data();
+                const F* tile = origin[m];
                 for (int32_t e = begin; e < end; ++e) {
-                  const Vec<F> v = Vec<F>{} + lists.value[e];
-                  const F* base = origin[m] + static_cast<int64_t>(lists.pixel[e]) * span;
+                  const Vec<F> v = bntt_jax::Splat<F>(values[e]);
+                  // tap (a, b) reads the tile at base - a * row - b * span: one pointer per
+                  // tap row, the taps of a row at constant offsets from it
+                  const F* rows[3];
+                  rows[0] = tile + static_cast<int64_t>(pixel[e]) * span;
+                  rows[1] = rows[0] - row;
+                  rows[2] = rows[1] - row;
 #pragma GCC unroll 3
                   for (int64_t a = 0; a < 3; ++a)
 #pragma GCC unroll 3
-                    for (int64_t b = 0; b < 3; ++b) {
-                      const F* row = base - (a * cols + b) * span;
+                    for (int64_t b = 0; b < 3; ++b)
 #pragma GCC unroll 4
                       for (int64_t q = 0; q < kGradVectors; ++q)
-                        acc[a * 3 + b][q] += v * Load<F>(row + q * lanes);
-                    }
+                        acc[a * 3 + b][q] += v * Load<F>(rows[a] - b * span + q * lanes);
                 }
               }
               if (!any) continue;
@@ -541,13 +524,15 @@ ffi::Error LifEvalImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer mean,
 // The input gradient of a 3x3 "same" convolution, dense, on all threads:
 //   dx[n, i, j, c] = sum_{a, b} sum_d dy[n, i + 1 - a, j + 1 - b, d] * w[a, b, c, d]
 // with the weights given transposed, wt[a, b, d, c] (channels contiguous, padded with zeros to
-// `padded` channels, a multiple of 16 float32 / 8 float64). Each image's output gradient is
-// first copied into a zero-bordered buffer (no bounds checks). A register block of kPixels
-// consecutive pixels of the image (in row-major order, so a block may run on into the next
-// row: narrow maps waste nothing at their rows' ends) x 4 vectors of channels is accumulated
-// over the 9 taps and every feature d: per d, 4 weight vectors and 6 broadcast gradient values
-// make 24 FMAs. Images are split between the OpenMP threads.
-constexpr int64_t kPixels = 6;
+// `padded` channels, a whole number of vectors). Each image's output gradient is first copied
+// into a zero-bordered buffer (no bounds checks). A register block of kBlockPixels consecutive
+// pixels of the image (in row-major order, so a block may run on into the next row: narrow maps
+// waste nothing at their rows' ends) x kBlockVectors vectors of channels is accumulated over the
+// 9 taps and every feature d: per d, kBlockVectors weight vectors and kBlockPixels broadcast
+// gradient values make their product's FMAs (vec.h: 6 x 4 with 32 vector registers, 6 x 2 with
+// 16). Images are split between the OpenMP threads.
+constexpr int64_t kPixels = bntt_jax::kBlockPixels;
+using bntt_jax::kBlockVectors;
 
 template <typename F, int64_t V>
 inline void InputGradBlock(const F* const* centre, const F* wt, F* out, int64_t pad_cols,
@@ -570,7 +555,7 @@ inline void InputGradBlock(const F* const* centre, const F* wt, F* out, int64_t 
         for (int64_t v = 0; v < V; ++v) wv[v] = Load<F>(w + d * padded + v * lanes);
 #pragma GCC unroll 6
         for (int64_t p = 0; p < kPixels; ++p) {
-          const Vec<F> s = Vec<F>{} + src[p][d];
+          const Vec<F> s = bntt_jax::Splat<F>(src[p][d]);
           for (int64_t v = 0; v < V; ++v) acc[p][v] += s * wv[v];
         }
       }
@@ -612,10 +597,12 @@ void InputGrad3x3(const F* dy, const F* wt, F* dx, int64_t images, int64_t heigh
           centre[p] = pad.data() + ((q / width + 1) * pad_cols + q % width + 1) * features;
         }
         F* o = out + q0 * channels;
+        // whole vectors up to the last channel (wt is padded further, to 64 bytes)
+        const int64_t used = std::min(padded, (channels + lanes - 1) / lanes * lanes);
         int64_t c0 = 0;
-        for (; c0 + 4 * lanes <= padded; c0 += 4 * lanes)
-          InputGradBlock<F, 4>(centre, wt, o, pad_cols, features, padded, c0, channels, valid);
-        for (; c0 < padded; c0 += lanes)
+        for (; c0 + kBlockVectors * lanes <= used; c0 += kBlockVectors * lanes)
+          InputGradBlock<F, kBlockVectors>(centre, wt, o, pad_cols, features, padded, c0, channels, valid);
+        for (; c0 < used; c0 += lanes)
           InputGradBlock<F, 1>(centre, wt, o, pad_cols, features, padded, c0, channels, valid);
       }
     }
@@ -628,7 +615,7 @@ ffi::Error InputGradImpl(ffi::AnyBuffer dy, ffi::AnyBuffer wt, ffi::Result<ffi::
   auto xd = dx->dimensions();
   if (gd.size() != 4 || wd.size() != 4 || xd.size() != 4 || wd[0] != 3 || wd[1] != 3 ||
       wd[2] != gd[3] || xd[0] != gd[0] || xd[1] != gd[1] || xd[2] != gd[2] || wd[3] < xd[3] ||
-      wd[3] % (64 / ffi::ByteWidth(dy.element_type())) != 0)
+      wd[3] % (bntt_jax::kVectorBytes / ffi::ByteWidth(dy.element_type())) != 0)
     return ffi::Error::InvalidArgument(
         "sparse_conv_input_grad: need dy [N, H, W, D], wt [3, 3, D, C'] with C' >= C a whole "
         "number of vectors, dx [N, H, W, C]");
@@ -642,6 +629,17 @@ ffi::Error InputGradImpl(ffi::AnyBuffer dy, ffi::AnyBuffer wt, ffi::Result<ffi::
 }
 
 }  // namespace
+
+// What this build was compiled for (bntt_jax.cpu.ffi.target): the vector ISA, and in out[8] the
+// vector width in bytes, the vector registers, FMA (0/1) and the register blocking of vec.h.
+extern "C" const char* BnttTarget(int64_t* out) {
+  const int64_t values[8] = {bntt_jax::kVectorBytes,  bntt_jax::kVectorRegisters,
+                             bntt_jax::kFusedMultiplyAdd, bntt_jax::kChunkVectors,
+                             bntt_jax::kGradVectors,  bntt_jax::kBlockPixels,
+                             bntt_jax::kBlockVectors, bntt_jax::kPixelGroup};
+  std::copy(values, values + 8, out);
+  return BNTT_JAX_ISA;
+}
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvFwd, ForwardImpl,
                               ffi::Ffi::Bind()
