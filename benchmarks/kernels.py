@@ -30,9 +30,10 @@ from typing import Any
 
 from benchmarks import isa
 
-#: VGG9's layers whose input is another layer's spikes, unpooled, and VGG11's 4×4 layer:
-#: (map side, C, D).
-LAYERS = ((32, 64, 64), (16, 128, 128), (8, 256, 256), (4, 512, 512))
+#: VGG9's and VGG11's 3×3 layers whose input is another layer's spikes (map side, C, D): the
+#: unpooled ones (C = D) and those after a pooling (C < D). VGG11's 2×2 maps take im2col.
+LAYERS = ((32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256),
+          (4, 256, 512), (4, 512, 512))  # fmt: skip
 
 
 def _time(fn: Any, *args: Any, repeats: int) -> float:

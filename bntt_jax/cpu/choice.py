@@ -67,8 +67,8 @@ TARGETS: dict[int, TargetChoice] = {
     32: TargetChoice(
         maps=(
             (1024, MapChoice("kernel", 0.55, "kernel", 0.6)),
-            (256, MapChoice("xla", 0.6, "kernel", 0.6)),
-            (64, MapChoice("xla", 0.55, "xla", 0.6)),
+            (256, MapChoice("kernel", 0.6, "kernel", 0.6)),
+            (64, MapChoice("xla", 0.55, "kernel", 0.6)),
             (0, MapChoice("xla", 0.5, "xla", 0.45)),
         ),
         dense_masked_rate=0.6,

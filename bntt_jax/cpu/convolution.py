@@ -237,9 +237,22 @@ def conv_cpu_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.A
     return sparse_conv_filter_grad(x, kernel, g)
 
 
+def one_after_another(first, then, *operands):
+    """``(first(*operands), then(*operands))``, ``then`` not started before ``first`` ends.
+
+    XLA:CPU runs independent operations at the same time; two compiled passes that each use
+    every core (a layer's filter and input gradients) then share the cores with twice the
+    threads and both slow down (VGG9's conv7 0.24 + 0.21 s together against 0.16 + 0.16 s
+    alone). The barrier makes ``then``'s operands wait for ``first``'s result."""
+    a = first(*operands)
+    a, operands = lax.optimization_barrier((a, operands))
+    return a, then(*operands)
+
+
 def _conv_cpu_backward(x, kernel, g):
     if use_ffi(x):
-        return conv_cpu_input_grad(x, kernel, g), conv_cpu_filter_grad(x, kernel, g)
+        dkernel, dx = one_after_another(conv_cpu_filter_grad, conv_cpu_input_grad, x, kernel, g)
+        return dx, dkernel
     return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
 
 

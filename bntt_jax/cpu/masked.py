@@ -36,6 +36,7 @@ from bntt_jax.cpu.convolution import (
     dense_cpu_weight_grad,
     dense_ffi,
     dense_input_grad,
+    one_after_another,
     small,
     spike_dense,
     use_ffi,
@@ -177,13 +178,20 @@ def _on_support(op, compiled, dense_dx, masked_dx, weight_grad, rate):
                 return dx, dkernel, jnp.zeros_like(membrane)
 
             def cpu(x, kernel, membrane, g):
-                g, kernel_x = g.astype(x.dtype), kernel.astype(x.dtype)
-                dx = lax.cond(
-                    _support_fraction(membrane, threshold, width) <= rate(x),
-                    functools.partial(masked_dx, threshold=threshold, width=width),
-                    dense_dx, g, kernel_x, membrane.astype(x.dtype),
-                )  # fmt: skip
-                return dx, weight_grad(x, kernel, g)
+                g = g.astype(x.dtype)
+
+                def input_grad(x, kernel, membrane, g):
+                    return lax.cond(
+                        _support_fraction(membrane, threshold, width) <= rate(x),
+                        functools.partial(masked_dx, threshold=threshold, width=width),
+                        dense_dx, g, kernel.astype(x.dtype), membrane.astype(x.dtype),
+                    )  # fmt: skip
+
+                def filter_grad(x, kernel, membrane, g):
+                    return weight_grad(x, kernel, g)
+
+                dkernel, dx = one_after_another(filter_grad, input_grad, x, kernel, membrane, g)
+                return dx, dkernel
 
             def default(x, kernel, membrane, g):
                 return jax.vjp(op, x, kernel)[1](g)
