@@ -47,21 +47,30 @@ def triangle(x: torch.Tensor) -> torch.Tensor:
 
 
 def _weights(net: bj.NetworkParams) -> tuple[list, list, np.ndarray]:
+    """The synapses' kernels (torch layout), each layer's (γᵗ, μᵗ, σᵗ²), the readout."""
     cfg = net.config
     if cfg.arch != "vgg9" or cfg.norm != "bntt":
         raise ValueError("the peers' networks are the BNTT VGG9 (arch='vgg9', norm='bntt')")
     sd = bj.to_torch(net)
     kernels = [sd[f"{s.name}.weight"] for s in cfg.layers]
-    gammas = [np.asarray(net.params[f"norm_{s.name}"]["gamma_t"]) for s in cfg.layers]
-    return kernels, gammas, sd[f"{cfg.readout_name}.weight"]
+    norms = [
+        tuple(np.asarray(tree[f"norm_{s.name}"][k]) for tree, k in
+              ((net.params, "gamma_t"), (net.batch_stats, "mean"), (net.batch_stats, "var")))
+        for s in cfg.layers
+    ]  # fmt: skip
+    return kernels, norms, sd[f"{cfg.readout_name}.weight"]
 
 
-def _bntt_gammas(norms, gamma: np.ndarray) -> None:
-    """Each step's BatchNorm2d/1d takes γ from ``gamma[t]`` (both libraries drop β already)."""
+def _bntt_norm(bns, norm: tuple) -> None:
+    """Each step's BatchNorm2d/1d takes γ, the running mean and variance of step t (both
+    libraries drop β already)."""
+    gamma, mean, var = norm
     with torch.no_grad():
-        for t, bn in enumerate(norms):
+        for t, bn in enumerate(bns):
             assert bn.bias is None, "a BNTT layer has no β"
             bn.weight.copy_(_tensor(gamma[t], torch.float32))
+            bn.running_mean.copy_(_tensor(mean[t], torch.float32))
+            bn.running_var.copy_(_tensor(var[t], torch.float32))
 
 
 def _poisson(inputs: torch.Tensor) -> torch.Tensor:
@@ -77,12 +86,12 @@ class SnnTorchVGG9(torch.nn.Module):
 
         super().__init__()
         cfg = net.config
-        kernels, gammas, readout = _weights(net)
+        kernels, norms, readout = _weights(net)
         self.cfg = cfg
         self.synapses = torch.nn.ModuleList()
         self.norms = torch.nn.ModuleList()
         self.neurons = torch.nn.ModuleList()
-        for spec, kernel, gamma in zip(cfg.layers, kernels, gammas, strict=True):
+        for spec, kernel, stats in zip(cfg.layers, kernels, norms, strict=True):
             w = _tensor(kernel, torch.float32)
             if spec.kind == "conv":
                 synapse = torch.nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1, bias=False)
@@ -94,7 +103,7 @@ class SnnTorchVGG9(torch.nn.Module):
                                               momentum=cfg.momentum)  # fmt: skip
             with torch.no_grad():
                 synapse.weight.copy_(w)
-            _bntt_gammas(norm, gamma)
+            _bntt_norm(norm, stats)
             self.synapses.append(synapse)
             self.norms.append(norm)
             self.neurons.append(
@@ -109,12 +118,13 @@ class SnnTorchVGG9(torch.nn.Module):
         with torch.no_grad():
             self.readout.weight.copy_(_tensor(readout, torch.float32))
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None) -> torch.Tensor:
+        """``inputs`` NCHW images, or fixed input ``spikes`` ``[T, B, C, H, W]``."""
         cfg = self.cfg
         mems = [neuron.reset_mem() for neuron in self.neurons]
         acc = 0.0
         for t in range(cfg.num_steps):
-            x = _poisson(inputs)
+            x = _poisson(inputs) if spikes is None else spikes[t]
             for i, spec in enumerate(cfg.layers):
                 z = self.synapses[i](x if spec.kind == "conv" else x.flatten(1))
                 o, mems[i] = self.neurons[i](self.norms[i][t](z), mems[i])
@@ -131,10 +141,10 @@ class SpikingJellyVGG9(torch.nn.Module):
 
         super().__init__()
         cfg = net.config
-        kernels, gammas, readout = _weights(net)
+        kernels, norms, readout = _weights(net)
         self.cfg = cfg
         blocks = []
-        for spec, kernel, gamma in zip(cfg.layers, kernels, gammas, strict=True):
+        for spec, kernel, stats in zip(cfg.layers, kernels, norms, strict=True):
             w = _tensor(kernel, torch.float32)
             if spec.kind == "conv":
                 synapse = layer.Conv2d(w.shape[1], w.shape[0], 3, padding=1, bias=False,
@@ -150,7 +160,7 @@ class SpikingJellyVGG9(torch.nn.Module):
                 )
             with torch.no_grad():
                 synapse.weight.copy_(w)
-            _bntt_gammas(norm.bn_list, gamma)
+            _bntt_norm(norm.bn_list, stats)
             lif = neuron.LIFNode(
                 tau=1.0 / (1.0 - cfg.leak),
                 decay_input=False,
@@ -169,11 +179,13 @@ class SpikingJellyVGG9(torch.nn.Module):
         with torch.no_grad():
             self.readout.weight.copy_(_tensor(readout, torch.float32))
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None) -> torch.Tensor:
+        """``inputs`` NCHW images, or fixed input ``spikes`` ``[T, B, C, H, W]``."""
         from spikingjelly.activation_based import functional
 
         functional.reset_net(self)
-        spikes = torch.stack([_poisson(inputs) for _ in range(self.cfg.num_steps)])
+        if spikes is None:
+            spikes = torch.stack([_poisson(inputs) for _ in range(self.cfg.num_steps)])
         return self.readout(self.body(spikes)).mean(0)
 
 

@@ -213,14 +213,18 @@ def _im2col_filter_grad(x, kernel, g):
 
 def dense_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     """:func:`conv3x3`'s dense input gradient on CPU with the compiled code, for the output
-    gradient ``g`` ``[N, H, W, D]``: the compiled kernel or im2col's transpose in XLA, as
-    :func:`bntt_jax.cpu.choice.for_map` says for the map (always the latter on maps of at most
-    :data:`SMALL_MAP` pixels, where one matmul beats 6-pixel blocks)."""
+    gradient ``g`` ``[N, H, W, D]``: the compiled kernel or XLA's, as
+    :func:`bntt_jax.cpu.choice.for_map` says for the map. XLA's is its convolution's transpose
+    (a convolution with the kernel flipped), and im2col's transpose on maps of at most
+    :data:`SMALL_MAP` pixels (one matmul beats 6-pixel blocks there): im2col's elsewhere would
+    hold a patch matrix 9× the input (1.9 GB for VGG9's conv2 at T = 25, batch 32)."""
     pixels = g.shape[1] * g.shape[2]
-    if pixels <= SMALL_MAP or choice.for_map(pixels).input_grad == "xla":
-        x = jax.ShapeDtypeStruct(g.shape[:3] + kernel.shape[2:3], g.dtype)
-        (dx,) = jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel.astype(g.dtype)), x)(g)
-        return dx
+    x = jax.ShapeDtypeStruct(g.shape[:3] + kernel.shape[2:3], g.dtype)
+    kernel = kernel.astype(g.dtype)
+    if pixels <= SMALL_MAP:
+        return jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)[0]
+    if choice.for_map(pixels).input_grad == "xla":
+        return jax.linear_transpose(lambda v: conv3x3_reference(v, kernel), x)(g)[0]
     return conv_input_grad(g, kernel)
 
 
