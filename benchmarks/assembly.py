@@ -202,8 +202,9 @@ def compile_to_assembly(compiler: str, flags: list[str], source: Path) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.s"
-        cmd = [compiler, *flags, *[f for f in ffi.FLAGS if f not in ("-shared",)], "-S",
-               "-isystem", jax.ffi.include_dir(), str(source), "-o", str(out)]  # fmt: skip
+        own = [f for f in ffi.FLAGS if f != "-shared" and not f.startswith("-march")]
+        cmd = [compiler, *flags, *own, "-S", "-isystem", jax.ffi.include_dir(), str(source),
+               "-o", str(out)]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"`{' '.join(cmd)}` failed:\n{proc.stderr[-2000:]}")

@@ -214,17 +214,20 @@ def _im2col_filter_grad(x, kernel, g):
 def dense_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     """:func:`conv3x3`'s dense input gradient on CPU with the compiled code, for the output
     gradient ``g`` ``[N, H, W, D]``: the compiled kernel or XLA's, as
-    :func:`bntt_jax.cpu.choice.for_map` says for the map. XLA's is its convolution's transpose
-    (a convolution with the kernel flipped), and im2col's transpose on maps of at most
-    :data:`SMALL_MAP` pixels (one matmul beats 6-pixel blocks there): im2col's elsewhere would
-    hold a patch matrix 9× the input (1.9 GB for VGG9's conv2 at T = 25, batch 32)."""
+    :func:`bntt_jax.cpu.choice.for_map` says for the map. XLA's is written as the forward
+    convolution of ``g`` with the kernel flipped in space and its channel axes swapped, which
+    is what the transpose is: XLA:CPU runs the transpose ``jax.linear_transpose`` emits 4.4×
+    slower inside a ``lax.cond`` (1.48 s against 0.34 s on VGG9's 8×8 layers), and such a
+    forward at full speed in or out of one; im2col's transpose would hold a patch matrix 9× the
+    input (1.9 GB for VGG9's conv2 at T = 25, batch 32). On maps of at most
+    :data:`SMALL_MAP` pixels it is im2col's transpose (one matmul beats 6-pixel blocks there)."""
     pixels = g.shape[1] * g.shape[2]
-    x = jax.ShapeDtypeStruct(g.shape[:3] + kernel.shape[2:3], g.dtype)
     kernel = kernel.astype(g.dtype)
     if pixels <= SMALL_MAP:
+        x = jax.ShapeDtypeStruct(g.shape[:3] + kernel.shape[2:3], g.dtype)
         return jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)[0]
     if choice.for_map(pixels).input_grad == "xla":
-        return jax.linear_transpose(lambda v: conv3x3_reference(v, kernel), x)(g)[0]
+        return conv3x3_reference(g, jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3))
     return conv_input_grad(g, kernel)
 
 
