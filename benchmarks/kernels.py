@@ -72,9 +72,6 @@ def operations(side: int, c: int, d: int, args: argparse.Namespace) -> list[tupl
     def xla_filter_grad(x, kernel, g):
         return jax.vjp(lambda k: conv.conv3x3_im2col(x, k), kernel)[1](g)[0]
 
-    def xla_input_grad(g, kernel):
-        return jax.vjp(lambda v: conv.conv3x3_im2col(v, kernel), x)[1](g)[0]
-
     steps = 25 if n % 25 == 0 else 1
     y = jnp.asarray(rng.normal(size=(steps, n // steps, side, side, d)), jnp.float32)
     gamma = jnp.ones((steps, d), jnp.float32)
@@ -97,7 +94,7 @@ def operations(side: int, c: int, d: int, args: argparse.Namespace) -> list[tupl
         ("input gradient", "on the support",
          functools.partial(masked.conv_input_grad_masked, threshold=1.0, width=1.0),
          (g, kernel, u), support),
-        ("input gradient", "XLA", xla_input_grad, (g, kernel), 1.0),
+        ("input gradient", "XLA", conv.xla_input_grad, (g, kernel), 1.0),
         ("BNTT + LIF, fwd + bwd", "fused", layer_grad(fused.bntt_lif_train), (y, gamma), 0.0),
         ("BNTT + LIF, fwd + bwd", "XLA", layer_grad(layers.bntt_lif_reference), (y, gamma), 0.0),
     ]  # fmt: skip

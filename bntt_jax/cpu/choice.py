@@ -11,13 +11,14 @@ chosen here, per target and per size of feature map, from crossovers measured wi
 
 * a 3×3 convolution's forward is event-driven (only the non-zero inputs) below ``conv_rate``
   non-zero inputs, and dense above it: the compiled dense kernel or XLA's convolution;
-* its dense input gradient is the compiled kernel or XLA's (im2col's transpose);
+* its dense input gradient is the compiled kernel or XLA's
+  (:func:`bntt_jax.cpu.convolution.xla_input_grad`);
 * after LIF neurons, its input gradient is computed on the surrogate's support alone
   (:mod:`bntt_jax.cpu.masked`) below ``masked_rate`` of the neurons in the support, and by
   the dense input gradient above it.
 
 The event-driven filter gradient and the fused BNTT + LIF layers have no such alternative to
-weigh: they beat XLA's forms on every target measured (2.4–5× and 1.8–2.7×). :func:`describe`
+weigh: they beat XLA's forms on every target measured (1.2–5.2× and 1.6–3.0×). :func:`describe`
 says what runs where; ``benchmarks.compare`` prints it and every run's ``log.txt`` holds it.
 This module imports nothing of the model.
 """
@@ -52,15 +53,18 @@ _KERNEL = MapChoice("kernel", 0.6, "kernel", 0.6)
 
 #: Vector bytes of the build -> its choices. The numbers, N = 800 images, 26 % of the inputs
 #: non-zero, 31 % in the support (seconds; benchmarks/README.md has the tables):
-#: * 64 bytes (AVX-512): every compiled kernel beats or ties XLA (dense forward 1.0–2.2×,
-#:   input gradient 1.0–2.1×); the event-driven forward crosses the dense kernel at 55–75 %.
-#: * 32 bytes (AVX2): the dense forward ties XLA's convolution on 16² (0.315 vs 0.312 s) and
-#:   loses on 8² and 4² (0.41 vs 0.33 s, 0.57 vs 0.41 s), the dense input gradient loses on 8²
-#:   and 4² (0.42 vs 0.38 s, 0.92 vs 0.35 s): XLA runs those; the event-driven forward crosses
-#:   them at 50–60 %, the input gradient on the support XLA's at ~45 % on 4².
-#: * 16 bytes (SSE, NEON): the dense kernels run at a third of XLA's precompiled convolution
-#:   or less (0.83–3.5 s against 0.32–0.65 s): XLA runs every dense forward and input
-#:   gradient; the event-driven forward crosses XLA's at 60 % on 32², 27–30 % on 16² and 8²,
+#: * 64 bytes (AVX-512): every compiled kernel beats or ties XLA (dense forward 1.05–2.4×,
+#:   input gradient 0.97–2.5×); the event-driven forward crosses the dense kernel at 55–75 %.
+#: * 32 bytes (AVX2): the dense forward ties XLA's convolution on 16² (0.317 vs 0.336 s) and
+#:   loses on 8² and 4² (0.412 vs 0.324 s, 0.522 vs 0.340 s): XLA runs those. The dense input
+#:   gradient loses on 4² (0.555 vs 0.313 s), XLA runs it there; on 8² it loses alone (0.183
+#:   vs 0.163 s on 128 → 256, the one 8² layer of VGG9 that takes it) but wins in the step
+#:   (VGG9 T = 25 training 3.74 and 3.84 s against 3.91 and 3.91 s with XLA's, alternated; 190
+#:   MB less peak memory): the kernel runs it down to 8². The event-driven forward crosses the
+#:   dense forms at 50–60 %, the input gradient on the support XLA's at ~45 % on 4².
+#: * 16 bytes (SSE, NEON): the dense kernels lose to XLA's precompiled convolutions on every
+#:   map (forward 0.23–0.77×, input gradient 0.21–0.97×): XLA runs every dense forward and
+#:   input gradient; the event-driven forward crosses XLA's at 60 % on 32², 27–30 % on 16² and 8²,
 #:   20 % on 4², the input gradient on the support at 54 %, 53 %, 41 % and 32 %.
 TARGETS: dict[int, TargetChoice] = {
     64: TargetChoice(maps=((0, _KERNEL),), dense_masked_rate=0.6),

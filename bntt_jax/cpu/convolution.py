@@ -211,24 +211,38 @@ def _im2col_filter_grad(x, kernel, g):
     return jax.vjp(lambda k: conv3x3_im2col(x, k), kernel)[1](g)[0]
 
 
-def dense_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
-    """:func:`conv3x3`'s dense input gradient on CPU with the compiled code, for the output
-    gradient ``g`` ``[N, H, W, D]``: the compiled kernel or XLA's, as
-    :func:`bntt_jax.cpu.choice.for_map` says for the map. XLA's is written as the forward
-    convolution of ``g`` with the kernel flipped in space and its channel axes swapped, which
-    is what the transpose is: XLA:CPU runs the transpose ``jax.linear_transpose`` emits 4.4×
-    slower inside a ``lax.cond`` (1.48 s against 0.34 s on VGG9's 8×8 layers), and such a
-    forward at full speed in or out of one; im2col's transpose would hold a patch matrix 9× the
-    input (1.9 GB for VGG9's conv2 at T = 25, batch 32). On maps of at most
-    :data:`SMALL_MAP` pixels it is im2col's transpose (one matmul beats 6-pixel blocks there)."""
-    pixels = g.shape[1] * g.shape[2]
+#: On maps of at most this many pixels XLA's dense input gradient is im2col's transpose, one
+#: matmul whose patch matrix is small there; on larger maps it is the flipped convolution of
+#: :func:`xla_input_grad`. As an AVX2 machine, T·B = 800: 4×4, 512 → 512 0.377 s against
+#: 0.449 s, 256 → 512 0.206 against 0.230 s; 8×8, 256 → 256 0.541 against 0.442 s (2×2:
+#: 0.099 against 6.5 s).
+SMALL_INPUT_GRAD_MAP = 16
+
+
+def xla_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
+    """:func:`conv3x3`'s input gradient by XLA's own operations, for the output gradient ``g``
+    ``[N, H, W, D]``: the forward convolution of ``g`` with the kernel flipped in space and its
+    channel axes swapped, which is what the transpose is (XLA:CPU runs the transposed
+    convolution ``jax.linear_transpose`` emits for its convolution 4.4× slower inside a
+    ``lax.cond``: 1.48 s against 0.34 s on VGG9's 8×8 layers; im2col's would hold a patch
+    matrix 9× the input, 1.9 GB for VGG9's conv2 at T = 25, batch 32); im2col's transpose on
+    maps of at most :data:`SMALL_INPUT_GRAD_MAP` pixels."""
     kernel = kernel.astype(g.dtype)
-    if pixels <= SMALL_MAP:
+    if g.shape[1] * g.shape[2] <= SMALL_INPUT_GRAD_MAP:
         x = jax.ShapeDtypeStruct(g.shape[:3] + kernel.shape[2:3], g.dtype)
         return jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)[0]
-    if choice.for_map(pixels).input_grad == "xla":
-        return conv3x3_reference(g, jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3))
-    return conv_input_grad(g, kernel)
+    return conv3x3_reference(g, jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3))
+
+
+def dense_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
+    """:func:`conv3x3`'s dense input gradient on CPU with the compiled code, for the output
+    gradient ``g`` ``[N, H, W, D]``: the compiled kernel or :func:`xla_input_grad`, as
+    :func:`bntt_jax.cpu.choice.for_map` says for the map (always XLA's on maps of at most
+    :data:`SMALL_MAP` pixels, where one matmul beats 6-pixel blocks)."""
+    pixels = g.shape[1] * g.shape[2]
+    if pixels <= SMALL_MAP or choice.for_map(pixels).input_grad == "xla":
+        return xla_input_grad(g, kernel)
+    return conv_input_grad(g, kernel.astype(g.dtype))
 
 
 def conv_cpu_input_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:

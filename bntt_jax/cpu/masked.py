@@ -9,13 +9,12 @@ support, ~30 % of a freshly initialised BNTT VGG9's neurons (``python -m benchma
 :func:`~bntt_jax.cpu.convolution.conv3x3` and :func:`~bntt_jax.cpu.convolution.spike_dense`
 whose input gradient is zero off that support, given the layer's membrane ``u``. On CPU with
 the compiled code they compute only the supported elements (one dot product each, at 51–68 %
-of the dense kernel's rate per element) while the support covers at most the target's crossover
-(:func:`bntt_jax.cpu.choice.for_map`, :func:`~bntt_jax.cpu.choice.dense_masked_rate`) of the
-input, and the dense input gradient (compiled or XLA's, as the target's choices say) above
-that. Off the
-support the result differs from the true input gradient, but only where the layer before
-multiplies it by zero: the gradients of every parameter are the same (the tests compare whole
-networks in float64).
+of the dense kernel's rate per element) while the support covers at most the target's
+crossover (:func:`bntt_jax.cpu.choice.for_map`, :func:`~bntt_jax.cpu.choice.dense_masked_rate`)
+of the input, and the dense input gradient (compiled or XLA's, as the target's choices say)
+above that. Off the support the result differs from the true input gradient, but only where
+the layer before multiplies it by zero: the gradients of every parameter are the same (the
+tests compare whole networks in float64).
 
 This module imports nothing of the model: it is given arrays.
 """

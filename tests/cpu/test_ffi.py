@@ -221,9 +221,8 @@ def test_the_forward_chooses_dense_or_event_driven_by_the_inputs_density(retrace
 
 @pytest.mark.parametrize("input_grad", ["kernel", "xla"])
 def test_the_input_gradient_is_the_one_the_target_chooses(retrace, input_grad):
-    """The dense input gradient is the compiled kernel or im2col's transpose in XLA, as the
-    target's choices say: with the compiled kernel replaced by NaN, only the XLA choice is
-    finite (and right)."""
+    """The dense input gradient is the compiled kernel or XLA's, as the target's choices say:
+    with the compiled kernel replaced by NaN, only the XLA choice is finite (and right)."""
     retrace(choice, "TARGETS", targets_with(input_grad=input_grad))
     retrace(convolution, "conv_input_grad", lambda g, k: jnp.full(g.shape[:3] + k.shape[2:3],
                                                                   jnp.nan, g.dtype))  # fmt: skip
@@ -236,6 +235,19 @@ def test_the_input_gradient_is_the_one_the_target_chooses(retrace, input_grad):
     else:
         x = jnp.zeros((2, 6, 6, 8), jnp.float32)
         np.testing.assert_allclose(dx, jax.vjp(reference_conv, x, kernel)[1](g)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("side", [2, 4, 6])
+def test_xlas_input_gradient_is_the_convolutions_transpose(side):
+    """XLA's dense input gradient, im2col's transpose on maps of at most SMALL_INPUT_GRAD_MAP
+    pixels and the flipped forward convolution above, is the VJP of XLA's own convolution."""
+    assert (side * side <= convolution.SMALL_INPUT_GRAD_MAP) == (side < 6)
+    rng = np.random.default_rng(side)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 8, 16)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(3, side, side, 16)), jnp.float32)
+    x = jnp.zeros((3, side, side, 8), jnp.float32)
+    np.testing.assert_allclose(jax.jit(convolution.xla_input_grad)(g, kernel),
+                               jax.vjp(reference_conv, x, kernel)[1](g)[0], atol=1e-4)  # fmt: skip
 
 
 def test_a_small_maps_filter_gradient_chooses_matmul_or_event_driven(retrace):
