@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 from bntt_jax.config import NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS
+from experiments.bntt.config import FIXES as BNTT_FIXES
+from experiments.bntt.config import PLAN_HELP, network_takes_images
 from experiments.core.config import ExperimentConfig, MethodSpec, register_method
 from experiments.core.data import DatasetFacts
 from experiments.core.keys import (
@@ -24,24 +26,24 @@ from experiments.core.keys import (
     real,
 )
 
-#: The ANN's architectures: the presets (a custom plan is the spiking network's).
-ANN_ARCHS = tuple(a for a in ARCHS if a != "custom")
 #: The normalisations an ANN takes: a standard batch norm after every hidden layer, or none.
 ANN_NORMS = ("bn", "none")
 FIXES = {
-    "arch": f"--set arch=<{'|'.join(ANN_ARCHS)}> to suit the dataset.",
+    "arch": f"--set arch=<{'|'.join(ARCHS)}> to suit the dataset.",
     "norm": "--set norm=bn (or none).",
     "hidden": "--set hidden=256,256 (positive widths), or hidden=none.",
+    "plan": BNTT_FIXES["plan"],
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class ANNNetwork:
-    """The ANN of a BNTT network's topology (:class:`bntt_jax.NetworkConfig`, ReLU)."""
+    """The ANN of a BNTT network's topology (:class:`bntt_jax.NetworkConfig`, ReLU): a preset
+    or a custom plan, as the spiking network's."""
 
     built: ClassVar[type] = NetworkConfig
 
-    arch: str = key("mlp", f"{', '.join(ANN_ARCHS)}", choice(ANN_ARCHS))
+    arch: str = key("mlp", f"{', '.join(ARCHS)}", choice(ARCHS))
     norm: str = key(
         "bn",
         "bn (standard batch norm: γ, β) or none",
@@ -52,12 +54,14 @@ class ANNNetwork:
         ),
     )
     hidden: tuple[int, ...] | None = key(None, "MLP hidden widths, e.g. 256,256")
+    plan: tuple[str, ...] | None = key(None, PLAN_HELP)
 
     def __post_init__(self) -> None:
         check_keys(self)
 
     def check(self, config: ExperimentConfig) -> None:
-        check_images(config, self.arch, self.arch != "mlp")
+        images = network_takes_images(self.arch, self.plan)
+        check_images(config, self.arch, images)
         if self.norm == "bn":
             check_batch_statistics(config, "norm=bn normalises")
 
@@ -66,9 +70,13 @@ class ANNNetwork:
         common = dict(arch=self.arch, norm=self.norm, num_classes=facts.num_classes)
         shape = facts.input_shape
         try:
-            if self.arch == "mlp":
-                return NetworkConfig(**common, in_features=math.prod(shape), hidden=self.hidden)
-            return NetworkConfig(**common, img_size=shape[0], in_channels=shape[-1])
+            if self.arch != "custom" and self.plan is not None:
+                raise NetworkConfigError("plan", "plan applies to arch=custom only.")
+            own = {"plan": self.plan} if self.arch == "custom" else {}
+            if not network_takes_images(self.arch, self.plan):
+                hidden = {"hidden": self.hidden} if self.arch == "mlp" else {}
+                return NetworkConfig(**common, **own, **hidden, in_features=math.prod(shape))
+            return NetworkConfig(**common, **own, img_size=shape[0], in_channels=shape[-1])
         except NetworkConfigError as err:
             raise network_error(err, dataclasses.asdict(self), FIXES, {}) from None
 

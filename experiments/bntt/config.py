@@ -38,6 +38,23 @@ FIXES = {
 }
 
 
+def network_takes_images(arch: str, plan: tuple[str, ...] | None) -> bool:
+    """A VGG, or a plan that starts with a convolution (a bad plan: left to build)."""
+    if arch != "custom":
+        return arch != "mlp"
+    try:
+        return bool(plan) and bool(parse_plan(plan)[0])
+    except ValueError:
+        return False
+
+
+#: The ``plan`` key of a network of ``arch=custom`` (the spiking network's and its ANN's).
+PLAN_HELP = (
+    f"arch=custom: the layers, e.g. {EXAMPLE_PLAN} (cN 3x3 conv, p 2x2 average pool, g global "
+    "pool, fN dense; the readout follows)"
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class BNTTNetwork:
     """A BNTT-family spiking network (:class:`bntt_jax.NetworkConfig`) and its input."""
@@ -50,10 +67,7 @@ class BNTTNetwork:
     leak: float | None = key(None, "membrane leak λ in (0, 1]; none: the arch's default")
     reset: str = key("soft", "LIF reset: soft (subtract θ) or hard (to 0, NIR's)", choice(RESETS))
     hidden: tuple[int, ...] | None = key(None, "MLP hidden widths, e.g. 256,256")
-    plan: tuple[str, ...] | None = key(
-        None, f"arch=custom: the layers, e.g. {EXAMPLE_PLAN} (cN 3x3 conv, p 2x2 average pool, "
-        "g global pool, fN dense; the readout follows)"
-    )  # fmt: skip
+    plan: tuple[str, ...] | None = key(None, PLAN_HELP)
     encoder: str = key("poisson", f"input encoding: {', '.join(ENCODERS)}", choice(ENCODERS))
 
     def __post_init__(self) -> None:
@@ -85,13 +99,8 @@ class BNTTNetwork:
 
     @property
     def takes_images(self) -> bool:
-        """A VGG, or a plan that starts with a convolution (a bad plan: left to build)."""
-        if self.arch != "custom":
-            return self.arch != "mlp"
-        try:
-            return bool(self.plan) and bool(parse_plan(self.plan)[0])
-        except ValueError:
-            return False
+        """A VGG, or a plan that starts with a convolution."""
+        return network_takes_images(self.arch, self.plan)
 
     def build(self, facts: DatasetFacts) -> NetworkConfig:
         """The network for the dataset's inputs (the MLP takes one value per step with the
