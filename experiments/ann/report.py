@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from experiments.core.config import ExperimentConfig
+from experiments.core.data import facts_line
 from experiments.core.folder import write_text
 from experiments.core.plots import plot_curves, pyplot, save_figure
 
@@ -54,12 +55,15 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
     network = config.network_config
     paper = metrics.get("paper", {})
     accuracy = paper.get("accuracy")
+    plan = f" {','.join(network.plan)}" if network.plan else ""
     lines = [
         f"# {name}",
         "",
-        f"ANN {network.arch.upper()} ({network.norm}, ReLU), {config.dataset_label}, "
+        f"ANN {network.arch.upper()}{plan} ({network.norm}, ReLU), {config.dataset_label}, "
         f"{metrics['epochs_run']} epochs, batch {config.batch_size}, {config.optimizer} lr "
         f"{config.lr}, {metrics['wall_time_s']:.0f} s.",
+        "",
+        f"Data: {facts_line(config.facts, config.normalize)}.",
         "",
         "| metric | ours | paper |",
         "|---|---|---|",

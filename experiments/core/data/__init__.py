@@ -36,6 +36,7 @@ from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
     Dataset,
     DatasetFacts,
     Reader,
+    facts_line,
     fingerprint,
 )
 

@@ -23,6 +23,17 @@ class DatasetFacts:
     num_classes: int
     train_size: int
     test_size: int
+    source: str = ""  # where the samples come from and how they are split (reports say so)
+
+
+def facts_line(facts: DatasetFacts, normalize: bool = False) -> str:
+    """The dataset's facts as a report's header gives them: samples, shape, classes, source,
+    and (``normalize``, the config's key) that the inputs are standardised."""
+    shape = "×".join(str(n) for n in facts.input_shape)
+    line = (f"{facts.train_size:,} training / {facts.test_size:,} test samples of {shape}, "
+            f"{facts.num_classes} classes")  # fmt: skip
+    line = f"{line}; {facts.source}" if facts.source else line
+    return f"{line}; standardised with the training set's statistics" if normalize else line
 
 
 class DataMissingError(FileNotFoundError):
