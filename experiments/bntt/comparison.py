@@ -68,23 +68,39 @@ def _subjects(path: Path, record: dict[str, Any]) -> tuple[dict[str, analyses.Su
 
 def write_sweep(out_dir: Path, record: dict[str, Any], members: Any) -> list[Path]:
     """Analyse every network beside the others and write the comparison table."""
+    deferred = defer_to_one_process(Path(out_dir), record)
+    if deferred:
+        return deferred
+    written, lines = compare(Path(out_dir), record, members)
+    written.append(write_text(Path(out_dir) / "report.md", "\n".join(lines)))
+    return written
+
+
+def defer_to_one_process(out_dir: Path, record: dict[str, Any]) -> list[Path]:
+    """With several processes, the side-by-side analyses (which would need every process)
+    are left to ``experiments.redraw``: ``report.md`` says so. Nothing with one process."""
+    if jax.process_count() == 1:
+        return []
+    line = (f"The members are trained; the side-by-side analyses run in one process: "
+            f"python -m experiments.redraw {out_dir}")  # fmt: skip
+    print(line, file=sys.stderr)
+    return [write_text(out_dir / "report.md", f"# {record['name']}\n\n{line}\n")]
+
+
+def compare(out_dir: Path, record: dict[str, Any], members: Any) -> tuple[list[Path], list[str]]:
+    """The members ``ann``, ``surrogate`` and ``bntt`` (any others are left out) analysed
+    side by side into ``out_dir/comparison``, and the lines of their table (``report.md``)."""
     keys = {m["key"] for m, _ in members}
     if not {ANN, SURROGATE, BNTT} <= keys:
         raise ValueError(f"a comparison sweep needs members {ANN}, {SURROGATE} and {BNTT}")
-    out_dir = Path(out_dir)
-    if jax.process_count() > 1:  # the analyses would need every process; only one draws
-        line = (f"The members are trained; the side-by-side analyses run in one process: "
-                f"python -m experiments.redraw {out_dir}")  # fmt: skip
-        print(line, file=sys.stderr)
-        return [write_text(out_dir / "report.md", f"# {record['name']}\n\n{line}\n")]
+    chosen = [m for m in record["members"] if m["key"] in LABELS]
+    record = {**record, "members": chosen}
     subjects, saved = _subjects(out_dir, record)
     # each member analysed itself at its end: reuse that, add FGSM transferred from the ANN
     by_run = {label: analyses.analyze_reusing(s, saved[label]) for label, s in subjects.items()}
     written = analyses.write_comparison(out_dir / "comparison", by_run)
     metrics = {m["key"]: r for m, r in members}
-    lines = table_lines(record, metrics, by_run, subjects)
-    written.append(write_text(out_dir / "report.md", "\n".join(lines)))
-    return written
+    return written, table_lines(record, metrics, by_run, subjects)
 
 
 def conversion_ratio(config: Any, conversion: dict[str, Any], steps: int, test_x: Any) -> float:

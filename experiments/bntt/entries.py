@@ -56,6 +56,9 @@ register(
             batch_size=32,
             eval_batch_size=250,
             eval_every=2,
+            analysis_images=250,
+            noise_sigmas=(0.0, 0.2, 0.4, 0.6),
+            fgsm_epsilons=(0.0, 0.02, 0.04, 0.08),
         )
     ),  # fmt: skip
 )
@@ -285,6 +288,52 @@ register_sweep(
         paper={
             "note": "Reduced scale (64-256-256-10 MLPs on scikit-learn's digits); the "
             "paper's values are for VGG9 on CIFAR-10 and are not shown here."
+        },  # fmt: skip
+    )
+)
+
+
+def _draw_reduced(out_dir: Path, record: dict[str, Any], members: Any) -> list[Path]:
+    """The reduced-scale comparison's tables and figures (:mod:`.reduced`)."""
+    from experiments.bntt.reduced import write_sweep  # JAX: loaded when it is drawn
+
+    return write_sweep(out_dir, record, members)
+
+
+# The papers' comparisons on real images at a reduced scale: mnist5k_bntt's network and its
+# ANN. BNTT and no normalisation at T = 25 over 3 seeds (Table 1, the early exit), the
+# surrogate baseline at the paper's T = 100 for it, standard BN, tdBN and layer norm at T = 25
+# (journal Tables 1, 4, 5), the ANN and its conversion (Table 3, S1). Every member has the
+# analyses of Fig. 1, 4a and the energy; robustness (Fig. 4b, App. F: a T = 1000 conversion
+# simulated 13 times) only the three networks Table 3 compares.
+_CHEAP = {"analyses": ("gamma", "activity", "energy")}
+_MNIST5K = (
+    Member("ann", "ANN (and its conversion)", "mnist5k_ann"),
+    Member("surrogate", "Surrogate gradient (w.o. BNTT), T=100", "mnist5k_bntt",
+           {"norm": "none", "num_steps": 100}),
+    Member("bntt", "BNTT, seed 0", "mnist5k_bntt"),
+    *(Member(f"bntt_seed{s}", f"BNTT, seed {s}", "mnist5k_bntt", {"seed": s, **_CHEAP})
+      for s in (1, 2)),
+    *(Member(f"none{'' if s == 0 else f'_seed{s}'}", f"No normalisation, T=25, seed {s}",
+             "mnist5k_bntt", {"norm": "none", "seed": s, **_CHEAP}) for s in (0, 1, 2)),
+    *(Member(norm, f"{label}, T=25", "mnist5k_bntt", {"norm": norm, **_CHEAP})
+      for norm, label in (("bn", "Standard BN"), ("tdbn", "tdBN"), ("layernorm", "Layer norm"))),
+)  # fmt: skip
+register_sweep(
+    Sweep(
+        "mnist5k_comparison",
+        "Table 1, journal Tables 1/4/5, Table 3, Table S1, Fig. 1, 3, 4, 5, 6, App. F at a "
+        "reduced scale: the mnist5k network on 5,000 real MNIST digits (11 runs)",
+        _MNIST5K,
+        "reduced",
+        _draw_reduced,
+        paper={
+            "note": "Reduced scale: a c16,c16,p,c32,c32,p,f128 network on 5,000 MNIST digits. "
+            "The paper's Table 3 is VGG9 on CIFAR-10: ANN 91.5%; conversion at T = 1000, 500, "
+            "100: 91.2%, 90.9%, 89.3% (E_ANN / E 0.32x, 0.55x, 2.71x); surrogate gradient at "
+            "T = 100: 88.7% (1.05x); BNTT at T = 25: 90.5% (9.14x), early exit at T = 20: "
+            "90.3%. Table S1 (TrueNorth over the conversion): surrogate 0.3384, BNTT 0.0312.",
+            "cifar10": {"bntt@25": "90.5%", "none@100": "88.7%", "layernorm@25": "75.4%"},
         },  # fmt: skip
     )
 )
