@@ -67,7 +67,7 @@ def test_every_entry_round_trips_through_json_and_through_set():
 def test_the_parts_are_nested_and_each_key_has_one_flat_name():
     config = registry.get("digits_ann").config
     nested = config.to_dict()
-    assert nested["network"] == {"arch": "mlp", "norm": "bn", "hidden": [256, 256]}
+    assert nested["network"] == {"arch": "mlp", "norm": "bn", "hidden": [256, 256], "plan": None}
     assert nested["options"]["conversion_steps"] == [100, 500, 1000]
     assert nested["analysis"]["analyses"] == ["gamma", "activity", "energy", "robustness"]
     assert set(config.flat()) <= set(key_names())
