@@ -5,6 +5,9 @@ write them to ``experiments/timings.json``: the one source of the time estimates
 
     python -m benchmarks.timings               # every such entry and sweep
     python -m benchmarks.timings digits_bntt   # some of them
+    python -m benchmarks.timings --measured mnist5k_comparison=3300
+                                               # a time you measured yourself running the
+                                               # command as above (a long sweep, timed once)
 
 The full-scale entries are not run: their estimates are derived from the measured training
 and inference rates of ``python -m benchmarks.compare`` kept in the same file.
@@ -40,9 +43,28 @@ def measure(name: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.timings", description=__doc__)
     parser.add_argument("names", nargs="*", help="entries to time (default: every digits one)")
+    parser.add_argument(
+        "--measured", action="append", default=[], metavar="NAME=SECONDS",
+        help="record the wall time of python -m experiments.run NAME that you measured "
+        "yourself (on 2 idle CPU cores), instead of running it again",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    names = args.names or [n for n in registry.names() if estimates.runs_here(n)]
+    given = {}
+    for item in args.measured:
+        name, _, seconds = item.partition("=")
+        try:
+            registry.lookup(name)
+            given[name] = float(seconds)
+        except (KeyError, ValueError):
+            parser.error(f"--measured {item!r}: give a registered NAME=SECONDS, e.g. "
+                         "mnist5k_comparison=3300")  # fmt: skip
+        if not estimates.runs_here(name) or given[name] <= 0:
+            parser.error(f"--measured {item!r}: only an entry on embedded data (digits, "
+                         "mnist5k) is measured, in positive seconds")  # fmt: skip
+    names = args.names or ([] if given else [n for n in registry.names() if estimates.runs_here(n)])
     record = json.loads(estimates.TIMINGS.read_text())
+    for name, seconds in given.items():
+        record["measured"][name] = round(seconds, 1)
     for name in names:
         seconds = measure(name)
         record["measured"][name] = round(seconds, 1)

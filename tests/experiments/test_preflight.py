@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import experiments  # noqa: F401  (registers the entries)
+from benchmarks import timings
 from benchmarks.memory import compiled_step, xla_bytes
 from experiments.core import estimates, memory, registry
 from experiments.core.config import ConfigError
@@ -122,3 +123,19 @@ def test_a_derived_estimate_is_steps_times_the_measured_rate():
         + (60 // 5 + 1) * 10000 * 784 * size / rates["infer"]
     )  # tested every 5 epochs
     assert np.isclose(estimates.derived_seconds(config), expected)
+
+
+def test_a_time_measured_by_hand_is_recorded_and_a_bad_one_refused(tmp_path, monkeypatch):
+    copy = tmp_path / "timings.json"
+    copy.write_text(estimates.TIMINGS.read_text())
+    monkeypatch.setattr(estimates, "TIMINGS", copy)
+    before = json.loads(copy.read_text())
+    assert timings.main(["--measured", "mnist5k_comparison=1234.56"]) == 0  # runs nothing
+    after = json.loads(copy.read_text())
+    assert after["measured"] == {**before["measured"], "mnist5k_comparison": 1234.6}
+    assert after["rates"] == before["rates"]
+    written = copy.read_text()
+    for bad in ("cifar10_bntt=10", "mnist5k_bntt=-1", "mnist5k_bntt=soon", "nothing=3"):
+        with pytest.raises(SystemExit):  # argparse's error: exit status 2, the file untouched
+            timings.main(["--measured", bad])
+        assert copy.read_text() == written
