@@ -112,8 +112,8 @@ def _difference_lines(groups: dict) -> list[str]:
     ours = [r["test_accuracy"] * 100 for _, r in bntt[1]]
     base = [r["test_accuracy"] * 100 for _, r in groups[("none", bntt[0][1])]]
     (m1, s1), (m2, s2) = mean_std(ours), mean_std(base)
-    pooled = np.sqrt(s1**2 / len(ours) + s2**2 / len(base))
-    ratio = "" if pooled == 0 else f", {abs(m1 - m2) / pooled:.1f} standard errors"
+    error = np.sqrt(s1**2 / len(ours) + s2**2 / len(base))  # of the difference of means
+    ratio = "" if error == 0 else f", {abs(m1 - m2) / error:.1f} standard errors"
     return [
         f"BNTT against no normalisation at T = {bntt[0][1]}: {m1:.2f} ± {s1:.2f}% against "
         f"{m2:.2f} ± {s2:.2f}% ({len(ours)} and {len(base)} seeds), a difference of "
@@ -137,7 +137,7 @@ def early_exit_lines(groups: dict, folders: dict[str, str]) -> list[str]:
         for m, r in runs
     ]
     threshold = exits[0]["threshold"]
-    rule = "× its peak" if exits[0]["relative"] else ""
+    rule = " × its peak" if exits[0]["relative"] else ""
     sweep = {kind: {row["threshold"]: row for row in rows_}
              for kind, rows_ in metrics["exit_sweep"].items()}  # fmt: skip
     gamma_rows = []
