@@ -1,6 +1,6 @@
 """The registered experiments of the ANN baseline (the BNTT paper's Table 3)."""
 
-from experiments.bntt.config import CIFAR10_VGG9
+from experiments.bntt.config import CIFAR10_VGG9, MNIST5K
 from experiments.core.config import ExperimentConfig
 from experiments.core.registry import register
 
@@ -41,22 +41,5 @@ register(
     "mnist5k_ann",
     "ANN of the mnist5k network (ReLU, batch norm) on 5,000 real MNIST digits, converted at "
     "T=100, 500, 1000",
-    ExperimentConfig.from_flat(
-        dict(
-            method="ann",
-            dataset="mnist5k",
-            arch="custom",
-            plan=("c16", "c16", "p", "c32", "c32", "p", "f128"),
-            norm="bn",
-            optimizer="sgd",
-            lr=0.1,
-            epochs=4,
-            batch_size=32,
-            eval_batch_size=250,
-            eval_every=2,
-            analysis_images=250,
-            noise_sigmas=(0.0, 0.2, 0.4, 0.6),
-            fgsm_epsilons=(0.0, 0.02, 0.04, 0.08),
-        )
-    ),  # fmt: skip
+    MNIST5K.replace(method="ann", norm="bn"),
 )

