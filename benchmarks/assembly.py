@@ -198,7 +198,7 @@ def hot_loops(text: str, target: str, demangled: dict[str, str]) -> dict[str, Lo
 def compile_to_assembly(compiler: str, flags: list[str], source: Path) -> str:
     import jax
 
-    from bntt_jax.cpu import ffi
+    from bntt_jax.cpu import ffi  # JAX: after the target and XLA flags are set
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.s"
@@ -223,7 +223,7 @@ def _demangle(names: list[str], arm: bool) -> dict[str, str]:
 
 def analyse(target: str) -> dict[str, Loop]:
     """Every kernel's hot loop for one target (an x86 ``-march`` or ``aarch64``)."""
-    from bntt_jax.cpu import ffi
+    from bntt_jax.cpu import ffi  # JAX: after the target and XLA flags are set
 
     arm = target == "aarch64"
     compiler, flags = (AARCH64[0], [AARCH64[1]]) if arm else ("g++", [f"-march={target}"])

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown workloads {unknown}; known: {names}", file=sys.stderr)
         return 2
     if args.peers:
-        from importlib.util import find_spec
+        from importlib.util import find_spec  # only with --peers
 
         missing = [p for p in PEERS if find_spec(p) is None]
         if missing:

@@ -29,7 +29,7 @@ def _peak_rss_mb() -> float:
 
 
 def measure(arch: str, batch: int, steps: list[int]) -> dict[str, Any]:
-    from bntt_jax.baselines import ann, conversion
+    from bntt_jax.baselines import ann, conversion  # JAX: after the XLA flags are set
     from bntt_jax.config import NetworkConfig
 
     shape = dict(img_size=32, in_channels=3) if arch != "mlp" else dict(in_features=3072)

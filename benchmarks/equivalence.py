@@ -58,7 +58,7 @@ def compare(
     if peer is None:
         model = TorchBNTT(net, dtype=torch.float64).train(train)
     else:
-        from benchmarks.peers import build
+        from benchmarks.peers import build  # the peer libraries: optional
 
         model = build(peer, net).to(torch.float64).train(train)
     with torch.no_grad():

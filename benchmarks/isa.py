@@ -16,6 +16,7 @@ line every table starts with: the CPU model, its vector ISA, and the limits in f
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -106,8 +107,6 @@ def check(profile: str) -> dict[str, str]:
     kernels' target (``bntt_jax.cpu.ffi.target``), whether XLA's generated code holds AVX-512
     instructions (``objdump`` of a dumped module), PyTorch's ATen capability and oneDNN's ISA
     (its verbose line)."""
-    import json
-
     env = environment(profile, {**os.environ, "ONEDNN_VERBOSE": "1", "JAX_PLATFORMS": "cpu"})
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run([sys.executable, "-c", _CHECK], env=env, capture_output=True,

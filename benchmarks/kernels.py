@@ -37,7 +37,7 @@ LAYERS = ((32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 2
 
 
 def _time(fn: Any, *args: Any, repeats: int) -> float:
-    import jax
+    import jax  # JAX: after the target and XLA flags are set
 
     jax.block_until_ready(fn(*args))
     times = []
@@ -52,7 +52,7 @@ def operations(side: int, c: int, d: int, args: argparse.Namespace) -> list[tupl
     """(operation, implementation, function, operands, fraction of the dense work) per row."""
     import functools
 
-    import jax
+    import jax  # JAX: after the target and XLA flags are set
     import jax.numpy as jnp
     import numpy as np
 
@@ -102,7 +102,7 @@ def operations(side: int, c: int, d: int, args: argparse.Namespace) -> list[tupl
 
 def layer_rows(side: int, c: int, d: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     """One row per operation and implementation: seconds, useful GFLOP/s, of peak, vs XLA."""
-    import jax
+    import jax  # JAX: after the target and XLA flags are set
 
     n = args.n
     dense_flop = 2 * n * side * side * 9 * c * d / 1e9
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.run(
             [sys.executable, "-m", "benchmarks.kernels", *argv], env=env
         ).returncode
-    from bntt_jax.cpu import ffi
+    from bntt_jax.cpu import ffi  # JAX: after the target and XLA flags are set
 
     if not ffi.available():
         print("error: the compiled CPU code is unavailable here (see the warning above)",

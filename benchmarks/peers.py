@@ -82,7 +82,7 @@ class SnnTorchVGG9(torch.nn.Module):
     """The BNTT VGG9 in snnTorch, time-major."""
 
     def __init__(self, net: bj.NetworkParams):
-        import snntorch
+        import snntorch  # optional peer library
 
         super().__init__()
         cfg = net.config
@@ -137,7 +137,7 @@ class SpikingJellyVGG9(torch.nn.Module):
     """The BNTT VGG9 in SpikingJelly, multi-step."""
 
     def __init__(self, net: bj.NetworkParams):
-        from spikingjelly.activation_based import layer, neuron
+        from spikingjelly.activation_based import layer, neuron  # optional peer library
 
         super().__init__()
         cfg = net.config
@@ -181,7 +181,7 @@ class SpikingJellyVGG9(torch.nn.Module):
 
     def forward(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None) -> torch.Tensor:
         """``inputs`` NCHW images, or fixed input ``spikes`` ``[T, B, C, H, W]``."""
-        from spikingjelly.activation_based import functional
+        from spikingjelly.activation_based import functional  # optional peer library
 
         functional.reset_net(self)
         if spikes is None:

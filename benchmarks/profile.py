@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import workloads
+from benchmarks.sparsity import workload_network
+
 
 def describe_instructions(hlo: str) -> dict[str, str]:
     """Each instruction's kind, from the compiled module's text: the custom call's target, or
@@ -77,17 +80,16 @@ def kind_of(target: str, op_name: str) -> str:
 
 
 def step_profile(arch: str, T: int, batch: int, sparsity: str, steps: int) -> dict:
-    import jax
+    import jax  # JAX: after the target and XLA flags are set
 
-    from benchmarks.step import _inputs, network, network_config
     from bntt_jax import train as tr
 
-    cfg = network_config(arch, T, 32)
+    cfg = workloads.network_config(arch, T, 32)
     encoder = "sequential" if arch == "mlp" else "poisson"
-    x, y = _inputs(cfg, batch)
+    x, y = workloads.inputs(cfg, batch)
     tx = tr.make_optimizer("sgd", lr=0.1, epochs=1, steps_per_epoch=1000)
     step = jax.jit(functools.partial(tr.train_step, encoder=encoder), donate_argnums=0)
-    state = tr.TrainState.create(network(cfg, sparsity), tx)
+    state = tr.TrainState.create(workload_network(cfg, sparsity), tx)
     key = jax.random.key(1)
     described = describe_layers(step.lower(state, x, y, key).compile().as_text())
     kinds = {name: kind for name, (kind, _) in described.items()}

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import workloads
+
 #: Firing rate per neuron and step of a trained BNTT VGG9 (BNTT paper, Table S1, Fig. 4a).
 TRAINED_RATE = 0.02
 #: Calibration: this many images, and bisection steps over log2(factor) in [-LOW, 0].
@@ -37,7 +39,7 @@ CALIBRATION_BATCH, BISECTIONS, LOW = 8, 7, 8.0
 def activity(net: Any, x: np.ndarray, key: Any, encoder: str) -> dict[str, tuple[float, float]]:
     """``{layer: (firing rate, surrogate non-zero fraction)}`` of ``net`` in training mode
     (batch statistics) on images ``x``, over all neurons and steps."""
-    import jax.numpy as jnp
+    import jax.numpy as jnp  # JAX: after the target and XLA flags are set
 
     import bntt_jax as bj
     from bntt_jax import train as tr
@@ -83,9 +85,7 @@ def calibrate(net: Any, x: np.ndarray, key: Any, encoder: str, target: float) ->
 def trained_sparsity(net: Any, encoder: str, target: float = TRAINED_RATE) -> Any:
     """``net`` with its γᵗ scaled so that every layer fires at ``target`` (module docstring);
     the factors cached per configuration."""
-    import jax
-
-    from benchmarks.step import _inputs
+    import jax  # JAX: after the target and XLA flags are set
 
     cfg = net.config
     key = f"{cfg.arch}-T{cfg.num_steps}-{cfg.img_size}-{cfg.norm}-{target}"
@@ -94,11 +94,24 @@ def trained_sparsity(net: Any, encoder: str, target: float = TRAINED_RATE) -> An
     if path.exists():
         factors = json.loads(path.read_text())
     else:
-        x, _ = _inputs(cfg, CALIBRATION_BATCH, seed=7)
+        x, _ = workloads.inputs(cfg, CALIBRATION_BATCH, seed=7)
         factors = calibrate(net, x, jax.random.key(2), encoder, target)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(factors, indent=1))
     return scale_gamma(net, factors)
+
+
+def workload_network(cfg, sparsity: str):
+    """The benchmarked parameters: freshly initialised, or with every layer firing at a trained
+    BNTT network's rate (:func:`trained_sparsity`)."""
+    import jax  # JAX: after the target and XLA flags are set
+
+    import bntt_jax as bj
+
+    net = bj.init(jax.random.key(0), cfg)
+    if sparsity == "trained":
+        net = trained_sparsity(net, "sequential" if cfg.arch == "mlp" else "poisson")
+    return net
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,14 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", type=float, default=TRAINED_RATE)
     args = p.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    import jax
+    import jax  # JAX: after the target and XLA flags are set
 
     import bntt_jax as bj
-    from benchmarks.step import _inputs, network_config
 
-    cfg = network_config(args.arch, args.T, 32)
+    cfg = workloads.network_config(args.arch, args.T, 32)
     net = bj.init(jax.random.key(0), cfg)
-    x, _ = _inputs(cfg, args.batch)
+    x, _ = workloads.inputs(cfg, args.batch)
     sparse = trained_sparsity(net, "poisson", args.target)
     rows = {"init": activity(net, x, jax.random.key(1), "poisson"),
             "trained": activity(sparse, x, jax.random.key(1), "poisson")}  # fmt: skip

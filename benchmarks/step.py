@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import workloads
+from benchmarks.sparsity import workload_network
 from bntt_jax.cpu.huge_pages import huge_pages_on
 
 IMPLEMENTATIONS = ("jax", "xla", "torch", "snntorch", "spikingjelly")
@@ -34,51 +36,12 @@ IMPLEMENTATIONS = ("jax", "xla", "torch", "snntorch", "spikingjelly")
 def _kernels(impl: str) -> str:
     """What ran the step: the compiled code's target, XLA, or the torch library's ISA."""
     if impl in ("jax", "xla"):
-        from bntt_jax.cpu import ffi
+        from bntt_jax.cpu import ffi  # JAX: after the target and XLA flags are set
 
         return ffi.summary()
-    import torch
+    import torch  # the bench extra, never a library dependency
 
     return f"torch {torch.__version__}, ATen {torch.backends.cpu.get_cpu_capability()}"
-
-
-def network_config(arch: str, num_steps: int, img_size: int):
-    import bntt_jax as bj
-
-    if arch == "mlp":  # Sequential MNIST: FC(1,256)-FC(256,256)-FC(256,10), one pixel per step
-        return bj.NetworkConfig(arch="mlp", num_steps=num_steps, in_features=1, hidden=(256, 256))
-    return bj.NetworkConfig(arch=arch, num_steps=num_steps, img_size=img_size)
-
-
-def forward_gflop_per_image_step(cfg) -> float:
-    """Dense forward FLOPs (2 per multiply-add) of one image at one step: convs, fcs, readout.
-
-    VGG9 on 32×32: 0.389 GFLOP.
-    """
-    flops = 0.0
-    channels = cfg.in_channels if cfg.arch != "mlp" else None
-    fan_in = cfg.in_features if cfg.arch == "mlp" else None
-    for spec in cfg.layers:
-        if spec.kind == "conv":
-            flops += 2 * 9 * channels * spec.features * spec.size**2
-            channels = spec.features
-            side = {"avg2": spec.size // 2, "global": 1}.get(spec.pool, spec.size)
-            fan_in = channels * side * side
-        else:
-            flops += 2 * fan_in * spec.features
-            fan_in = spec.features
-    return (flops + 2 * fan_in * cfg.num_classes) / 1e9
-
-
-def _inputs(cfg, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    if cfg.arch == "mlp":
-        x = rng.random((batch, cfg.num_steps), dtype=np.float32)  # pixel intensities
-    else:
-        x = rng.normal(0, 1, (batch, cfg.img_size, cfg.img_size, cfg.in_channels)).astype(
-            np.float32
-        )
-    return x, (np.arange(batch) % cfg.num_classes).astype(np.int32)
 
 
 def _time(call, steps: int) -> tuple[float, list[float]]:
@@ -93,32 +56,17 @@ def _time(call, steps: int) -> tuple[float, list[float]]:
     return first, times
 
 
-def network(cfg, sparsity: str):
-    """The benchmarked parameters: freshly initialised, or with every layer firing at a trained
-    BNTT network's rate (:mod:`benchmarks.sparsity`)."""
-    import jax
-
-    import bntt_jax as bj
-
-    net = bj.init(jax.random.key(0), cfg)
-    if sparsity == "trained":
-        from benchmarks.sparsity import trained_sparsity
-
-        net = trained_sparsity(net, "sequential" if cfg.arch == "mlp" else "poisson")
-    return net
-
-
 def run_jax(cfg, mode: str, batch: int, steps: int, sparsity: str) -> tuple[float, list[float]]:
     import functools
 
-    import jax
+    import jax  # JAX: after the target and XLA flags are set
 
     import bntt_jax as bj
     from bntt_jax import train as tr
 
     encoder = "sequential" if cfg.arch == "mlp" else "poisson"
-    x, y = _inputs(cfg, batch)
-    net = network(cfg, sparsity)
+    x, y = workloads.inputs(cfg, batch)
+    net = workload_network(cfg, sparsity)
     key = jax.random.key(1)
     if mode == "train":
         tx = tr.make_optimizer("sgd", lr=0.1, epochs=1, steps_per_epoch=1000)
@@ -142,18 +90,18 @@ def run_jax(cfg, mode: str, batch: int, steps: int, sparsity: str) -> tuple[floa
 def run_torch(
     cfg, mode: str, batch: int, steps: int, threads: int, sparsity: str, impl: str = "torch"
 ) -> tuple[float, list[float]]:
-    import torch
+    import torch  # the bench extra, never a library dependency
 
     torch.set_num_threads(threads)
     if impl == "torch":
         from benchmarks.torch_ref import TorchBNTT
 
-        model = TorchBNTT(network(cfg, sparsity))
+        model = TorchBNTT(workload_network(cfg, sparsity))
     else:
         from benchmarks import peers
 
-        model = peers.build(impl, network(cfg, sparsity))
-    x, y = _inputs(cfg, batch)
+        model = peers.build(impl, workload_network(cfg, sparsity))
+    x, y = workloads.inputs(cfg, batch)
     x = torch.from_numpy(x if cfg.arch == "mlp" else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(y).long()
     if mode == "train":
@@ -179,7 +127,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     if args.impl == "xla":
         os.environ["BNTT_JAX_FFI"] = "0"  # read once, at the first use of the compiled code
-    cfg = network_config(args.arch, args.T, args.img_size)
+    cfg = workloads.network_config(args.arch, args.T, args.img_size)
     if args.impl in ("jax", "xla"):
         first, times = run_jax(cfg, args.mode, args.batch, args.steps, args.sparsity)
     else:
@@ -187,9 +135,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                                  args.sparsity, args.impl)  # fmt: skip
     median = statistics.median(times)
     gflop = (
-        forward_gflop_per_image_step(cfg) * args.batch * args.T * (3 if args.mode == "train" else 1)
+        workloads.forward_gflop_per_image_step(cfg)
+        * args.batch
+        * args.T
+        * (3 if args.mode == "train" else 1)
     )
-    import jax
+    import jax  # JAX: after the target and XLA flags are set
 
     return {
         "impl": args.impl,

@@ -26,7 +26,7 @@ import numpy as np
 
 
 def _relu_vgg16(config: Any) -> Any:
-    import flax.linen as nn
+    import flax.linen as nn  # JAX: after the target and XLA flags are set
 
     from bntt_jax.ttfs.models import KERNEL_INIT
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON line")
     args = parser.parse_args(argv)
 
-    import jax
+    import jax  # JAX: after the target and XLA flags are set
     import jax.numpy as jnp
     import optax
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import step
+from benchmarks import step, workloads
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
@@ -33,9 +33,9 @@ def test_step_command_prints_one_json_line(capsys):
 
 
 def test_flop_count_of_vgg9_is_0_389_gflop_per_image_step():
-    assert step.forward_gflop_per_image_step(step.network_config("vgg9", 25, 32)) == pytest.approx(
-        0.389, abs=5e-4
-    )
+    assert workloads.forward_gflop_per_image_step(
+        workloads.network_config("vgg9", 25, 32)
+    ) == pytest.approx(0.389, abs=5e-4)
 
 
 def test_torch_reference_computes_the_same_logits():
@@ -54,11 +54,11 @@ def test_trained_sparsity_fires_at_a_trained_networks_rate(tmp_path, monkeypatch
     from benchmarks import sparsity
 
     monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path))
-    cfg = step.network_config("vgg9", 4, 8)
-    x, _ = step._inputs(cfg, sparsity.CALIBRATION_BATCH, seed=7)
+    cfg = workloads.network_config("vgg9", 4, 8)
+    x, _ = workloads.inputs(cfg, sparsity.CALIBRATION_BATCH, seed=7)
     key = jax.random.key(2)  # the calibration's batch and key
-    initial = sparsity.activity(step.network(cfg, "init"), x, key, "poisson")
-    sparse = step.network(cfg, "trained")
+    initial = sparsity.activity(sparsity.workload_network(cfg, "init"), x, key, "poisson")
+    sparse = sparsity.workload_network(cfg, "trained")
     trained = sparsity.activity(sparse, x, key, "poisson")
     for name, (rate, surrogate) in trained.items():
         assert initial[name][0] > 0.15 and 0.015 < rate < 0.03, (name, rate)
@@ -66,7 +66,7 @@ def test_trained_sparsity_fires_at_a_trained_networks_rate(tmp_path, monkeypatch
     (cached,) = tmp_path.glob("benchmarks/gamma-factors-*.json")
     factors = json.loads(cached.read_text())
     assert set(factors) == set(trained) and all(0 < f < 1 for f in factors.values())
-    again = step.network(cfg, "trained")  # from the cache: the same parameters
+    again = sparsity.workload_network(cfg, "trained")  # from the cache: the same parameters
     gammas = [again.params[f"norm_{n}"]["gamma_t"] for n in factors]
     for n, g in zip(factors, gammas, strict=True):
         assert (g == sparse.params[f"norm_{n}"]["gamma_t"]).all()
