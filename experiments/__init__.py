@@ -13,19 +13,13 @@ Importing this package registers every method and entry; it does not import JAX.
 
 from bntt_jax import _lazy
 
-# isort: off
-# Each method registers its keys, then the entries: the ANN's before BNTT's, whose comparison
-# sweep has ANN members.
-from experiments.bntt import config as _bntt_keys  # noqa: F401
-from experiments.ttfs import config as _ttfs_keys  # noqa: F401
-from experiments.ann import config as _ann_keys  # noqa: F401
+# Each method's entries register its keys and experiments, in any order (an entry built on
+# another method's, or a sweep member, names it and is resolved when first used).
 from experiments.ann import entries as _ann_entries  # noqa: F401
 from experiments.bntt import entries as _bntt_entries  # noqa: F401
-from experiments.ttfs import entries as _ttfs_entries  # noqa: F401
-
-# isort: on
 from experiments.core.config import ExperimentConfig  # noqa: F401  (re-exported)
 from experiments.core.registry import Experiment, get, names, register  # noqa: F401
+from experiments.ttfs import entries as _ttfs_entries  # noqa: F401
 
 _API = {
     "run_experiment": "experiments.core.runner",

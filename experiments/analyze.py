@@ -34,7 +34,7 @@ from typing import Any
 from experiments import analyses
 from experiments.core import folder as run_folder
 from experiments.core import lock
-from experiments.core.config import ConfigError, ExperimentConfig
+from experiments.core.config import ConfigError, ExperimentConfig, analysed_methods, method_spec
 from experiments.core.data import DataCorruptError, DataMissingError, check_available
 from experiments.core.overrides import parse_overrides
 
@@ -42,8 +42,6 @@ from experiments.core.overrides import parse_overrides
 ANALYSIS_KEYS = ("noise_sigmas", "fgsm_epsilons", "analysis_images", "data_dir",
                  "eval_batch_size", "conversion_steps", "conversion_percentile",
                  "conversion_reset", "conversion_images")  # fmt: skip
-#: The methods whose runs these analyses read (as :mod:`experiments.analyses.folders`).
-ANALYSED_METHODS = ("bntt", "ann")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,10 +75,11 @@ def resolve(run: Path, overrides: list[str]) -> tuple[str, ExperimentConfig, dic
             f"checkpoints. Finish it first (python -m experiments.run --resume --out {run}).{why}"
         )
     config = ExperimentConfig.from_dict(folder.config["experiment"])
-    if config.method not in ANALYSED_METHODS:
+    if not method_spec(config.method).analysed:
         raise run_folder.RunFolderError(
-            f"{run} is a {config.method} run; these analyses are for BNTT-family and ANN runs "
-            "(the TTFS run's own report holds its spikes and energy)."
+            f"{run} is a {config.method} run; these analyses read runs of "
+            f"{', '.join(analysed_methods())} (the {config.method} run's own report holds its "
+            "analyses)."
         )
     changes = parse_overrides(overrides)
     for key in changes:

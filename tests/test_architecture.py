@@ -1,8 +1,8 @@
 """The shape of the code, as ARCHITECTURE.md states it, for the three packages (the library, the
 application and the benchmarks): no import circles, the library never imports the application,
-the CPU speed layer imports nothing of the model, the experiments' core imports no method, no
-module over 400 lines, every import inside a function says why, and ``import bntt_jax`` /
-``import experiments`` load no JAX."""
+the CPU speed layer imports nothing of the model, the experiments' core and analyses import no
+method, no method imports another, no module over 400 lines, every import inside a function says
+why, and ``import bntt_jax`` / ``import experiments`` load no JAX."""
 
 from __future__ import annotations
 
@@ -129,6 +129,26 @@ def test_the_cpu_layer_imports_nothing_of_the_model():
 def test_the_experiments_core_imports_no_method():
     methods = ("experiments.bntt", "experiments.ttfs", "experiments.ann", "experiments.analyses")
     assert {(m, d) for m, d in _imports_of("experiments.core") if d.startswith(methods)} == set()
+
+
+METHODS = ("experiments.bntt", "experiments.ttfs", "experiments.ann")
+
+
+def test_the_analyses_import_no_method():
+    """What an analysis needs of a method comes through its interface (``Method.subjects``)."""
+    assert {
+        (m, d) for m, d in _imports_of("experiments.analyses") if d.startswith(METHODS)
+    } == set()
+
+
+def test_no_method_imports_another():
+    crossing = {
+        (m, d)
+        for method in METHODS
+        for m, d in _imports_of(method)
+        if d.startswith(METHODS) and not d.startswith(method)
+    }
+    assert crossing == set()
 
 
 def test_no_module_over_400_lines():

@@ -6,21 +6,15 @@ command line over this module."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 from experiments import analyses
 from experiments.analyses.subject import Subject
-from experiments.ann import method as ann_method
-from experiments.bntt import method as bntt_method
 from experiments.core import folder as run_folder
 from experiments.core.checkpoints import load_checkpoint
-from experiments.core.config import ExperimentConfig
+from experiments.core.config import ExperimentConfig, method_spec
 from experiments.core.data import load_config_data
-
-#: The methods whose runs these analyses read.
-ANALYSED_METHODS = ("bntt", "ann")
 
 
 def subjects_of(
@@ -31,43 +25,14 @@ def subjects_of(
     data: Any,
     checkpoint: str = "last",
 ) -> list[Subject]:
-    """The networks of a finished run: its own, and for an ANN with ``conversion_steps`` its
-    conversion, rebuilt as the run's end built it (same ANN, images and seed)."""
+    """The networks of a finished run that the analyses look at, as its method offers them
+    (``Method.subjects``: its own network, and for an ANN with ``conversion_steps`` its
+    conversion, rebuilt as the run's end built it)."""
+    method = method_spec(config.method).load()
+    if method.subjects is None:
+        raise run_folder.RunFolderError(f"{run}: the analyses do not read {config.method} runs.")
     net = load_checkpoint(run / "checkpoints" / checkpoint)
-    if config.method != "ann":
-        return [Subject(name, net, data, config, bntt_method.evaluate, paper)]
-    out = [Subject(name, net, data, config, ann_method.evaluate, paper, kind="ann")]
-    if config.options.conversion_steps:
-        converted = ann_method.convert(net, data, config)
-        _check_thresholds(run, config, converted, checkpoint)
-        out.append(Subject(f"{name} converted", converted, data, config, _conversion, paper,
-                           kind="conversion", source=net))  # fmt: skip
-    return out
-
-
-def _conversion(net: Any, data: Any, config: ExperimentConfig) -> dict[str, Any]:
-    """A converted network's test; it has no loss (its readout is no calibrated logit)."""
-    return {**ann_method.evaluate_conversion(net, data, config), "loss": None}
-
-
-def _check_thresholds(run: Path, config: ExperimentConfig, converted: Any, checkpoint: str) -> None:
-    """Warn if the conversion rebuilt from an unchanged config differs from the run's own
-    (checked when the analysed checkpoint is the final network, which the run's end
-    converted)."""
-    folder = run_folder.inspect(run)
-    saved = ExperimentConfig.from_dict(folder.config["experiment"])
-    if saved.options != config.options:
-        return  # converted differently on purpose
-    manifest = folder.manifest or {}
-    if checkpoint == "best" and (manifest.get("best") or {}).get("epoch") != manifest.get("epoch"):
-        return  # the run's end converted its final network, the analyses its best
-    metrics = run_folder.read_json(run / run_folder.METRICS).get("conversion") or {}
-    for layer, value in metrics.get("thresholds", {}).items():
-        rebuilt = float(converted.thresholds[layer])
-        if abs(rebuilt - value) > 1e-4 * max(abs(value), 1.0):
-            print(f"warning: the conversion rebuilt from {run} sets {layer}'s threshold to "
-                  f"{rebuilt:.6g}, the run's end set {value:.6g} (another device or library "
-                  "version?); the analyses use the rebuilt one.", file=sys.stderr)  # fmt: skip
+    return method.subjects(run, name, net, data, config, paper, checkpoint)
 
 
 def label_of(subject: Subject) -> str:
@@ -130,7 +95,7 @@ def after_run(out: Path) -> list[Path]:
     (its own report holds its analyses) or ``analyses=none``."""
     folder = run_folder.inspect(out)
     config = ExperimentConfig.from_dict(folder.config["experiment"])
-    if config.method not in ANALYSED_METHODS or not config.analysis.analyses:
+    if not method_spec(config.method).analysed or not config.analysis.analyses:
         return []
     runs = [(Path(out), folder.config["name"], config, folder.config.get("paper", {}))]
     return run_analyses(runs, config.analysis.analyses, Path(out) / "analyses")

@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 
 from bntt_jax.config import NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS
-from experiments.bntt.config import FIXES as BNTT_FIXES
-from experiments.bntt.config import PLAN_HELP, network_takes_images
 from experiments.core.config import ExperimentConfig, MethodSpec, register_method
 from experiments.core.data import DatasetFacts
 from experiments.core.keys import (
+    NETWORK_FIXES,
+    PLAN_HELP,
     Check,
     check_batch_statistics,
     check_images,
@@ -23,17 +23,13 @@ from experiments.core.keys import (
     integer,
     key,
     network_error,
+    network_takes_images,
     real,
 )
 
 #: The normalisations an ANN takes: a standard batch norm after every hidden layer, or none.
 ANN_NORMS = ("bn", "none")
-FIXES = {
-    "arch": f"--set arch=<{'|'.join(ARCHS)}> to suit the dataset.",
-    "norm": "--set norm=bn (or none).",
-    "hidden": "--set hidden=256,256 (positive widths), or hidden=none.",
-    "plan": BNTT_FIXES["plan"],
-}
+FIXES = {**NETWORK_FIXES, "norm": "--set norm=bn (or none)."}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,5 +116,7 @@ def _load() -> Any:
 
 
 SPEC = register_method(
-    MethodSpec("ann", "the ANN of the same topology (ReLU)", ANNNetwork, Conversion, _load)
+    MethodSpec(
+        "ann", "the ANN of the same topology (ReLU)", ANNNetwork, Conversion, _load, analysed=True
+    )
 )

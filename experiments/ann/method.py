@@ -6,6 +6,8 @@ at the Conversion rows' T."""
 from __future__ import annotations
 
 import functools
+import sys
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -13,7 +15,9 @@ import numpy as np
 
 from bntt_jax.baselines import ann, conversion
 from bntt_jax.metrics import energy
+from experiments.analyses.subject import Subject
 from experiments.ann import report
+from experiments.core import folder as run_folder
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
 from experiments.core.evaluation import host_copy, over_test_set
@@ -155,6 +159,51 @@ def _test(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
     return test_record(evaluate(net, data, config))
 
 
+def subjects(
+    run: Path,
+    name: str,
+    net: ann.ANNParams,
+    data: Dataset,
+    config: ExperimentConfig,
+    paper: dict[str, Any],
+    checkpoint: str,
+) -> list[Subject]:
+    """What the analyses look at in a finished run: the ANN and, with ``conversion_steps``,
+    its conversion, rebuilt as the run's end built it (same ANN, images and seed)."""
+    out = [Subject(name, net, data, config, evaluate, paper, kind="ann")]
+    if config.options.conversion_steps:
+        converted = convert(net, data, config)
+        _check_thresholds(run, config, converted, checkpoint)
+        out.append(Subject(f"{name} converted", converted, data, config, _conversion, paper,
+                           kind="conversion", source=net))  # fmt: skip
+    return out
+
+
+def _conversion(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
+    """A converted network's test; it has no loss (its readout is no calibrated logit)."""
+    return {**evaluate_conversion(net, data, config), "loss": None}
+
+
+def _check_thresholds(run: Path, config: ExperimentConfig, converted: Any, checkpoint: str) -> None:
+    """Warn if the conversion rebuilt from an unchanged config differs from the run's own
+    (checked when the analysed checkpoint is the final network, which the run's end
+    converted)."""
+    folder = run_folder.inspect(run)
+    saved = ExperimentConfig.from_dict(folder.config["experiment"])
+    if saved.options != config.options:
+        return  # converted differently on purpose
+    manifest = folder.manifest or {}
+    if checkpoint == "best" and (manifest.get("best") or {}).get("epoch") != manifest.get("epoch"):
+        return  # the run's end converted its final network, the analyses its best
+    metrics = run_folder.read_json(run / run_folder.METRICS).get("conversion") or {}
+    for layer, value in metrics.get("thresholds", {}).items():
+        rebuilt = float(converted.thresholds[layer])
+        if abs(rebuilt - value) > 1e-4 * max(abs(value), 1.0):
+            print(f"warning: the conversion rebuilt from {run} sets {layer}'s threshold to "
+                  f"{rebuilt:.6g}, the run's end set {value:.6g} (another device or library "
+                  "version?); the analyses use the rebuilt one.", file=sys.stderr)  # fmt: skip
+
+
 METHOD = Method(
     name="ann",
     init=ann.init,
@@ -168,4 +217,5 @@ METHOD = Method(
     done_line=done_line,
     write_plots=report.write_plots,
     write_report=report.write_report,
+    subjects=subjects,
 )

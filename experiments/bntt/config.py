@@ -10,12 +10,14 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
-from bntt_jax.config import EXAMPLE_PLAN, NetworkConfig, NetworkConfigError, parse_plan
+from bntt_jax.config import NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS, ENCODERS, RESETS
 from bntt_jax.norms import NORMS, normalization
 from experiments.core.config import ExperimentConfig, MethodSpec, register_method
 from experiments.core.data import DatasetFacts
 from experiments.core.keys import (
+    NETWORK_FIXES,
+    PLAN_HELP,
     ConfigError,
     check_batch_statistics,
     check_images,
@@ -24,35 +26,16 @@ from experiments.core.keys import (
     integer,
     key,
     network_error,
+    network_takes_images,
 )
 
 # How to fix a value that NetworkConfig refuses (the other keys are checked by their field).
 FIXES = {
-    "arch": f"--set arch=<{'|'.join(ARCHS)}> to suit the dataset.",
+    **NETWORK_FIXES,
     "norm": f"--set norm=<{'|'.join(NORMS)}>.",
     "num_steps": "--set num_steps=25 (a positive int).",
     "leak": "--set leak=0.95 (in (0, 1]), or leak=none for the architecture's default.",
-    "hidden": "--set hidden=256,256 (positive widths), or hidden=none.",
-    "plan": f"--set arch=custom --set plan={EXAMPLE_PLAN} (cN: 3x3 conv of N channels, p: 2x2 "
-    "average pool, g: global average pool, fN: dense of N neurons).",
 }
-
-
-def network_takes_images(arch: str, plan: tuple[str, ...] | None) -> bool:
-    """A VGG, or a plan that starts with a convolution (a bad plan: left to build)."""
-    if arch != "custom":
-        return arch != "mlp"
-    try:
-        return bool(plan) and bool(parse_plan(plan)[0])
-    except ValueError:
-        return False
-
-
-#: The ``plan`` key of a network of ``arch=custom`` (the spiking network's and its ANN's).
-PLAN_HELP = (
-    f"arch=custom: the layers, e.g. {EXAMPLE_PLAN} (cN 3x3 conv, p 2x2 average pool, g global "
-    "pool, fN dense; the readout follows)"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,8 +112,14 @@ def _load() -> Any:
 
 SPEC = register_method(
     MethodSpec(
-        "bntt", "BNTT (Kim & Panda): a LIF network, BPTT", BNTTNetwork, None, _load, unrolled=True
-    )  # fmt: skip
+        "bntt",
+        "BNTT (Kim & Panda): a LIF network, BPTT",
+        BNTTNetwork,
+        None,
+        _load,
+        unrolled=True,
+        analysed=True,
+    )
 )
 
 #: The authors' released CIFAR-10 settings (Table 1 of the BNTT paper): VGG9, leak 0.95, SGD

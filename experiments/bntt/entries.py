@@ -1,6 +1,6 @@
 """The registered experiments of the BNTT papers (Kim & Panda): Table 1's CIFAR-10 rows, the
 embedded digits default, and the comparison of Table 3, Table S1, Fig. 1 and Fig. 4 as a
-sweep (its ANN members are registered by :mod:`experiments.ann.entries`, first)."""
+sweep (its ANN members are :mod:`experiments.ann.entries`', by name)."""
 
 from pathlib import Path
 from typing import Any

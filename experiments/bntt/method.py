@@ -12,6 +12,7 @@ import jax
 
 import bntt_jax as bj
 from bntt_jax import train as tr
+from experiments.analyses.subject import Subject
 from experiments.bntt import report
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
@@ -142,6 +143,19 @@ def done_line(metrics: dict[str, Any]) -> str:
     return f"early exit at T={ee['step']} keeps {100 * ee['accuracy']:.2f}%"
 
 
+def subjects(
+    run: Any,
+    name: str,
+    net: Any,
+    data: Dataset,
+    config: ExperimentConfig,
+    paper: dict[str, Any],
+    checkpoint: str,
+) -> list[Subject]:
+    """What the analyses look at in a finished run: its network."""
+    return [Subject(name, net, data, config, evaluate, paper)]
+
+
 METHOD = Method(
     name="bntt",
     init=bj.init,
@@ -155,4 +169,5 @@ METHOD = Method(
     done_line=done_line,
     write_plots=report.write_plots,
     write_report=report.write_report,
+    subjects=subjects,
 )

@@ -124,6 +124,8 @@ class MethodSpec(NamedTuple):
         (imported on first use, with JAX).
       unrolled: its training step unrolls the network over ``num_steps`` (BPTT), so its
         memory grows with T (:mod:`experiments.core.memory`).
+      analysed: the analyses of :mod:`experiments.analyses` read its finished runs (its
+        ``Method.subjects``); ``python -m experiments.analyze`` refuses the others' runs.
     """
 
     name: str
@@ -132,6 +134,12 @@ class MethodSpec(NamedTuple):
     options: type | None
     load: Callable[[], Any]
     unrolled: bool = False
+    analysed: bool = False
+
+
+def analysed_methods() -> tuple[str, ...]:
+    """The methods whose finished runs the analyses read (:attr:`MethodSpec.analysed`)."""
+    return tuple(name for name, spec in METHODS.items() if spec.analysed)
 
 
 #: The registered methods, by name (each method's package registers itself).

@@ -12,6 +12,8 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from bntt_jax.config import EXAMPLE_PLAN, parse_plan
+from bntt_jax.constants import ARCHS
 from experiments.core.data import dataset_facts, splits
 
 
@@ -234,3 +236,29 @@ def network_error(
     name = name if name in fixes else "arch"
     problem = getattr(err, "problem", str(err).split(": ", 1)[-1])
     return ConfigError(name, keys[name], problem, fixes[name])
+
+
+# ------------------------------------------- the network keys of every method of a layer plan
+#: The ``plan`` key of a network of ``arch=custom`` (the spiking network's and its ANN's).
+PLAN_HELP = (
+    f"arch=custom: the layers, e.g. {EXAMPLE_PLAN} (cN 3x3 conv, p 2x2 average pool, g global "
+    "pool, fN dense; the readout follows)"
+)
+#: How to fix the network keys that :class:`bntt_jax.NetworkConfig` refuses, shared by the
+#: methods whose networks it builds (each adds its own).
+NETWORK_FIXES = {
+    "arch": f"--set arch=<{'|'.join(ARCHS)}> to suit the dataset.",
+    "hidden": "--set hidden=256,256 (positive widths), or hidden=none.",
+    "plan": f"--set arch=custom --set plan={EXAMPLE_PLAN} (cN: 3x3 conv of N channels, p: 2x2 "
+    "average pool, g: global average pool, fN: dense of N neurons).",
+}
+
+
+def network_takes_images(arch: str, plan: tuple[str, ...] | None) -> bool:
+    """A VGG, or a plan that starts with a convolution (a bad plan: left to build)."""
+    if arch != "custom":
+        return arch != "mlp"
+    try:
+        return bool(plan) and bool(parse_plan(plan)[0])
+    except ValueError:
+        return False

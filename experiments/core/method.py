@@ -53,6 +53,11 @@ class Method(NamedTuple):
       write_report: ``(out_dir, name, config, metrics) -> Path``: ``report.md``.
       epoch_record: ``net -> record``: what the history keeps of the network every epoch.
       warnings: ``metrics -> [str]``: what is wrong with finished results (logged, reported).
+      subjects: ``(run, name, net, data, config, paper, checkpoint) -> [Subject]``: the
+        networks of a finished run that the analyses of :mod:`experiments.analyses` look at
+        (:class:`experiments.analyses.subject.Subject`: the run's own, and any it derives,
+        such as an ANN's conversion); ``None`` for a method whose report holds its analyses.
+        Its :class:`~experiments.core.config.MethodSpec` says so without JAX (``analysed``).
     """
 
     name: str
@@ -69,6 +74,7 @@ class Method(NamedTuple):
     write_report: Callable[[Path, str, ExperimentConfig, dict[str, Any]], Path]
     epoch_record: Callable[[Any], dict[str, float]] = _no_record
     warnings: Callable[[dict[str, Any]], list[str]] = _no_warnings
+    subjects: Callable[..., list[Any]] | None = None
 
 
 def train_and_test(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 sweeps (a family of experiments drawn as one figure, :mod:`experiments.core.sweeps`).
 
 Each method's ``entries`` module registers its experiments when ``experiments`` is imported;
-this module imports none of them."""
+this module imports none of them. The order they register in does not matter: an entry may be
+another's config with keys changed (:class:`Derived`, by name) and a sweep names its members'
+entries; both are resolved when first used."""
 
 from __future__ import annotations
 
@@ -59,20 +61,30 @@ class Sweep:
 
 
 @dataclasses.dataclass(frozen=True)
+class Derived:
+    """An entry's config as another entry's (``entry``, by name) with ``changes`` (flat keys),
+    e.g. an ANN of a spiking network's topology; resolved when the entry is first used."""
+
+    entry: str
+    changes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
     """A named experiment.
 
     Attributes:
       name: the CLI name, e.g. ``digits_bntt``.
       summary: one line for ``--list``.
-      config: the :class:`ExperimentConfig` it runs.
+      config: the :class:`ExperimentConfig` it runs (registered as one, or as a
+        :class:`Derived` that :func:`get` resolves).
       paper: the paper's reference values for the table cells it reproduces (accuracy in %,
         ``source`` naming the table).
     """
 
     name: str
     summary: str
-    config: ExperimentConfig
+    config: ExperimentConfig | Derived
     paper: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -81,9 +93,13 @@ _SWEEPS: dict[str, Sweep] = {}
 
 
 def register(
-    name: str, summary: str, config: ExperimentConfig, paper: dict[str, Any] | None = None
+    name: str,
+    summary: str,
+    config: ExperimentConfig | Derived,
+    paper: dict[str, Any] | None = None,
 ) -> Experiment:
-    """Register an experiment under ``name``."""
+    """Register an experiment under ``name``: its config, or another entry's with some keys
+    changed (:class:`Derived`)."""
     if name in _REGISTRY or name in _SWEEPS:
         raise ValueError(f"experiment {name!r} is registered twice")
     _REGISTRY[name] = Experiment(name, summary, config, dict(paper or {}))
@@ -91,12 +107,10 @@ def register(
 
 
 def register_sweep(sweep: Sweep) -> Sweep:
-    """Register a sweep; its members must name experiments registered before it."""
+    """Register a sweep; its members name experiments registered before or after it
+    (:func:`member_configs` resolves them)."""
     if sweep.name in _REGISTRY or sweep.name in _SWEEPS:
         raise ValueError(f"experiment {sweep.name!r} is registered twice")
-    for member in sweep.members:
-        if member.entry not in _REGISTRY:
-            raise ValueError(f"sweep {sweep.name!r}: no experiment {member.entry!r}")
     _SWEEPS[sweep.name] = sweep
     return sweep
 
@@ -115,11 +129,20 @@ def get(name: str) -> Experiment:
     """The experiment called ``name``; an unknown name raises ``KeyError`` with close matches."""
     if name not in _REGISTRY:
         _unknown(name, "a sweep, not one experiment" if name in _SWEEPS else None)
-    return _REGISTRY[name]
+    entry = _REGISTRY[name]
+    if isinstance(entry.config, Derived):
+        base = get(entry.config.entry).config
+        entry = _REGISTRY[name] = dataclasses.replace(
+            entry, config=base.replace(**entry.config.changes)
+        )
+    return entry
 
 
 def member_configs(sweep: Sweep) -> list[ExperimentConfig]:
     """Each member's config: its entry's, with the member's changes."""
+    missing = [m.entry for m in sweep.members if m.entry not in _REGISTRY]
+    if missing:
+        raise KeyError(f"sweep {sweep.name!r}: no experiment {', '.join(map(repr, missing))}")
     return [get(m.entry).config.replace(**m.changes) for m in sweep.members]
 
 

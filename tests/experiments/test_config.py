@@ -114,3 +114,47 @@ def test_a_run_folder_of_the_earlier_version_resumes_to_the_same_end(tmp_path, m
     (tmp_path / "old" / run_folder.PREVIOUS).unlink()
     assert main(["--resume", "--out", str(tmp_path / "old")]) == 0
     assert metrics_without_timing(tmp_path / "old") == metrics_without_timing(tmp_path / "whole")
+
+
+REGISTRY_DUMP = """
+import importlib, json, sys
+for method in sys.argv[1:]:
+    importlib.import_module(f"experiments.{method}.entries")
+from experiments.core import registry
+out = {}
+for name in registry.names():
+    entry = registry.lookup(name)
+    configs = (registry.member_configs(entry) if isinstance(entry, registry.Sweep)
+               else [entry.config])
+    out[name] = [c.to_dict() for c in configs]
+print(json.dumps(out, sort_keys=True, default=str))
+"""
+
+
+def test_the_entries_register_the_same_experiments_in_any_order():
+    """Each method's entries alone, in two orders: the same registry (an ANN built on a BNTT
+    entry, a sweep with members of another method, resolve when used)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+
+    def dump(*order: str) -> dict:
+        # each order in a fresh process: registration happens once per process
+        command = [sys.executable, "-c", REGISTRY_DUMP, *order]
+        run = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+        return json.loads(run.stdout)
+
+    forward, backward = dump("ann", "bntt", "ttfs"), dump("ttfs", "bntt", "ann")
+    assert forward == backward
+    assert forward["cifar10_ann"] == [
+        registry.get("cifar10_bntt").config.replace(method="ann", norm="bn", lr=0.1).to_dict()
+    ]
+    assert len(forward["mnist5k_comparison"]) == 11
+
+
+def test_a_sweep_member_of_no_experiment_is_named_when_the_sweep_is_used():
+    sweep = registry.Sweep("x", "x", (registry.Member("a", "a", "no_such_entry"),), "f", print)
+    with pytest.raises(KeyError, match="no_such_entry"):
+        registry.member_configs(sweep)
