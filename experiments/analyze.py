@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import analyses
-from experiments.core import folder as run_folder
-from experiments.core import lock
+from experiments.core import lock, run_folder
 from experiments.core.config import ConfigError, ExperimentConfig, analysed_methods, method_spec
 from experiments.core.data import DataCorruptError, DataMissingError, check_available
 from experiments.core.overrides import parse_overrides

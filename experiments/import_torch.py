@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 import bntt_jax as bj
-from experiments.core import folder as run_folder
-from experiments.core import lock, registry
+from experiments.core import lock, record, registry, run_folder
 from experiments.core.config import ConfigError
 from experiments.core.data import DataMissingError, check_available, load_config_data
+from experiments.core.files import sha256
 from experiments.core.overrides import apply_overrides
 
 
@@ -150,36 +150,31 @@ def write_folder(
 
     from bntt_jax import train as tr
     from experiments.bntt import method
-    from experiments.core import checkpoints, manifest
+    from experiments.core import checkpoints
 
     start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    run_folder.write_json(out / run_folder.CONFIG, {
-        "format": run_folder.FORMAT,
+    record.write_config(out, {
+        "format": record.FORMAT,
         "name": name,
         "experiment": config.to_dict(),
         "network": net.config.to_dict(),
         "paper": paper,
         "data": {"name": data.name, "train": len(data.train_x), "test": len(data.test_x),
                  "fingerprint": data.fingerprint},
-        "imported": {"file": checkpoint.name, "sha256": run_folder.sha256(checkpoint)},
+        "imported": {"file": checkpoint.name, "sha256": sha256(checkpoint)},
     })  # fmt: skip
     state = tr.TrainState.create(net, optax.identity())
     saved = {key: checkpoints.save(out, key, state) for key in ("last/0", "best/0")}
     metrics = method.final_metrics(net, data, config, [], paper)
     metrics["wall_time_s"] = time.perf_counter() - start
     metrics["imported"] = checkpoint.name
-    method.METHOD.write_plots(out, metrics)
-    method.METHOD.write_report(out, name, config, metrics)
-    run_folder.write_json(out / run_folder.METRICS, metrics)
-    record = {
-        **manifest.new_manifest(),
-        "best": {"epoch": 0, "accuracy": metrics["test_accuracy"], "checkpoint": "best/0"},
-        "checkpoints": saved,
-        "complete": True,
-        "elapsed_s": metrics["wall_time_s"],
-    }
-    manifest.commit(out, record, 0)
+    best = {"epoch": 0, "accuracy": metrics["test_accuracy"], "checkpoint": "best/0"}
+    manifest = {**record.new_manifest(), "best": best, "checkpoints": saved}
+    writes = [
+        lambda: method.METHOD.write_plots(out, metrics),
+        lambda: method.METHOD.write_report(out, name, config, metrics),
+    ]
+    record.commit_finished(out, manifest, metrics, writes, print)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.core import folder as run_folder
-from experiments.core import lock, sweeps
+from experiments.core import lock, run_folder, sweeps
 from experiments.core.config import method_spec
 
 
 def redraw(path: Path) -> list[Path]:
     """The figures of the finished run or sweep in ``path``, drawn again from its metrics;
-    :class:`~experiments.core.folder.RunFolderError` if it holds neither."""
+    :class:`~experiments.core.run_folder.RunFolderError` if it holds neither."""
     if (path / sweeps.SWEEP).is_file():
         return sweeps.redraw(path)
     folder = run_folder.inspect(path)

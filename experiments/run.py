@@ -30,8 +30,7 @@ from typing import Any
 from bntt_jax.config import NetworkConfig
 from bntt_jax.cpu.huge_pages import restart_with_huge_pages
 from bntt_jax.metrics import energy
-from experiments.core import estimates, lock, memory, registry, sweeps
-from experiments.core import folder as run_folder
+from experiments.core import estimates, lock, memory, registry, run_folder, sweeps
 from experiments.core.config import (
     RESUME_SAFE_KEYS,
     ConfigError,
@@ -46,8 +45,8 @@ from experiments.core.data import (
     data_source,
     load_dataset,
 )
-from experiments.core.folder import RunFolderError
 from experiments.core.overrides import apply_overrides, describe_keys, parse_overrides
+from experiments.core.run_folder import RunFolderError
 
 EPILOG = """\
 config keys (--set KEY=VALUE, repeatable; a run takes the shared and analysis keys and its
@@ -134,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 def plan(args: argparse.Namespace) -> Plan:
     """Resolve and check everything about the command that needs no JAX and no data.
 
-    Raises :class:`ConfigError`, :class:`experiments.core.folder.RunFolderError` (another
+    Raises :class:`ConfigError`, :class:`experiments.core.run_folder.RunFolderError` (another
     command writing the folder among them) or ``KeyError`` (unknown experiment).
     """
     if args.out is not None:

@@ -28,7 +28,7 @@ from typing import Any
 from experiments.analyses.subject import KINDS, Subject, evaluate_on, evaluation  # noqa: F401
 from experiments.core.config import ANALYSIS_NAMES
 from experiments.core.faults import fault_point
-from experiments.core.folder import read_json, write_json, write_text
+from experiments.core.files import read_json, write_json, write_text
 
 #: The analyses, in the order they run: name -> module under ``experiments.analyses``.
 ANALYSES = ANALYSIS_NAMES

@@ -11,7 +11,7 @@ from typing import Any
 
 from experiments import analyses
 from experiments.analyses.subject import Subject
-from experiments.core import folder as run_folder
+from experiments.core import run_folder
 from experiments.core.checkpoints import load_checkpoint
 from experiments.core.config import ExperimentConfig, method_spec
 from experiments.core.data import load_config_data

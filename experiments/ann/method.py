@@ -17,7 +17,7 @@ from bntt_jax.baselines import ann, conversion
 from bntt_jax.metrics import energy
 from experiments.analyses.subject import Subject
 from experiments.ann import report
-from experiments.core import folder as run_folder
+from experiments.core import run_folder
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
 from experiments.core.evaluation import host_copy, over_test_set

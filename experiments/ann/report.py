@@ -9,7 +9,7 @@ import numpy as np
 
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import facts_line
-from experiments.core.folder import write_text
+from experiments.core.files import write_text
 from experiments.core.plots import plot_curves, pyplot, save_figure
 
 

@@ -26,10 +26,10 @@ from bntt_jax.metrics import energy
 from experiments import analyses
 from experiments.analyses.energy import input_rate
 from experiments.analyses.folders import subjects_of, with_transfer
-from experiments.core import folder as run_folder
+from experiments.core import run_folder
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import data_source, load_dataset
-from experiments.core.folder import write_text
+from experiments.core.files import write_text
 from experiments.core.sweeps import member_keys
 
 #: The members' keys (the sweep's members must have exactly these).

@@ -20,7 +20,7 @@ import numpy as np
 from experiments.bntt import comparison
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import facts_line
-from experiments.core.folder import write_text
+from experiments.core.files import write_text
 from experiments.core.plots import pyplot, save_figure
 from experiments.core.sweeps import member_keys
 

@@ -2,9 +2,10 @@
 
 A checkpoint is the training state after an epoch: ``{"step", "params", "batch_stats",
 "opt_state"}`` as host arrays, written by orbax (which writes into a temporary folder and
-renames it when complete) to ``checkpoints/last/<E>`` or ``checkpoints/best/<E>``. How the
-run commits them is in :mod:`experiments.core.ledger`; :func:`load_checkpoint` reads the
-network of any results folder, verified against the hashes committed with it.
+renames it when complete) to ``checkpoints/last/<E>`` or ``checkpoints/best/<E>``. How they
+are committed, and which one may be loaded, is :mod:`experiments.core.record`;
+:func:`load_checkpoint` reads the network of any results folder, verified against the hashes
+committed with it.
 
 Only the calling process writes or reads: under ``jax.distributed`` process 0 saves (the state
 is replicated, so it holds all of it) and every process restores for itself from the shared
@@ -22,9 +23,9 @@ import jax
 import orbax.checkpoint as ocp
 
 from bntt_jax import train as tr
-from experiments.core import folder
+from experiments.core import record
 from experiments.core.config import method_spec
-from experiments.core.manifest import restore_hint
+from experiments.core.files import hash_tree, read_json
 
 
 def _checkpointer() -> ocp.Checkpointer:
@@ -58,7 +59,7 @@ def save(run: Path, key: str, state: tr.TrainState) -> dict[str, str]:
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     _checkpointer().save(target, args=ocp.args.PyTreeSave(state_tree(state)))
-    return folder.hash_tree(target)
+    return hash_tree(target)
 
 
 def _restore(directory: Path, target: dict[str, Any], partial: bool) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def _restore(directory: Path, target: dict[str, Any], partial: bool) -> dict[str
         )
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise folder.CheckpointDamagedError(
+        raise record.CheckpointDamagedError(
             f"{directory} does not hold this run's network ({first}); was config.json edited?"
         ) from None
 
@@ -89,7 +90,7 @@ def restore_state(directory: Path, template: tr.TrainState) -> tr.TrainState:
 
 def _network_template(run: Path) -> Any:
     """A network of the run's architecture (its method's ``init``), to restore into."""
-    config = folder.read_json(run / folder.CONFIG)
+    config = read_json(run / record.CONFIG)
     spec = method_spec(config.get("experiment", {}).get("method", "bntt"))
     network = spec.network.built.from_dict(config["network"])
     return spec.load().init(jax.random.key(0), network)
@@ -105,7 +106,7 @@ def load_checkpoint(path: str | Path) -> Any:
     If the best (or last) checkpoint was set aside or is damaged, the newest intact ``last``
     one loads instead, with a warning naming the damage and how to restore it; one checkpoint
     asked for by name is never replaced, and a damaged file raises
-    :class:`experiments.core.folder.CheckpointDamagedError` naming it. A damaged manifest falls
+    :class:`experiments.core.run_folder.CheckpointDamagedError` naming it. A damaged manifest falls
     back to the previous commit, with a warning. Folders of earlier versions (no hashes) load
     unverified, with a warning.
     """
@@ -116,71 +117,25 @@ def load_checkpoint(path: str | Path) -> Any:
         run, kind, epoch = path.parents[2], path.parent.name, path.name
     else:
         run, kind, epoch = path, "best", None
-    if not (run / folder.CONFIG).is_file():
+    if not (run / record.CONFIG).is_file():
         raise FileNotFoundError(f"no config.json in {run}: not a results folder.")
-    if kind not in folder.KINDS:
+    if kind not in record.KINDS:
         raise ValueError(f"{path}: expected checkpoints/best or checkpoints/last.")
-    manifest, warning = folder.read_manifest(run)
+    manifest, warning = record.read_manifest(run)
     if warning:
         warnings.warn(warning, UserWarning, stacklevel=2)
     if manifest is None:
         directory = _legacy_checkpoint(run / "checkpoints" / kind, epoch)
-    elif epoch is not None:
-        directory = _exactly(run, manifest, f"{kind}/{epoch}")
     else:
-        directory = _intact(run, manifest, kind)
+        directory, instead = record.checkpoint_to_load(run, manifest, kind, epoch)
+        if instead:
+            warnings.warn(instead, UserWarning, stacklevel=2)
     template = _network_template(run)
     target = {"params": template.params, "batch_stats": template.batch_stats}
     restored = _restore(directory, jax.device_get(target), partial=True)
     return template.replace(
         params=jax.tree.map(jax.numpy.asarray, restored["params"]),
         batch_stats=jax.tree.map(jax.numpy.asarray, restored["batch_stats"]),
-    )
-
-
-def _exactly(run: Path, manifest: dict[str, Any], key: str) -> Path:
-    """The committed checkpoint ``key``, verified (no fall-back: it was asked for by name)."""
-    if key not in manifest["checkpoints"]:
-        raise FileNotFoundError(
-            f"{run} has no committed checkpoint {key}; committed: "
-            f"{', '.join(sorted(manifest['checkpoints'])) or 'none'}."
-        )
-    problem = folder.verify(run / "checkpoints" / key, manifest["checkpoints"][key])
-    if problem:
-        raise folder.CheckpointDamagedError(f"cannot load {key}: {problem}.")
-    return run / "checkpoints" / key
-
-
-def _intact(run: Path, manifest: dict[str, Any], kind: str) -> Path:
-    """The committed ``best`` (or newest ``last``) checkpoint; if it was set aside or is
-    damaged, the newest intact ``last`` one, with a warning that says what to do."""
-    problems = []
-    if kind == "best":
-        best = manifest["best"]
-        if best is None:
-            raise FileNotFoundError(f"{run} has no best checkpoint yet (no test so far).")
-        key = best["checkpoint"]
-        problem = "it was set aside as damaged" if key is None else folder.verify(
-            run / "checkpoints" / key, manifest["checkpoints"].get(key, {})
-        )  # fmt: skip
-        if problem is None:
-            return run / "checkpoints" / key
-        problems.append(f"the best checkpoint (epoch {best['epoch']}) cannot be used: {problem}")
-    lasts = sorted((k for k in manifest["checkpoints"] if k.startswith("last/")),
-                   key=lambda k: -int(k.split("/")[1]))  # fmt: skip
-    for key in lasts:
-        problem = folder.verify(run / "checkpoints" / key, manifest["checkpoints"][key])
-        if problem is None:
-            if problems:
-                hint = restore_hint(manifest["best"]["epoch"]) if kind == "best" else ""
-                warnings.warn(f"{run}: {'; '.join(problems)}. Loading {key}, the last intact "
-                              f"checkpoint, instead. {hint}".rstrip(), UserWarning,
-                              stacklevel=3)  # fmt: skip
-            return run / "checkpoints" / key
-        problems.append(problem)
-    raise folder.CheckpointDamagedError(
-        f"cannot load {run}: {'; '.join(problems) or 'no checkpoint is committed'}. No intact "
-        "checkpoint is left."
     )
 
 

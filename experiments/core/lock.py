@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from experiments.core.folder import LOCK, RunFolderError
+from experiments.core.run_folder import LOCK, RunFolderError
 
 _HELD: dict[Path, int] = {}  # folder -> how many holds of this process are open on it
 
@@ -78,7 +78,7 @@ def hold(folder: Path, *, create: bool = True) -> Iterator[None]:
     """Hold ``folder``'s lock for the ``with`` block, creating the folder if ``create``.
 
     Raises :class:`FolderLockedError` if another process holds it, and
-    :class:`~experiments.core.folder.RunFolderError` naming the path if the folder cannot be
+    :class:`~experiments.core.run_folder.RunFolderError` naming the path if the folder cannot be
     created or written. A folder this call created and left holding nothing but the lock
     file is removed again on exit (a command that stopped before writing leaves nothing).
     """

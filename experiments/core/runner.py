@@ -30,8 +30,7 @@ from tqdm.auto import tqdm
 from bntt_jax import parallel
 from bntt_jax import train as tr
 from bntt_jax.cpu import choice, ffi
-from experiments.core import folder as run_folder
-from experiments.core import lock, memory
+from experiments.core import lock, memory, run_folder
 from experiments.core.config import ExperimentConfig, check_against_data
 from experiments.core.data import Dataset, check_finite, iterate, load_config_data, num_batches
 from experiments.core.ledger import Ledger
@@ -150,8 +149,8 @@ def _train(plan: RunPlan) -> dict[str, Any]:
     method: Method = config.spec.load()
     network = config.network_config
     leg = {"processes": jax.process_count(), "devices": mesh.size, "data_dir": config.data_dir}
-    record = None if plan.resume else _config_record(plan, network)
-    ledger = Ledger.begin(plan.out, record=record, leg=leg)
+    config_record = None if plan.resume else _config_record(plan, network)
+    ledger = Ledger.begin(plan.out, config=config_record, leg=leg)
     try:
         return _epochs(plan, method, network, ledger)
     except (TrainingDivergedError, KeyboardInterrupt):

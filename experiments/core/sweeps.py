@@ -9,7 +9,7 @@ without training. Layout::
 
     sweep.json           the sweep: its members and their resolved configs (written first;
                          rewritten with "complete": true once the figures are drawn)
-    01_<key>/ 02_<key>/  one results folder per member (see :mod:`experiments.core.folder`)
+    01_<key>/ 02_<key>/  one results folder per member (see :mod:`experiments.core.run_folder`)
     report.md, *.png     the figures and the table of members
 
 A ``--set`` on a new sweep applies to every member that has the key (e.g. ``--set
@@ -24,14 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from experiments.core import folder as run_folder
-from experiments.core import registry
+from experiments.core import registry, run_folder
 from experiments.core.config import ConfigError, ExperimentConfig
 from experiments.core.data import Dataset, data_source, load_dataset
 from experiments.core.faults import fault_point
-from experiments.core.folder import SWEEP, RunFolderError
+from experiments.core.files import write_json
 from experiments.core.overrides import parse_overrides
 from experiments.core.registry import Sweep
+from experiments.core.run_folder import SWEEP, RunFolderError
 
 #: Version of the sweep folder's layout.
 FORMAT = 1
@@ -176,7 +176,7 @@ def run_sweep(
     if primary:
         path.mkdir(parents=True, exist_ok=True)
         if not resume:
-            run_folder.write_json(path / SWEEP, record)
+            write_json(path / SWEEP, record)
             fault_point("sweep_written", 0)
     loaded = dict(datasets or {})
     results = []
@@ -207,7 +207,7 @@ def run_sweep(
     if primary:
         draw(path, record, results)
         fault_point("sweep_figures", count)
-        run_folder.write_json(path / SWEEP, {**record, "complete": True})
+        write_json(path / SWEEP, {**record, "complete": True})
         fault_point("sweep_completed", count)
     return results
 

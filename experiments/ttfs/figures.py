@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.core.folder import write_text
+from experiments.core.files import write_text
 from experiments.core.plots import pyplot, save_figure
 from experiments.core.sweeps import member_keys
 

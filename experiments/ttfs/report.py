@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.core.config import ExperimentConfig
-from experiments.core.folder import write_text
+from experiments.core.files import write_text
 from experiments.core.plots import plot_curves, pyplot, save_figure
 
 

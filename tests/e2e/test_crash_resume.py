@@ -21,8 +21,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.core import faults
-from experiments.core import folder as run_folder
+from experiments.core import faults, record, run_folder
 from experiments.core.checkpoints import load_checkpoint
 from experiments.run import main
 from tests.helpers.runs import metrics_without_timing
@@ -74,9 +73,7 @@ def _comparable(run: Path) -> dict:
         net = load_checkpoint(run / "checkpoints" / which)
         arrays[which] = jax.tree.map(np.asarray, {"p": net.params, "s": net.batch_stats})
     folders = sorted(
-        f"{kind}/{p.name}"
-        for kind in run_folder.KINDS
-        for p in (run / "checkpoints" / kind).iterdir()
+        f"{kind}/{p.name}" for kind in record.KINDS for p in (run / "checkpoints" / kind).iterdir()
     )
     return {
         "metrics": metrics,

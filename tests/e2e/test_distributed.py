@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.core import folder as run_folder
+from experiments.core import run_folder
 from tests.helpers.runs import metrics_without_timing
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier

@@ -18,8 +18,7 @@ import pytest
 
 from bntt_jax import train as tr
 from experiments.bntt import method as bntt_method
-from experiments.core import folder as run_folder
-from experiments.core import ledger
+from experiments.core import record, run_folder
 from experiments.core.checkpoints import load_checkpoint
 from experiments.core.config import RESUME_SAFE_KEYS, key_names
 from experiments.run import main
@@ -45,14 +44,14 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 def _interrupt_at(monkeypatch, point: str) -> None:
     """Make the in-process runner stop at ``point`` as a Ctrl-C would."""
-    real = ledger.fault_point
+    real = record.fault_point
 
     def fault(name: str, epoch: int) -> None:
         real(name, epoch)
         if f"{name}@{epoch}" == point:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(ledger, "fault_point", fault)
+    monkeypatch.setattr(record, "fault_point", fault)
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +179,7 @@ def _flip_hash(text: str) -> str:  # one hex digit of a committed checkpoint has
 @pytest.mark.parametrize("damage", [_flip_epoch, _flip_hash, lambda t: t[: len(t) // 2]],
                          ids=["epoch-flipped", "hash-flipped", "truncated"])  # fmt: skip
 def test_a_damaged_manifest_falls_back_one_commit(interrupted, finished, damage, capsys):
-    file = interrupted / run_folder.MANIFEST
+    file = interrupted / record.MANIFEST
     file.write_text(damage(file.read_text()))
     assert main(["--resume", "--out", str(interrupted)]) == 0
     log = (interrupted / "log.txt").read_text()
@@ -193,7 +192,7 @@ def test_a_damaged_manifest_falls_back_one_commit(interrupted, finished, damage,
 
 
 def test_both_manifests_damaged_or_a_damaged_config_is_named(interrupted, capsys):
-    for name in (run_folder.MANIFEST, run_folder.PREVIOUS):
+    for name in (record.MANIFEST, record.PREVIOUS):
         (interrupted / name).write_text((interrupted / name).read_text()[:-40])
     before = _snapshot(interrupted)
     assert main(["--resume", "--out", str(interrupted)]) == 2

@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from experiments import analyze
-from experiments.core import ledger
+from experiments.core import record
 from experiments.core.checkpoints import load_checkpoint
 from experiments.run import main
 from tests.helpers.runs import metrics_without_timing
@@ -46,16 +46,16 @@ def test_own_data_runs_resumes_and_is_analysed(own_file, tmp_path, monkeypatch):
     assert config["experiment"]["dataset"] == str(own_file)
     assert "my_digits.npz" in (whole / "report.md").read_text()
 
-    real = ledger.fault_point
+    real = record.fault_point
 
     def stop_after_epoch_1(name: str, epoch: int) -> None:
         real(name, epoch)
         if (name, epoch) == ("committed", 1):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(ledger, "fault_point", stop_after_epoch_1)
+    monkeypatch.setattr(record, "fault_point", stop_after_epoch_1)
     assert main([*ARGS, *data, "--out", str(cut)]) != 0
-    monkeypatch.setattr(ledger, "fault_point", real)
+    monkeypatch.setattr(record, "fault_point", real)
     assert main(["--resume", "--out", str(cut)]) == 0
     assert metrics_without_timing(cut) == metrics_without_timing(whole)
     net = load_checkpoint(whole)  # the network adapted to the file's images and classes

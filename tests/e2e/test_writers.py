@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.core import folder as run_folder
-from experiments.core import lock
+from experiments.core import lock, run_folder
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 

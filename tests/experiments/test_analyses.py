@@ -17,7 +17,7 @@ from bntt_jax.metrics import robustness as rb
 from bntt_jax.models import SpikingNetwork
 from bntt_jax.train import cross_entropy
 from experiments import analyze
-from experiments.core import folder as run_folder
+from experiments.core import run_folder
 from experiments.core.data.digits import load_digits
 from experiments.run import main
 

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from experiments.core import folder as run_folder
-from experiments.core import ledger, registry
+from experiments.core import record, registry, run_folder
 from experiments.core.config import ConfigError, ExperimentConfig, key_names, show
 from experiments.core.overrides import apply_overrides
 from experiments.run import main
@@ -92,7 +91,7 @@ def test_a_run_folder_of_the_earlier_version_resumes_to_the_same_end(tmp_path, m
     tiny = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4",
             "--set", "eval_every=1", "--set", "analyses=none"]  # fmt: skip
     assert main(["digits_bntt", *tiny, "--out", str(tmp_path / "whole")]) == 0
-    real = ledger.fault_point
+    real = record.fault_point
 
     def interrupt(name: str, epoch: int) -> None:
         real(name, epoch)
@@ -100,18 +99,18 @@ def test_a_run_folder_of_the_earlier_version_resumes_to_the_same_end(tmp_path, m
             raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(ledger, "fault_point", interrupt)
+        m.setattr(record, "fault_point", interrupt)
         assert main(["digits_bntt", *tiny, "--out", str(tmp_path / "old")]) == 130
     config_file = tmp_path / "old" / "config.json"
-    record = json.loads(config_file.read_text())
+    saved = json.loads(config_file.read_text())
     old = {**OLD_DIGITS_BNTT, "epochs": 2, "max_train_batches": 3, "num_steps": 4,
            "eval_every": 1, "analyses": None}  # fmt: skip
-    config_file.write_text(json.dumps({**record, "experiment": old}))
+    config_file.write_text(json.dumps({**saved, "experiment": old}))
     # ... and its manifest the earlier form too: no checksum, no config hash, no previous commit
     manifest = run_folder.read_manifest(tmp_path / "old")[0]
     del manifest["config_sha256"]
-    (tmp_path / "old" / run_folder.MANIFEST).write_text(json.dumps(manifest))
-    (tmp_path / "old" / run_folder.PREVIOUS).unlink()
+    (tmp_path / "old" / record.MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / "old" / record.PREVIOUS).unlink()
     assert main(["--resume", "--out", str(tmp_path / "old")]) == 0
     assert metrics_without_timing(tmp_path / "old") == metrics_without_timing(tmp_path / "whole")
 

@@ -11,7 +11,7 @@ import pytest
 
 import bntt_jax as bj
 from experiments import import_torch
-from experiments.core import folder as run_folder
+from experiments.core import run_folder
 from experiments.core.checkpoints import load_checkpoint
 from tests.helpers.data import write_fake_cifar
 

@@ -10,8 +10,7 @@ import pytest
 
 from bntt_jax.early_exit import exit_step_from_means
 from experiments.bntt.method import evaluate
-from experiments.core import folder as run_folder
-from experiments.core import registry
+from experiments.core import registry, run_folder
 from experiments.core.checkpoints import load_checkpoint
 from experiments.core.overrides import apply_overrides
 from experiments.core.runner import run_experiment

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from experiments import redraw
-from experiments.core import folder as run_folder
-from experiments.core import registry, sweeps
+from experiments.core import registry, run_folder, sweeps
 from experiments.core.config import ExperimentConfig
+from experiments.core.files import write_json
 from experiments.core.registry import Member, Sweep
 from experiments.core.runner import run_experiment
 from experiments.run import main
@@ -149,7 +149,7 @@ def test_bad_sweep_commands_fail_before_anything_is_written(tmp_path, capsys):
     existing = tmp_path / "sweep"
     existing.mkdir()
     record = sweeps.resolve_new(registry.lookup("fig3_ttfs_small"), [])
-    run_folder.write_json(existing / sweeps.SWEEP, record)
+    write_json(existing / sweeps.SWEEP, record)
     for name in ("fig3_ttfs_small", "digits_ttfs"):
         assert main([name, "--out", str(existing)]) == 2
         assert "already holds a sweep" in capsys.readouterr().err

@@ -11,66 +11,27 @@ Layout::
     report.md, *.png            written at the end
     analyses/                   the analyses of the finished run
 
-How a run commits its progress to it is :mod:`experiments.core.ledger`. This module checks
-what a folder holds before anything is written (:func:`inspect`, :func:`check_new`,
-:func:`check_resumable`), writes files atomically and hashes them. It does not import JAX.
+How anything is committed to it, and which checkpoint of it may be loaded, is
+:mod:`experiments.core.record` (the commit record's one owner); its files are written
+atomically (:mod:`experiments.core.files`). This module says what a folder holds and whether a
+command may use it, before anything is written (:func:`inspect`, :func:`check_new`,
+:func:`check_resumable`, :func:`resolve_run`). It does not import JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from experiments.core.config import RESUME_SAFE_KEYS, ExperimentConfig, show
+from experiments.core.files import RunFolderError, read_json, sha256
+from experiments.core.record import CONFIG, FORMAT, METRICS, read_manifest
+from experiments.core.record import CheckpointDamagedError as CheckpointDamagedError  # re-exported
 
-#: Version of the results-folder layout. Folders without it predate crash-safe checkpoints.
-FORMAT = 2
-CONFIG = "config.json"
-METRICS = "metrics.json"
 SWEEP = "sweep.json"  # marks the folder of a sweep of runs (experiments.core.sweeps)
-MANIFEST = Path("checkpoints") / "manifest.json"
-#: The commit before the last one, kept so that a damaged manifest falls back one commit.
-PREVIOUS = Path("checkpoints") / "manifest.previous.json"
 LOCK = ".lock"  # the folder's writer lock (experiments.core.lock); not part of the run
-KINDS = ("last", "best")
-
-
-class RunFolderError(ValueError):
-    """The results folder cannot be used as asked; the message says why and what to do."""
-
-
-class CheckpointDamagedError(RuntimeError):
-    """A checkpoint's files do not match the hashes committed with it."""
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a temporary file in the same folder, flushed, then renamed."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(data, indent=2, default=float))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    """JSON from ``path``; a damaged file raises :class:`RunFolderError` naming it."""
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunFolderError(f"{path} is damaged ({err}); it is not valid JSON.") from None
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
 
 
 # ----------------------------------------------------------------------------- the folder
@@ -191,97 +152,6 @@ def check_resumable(folder: RunFolder, name: str | None) -> None:
             f"--out. Its analyses (if they were interrupted): python -m experiments.analyze "
             f"{where}"
         )
-
-
-# ------------------------------------------------------------------------ checksums
-def sha256(file: Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def hash_tree(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``directory``, by path relative to it."""
-    out = {}
-    for root, _, files in os.walk(directory):
-        for name in files:
-            file = Path(root) / name
-            out[file.relative_to(directory).as_posix()] = sha256(file)
-    return dict(sorted(out.items()))
-
-
-def verify(directory: Path, files: dict[str, str]) -> str | None:
-    """``None`` if every file of ``files`` is in ``directory`` with its hash; otherwise the
-    first problem, naming the file."""
-    if not directory.is_dir():
-        return f"{directory} is missing"
-    for rel, expected in files.items():
-        file = directory / rel
-        if not file.is_file():
-            return f"{file} is missing"
-        if sha256(file) != expected:
-            return f"{file} is damaged (its SHA-256 differs from the one committed with it)"
-    return None
-
-
-# ------------------------------------------------------------------------ the manifest
-def _canonical(manifest: dict[str, Any]) -> str:
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), allow_nan=True)
-
-
-def manifest_text(manifest: dict[str, Any]) -> str:
-    """The manifest file: the record in an envelope with the SHA-256 of its canonical JSON,
-    so that any change to it (a flipped bit, a truncation) is found on reading."""
-    body = json.loads(json.dumps(manifest, default=float))  # exactly what is read back
-    digest = hashlib.sha256(_canonical(body).encode()).hexdigest()
-    return json.dumps({"sha256": digest, "manifest": body}, indent=2)
-
-
-def _parse_manifest(file: Path) -> tuple[dict[str, Any] | None, str]:
-    """The record in a manifest file, or ``None`` and what is wrong with it."""
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError:
-        return None, f"{file} is missing"
-    except (OSError, ValueError) as err:
-        return None, f"{file} is damaged (not valid JSON: {err})"
-    if isinstance(data, dict) and set(data) == {"sha256", "manifest"}:
-        body = data["manifest"]
-        if (
-            isinstance(body, dict)
-            and data["sha256"] == hashlib.sha256(_canonical(body).encode()).hexdigest()
-        ):
-            return body, ""
-        return None, f"{file} is damaged (its checksum does not match its content)"
-    if isinstance(data, dict) and {"epoch", "history", "checkpoints"} <= set(data):
-        return data, ""  # written by a version without checksums
-    return None, f"{file} is damaged (it holds no commit record)"
-
-
-def read_manifest(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """The commit record of the run in ``path`` (``None`` before its first commit) and, if
-    ``manifest.json`` is damaged or missing and the previous commit was used instead, a
-    warning that says so. Raises :class:`RunFolderError` when neither can be read."""
-    path = Path(path)
-    if not (path / MANIFEST).exists() and not (path / PREVIOUS).exists():
-        return None, None
-    manifest, problem = _parse_manifest(path / MANIFEST)
-    if manifest is not None:
-        return manifest, None
-    previous, second = _parse_manifest(path / PREVIOUS)
-    if previous is None:
-        raise RunFolderError(
-            f"the commit record of {path} cannot be read: {problem}; and {second}. Without "
-            "it no checkpoint can be verified. Nothing was changed (the checkpoints are left "
-            "as they are); start a new run with another --out."
-        )
-    return previous, (
-        f"WARNING: {problem}. The run falls back one commit, to the previous one (epoch "
-        f"{previous['epoch']}, {PREVIOUS.as_posix()}), and any later epoch is trained again."
-    )
 
 
 # ------------------------------------------------------------------------- resume
