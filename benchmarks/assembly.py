@@ -187,8 +187,14 @@ def hot_loops(text: str, target: str, demangled: dict[str, str]) -> dict[str, Lo
             if count == 0:
                 continue
             stack = [ln for ln in body if _is_stack(ln, arm)]
-            loop = Loop(readable, len(body), count, len(stack),
-                        sum(_is_vector(ln, arm) for ln in stack), body)  # fmt: skip
+            loop = Loop(
+                readable,
+                len(body),
+                count,
+                len(stack),
+                sum(_is_vector(ln, arm) for ln in stack),
+                body,
+            )
             best = out.get(kernel)
             if best is None or (count, -len(body)) > (best.multiplies, -best.instructions):
                 out[kernel] = loop
@@ -203,8 +209,17 @@ def compile_to_assembly(compiler: str, flags: list[str], source: Path) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.s"
         own = [f for f in ffi.FLAGS if f != "-shared" and not f.startswith("-march")]
-        cmd = [compiler, *flags, *own, "-S", "-isystem", jax.ffi.include_dir(), str(source),
-               "-o", str(out)]  # fmt: skip
+        cmd = [
+            compiler,
+            *flags,
+            *own,
+            "-S",
+            "-isystem",
+            jax.ffi.include_dir(),
+            str(source),
+            "-o",
+            str(out),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"`{' '.join(cmd)}` failed:\n{proc.stderr[-2000:]}")
@@ -252,8 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--listing", action="store_true", help="print each hot loop's instructions")
     args = p.parse_args(argv)
-    print("| target | kernel | hot loop: instructions | multiplies (widest vectors) | "
-          "stack operands | of which vector |\n|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "| target | kernel | hot loop: instructions | multiplies (widest vectors) | "
+        "stack operands | of which vector |\n|---|---|---|---|---|---|"
+    )
     listings = []
     for target in targets(args.march):
         loops = analyse(target)
@@ -262,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             if loop is None:
                 print(f"| {target} | {label} | – | 0 | – | – |")
                 continue
-            print(f"| {target} | {label} | {loop.instructions} | {loop.multiplies} | "
-                  f"{loop.stack} | {loop.stack_vector} |")  # fmt: skip
+            print(
+                f"| {target} | {label} | {loop.instructions} | {loop.multiplies} | "
+                f"{loop.stack} | {loop.stack_vector} |"
+            )
             listings.append(f"\n{target}, {label} ({loop.function}):\n  " + "\n  ".join(loop.body))
     if args.listing:
         print("\n".join(listings))

@@ -22,9 +22,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 BAD = [
-    "norm=bntx", "num_steps=0", "leak=1.5", "seed=-1", "batch_size=1", "arch=vgg9",
-    "encoder=sequential", "lr=nan", "eval_batch_size=1000",
-]  # fmt: skip
+    "norm=bntx",
+    "num_steps=0",
+    "leak=1.5",
+    "seed=-1",
+    "batch_size=1",
+    "arch=vgg9",
+    "encoder=sequential",
+    "lr=nan",
+    "eval_batch_size=1000",
+]
 INIT = """
 import sys, time
 import jax
@@ -75,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             times = []
             for _ in range(args.repeat):
                 proc = subprocess.run(
-                    [sys.executable, "-c", INIT, arch], cwd=ROOT, env=env,
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
+                    [sys.executable, "-c", INIT, arch],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 times.append(float(proc.stdout.strip().splitlines()[-1]))
             print(
                 f"| `bntt_jax.init(0, arch={arch!r}, T=25)` (fresh process, imports excluded) "

@@ -55,10 +55,25 @@ def run_one(
     profile: str = "native",
 ) -> dict:
     cmd = [
-        sys.executable, "-m", "benchmarks.step", "--arch", arch, "--T", str(T),
-        "--batch", str(batch), "--mode", mode, "--impl", impl, "--steps", str(steps), "--json",
-        "--sparsity", sparsity,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "benchmarks.step",
+        "--arch",
+        arch,
+        "--T",
+        str(T),
+        "--batch",
+        str(batch),
+        "--mode",
+        mode,
+        "--impl",
+        impl,
+        "--steps",
+        str(steps),
+        "--json",
+        "--sparsity",
+        sparsity,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=isa.environment(profile))
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
@@ -82,8 +97,13 @@ def table(results: dict[str, dict[str, list[dict]]]) -> str:
     """One row per workload: seconds per step of every implementation measured, bntt-jax's
     speed-up over the torch reference and over its own pure-XLA paths, and its rates."""
     impls = [i for i in (*BOTH, *PEERS) if any(i in r for r in results.values())]
-    names = {"jax": "bntt-jax", "xla": "bntt-jax pure XLA", "torch": "torch ref",
-             "snntorch": "snnTorch", "spikingjelly": "SpikingJelly"}  # fmt: skip
+    names = {
+        "jax": "bntt-jax",
+        "xla": "bntt-jax pure XLA",
+        "torch": "torch ref",
+        "snntorch": "snnTorch",
+        "spikingjelly": "SpikingJelly",
+    }
     rows = [
         "| workload | "
         + " | ".join(f"{names[i]} s/step (range)" for i in impls)
@@ -109,10 +129,10 @@ def table(results: dict[str, dict[str, list[dict]]]) -> str:
 def choices(profile: str) -> str:
     """The compiled code's target and its kernel-or-XLA choices under the profile, from a
     fresh process (``bntt_jax.cpu.choice``)."""
-    code = ("from bntt_jax.cpu import choice, ffi; print(ffi.summary()); "
-            "print(choice.describe())")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=isa.environment(profile))  # fmt: skip
+    code = "from bntt_jax.cpu import choice, ffi; print(ffi.summary()); print(choice.describe())"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=isa.environment(profile)
+    )
     return proc.stdout.strip() if proc.returncode == 0 else f"(failed: {proc.stderr[-300:]})"
 
 

@@ -49,13 +49,15 @@ def measure(arch: str, batch: int, steps: list[int]) -> dict[str, Any]:
         t0 = time.perf_counter()
         jax.block_until_ready(conversion.evaluate_converted(converted, x, y, 2, t))
         seconds = time.perf_counter() - t0
-        rows.append({
-            "steps": t,
-            "seconds": seconds,
-            "first_call_s": first,
-            "img_steps_per_s": batch * t / seconds,
-            "peak_rss_mb": _peak_rss_mb(),
-        })  # fmt: skip
+        rows.append(
+            {
+                "steps": t,
+                "seconds": seconds,
+                "first_call_s": first,
+                "img_steps_per_s": batch * t / seconds,
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+        )
     return {"arch": arch, "batch": batch, "convert_s": convert_s, "runs": rows}
 
 
@@ -70,13 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{args.arch}, batch {args.batch}, {jax.devices()[0].platform}; "
-          f"conversion (thresholds) {result['convert_s']:.1f} s")  # fmt: skip
+    print(
+        f"{args.arch}, batch {args.batch}, {jax.devices()[0].platform}; "
+        f"conversion (thresholds) {result['convert_s']:.1f} s"
+    )
     print("| T | seconds | img·steps/s | first call s | peak RSS MB |")
     print("|---|---|---|---|---|")
     for r in result["runs"]:
-        print(f"| {r['steps']} | {r['seconds']:.2f} | {r['img_steps_per_s']:.0f} | "
-              f"{r['first_call_s']:.2f} | {r['peak_rss_mb']:.0f} |")  # fmt: skip
+        print(
+            f"| {r['steps']} | {r['seconds']:.2f} | {r['img_steps_per_s']:.0f} | "
+            f"{r['first_call_s']:.2f} | {r['peak_rss_mb']:.0f} |"
+        )
     return 0
 
 

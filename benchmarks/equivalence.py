@@ -82,9 +82,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{peer:12s} vgg9 {'train' if train else 'eval '}: mean |logit| {size:.3f}, "
                     f"max relative difference {diff:.1e}, predictions "
                     f"{'identical' if same else 'differ'}  "
-                    + ("ok" if good and same_neuron else "MISMATCH" if not good
-                       else "(a reset that is not decayed: a different neuron)")
-                )  # fmt: skip
+                    + (
+                        "ok"
+                        if good and same_neuron
+                        else "MISMATCH"
+                        if not good
+                        else "(a reset that is not decayed: a different neuron)"
+                    )
+                )
     for cfg in CASES:
         for train in (False, True):
             diff, same, size = compare(cfg, train)

@@ -65,11 +65,20 @@ def cpu_model() -> str:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or platform.machine()
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
-                  if ln.startswith("model name")), platform.machine())  # fmt: skip
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
+        platform.machine(),
+    )
     flags = set(re.findall(r"\b(avx512f|avx2|fma|asimd)\b", text))
-    isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
-           else "NEON" if "asimd" in flags else "SSE")  # fmt: skip
+    isa = (
+        "AVX-512"
+        if "avx512f" in flags
+        else "AVX2"
+        if "avx2" in flags
+        else "NEON"
+        if "asimd" in flags
+        else "SSE"
+    )
     cores = os.cpu_count()
     return f"{model} ({cores} vCPUs, {isa})"
 
@@ -109,8 +118,9 @@ def check(profile: str) -> dict[str, str]:
     (its verbose line)."""
     env = environment(profile, {**os.environ, "ONEDNN_VERBOSE": "1", "JAX_PLATFORMS": "cpu"})
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-c", _CHECK], env=env, capture_output=True,
-                              text=True, cwd=tmp)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHECK], env=env, capture_output=True, text=True, cwd=tmp
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"checking the {profile} limits failed:\n{proc.stderr[-2000:]}")
     lines = proc.stdout.strip().splitlines()

@@ -32,8 +32,15 @@ from benchmarks import isa
 
 #: VGG9's and VGG11's 3×3 layers whose input is another layer's spikes (map side, C, D): the
 #: unpooled ones (C = D) and those after a pooling (C < D). VGG11's 2×2 maps take im2col.
-LAYERS = ((32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256),
-          (4, 256, 512), (4, 512, 512))  # fmt: skip
+LAYERS = (
+    (32, 64, 64),
+    (16, 64, 128),
+    (16, 128, 128),
+    (8, 128, 256),
+    (8, 256, 256),
+    (4, 256, 512),
+    (4, 512, 512),
+)
 
 
 def _time(fn: Any, *args: Any, repeats: int) -> float:
@@ -91,13 +98,17 @@ def operations(side: int, c: int, d: int, args: argparse.Namespace) -> list[tupl
         ("filter gradient", "event-driven", conv.sparse_conv_filter_grad, (x, kernel, g), rate),
         ("filter gradient", "XLA", xla_filter_grad, (x, kernel, g), 1.0),
         ("input gradient", "dense", conv.conv_input_grad, (g, kernel), 1.0),
-        ("input gradient", "on the support",
-         functools.partial(masked.conv_input_grad_masked, threshold=1.0, width=1.0),
-         (g, kernel, u), support),
+        (
+            "input gradient",
+            "on the support",
+            functools.partial(masked.conv_input_grad_masked, threshold=1.0, width=1.0),
+            (g, kernel, u),
+            support,
+        ),
         ("input gradient", "XLA", conv.xla_input_grad, (g, kernel), 1.0),
         ("BNTT + LIF, fwd + bwd", "fused", layer_grad(fused.bntt_lif_train), (y, gamma), 0.0),
         ("BNTT + LIF, fwd + bwd", "XLA", layer_grad(layers.bntt_lif_reference), (y, gamma), 0.0),
-    ]  # fmt: skip
+    ]
 
 
 def layer_rows(side: int, c: int, d: int, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -109,10 +120,20 @@ def layer_rows(side: int, c: int, d: int, args: argparse.Namespace) -> list[dict
     rows = []
     for op, impl, fn, operands, fraction in operations(side, c, d, args):
         seconds = _time(jax.jit(fn), *operands, repeats=args.repeats)
-        rows.append({"layer": f"{side}², {c} → {d}", "operation": op, "implementation": impl,
-                     "seconds": seconds, "gflops": dense_flop * fraction / seconds})  # fmt: skip
-    peak = next(r["gflops"] for r in rows if (r["operation"], r["implementation"]) ==
-                ("input gradient", "dense"))  # fmt: skip
+        rows.append(
+            {
+                "layer": f"{side}², {c} → {d}",
+                "operation": op,
+                "implementation": impl,
+                "seconds": seconds,
+                "gflops": dense_flop * fraction / seconds,
+            }
+        )
+    peak = next(
+        r["gflops"]
+        for r in rows
+        if (r["operation"], r["implementation"]) == ("input gradient", "dense")
+    )
     xla = {r["operation"]: r["seconds"] for r in rows if r["implementation"] == "XLA"}
     for row in rows:
         row["of_peak"] = row["gflops"] / peak
@@ -135,8 +156,12 @@ def parser() -> argparse.ArgumentParser:
         choices=[s for s, _, _ in LAYERS],
         help="only the layers of these map sides (default: all)",
     )
-    p.add_argument("--isa", choices=sorted(isa.PROFILES), default="native",
-                   help="measure as a machine of this ISA would (benchmarks/isa.py)")  # fmt: skip
+    p.add_argument(
+        "--isa",
+        choices=sorted(isa.PROFILES),
+        default="native",
+        help="measure as a machine of this ISA would (benchmarks/isa.py)",
+    )
     return p
 
 
@@ -154,21 +179,27 @@ def main(argv: list[str] | None = None) -> int:
     from bntt_jax.cpu import ffi  # JAX: after the target and XLA flags are set
 
     if not ffi.available():
-        print("error: the compiled CPU code is unavailable here (see the warning above)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: the compiled CPU code is unavailable here (see the warning above)",
+            file=sys.stderr,
+        )
         return 1
     print(isa.header(args.isa) + f" Kernels: {ffi.summary()}.\n")
     print(f"N = {args.n}, inputs firing at {args.rate:.0%}, support {args.support:.0%}\n")
-    print("| layer | operation | implementation | s | useful GFLOP/s | of peak | vs XLA |\n"
-          "|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "| layer | operation | implementation | s | useful GFLOP/s | of peak | vs XLA |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for side, c, d in LAYERS:
         if args.sides and side not in args.sides:
             continue
         for row in layer_rows(side, c, d, args):
             flops = f"{row['gflops']:.0f}" if row["gflops"] else "–"
             peak = f"{row['of_peak']:.2f}" if row["gflops"] else "–"
-            print(f"| {row['layer']} | {row['operation']} | {row['implementation']} | "
-                  f"{row['seconds']:.3f} | {flops} | {peak} | {row['vs_xla']:.2f}× |")  # fmt: skip
+            print(
+                f"| {row['layer']} | {row['operation']} | {row['implementation']} | "
+                f"{row['seconds']:.3f} | {flops} | {peak} | {row['vs_xla']:.2f}× |"
+            )
     return 0
 
 

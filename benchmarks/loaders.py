@@ -43,16 +43,23 @@ def _timed(fn):
 def second_run(name: str, folder: Path) -> float:
     """Seconds a new process (a second run, with this one's environment: the cache, huge
     pages) takes to load ``name`` from ``folder``, imports excluded."""
-    code = ("import sys, time; from experiments.core.data import load_dataset; "
-            "t = time.perf_counter(); load_dataset(sys.argv[1], sys.argv[2]); "
-            "print(time.perf_counter() - t)")  # fmt: skip
+    code = (
+        "import sys, time; from experiments.core.data import load_dataset; "
+        "t = time.perf_counter(); load_dataset(sys.argv[1], sys.argv[2]); "
+        "print(time.perf_counter() - t)"
+    )
     root = str(Path(__file__).parents[1])
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))),
     }
-    done = subprocess.run([sys.executable, "-c", code, name, str(folder)], env=env, check=True,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, name, str(folder)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return float(done.stdout.split()[-1])
 
 
@@ -78,10 +85,12 @@ def step_seconds(entry: str) -> float:
 
 def _write_mnist(folder: Path) -> None:
     rng = np.random.default_rng(1)
-    for name, shape, magic in (("train-images-idx3-ubyte.gz", (60_000, 28, 28), 2051),
-                               ("train-labels-idx1-ubyte.gz", (60_000,), 2049),
-                               ("t10k-images-idx3-ubyte.gz", (10_000, 28, 28), 2051),
-                               ("t10k-labels-idx1-ubyte.gz", (10_000,), 2049)):  # fmt: skip
+    for name, shape, magic in (
+        ("train-images-idx3-ubyte.gz", (60_000, 28, 28), 2051),
+        ("train-labels-idx1-ubyte.gz", (60_000,), 2049),
+        ("t10k-images-idx3-ubyte.gz", (10_000, 28, 28), 2051),
+        ("t10k-labels-idx1-ubyte.gz", (10_000,), 2049),
+    ):
         high = 256 if magic == 2051 else 10
         write_idx(folder / name, magic, rng.integers(0, high, shape, dtype=np.uint8))
 
@@ -140,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     # second run's load timed: the cache read, the fingerprint and the standardised images
     rng = np.random.default_rng(3)
     (cache,) = (folder / "cache").glob("tiny-imagenet-*.npz")
-    np.savez(cache, train_x=rng.integers(0, 256, (100_000, 64, 64, 3), dtype=np.uint8),
-             train_y=rng.integers(0, 200, 100_000).astype(np.int32),
-             test_x=rng.integers(0, 256, (10_000, 64, 64, 3), dtype=np.uint8),
-             test_y=rng.integers(0, 200, 10_000).astype(np.int32))  # fmt: skip
+    np.savez(
+        cache,
+        train_x=rng.integers(0, 256, (100_000, 64, 64, 3), dtype=np.uint8),
+        train_y=rng.integers(0, 200, 100_000).astype(np.int32),
+        test_x=rng.integers(0, 256, (10_000, 64, 64, 3), dtype=np.uint8),
+        test_y=rng.integers(0, 200, 10_000).astype(np.int32),
+    )
     data = load_dataset("tiny_imagenet", str(folder))
     rows.append(
         ("tiny_imagenet", "tiny_imagenet_bntt", first_full, _rate(data, "tiny_imagenet_bntt"))
@@ -174,34 +186,61 @@ def main(argv: list[str] | None = None) -> int:
     # the release's cache replaced by a full-size one (10,000 recordings), then the whole
     # second run's load timed: the cache read, the split and the float32 frames
     (cache,) = (folder / "cache").glob("cifar10-dvs-*.npz")
-    np.savez(cache, frames=np.zeros((10_000, 20, 42, 42, 2), np.uint16),
-             labels=np.repeat(np.arange(10, dtype=np.int32), 1_000),
-             index=np.tile(np.arange(1_000), 10))  # fmt: skip
+    np.savez(
+        cache,
+        frames=np.zeros((10_000, 20, 42, 42, 2), np.uint16),
+        labels=np.repeat(np.arange(10, dtype=np.int32), 1_000),
+        index=np.tile(np.arange(1_000), 10),
+    )
     data = load_dataset("cifar10_dvs", str(folder))
-    rows.append(("cifar10_dvs", "dvs_cifar10_bntt", dvs_first * 10_000 / binned,
-                 _rate(data, "dvs_cifar10_bntt")))  # fmt: skip
+    rows.append(
+        (
+            "cifar10_dvs",
+            "dvs_cifar10_bntt",
+            dvs_first * 10_000 / binned,
+            _rate(data, "dvs_cifar10_bntt"),
+        )
+    )
     del data
     # a second run, on a later day: the cache files written back to disk, this process's
     # datasets freed, then each full-size cache loaded by a new process
     os.sync()
     second = {name: second_run(name, folder) for name in ("tiny_imagenet", "cifar10_dvs")}
 
-    header = ("dataset", "first load", "cached", "batch", "loader batches/s", "train step s",
-              "loader / training")  # fmt: skip
+    header = (
+        "dataset",
+        "first load",
+        "cached",
+        "batch",
+        "loader batches/s",
+        "train step s",
+        "loader / training",
+    )
     print("{:14s} {:>12s} {:>8s} {:>6s} {:>17s} {:>13s} {:>18s}".format(*header))
     out = []
     for name, entry, first, rate in rows:
         batch, step = registry.get(entry).config.batch_size, step_seconds(entry)
         cached = f"{second[name]:.1f} s" if name in second else "–"
-        print(f"{name:14s} {first:10.1f} s {cached:>8s} {batch:6d} {rate:17.1f} {step:13.1f} "
-              f"{rate * step:17.0f}x")  # fmt: skip
-        out.append({"dataset": name, "first_load_s": first, "cached_load_s": second.get(name),
-                    "batch": batch, "loader_batches_per_s": rate,
-                    "train_step_s": step})  # fmt: skip
-    note = (f"tiny_imagenet's first load: {tiny_first:.1f} s for {decoded} JPEGs, scaled to "
-            f"110,000; cifar10_dvs's: {dvs_first:.1f} s for {binned} recordings of "
-            f"{args.dvs_events} events, scaled to 10,000; the cached loads read full-size "
-            "cache files.")  # fmt: skip
+        print(
+            f"{name:14s} {first:10.1f} s {cached:>8s} {batch:6d} {rate:17.1f} {step:13.1f} "
+            f"{rate * step:17.0f}x"
+        )
+        out.append(
+            {
+                "dataset": name,
+                "first_load_s": first,
+                "cached_load_s": second.get(name),
+                "batch": batch,
+                "loader_batches_per_s": rate,
+                "train_step_s": step,
+            }
+        )
+    note = (
+        f"tiny_imagenet's first load: {tiny_first:.1f} s for {decoded} JPEGs, scaled to "
+        f"110,000; cifar10_dvs's: {dvs_first:.1f} s for {binned} recordings of "
+        f"{args.dvs_events} events, scaled to 10,000; the cached loads read full-size "
+        "cache files."
+    )
     print(note)
     print(json.dumps(out))
     return 0

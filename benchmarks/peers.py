@@ -54,10 +54,16 @@ def _weights(net: bj.NetworkParams) -> tuple[list, list, np.ndarray]:
     sd = bj.to_torch(net)
     kernels = [sd[f"{s.name}.weight"] for s in cfg.layers]
     norms = [
-        tuple(np.asarray(tree[f"norm_{s.name}"][k]) for tree, k in
-              ((net.params, "gamma_t"), (net.batch_stats, "mean"), (net.batch_stats, "var")))
+        tuple(
+            np.asarray(tree[f"norm_{s.name}"][k])
+            for tree, k in (
+                (net.params, "gamma_t"),
+                (net.batch_stats, "mean"),
+                (net.batch_stats, "var"),
+            )
+        )
         for s in cfg.layers
-    ]  # fmt: skip
+    ]
     return kernels, norms, sd[f"{cfg.readout_name}.weight"]
 
 
@@ -95,12 +101,14 @@ class SnnTorchVGG9(torch.nn.Module):
             w = _tensor(kernel, torch.float32)
             if spec.kind == "conv":
                 synapse = torch.nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1, bias=False)
-                norm = snntorch.BatchNormTT2d(w.shape[0], cfg.num_steps, eps=cfg.eps,
-                                              momentum=cfg.momentum)  # fmt: skip
+                norm = snntorch.BatchNormTT2d(
+                    w.shape[0], cfg.num_steps, eps=cfg.eps, momentum=cfg.momentum
+                )
             else:
                 synapse = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
-                norm = snntorch.BatchNormTT1d(w.shape[0], cfg.num_steps, eps=cfg.eps,
-                                              momentum=cfg.momentum)  # fmt: skip
+                norm = snntorch.BatchNormTT1d(
+                    w.shape[0], cfg.num_steps, eps=cfg.eps, momentum=cfg.momentum
+                )
             with torch.no_grad():
                 synapse.weight.copy_(w)
             _bntt_norm(norm, stats)
@@ -147,8 +155,9 @@ class SpikingJellyVGG9(torch.nn.Module):
         for spec, kernel, stats in zip(cfg.layers, kernels, norms, strict=True):
             w = _tensor(kernel, torch.float32)
             if spec.kind == "conv":
-                synapse = layer.Conv2d(w.shape[1], w.shape[0], 3, padding=1, bias=False,
-                                       step_mode="m")  # fmt: skip
+                synapse = layer.Conv2d(
+                    w.shape[1], w.shape[0], 3, padding=1, bias=False, step_mode="m"
+                )
                 norm = layer.BatchNormThroughTime2d(
                     cfg.num_steps, w.shape[0], eps=cfg.eps, momentum=cfg.momentum, step_mode="m"
                 )
@@ -174,8 +183,7 @@ class SpikingJellyVGG9(torch.nn.Module):
             if spec.pool == "avg2":
                 blocks.append(layer.AvgPool2d(2, step_mode="m"))
         self.body = torch.nn.Sequential(*blocks)
-        self.readout = layer.Linear(readout.shape[1], readout.shape[0], bias=False,
-                                    step_mode="m")  # fmt: skip
+        self.readout = layer.Linear(readout.shape[1], readout.shape[0], bias=False, step_mode="m")
         with torch.no_grad():
             self.readout.weight.copy_(_tensor(readout, torch.float32))
 
@@ -197,5 +205,6 @@ def build(name: str, net: bj.NetworkParams) -> torch.nn.Module:
     try:
         return PEERS[name](net)
     except ImportError as err:
-        raise RuntimeError(f"{name} is not installed ({err}); install the peers with: "
-                           f"{INSTALL}") from err  # fmt: skip
+        raise RuntimeError(
+            f"{name} is not installed ({err}); install the peers with: {INSTALL}"
+        ) from err

@@ -62,16 +62,26 @@ def kind_of(target: str, op_name: str) -> str:
     )
     layer = re.search(r"SpikingNetwork/(\w+?)(?:_\d+)?/", op_name + "/")
     name = layer.group(1) if layer else ""
-    part = ("norm" if name.startswith("norm") else "LIF" if name.startswith("LIF")
-            else "conv" if name.startswith("conv") else "fc" if name.startswith("fc")
-            else name or "loss, optimiser, encoder")  # fmt: skip
-    how = {"bntt_sparse_conv_dw": "compiled filter gradient",
-           "bntt_sparse_conv_fwd": "compiled forward",
-           "bntt_conv_input_grad": "compiled input gradient",
-           "bntt_conv_input_grad_masked": "compiled input gradient on the support",
-           "bntt_sparse_conv_lif_eval": "compiled fused layer",
-           "bntt_lif_train_fwd": "compiled norm + LIF",
-           "bntt_lif_train_bwd": "compiled norm + LIF"}.get(target, "XLA")  # fmt: skip
+    part = (
+        "norm"
+        if name.startswith("norm")
+        else "LIF"
+        if name.startswith("LIF")
+        else "conv"
+        if name.startswith("conv")
+        else "fc"
+        if name.startswith("fc")
+        else name or "loss, optimiser, encoder"
+    )
+    how = {
+        "bntt_sparse_conv_dw": "compiled filter gradient",
+        "bntt_sparse_conv_fwd": "compiled forward",
+        "bntt_conv_input_grad": "compiled input gradient",
+        "bntt_conv_input_grad_masked": "compiled input gradient on the support",
+        "bntt_sparse_conv_lif_eval": "compiled fused layer",
+        "bntt_lif_train_fwd": "compiled norm + LIF",
+        "bntt_lif_train_bwd": "compiled norm + LIF",
+    }.get(target, "XLA")
     if how == "compiled input gradient" and direction == "forward":
         how = "compiled dense forward"  # the same kernel, the kernel flipped
     if how == "XLA" and "conv_general_dilated" in op_name:
@@ -137,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     out = step_profile(args.arch, args.T, args.batch, args.sparsity, args.steps)
-    print(f"{args.arch} T={args.T} batch {args.batch} ({args.sparsity}): {out['wall']:.3f} s per "
-          "traced step")  # fmt: skip
+    print(
+        f"{args.arch} T={args.T} batch {args.batch} ({args.sparsity}): {out['wall']:.3f} s per "
+        "traced step"
+    )
     print("| kind | s per step |\n|---|---|")
     for kind, s in sorted(out["kinds"].items(), key=lambda kv: -kv[1]):
         print(f"| {kind} | {s:.3f} |")

@@ -132,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     net = bj.init(jax.random.key(0), cfg)
     x, _ = workloads.inputs(cfg, args.batch)
     sparse = trained_sparsity(net, "poisson", args.target)
-    rows = {"init": activity(net, x, jax.random.key(1), "poisson"),
-            "trained": activity(sparse, x, jax.random.key(1), "poisson")}  # fmt: skip
+    rows = {
+        "init": activity(net, x, jax.random.key(1), "poisson"),
+        "trained": activity(sparse, x, jax.random.key(1), "poisson"),
+    }
     print(f"{args.arch} T={args.T}, batch {args.batch}, training mode")
-    print("| layer | γ factor | rate at init | surrogate ≠ 0 at init | rate trained-sparse | "
-          "surrogate ≠ 0 trained-sparse |")  # fmt: skip
+    print(
+        "| layer | γ factor | rate at init | surrogate ≠ 0 at init | rate trained-sparse | "
+        "surrogate ≠ 0 trained-sparse |"
+    )
     print("|---|---|---|---|---|---|")
     factors = {
         n: float(

@@ -131,8 +131,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.impl in ("jax", "xla"):
         first, times = run_jax(cfg, args.mode, args.batch, args.steps, args.sparsity)
     else:
-        first, times = run_torch(cfg, args.mode, args.batch, args.steps, args.threads,
-                                 args.sparsity, args.impl)  # fmt: skip
+        first, times = run_torch(
+            cfg, args.mode, args.batch, args.steps, args.threads, args.sparsity, args.impl
+        )
     median = statistics.median(times)
     gflop = (
         workloads.forward_gflop_per_image_step(cfg)
@@ -174,10 +175,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up call")
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument(
-        "--sparsity", choices=("init", "trained"), default="init",
+        "--sparsity",
+        choices=("init", "trained"),
+        default="init",
         help="init: freshly initialised (~26%% firing in training); trained: every layer's γᵗ "
         "scaled to fire at a trained BNTT network's ~2%% (benchmarks/sparsity.py)",
-    )  # fmt: skip
+    )
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.add_argument(

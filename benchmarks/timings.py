@@ -35,8 +35,10 @@ def measure(name: str) -> float:
         start = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "experiments.run", name, "--out", str(Path(tmp) / "run")],
-            check=True, stdout=subprocess.DEVNULL, env=os.environ.copy(),
-        )  # fmt: skip
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=os.environ.copy(),
+        )
         return time.perf_counter() - start
 
 
@@ -44,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.timings", description=__doc__)
     parser.add_argument("names", nargs="*", help="entries to time (default: every digits one)")
     parser.add_argument(
-        "--measured", action="append", default=[], metavar="NAME=SECONDS",
+        "--measured",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
         help="record the wall time of python -m experiments.run NAME that you measured "
         "yourself (on 2 idle CPU cores), instead of running it again",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     given = {}
     for item in args.measured:
@@ -56,11 +61,14 @@ def main(argv: list[str] | None = None) -> int:
             registry.lookup(name)
             given[name] = float(seconds)
         except (KeyError, ValueError):
-            parser.error(f"--measured {item!r}: give a registered NAME=SECONDS, e.g. "
-                         "mnist5k_comparison=3300")  # fmt: skip
+            parser.error(
+                f"--measured {item!r}: give a registered NAME=SECONDS, e.g. mnist5k_comparison=3300"
+            )
         if not estimates.runs_here(name) or given[name] <= 0:
-            parser.error(f"--measured {item!r}: only an entry on embedded data (digits, "
-                         "mnist5k) is measured, in positive seconds")  # fmt: skip
+            parser.error(
+                f"--measured {item!r}: only an entry on embedded data (digits, "
+                "mnist5k) is measured, in positive seconds"
+            )
     names = args.names or ([] if given else [n for n in registry.names() if estimates.runs_here(n)])
     record = json.loads(estimates.TIMINGS.read_text())
     for name, seconds in given.items():

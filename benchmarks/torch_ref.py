@@ -88,9 +88,15 @@ class TorchBNTT(torch.nn.Module):
                 else:
                     z = F.linear(x.reshape(x.shape[0], -1), self.weights[i])
                 z = F.batch_norm(
-                    z, self.running_means[i][t], self.running_vars[i][t], self.gammas[i][t], None,
-                    self.training, cfg.momentum, cfg.eps,
-                )  # fmt: skip
+                    z,
+                    self.running_means[i][t],
+                    self.running_vars[i][t],
+                    self.gammas[i][t],
+                    None,
+                    self.training,
+                    cfg.momentum,
+                    cfg.eps,
+                )
                 u = z if mems[i] is None else cfg.leak * mems[i] + z
                 o = _Spike.apply(u, cfg.threshold, cfg.alpha)
                 mems[i] = u - cfg.threshold * o.detach()

@@ -83,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         return tuple(max(1, round(w * args.width)) for w in widths)
 
     config = ttfs.TTFSConfig(
-        arch="vgg16", time_window=args.T, img_size=args.img_size,
-        channels=scaled(VGG16_CHANNELS), hidden=scaled(VGG16_HIDDEN),
-    )  # fmt: skip
+        arch="vgg16",
+        time_window=args.T,
+        img_size=args.img_size,
+        channels=scaled(VGG16_CHANNELS),
+        hidden=scaled(VGG16_HIDDEN),
+    )
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.random((args.batch, *config.input_shape), dtype=np.float32))
     y = jnp.asarray(rng.integers(0, 10, args.batch))

@@ -57,7 +57,7 @@ _API = {
             "layer_norm",
         ),
         "bntt_jax.norms",
-    ),  # fmt: skip
+    ),
     **dict.fromkeys(
         ("poisson_encode", "direct_encode", "sequential_encode", "frames_encode"),
         "bntt_jax.encoding",
@@ -75,7 +75,7 @@ _API = {
             "global_avg_pool",
         ),
         "bntt_jax.layers",
-    ),  # fmt: skip
+    ),
     "SpikingNetwork": "bntt_jax.models",
     **dict.fromkeys(
         ("init", "simulate", "NetworkParams", "SimulateOutput", "RecordedOutput"),
@@ -98,7 +98,15 @@ _API = {
 }
 
 __all__ = sorted(
-    ["ARCHS", "LayerSpec", "NORMS", "NetworkConfig", "NetworkConfigError", "SURROGATE_ALPHA",
-     "ttfs", *_API]
-)  # fmt: skip
+    [
+        "ARCHS",
+        "LayerSpec",
+        "NORMS",
+        "NetworkConfig",
+        "NetworkConfigError",
+        "SURROGATE_ALPHA",
+        "ttfs",
+        *_API,
+    ]
+)
 __getattr__, __dir__ = _lazy.install(__name__, _API)

@@ -27,8 +27,12 @@ _VGG_PLANS: dict[str, tuple[tuple[int | str, ...], tuple[int, ...]]] = {
 DEFAULT_LEAK = {"vgg9": 0.95, "vgg11": 0.99, "mlp": 0.99, "custom": 0.95}
 #: The words of a layer plan (``arch='custom'``): a 3×3 convolution of N channels, a dense
 #: layer of N neurons, a 2×2 average pool or a global average pool after a convolution.
-PLAN_WORDS = {"cN": "3x3 conv, N channels", "fN": "dense, N neurons",
-              "p": "2x2 average pool", "g": "global average pool"}  # fmt: skip
+PLAN_WORDS = {
+    "cN": "3x3 conv, N channels",
+    "fN": "dense, N neurons",
+    "p": "2x2 average pool",
+    "g": "global average pool",
+}
 EXAMPLE_PLAN = "c64,c64,p,c128,c128,p,f256"
 
 
@@ -166,21 +170,30 @@ class NetworkConfig:
         if not self.takes_images:
             for name in ("img_size", "in_channels"):
                 if getattr(self, name) is not None:
-                    fail(name, f"{name} applies to networks of images (a VGG, a plan that "
-                         f"starts with a convolution); {self.arch} takes in_features.")  # fmt: skip
+                    fail(
+                        name,
+                        f"{name} applies to networks of images (a VGG, a plan that "
+                        f"starts with a convolution); {self.arch} takes in_features.",
+                    )
             setf("in_features", 1 if self.in_features is None else self.in_features)
             if self.arch == "mlp":
                 hidden = DEFAULT_MLP_HIDDEN if self.hidden is None else tuple(self.hidden)
                 if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-                    fail("hidden", "hidden must be a non-empty sequence of positive ints, got "
-                         f"{self.hidden!r}.")  # fmt: skip
+                    fail(
+                        "hidden",
+                        "hidden must be a non-empty sequence of positive ints, got "
+                        f"{self.hidden!r}.",
+                    )
                 setf("hidden", hidden)
             if not isinstance(self.in_features, int) or self.in_features < 1:
                 fail("in_features", f"in_features must be a positive int, got {self.in_features}.")
         else:
             if self.in_features is not None:
-                fail("in_features", f"in_features applies to networks of feature vectors; "
-                     f"{self.arch} takes images (img_size, in_channels).")  # fmt: skip
+                fail(
+                    "in_features",
+                    f"in_features applies to networks of feature vectors; "
+                    f"{self.arch} takes images (img_size, in_channels).",
+                )
             setf("img_size", 32 if self.img_size is None else self.img_size)
             setf("in_channels", 3 if self.in_channels is None else self.in_channels)
             factor = 2 ** sum(item == "P" for item in self._plan()[0])

@@ -75,17 +75,29 @@ def fit(
             losses.append(metrics["loss"])
             correct.append(metrics["accuracy"])
         losses, correct = jax.device_get((losses, correct))
-        record = {"epoch": epoch, "loss": float(np.mean(losses)),
-                  "train_accuracy": float(np.mean(correct))}  # fmt: skip
+        record = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)),
+            "train_accuracy": float(np.mean(correct)),
+        }
         if x_test is not None:
             test_correct = []
             for i in range(0, len(x_test), batch_size):
-                test = evaluate(state.net, x_test[i : i + batch_size],
-                                y_test[i : i + batch_size], test_key, encoder=encoder)  # fmt: skip
+                test = evaluate(
+                    state.net,
+                    x_test[i : i + batch_size],
+                    y_test[i : i + batch_size],
+                    test_key,
+                    encoder=encoder,
+                )
                 test_correct.append(test["correct"])
             record["test_accuracy"] = float(np.sum(jax.device_get(test_correct))) / len(x_test)
         history.append(record)
         if verbose:
-            print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in record.items()))  # fmt: skip
+            print(
+                ", ".join(
+                    f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in record.items()
+                )
+            )
     return state.net, history

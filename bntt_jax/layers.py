@@ -213,8 +213,14 @@ def bntt_lif_reference(
     ``((spikes, u), μ, σ²)`` with ``return_membrane`` (as :func:`bntt_lif`)."""
     mean, var = bntt_batch_stats(y)
     current = bntt_normalize(y, gamma_t, mean, var, eps)
-    out = lif_scan(current, leak=leak, threshold=threshold, alpha=alpha, width=width,
-                   return_membrane=return_membrane)  # fmt: skip
+    out = lif_scan(
+        current,
+        leak=leak,
+        threshold=threshold,
+        alpha=alpha,
+        width=width,
+        return_membrane=return_membrane,
+    )
     out = (out[0], lax.stop_gradient(out[1])) if return_membrane else out
     return out, lax.stop_gradient(mean), lax.stop_gradient(var)
 
@@ -241,8 +247,14 @@ def bntt_lif(
     forward and one backward (:func:`bntt_jax.cpu.fused.bntt_lif_train`); elsewhere
     :func:`bntt_lif_reference`, which it equals up to summation order.
     """
-    options = dict(eps=eps, leak=leak, threshold=threshold, alpha=alpha, width=width,
-                   return_membrane=return_membrane)  # fmt: skip
+    options = dict(
+        eps=eps,
+        leak=leak,
+        threshold=threshold,
+        alpha=alpha,
+        width=width,
+        return_membrane=return_membrane,
+    )
     reference = functools.partial(bntt_lif_reference, **options)
     if y.dtype not in (jnp.float32, jnp.float64) or not ffi.usable():
         return reference(y, gamma_t)
@@ -269,9 +281,14 @@ class LIF(nn.Module):
 
     def __call__(self, currents: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
         return lif_scan(
-            currents, leak=self.leak, threshold=self.threshold, alpha=self.surrogate_scale,
-            reset=self.reset, width=self.surrogate_width, return_membrane=self.return_membrane,
-        )  # fmt: skip
+            currents,
+            leak=self.leak,
+            threshold=self.threshold,
+            alpha=self.surrogate_scale,
+            reset=self.reset,
+            width=self.surrogate_width,
+            return_membrane=self.return_membrane,
+        )
 
 
 class Readout(nn.Module):

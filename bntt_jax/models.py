@@ -70,14 +70,23 @@ class SpikingNetwork(nn.Module):
             current = synapses(spec.features, name=spec.name)(x, support=support)
             support = None
             norm = TemporalNorm(
-                cfg.norm, cfg.num_steps, cfg.eps, cfg.momentum, cfg.threshold,
+                cfg.norm,
+                cfg.num_steps,
+                cfg.eps,
+                cfg.momentum,
+                cfg.threshold,
                 name=f"norm_{spec.name}",
-            )  # fmt: skip
+            )
             if train and not record and fused_training(cfg):
                 # the synapses straight after take the membrane for their input gradient
                 hand_on = spec.pool is None and following is not None and ffi.usable()
-                fire = dict(leak=cfg.leak, threshold=cfg.threshold, alpha=cfg.alpha, width=1.0,
-                            return_membrane=hand_on)  # fmt: skip
+                fire = dict(
+                    leak=cfg.leak,
+                    threshold=cfg.threshold,
+                    alpha=cfg.alpha,
+                    width=1.0,
+                    return_membrane=hand_on,
+                )
                 out = norm(current, train, fire=fire)
                 if hand_on:
                     out, membrane = out
@@ -133,9 +142,13 @@ def _fused_forward(variables: dict[str, Any], config: NetworkConfig, spikes: jax
         kernel = params[spec.name]["kernel"]
         if spec.kind != "conv":
             x, counts[spec.name] = bntt_lif_eval(
-                x.reshape(t, b, -1), kernel, mean, scale, leak=config.leak,
+                x.reshape(t, b, -1),
+                kernel,
+                mean,
+                scale,
+                leak=config.leak,
                 threshold=config.threshold,
-            )  # fmt: skip
+            )
         else:
             x, counts[spec.name] = _eval_conv_layer(x, kernel, mean, scale, config)
         if spec.pool == "avg2":

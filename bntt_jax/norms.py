@@ -10,21 +10,12 @@ forward fused with the LIF neurons after it (``fire``, where ``fused_train``) an
 shared by every step, folded into an export's weights (``static_affine``; ``static_reason``
 says why not). A new normalisation is one class here and one line in :data:`NORMALIZATIONS`.
 
-* ``bntt`` (Eq. 9, Algorithm 1): one batch norm per time-step. Step t has its own batch
-  statistics μᵗ, σᵗ (over the batch and the spatial positions of that step only), its own
-  running averages and its own learnable scale γᵗ. No shift β.
-* ``bn``: one standard batch norm shared by all steps, as a single ``BatchNorm2d`` called at
-  every step of the authors' time-major loop would be: in training each step is normalised
-  with its own batch statistics, but γ (no β) and the running averages are shared, the
-  running averages being updated once per step in step order; in evaluation every step uses
-  the same running statistics. The "Baseline + standard BN" row of the journal paper's
-  Table 1. (Statistics pooled over time × batch would be tdBN, a different method.)
-* ``layernorm``: statistics per sample and per step over all features, one γ per channel
-  shared over time, no β: the journal paper's Table 5 comparison (its exact affine form is
-  not given there; we keep BNTT's γ-only form so that only the statistics differ).
-* ``tdbn``: threshold-dependent batch norm (Zheng et al. 2020; the journal paper's Table 4):
-  statistics pooled over time × batch × space, the normalised input scaled to α·V_th, with
-  γ and β per channel.
+* ``bntt`` (Eq. 9, Algorithm 1): one batch norm per time-step, each step with its own batch
+  statistics μᵗ, σᵗ (over the batch and space of that step), running averages and γᵗ; no β.
+* ``bn``: one standard batch norm shared by all steps (the journal paper's Table 1 "Baseline
+  + standard BN"), as one ``BatchNorm2d`` called at every step of the authors' loop.
+* ``layernorm``: per sample and step over all features, γ per channel (journal Table 5).
+* ``tdbn``: threshold-dependent batch norm (Zheng et al. 2020; journal Table 4).
 * ``none``: identity, the plain surrogate-gradient baseline.
 
 The pure functions below take time-major activations ``x`` of shape ``[T, B, ..., C]``
@@ -206,15 +197,20 @@ def _running(module: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
     return mean, var
 
 
-def _update_rows(module: Any, mean: Any, var: Any, batch_mean: jax.Array, batch_var: jax.Array,
-                 count: int, momentum: float) -> None:  # fmt: skip
-    """Rows ``0 … T−1`` of BNTT's running statistics, kept in their storage dtype (float32)."""
-    if module.is_initializing():
-        return
+def _update(module: Any, running: tuple, update: Any, batch: tuple, count: int, momentum: float):
+    """The running ``(mean, var)`` variables updated by ``update`` from the batch's statistics
+    ``batch``, kept in their storage dtype (float32); nothing while Flax initialises."""
+    if not module.is_initializing():
+        mean, var = running
+        stats = (s.astype(mean.value.dtype) for s in batch)
+        mean.value, var.value = update(mean.value, var.value, *stats, count, momentum)
+
+
+def _first_rows_update(mean, var, batch_mean, batch_var, count, momentum):
+    """BNTT's running update of rows ``0 … T−1`` (the batch's T steps); later rows unchanged."""
     t = batch_mean.shape[0]
-    stats = (s.astype(mean.value.dtype) for s in (batch_mean, batch_var))
-    new_mean, new_var = running_stats_update(mean.value[:t], var.value[:t], *stats, count, momentum)
-    mean.value, var.value = mean.value.at[:t].set(new_mean), var.value.at[:t].set(new_var)
+    new = running_stats_update(mean[:t], var[:t], batch_mean, batch_var, count, momentum)
+    return mean.at[:t].set(new[0]), var.at[:t].set(new[1])
 
 
 class BNTT:
@@ -228,24 +224,28 @@ class BNTT:
     fused_eval = fused_train = True
     initial_values = {"gamma_t": 1.0}
 
-    def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
+    @staticmethod
+    def _variables(module: Any, x: jax.Array, num_steps: int) -> tuple:
+        """``γᵗ`` of ``x``'s steps, the running ``(mean, var)`` and a step's sample count."""
         t, c = x.shape[0], x.shape[-1]
         gamma = module.param("gamma_t", _ones, (num_steps, c), jnp.float32)
-        mean, var = _running(module, (num_steps, c))
+        return gamma[:t], _running(module, (num_steps, c)), x.size // (t * c)
+
+    def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
+        gamma, (mean, var), count = self._variables(module, x, num_steps)
         if not train:
-            return bntt_normalize(x, gamma[:t], mean.value[:t], var.value[:t], eps)
-        batch_mean, batch_var = bntt_batch_stats(x)
-        _update_rows(module, mean, var, batch_mean, batch_var, x.size // (t * c), momentum)
-        return bntt_normalize(x, gamma[:t], batch_mean, batch_var, eps)
+            t = x.shape[0]
+            return bntt_normalize(x, gamma, mean.value[:t], var.value[:t], eps)
+        batch = bntt_batch_stats(x)
+        _update(module, (mean, var), _first_rows_update, batch, count, momentum)
+        return bntt_normalize(x, gamma, *batch, eps)
 
     def fire(self, module, x, num_steps, momentum, layer) -> jax.Array:
         """Training: the spikes of ``layer(x, γᵗ) -> (spikes, μ, σ²)``, this normalisation
         and the neurons after it (:func:`bntt_jax.layers.bntt_lif`), with the running update."""
-        t, c = x.shape[0], x.shape[-1]
-        gamma = module.param("gamma_t", _ones, (num_steps, c), jnp.float32)
-        mean, var = _running(module, (num_steps, c))
-        spikes, batch_mean, batch_var = layer(x, gamma[:t])
-        _update_rows(module, mean, var, batch_mean, batch_var, x.size // (t * c), momentum)
+        gamma, running, count = self._variables(module, x, num_steps)
+        spikes, *batch = layer(x, gamma)
+        _update(module, running, _first_rows_update, batch, count, momentum)
         return spikes
 
     def eval_affine(self, params, stats, steps, eps, dtype):
@@ -255,16 +255,22 @@ class BNTT:
         scale = lax.rsqrt(var.astype(dtype) + eps) * gamma.astype(dtype)
         return mean.astype(dtype), scale
 
-    static_reason = ("it normalises time-step t with its own γᵗ, μᵗ and σᵗ (Eq. 9): a different "
-                     "affine map at every step")  # fmt: skip
+    static_reason = (
+        "it normalises time-step t with its own γᵗ, μᵗ and σᵗ (Eq. 9): a different "
+        "affine map at every step"
+    )
 
     def static_affine(self, params, stats, eps, threshold):
         return None
 
 
 class TiedBatchNorm:
-    """One standard batch norm shared by every step (``bn``): one ``gamma`` and one running
-    ``mean``/``var`` of ``[C]``, updated by each step's batch statistics in step order."""
+    """One standard batch norm shared by every step (``bn``), as a single ``BatchNorm2d``
+    called at every step of the authors' time-major loop would be: one ``gamma`` (no β) and
+    one running ``mean``/``var`` of ``[C]``. In training each step is normalised with its own
+    batch statistics, which update the shared running averages once per step in step order;
+    in evaluation every step uses the same running statistics. (Statistics pooled over
+    time × batch would be tdBN, a different method.)"""
 
     name = "bn"
     has_gamma_t = False
@@ -280,13 +286,10 @@ class TiedBatchNorm:
         if not train:
             mean_t, var_t = (jnp.broadcast_to(v.value, (t, c)) for v in (mean, var))
             return bntt_normalize(x, gamma_t, mean_t, var_t, eps)
-        batch_mean, batch_var = bntt_batch_stats(x)
-        if not module.is_initializing():
-            stats = (s.astype(mean.value.dtype) for s in (batch_mean, batch_var))
-            mean.value, var.value = sequential_running_update(
-                mean.value, var.value, *stats, x.size // (t * c), momentum
-            )
-        return bntt_normalize(x, gamma_t, batch_mean, batch_var, eps)
+        batch = bntt_batch_stats(x)
+        count = x.size // (t * c)
+        _update(module, (mean, var), sequential_running_update, batch, count, momentum)
+        return bntt_normalize(x, gamma_t, *batch, eps)
 
     static_reason = None
 
@@ -298,8 +301,9 @@ class TiedBatchNorm:
 
 
 class LayerNorm:
-    """Layer norm per sample and step (``layernorm``): one ``gamma`` ``[C]``, no statistics
-    kept."""
+    """Layer norm per sample and step (``layernorm``): one ``gamma`` ``[C]`` shared over time,
+    no β, no statistics kept (the journal paper does not give its affine form; BNTT's γ-only
+    form keeps the statistics the only difference)."""
 
     name = "layernorm"
     has_gamma_t = False
@@ -336,18 +340,15 @@ class ThresholdDependentBatchNorm:
     def __call__(self, module, x, train, num_steps, eps, momentum, threshold=1.0):
         c = x.shape[-1]
         gamma = module.param("gamma", _ones, (c,), jnp.float32)
-        beta = module.param("beta", lambda key, shape, dtype: jnp.zeros(shape, dtype), (c,),
-                            jnp.float32)  # fmt: skip
+        beta = module.param(
+            "beta", lambda key, shape, dtype: jnp.zeros(shape, dtype), (c,), jnp.float32
+        )
         mean, var = _running(module, (c,))
         if train:
             axes = tuple(range(x.ndim - 1))  # time, batch and space
             mu = jnp.mean(x, axis=axes)
             sigma2 = jnp.mean(jnp.square(x - mu), axis=axes)
-            if not module.is_initializing():
-                stats = (s.astype(mean.value.dtype) for s in (mu, sigma2))
-                mean.value, var.value = running_stats_update(
-                    mean.value, var.value, *stats, x.size // c, momentum
-                )
+            _update(module, (mean, var), running_stats_update, (mu, sigma2), x.size // c, momentum)
         else:
             mu, sigma2 = mean.value.astype(x.dtype), var.value.astype(x.dtype)
         scale = gamma.astype(x.dtype) * (self.alpha * threshold) * lax.rsqrt(sigma2 + eps)

@@ -34,8 +34,12 @@ def raster(spikes: Any, *, sample: int = 0, max_neurons: int | None = 200, ax: A
     t, neuron = np.nonzero(o > 0)
     ax = _axes(ax)
     ax.scatter(t + 1, neuron, s=4, marker="|", color="k")
-    ax.set(xlabel="time step t", ylabel="neuron", xlim=(0.5, len(o) + 0.5),
-           title=f"spikes of sample {sample} ({int(o.sum())} shown)")  # fmt: skip
+    ax.set(
+        xlabel="time step t",
+        ylabel="neuron",
+        xlim=(0.5, len(o) + 0.5),
+        title=f"spikes of sample {sample} ({int(o.sum())} shown)",
+    )
     return ax
 
 

@@ -83,8 +83,13 @@ def save(path: str | Path, net: Any) -> Path:
         )
     arrays = _flatten(net.params, "params") | _flatten(net.batch_stats, "batch_stats")
     config = net.config.to_dict()
-    meta = {"format": FORMAT, "version": VERSION, "kind": kind, "config": config,
-            "sha256": _digest(kind, config, arrays)}  # fmt: skip
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "config": config,
+        "sha256": _digest(kind, config, arrays),
+    }
     buffer = io.BytesIO()
     np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
     path = Path(path)

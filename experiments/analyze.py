@@ -38,9 +38,17 @@ from experiments.core.data import DataCorruptError, DataMissingError, check_avai
 from experiments.core.overrides import parse_overrides
 
 #: The config keys an analysis may change: its own, and where it reads the data from.
-ANALYSIS_KEYS = ("noise_sigmas", "fgsm_epsilons", "analysis_images", "data_dir",
-                 "eval_batch_size", "conversion_steps", "conversion_percentile",
-                 "conversion_reset", "conversion_images")  # fmt: skip
+ANALYSIS_KEYS = (
+    "noise_sigmas",
+    "fgsm_epsilons",
+    "analysis_images",
+    "data_dir",
+    "eval_batch_size",
+    "conversion_steps",
+    "conversion_percentile",
+    "conversion_reset",
+    "conversion_images",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,16 +58,35 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run", type=Path, help="a finished BNTT-family or ANN run's folder")
-    parser.add_argument("--only", default=",".join(analyses.ANALYSES),
-                        help=f"comma-separated, from {', '.join(analyses.ANALYSES)}")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        default=",".join(analyses.ANALYSES),
+        help=f"comma-separated, from {', '.join(analyses.ANALYSES)}",
+    )
     parser.add_argument("--out", type=Path, help="where to write (default RUN/analyses)")
-    parser.add_argument("--checkpoint", choices=("last", "best"), default="last",
-                        help="the final network (default) or the best test epoch's")  # fmt: skip
-    parser.add_argument("--compare", type=Path, nargs="+", default=[], metavar="OTHER_RUN",
-                        help="finished runs on the same data to draw beside RUN (e.g. the "
-                        "surrogate baseline without BNTT), into OUT/comparison")  # fmt: skip
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help=f"one of {', '.join(ANALYSIS_KEYS)}")  # fmt: skip
+    parser.add_argument(
+        "--checkpoint",
+        choices=("last", "best"),
+        default="last",
+        help="the final network (default) or the best test epoch's",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="OTHER_RUN",
+        help="finished runs on the same data to draw beside RUN (e.g. the "
+        "surrogate baseline without BNTT), into OUT/comparison",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"one of {', '.join(ANALYSIS_KEYS)}",
+    )
     return parser
 
 
@@ -83,8 +110,12 @@ def resolve(run: Path, overrides: list[str]) -> tuple[str, ExperimentConfig, dic
     changes = parse_overrides(overrides)
     for key in changes:
         if key not in ANALYSIS_KEYS:
-            raise ConfigError(key, changes[key], "would change the trained run, not the analysis.",
-                              f"--set only {', '.join(ANALYSIS_KEYS)}.")  # fmt: skip
+            raise ConfigError(
+                key,
+                changes[key],
+                "would change the trained run, not the analysis.",
+                f"--set only {', '.join(ANALYSIS_KEYS)}.",
+            )
     return folder.config["name"], config.replace(**changes), folder.config.get("paper", {})
 
 
@@ -95,8 +126,9 @@ def plan(args: argparse.Namespace) -> list[tuple[Path, str, ExperimentConfig, di
     name, config, paper = resolve(args.run, args.overrides)
     runs = [(args.run, name, config, paper)]
     # the robustness grids apply to all; each ANN keeps its own conversion settings
-    analysis = {k: getattr(config.analysis, k) for k in ("noise_sigmas", "fgsm_epsilons",
-                                                         "analysis_images")}  # fmt: skip
+    analysis = {
+        k: getattr(config.analysis, k) for k in ("noise_sigmas", "fgsm_epsilons", "analysis_images")
+    }
     for other in args.compare:
         o_name, o_config, o_paper = resolve(other, [])
         if o_config.dataset != config.dataset:

@@ -49,9 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("name", help="the registered BNTT experiment it was trained as")
     parser.add_argument("--out", type=Path, required=True, help="the results folder to create")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="config changes, as for experiments.run",
-    )  # fmt: skip
+    )
     return parser
 
 
@@ -97,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         lock.check_free(args.out)
         run_folder.check_new(run_folder.inspect(args.out))
         check_available(config.dataset, config.data_dir)
-    except (KeyError, ConfigError, ValueError, FileNotFoundError, run_folder.RunFolderError,
-            DataMissingError) as err:  # fmt: skip
+    except (
+        KeyError,
+        ConfigError,
+        ValueError,
+        FileNotFoundError,
+        run_folder.RunFolderError,
+        DataMissingError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from experiments.run import analyse_finished  # JAX: once the command is checked
@@ -118,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             run_folder.check_new(run_folder.inspect(args.out))  # again, under the lock
             _clear(staging)  # an earlier import killed before its rename: never a result
             try:
-                write_folder(staging, args.name, config, entry.paper, net, data,
-                             args.checkpoint)  # fmt: skip
+                write_folder(staging, args.name, config, entry.paper, net, data, args.checkpoint)
             except BaseException:
                 _clear(staging)  # a half-built folder is never a result
                 raise
@@ -142,9 +151,14 @@ def _clear(folder: Path) -> None:
 
 
 def write_folder(
-    out: Path, name: str, config: Any, paper: dict[str, Any], net: Any, data: Any,
+    out: Path,
+    name: str,
+    config: Any,
+    paper: dict[str, Any],
+    net: Any,
+    data: Any,
     checkpoint: Path,
-) -> None:  # fmt: skip
+) -> None:
     """A finished run's folder for ``net``: config, epoch-0 checkpoint, metrics, report."""
     import optax  # JAX: once the command is checked
 
@@ -153,16 +167,23 @@ def write_folder(
     from experiments.core import checkpoints
 
     start = time.perf_counter()
-    record.write_config(out, {
-        "format": record.FORMAT,
-        "name": name,
-        "experiment": config.to_dict(),
-        "network": net.config.to_dict(),
-        "paper": paper,
-        "data": {"name": data.name, "train": len(data.train_x), "test": len(data.test_x),
-                 "fingerprint": data.fingerprint},
-        "imported": {"file": checkpoint.name, "sha256": sha256(checkpoint)},
-    })  # fmt: skip
+    record.write_config(
+        out,
+        {
+            "format": record.FORMAT,
+            "name": name,
+            "experiment": config.to_dict(),
+            "network": net.config.to_dict(),
+            "paper": paper,
+            "data": {
+                "name": data.name,
+                "train": len(data.train_x),
+                "test": len(data.test_x),
+                "fingerprint": data.fingerprint,
+            },
+            "imported": {"file": checkpoint.name, "sha256": sha256(checkpoint)},
+        },
+    )
     state = tr.TrainState.create(net, optax.identity())
     saved = {key: checkpoints.save(out, key, state) for key in ("last/0", "best/0")}
     metrics = method.final_metrics(net, data, config, [], paper)

@@ -102,9 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("name", nargs="?", help="experiment name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the registered experiments")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config key, e.g. --set epochs=5 --set lr=0.1 (keys below)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--out", type=Path, help="results folder, new or empty (default results/NAME/TIME)"
     )
@@ -112,18 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue the unfinished run in --out"
     )
     parser.add_argument(
-        "--show", action="store_true",
+        "--show",
+        action="store_true",
         help="print the resolved config (on --resume the run's own) and exit without running",
-    )  # fmt: skip
+    )
     dist = parser.add_argument_group(
         "several processes (multi-host GPU/TPU, or CPU processes on one machine)"
     )
     dist.add_argument(
-        "--distributed", action="store_true",
+        "--distributed",
+        action="store_true",
         help="call jax.distributed.initialize() first; on SLURM, Open MPI, Kubernetes or a TPU "
         "pod the settings come from the environment. Process 0 writes the results folder, "
         "which every process must be able to read.",
-    )  # fmt: skip
+    )
     dist.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
     dist.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
     dist.add_argument("--process-id", type=int, metavar="I", help="this process, 0 .. N-1")
@@ -181,8 +187,11 @@ def describe_network(network: Any) -> dict[str, Any]:
     if not isinstance(network, NetworkConfig):
         return {}
     rows = energy.layer_table(network)
-    return {"layers": rows, "neurons": sum(r["neurons"] for r in rows),
-            "flops_as_ann": sum(r["flops"] for r in rows)}  # fmt: skip
+    return {
+        "layers": rows,
+        "neurons": sum(r["neurons"] for r in rows),
+        "flops_as_ann": sum(r["flops"] for r in rows),
+    }
 
 
 def _show(p: Plan) -> str:
@@ -191,8 +200,10 @@ def _show(p: Plan) -> str:
     own = None if p.sweep is not None else p.config
     estimate = {"time": estimates.describe(p.name, own)}
     if p.sweep is not None:
-        return json.dumps({"name": p.name, "out": str(p.out), "resume": p.resume, **estimate,
-                           **data, **p.sweep}, indent=2)  # fmt: skip
+        return json.dumps(
+            {"name": p.name, "out": str(p.out), "resume": p.resume, **estimate, **data, **p.sweep},
+            indent=2,
+        )
     return json.dumps(
         {
             "name": p.name,
@@ -324,9 +335,14 @@ def _write(p: Plan, mesh: Any, datasets: dict, primary: bool) -> int:
     if p.sweep is not None:
         member = functools.partial(runner.train_member, mesh=mesh)
         sweeps.run_sweep(
-            p.out, p.sweep, p.resume, member, primary=primary, datasets=datasets,
+            p.out,
+            p.sweep,
+            p.resume,
+            member,
+            primary=primary,
+            datasets=datasets,
             analyse=after_run if single else None,
-        )  # fmt: skip
+        )
     else:
         data = datasets[data_source(p.config)]
         runner.train(runner.plan(p.run, p.out, p.resume, data, mesh))
@@ -359,14 +375,20 @@ def analyse_finished(out: Path) -> int:
     try:
         after_run(out)
     except KeyboardInterrupt:
-        print(f"interrupted during the analyses; the run is finished and intact. Run them "
-              f"with: python -m experiments.analyze {out}", file=sys.stderr)  # fmt: skip
+        print(
+            f"interrupted during the analyses; the run is finished and intact. Run them "
+            f"with: python -m experiments.analyze {out}",
+            file=sys.stderr,
+        )
         return 130
     except Exception as err:  # the run is finished: say so, and how to redo the analyses
         log_traceback(out, "the analyses failed")
-        print(f"error: the run finished, but its analyses failed ({type(err).__name__}: {err}; "
-              f"the traceback is in {out / 'log.txt'}). Rerun them with: python -m "
-              f"experiments.analyze {out}", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: the run finished, but its analyses failed ({type(err).__name__}: {err}; "
+            f"the traceback is in {out / 'log.txt'}). Rerun them with: python -m "
+            f"experiments.analyze {out}",
+            file=sys.stderr,
+        )
         return 1
     if (out / "analyses" / "report.md").is_file():
         print(f"analyses: {out / 'analyses'}")

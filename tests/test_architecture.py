@@ -41,8 +41,9 @@ def _imports(path: Path, inner: bool) -> list[tuple[str, ast.AST]]:
             if node.level:
                 package = _name(path).split(".")[: None if path.name == "__init__.py" else -1]
                 base = ".".join(package[: len(package) - node.level + 1] + [base]).strip(".")
-            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
-                     for a in node.names]  # fmt: skip
+            names = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names
+            ]
         out += [(_resolve(n), node) for n in names if n.split(".")[0] in PACKAGES]
     return out
 

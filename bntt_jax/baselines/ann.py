@@ -55,14 +55,24 @@ class ANNNetwork(nn.Module):
             x = x.reshape(x.shape[0], -1)
         for spec in c.layers:
             if spec.kind == "conv":
-                x = nn.Conv(spec.features, (3, 3), padding="SAME", use_bias=False,
-                            kernel_init=init, name=spec.name)(x)  # fmt: skip
+                x = nn.Conv(
+                    spec.features,
+                    (3, 3),
+                    padding="SAME",
+                    use_bias=False,
+                    kernel_init=init,
+                    name=spec.name,
+                )(x)
             else:
                 x = x.reshape(x.shape[0], -1)
                 x = nn.Dense(spec.features, use_bias=False, kernel_init=init, name=spec.name)(x)
             if c.norm == "bn":
-                x = nn.BatchNorm(use_running_average=not train, momentum=1.0 - c.momentum,
-                                 epsilon=BN_EPS, name=f"norm_{spec.name}")(x)  # fmt: skip
+                x = nn.BatchNorm(
+                    use_running_average=not train,
+                    momentum=1.0 - c.momentum,
+                    epsilon=BN_EPS,
+                    name=f"norm_{spec.name}",
+                )(x)
             x = nn.relu(x)
             if spec.pool == "avg2":
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2))
@@ -120,9 +130,11 @@ def train_step(
 
     def loss_fn(params):
         logits, updates = ANNNetwork(net.config).apply(
-            {"params": params, "batch_stats": net.batch_stats}, x, train=True,
+            {"params": params, "batch_stats": net.batch_stats},
+            x,
+            train=True,
             mutable=["batch_stats"],
-        )  # fmt: skip
+        )
         return cross_entropy(logits, labels), (logits, updates.get("batch_stats", {}))
 
     (loss, (logits, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)

@@ -103,8 +103,9 @@ def bias_scales(config: NetworkConfig, thresholds: dict[str, Any]) -> dict[str, 
 
 
 @functools.partial(jax.jit, static_argnames=("config", "reset", "steps", "probe", "percentile"))
-def _run(weights, biases, thresholds, images, key, *, config, reset, steps, probe=None,
-         percentile=100.0):  # fmt: skip
+def _run(
+    weights, biases, thresholds, images, key, *, config, reset, steps, probe=None, percentile=100.0
+):
     """Simulate ``steps`` steps. With ``probe`` (a layer), stop there and return the largest
     over the steps of its input current's ``percentile``; else ``(accumulated readout, (spikes
     per layer per step summed over the images, prediction of every image after every step))``."""
@@ -175,9 +176,18 @@ def convert(
     images = jnp.asarray(images, jnp.float32)
     thresholds: dict[str, jax.Array] = {}
     for spec in ann.config.layers:
-        largest = _run(weights, biases, thresholds, images, key, config=ann.config,
-                       reset=reset, steps=int(steps), probe=spec.name,
-                       percentile=float(percentile))  # fmt: skip
+        largest = _run(
+            weights,
+            biases,
+            thresholds,
+            images,
+            key,
+            config=ann.config,
+            reset=reset,
+            steps=int(steps),
+            probe=spec.name,
+            percentile=float(percentile),
+        )
         # a layer that never receives a positive current keeps threshold 1 (it never fires)
         thresholds[spec.name] = jnp.where(largest > 0, largest, 1.0)
     return ConvertedNetwork(weights, biases, thresholds, ann.config, reset)
@@ -188,8 +198,16 @@ def _simulate(net: ConvertedNetwork, images: Any, key: jax.Array | int, steps: i
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}.")
     key = jax.random.key(key) if isinstance(key, int) else key
-    return _run(net.weights, net.biases, net.thresholds, jnp.asarray(images, jnp.float32), key,
-                config=net.config, reset=net.reset, steps=int(steps))  # fmt: skip
+    return _run(
+        net.weights,
+        net.biases,
+        net.thresholds,
+        jnp.asarray(images, jnp.float32),
+        key,
+        config=net.config,
+        reset=net.reset,
+        steps=int(steps),
+    )
 
 
 def simulate_converted(

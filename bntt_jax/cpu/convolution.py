@@ -113,8 +113,9 @@ def sparse_conv_filter_grad(
         )
     out = jax.ShapeDtypeStruct(kernel.shape, x.dtype)
     call = jax.ffi.ffi_call("bntt_sparse_conv_dw", out, vmap_method="sequential")
-    dw = call(x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4),
-              method=np.int64(method))  # fmt: skip
+    dw = call(
+        x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4), method=np.int64(method)
+    )
     return dw.astype(kernel.dtype)
 
 
@@ -124,8 +125,10 @@ def conv_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     cores (the transposed convolution). Needs :func:`bntt_jax.cpu.ffi.available`."""
     _check_sparse_inputs("conv_input_grad", jnp.zeros((1, 1, 1, kernel.shape[2]), g.dtype), kernel)
     if kernel.shape[:2] != (3, 3) or g.ndim != 4 or g.shape[3] != kernel.shape[3]:
-        raise ValueError(f"conv_input_grad(): need g [N, H, W, D] and kernel [3, 3, C, D], got "
-                         f"{g.shape} and {kernel.shape}")  # fmt: skip
+        raise ValueError(
+            f"conv_input_grad(): need g [N, H, W, D] and kernel [3, 3, C, D], got "
+            f"{g.shape} and {kernel.shape}"
+        )
     c = kernel.shape[2]
     lanes = 64 // g.dtype.itemsize  # 64 bytes: a whole number of vectors on every target
     padded = -(-c // lanes) * lanes

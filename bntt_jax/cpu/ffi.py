@@ -70,16 +70,36 @@ TARGETS = {
 #: ``-fno-trapping-math`` (floating-point traps are never enabled here; no result changes) lets
 #: GCC turn the LIF update's compare into vector blends without AVX-512's masks: with traps
 #: assumed it kept the fused layers' element-wise loops scalar at ``x86-64-v3`` and below.
-FLAGS = ("-O3", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-Wall",
-         "-Wextra")  # fmt: skip
+FLAGS = (
+    "-O3",
+    "-fno-trapping-math",
+    "-fopenmp",
+    "-shared",
+    "-fPIC",
+    "-std=c++17",
+    "-Wall",
+    "-Wextra",
+)
 #: x86 target macros (``g++ -march=... -dM -E``) and the ``/proc/cpuinfo`` flag each needs.
 _X86_FEATURES = {
-    "__SSSE3__": "ssse3", "__SSE4_1__": "sse4_1", "__SSE4_2__": "sse4_2", "__POPCNT__": "popcnt",
-    "__AVX__": "avx", "__AVX2__": "avx2", "__FMA__": "fma", "__F16C__": "f16c",
-    "__BMI__": "bmi1", "__BMI2__": "bmi2", "__LZCNT__": "abm", "__MOVBE__": "movbe",
-    "__AVX512F__": "avx512f", "__AVX512BW__": "avx512bw", "__AVX512CD__": "avx512cd",
-    "__AVX512DQ__": "avx512dq", "__AVX512VL__": "avx512vl",
-}  # fmt: skip
+    "__SSSE3__": "ssse3",
+    "__SSE4_1__": "sse4_1",
+    "__SSE4_2__": "sse4_2",
+    "__POPCNT__": "popcnt",
+    "__AVX__": "avx",
+    "__AVX2__": "avx2",
+    "__FMA__": "fma",
+    "__F16C__": "f16c",
+    "__BMI__": "bmi1",
+    "__BMI2__": "bmi2",
+    "__LZCNT__": "abm",
+    "__MOVBE__": "movbe",
+    "__AVX512F__": "avx512f",
+    "__AVX512BW__": "avx512bw",
+    "__AVX512CD__": "avx512cd",
+    "__AVX512DQ__": "avx512dq",
+    "__AVX512VL__": "avx512vl",
+}
 _SOURCE_DIR = Path(__file__).parent / "csrc"
 
 
@@ -119,8 +139,9 @@ def missing_features(compiler: str, target: str) -> list[str]:
     cmd = [compiler, f"-march={target}", "-dM", "-E", "-x", "c++", os.devnull]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-1000:]}")  # fmt: skip
+        raise RuntimeError(
+            f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{proc.stderr[-1000:]}"
+        )
     defined = {ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("#define")}
     if not flags:
         return []
@@ -140,8 +161,14 @@ def _library_path(compiler: str, target: str) -> Path:
     digest = hashlib.sha256()
     for name in (*SOURCES, *HEADERS):
         digest.update((_SOURCE_DIR / name).read_bytes())
-    for part in (compiler, f"-march={target}", *FLAGS, jaxlib.__version__, platform.machine(),
-                 _cpu_signature()):  # fmt: skip
+    for part in (
+        compiler,
+        f"-march={target}",
+        *FLAGS,
+        jaxlib.__version__,
+        platform.machine(),
+        _cpu_signature(),
+    ):
         digest.update(part.encode())
     return cache_dir() / f"ffi-{target}-{digest.hexdigest()[:16]}.so"
 
@@ -149,9 +176,16 @@ def _library_path(compiler: str, target: str) -> Path:
 def compile_command(compiler: str, target: str, output: str, *extra: str) -> list[str]:
     """The command that builds the sources for ``-march=target`` into ``output``."""
     return [
-        compiler, f"-march={target}", *FLAGS, *extra, "-isystem", jax.ffi.include_dir(),
-        *(str(_SOURCE_DIR / name) for name in SOURCES), "-o", output,
-    ]  # fmt: skip
+        compiler,
+        f"-march={target}",
+        *FLAGS,
+        *extra,
+        "-isystem",
+        jax.ffi.include_dir(),
+        *(str(_SOURCE_DIR / name) for name in SOURCES),
+        "-o",
+        output,
+    ]
 
 
 def build(compiler: str, target: str, output: Path) -> str:
@@ -185,8 +219,16 @@ def describe(library: ctypes.CDLL) -> dict:
     function = library.BnttTarget
     function.restype = ctypes.c_char_p
     isa = function(values).decode()
-    names = ("vector_bytes", "vector_registers", "fma", "chunk_vectors", "grad_vectors",
-             "block_pixels", "block_vectors", "pixel_group")  # fmt: skip
+    names = (
+        "vector_bytes",
+        "vector_registers",
+        "fma",
+        "chunk_vectors",
+        "grad_vectors",
+        "block_pixels",
+        "block_vectors",
+        "pixel_group",
+    )
     return {"isa": isa, **dict(zip(names, map(int, values), strict=True))}
 
 

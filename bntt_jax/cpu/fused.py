@@ -100,10 +100,14 @@ def _lif_train_fwd(y, gamma_t, eps, leak, threshold, alpha, width):
     inv = lax.rsqrt(var + eps)
     scale = inv * gamma_t.astype(dtype)
     flat = y.reshape(y.shape[0], -1, y.shape[-1])
-    call = jax.ffi.ffi_call("bntt_lif_train_fwd", (jax.ShapeDtypeStruct(flat.shape, dtype),) * 2,
-                            vmap_method="sequential")  # fmt: skip
-    spikes, membrane = call(flat, mean, scale, leak=np.float64(leak),
-                            threshold=np.float64(threshold))  # fmt: skip
+    call = jax.ffi.ffi_call(
+        "bntt_lif_train_fwd",
+        (jax.ShapeDtypeStruct(flat.shape, dtype),) * 2,
+        vmap_method="sequential",
+    )
+    spikes, membrane = call(
+        flat, mean, scale, leak=np.float64(leak), threshold=np.float64(threshold)
+    )
     outputs = (spikes.reshape(y.shape), mean, var, membrane.reshape(y.shape))
     return outputs, (flat, membrane, mean, inv, gamma_t)
 
@@ -113,14 +117,22 @@ def _lif_train_bwd(eps, leak, threshold, alpha, width, residuals, cotangents):
     dspikes = cotangents[0]  # μ, σ² and u are returned under stop_gradient: not differentiated
     stat = jax.ShapeDtypeStruct(mean.shape, flat.dtype)
     call = jax.ffi.ffi_call(
-        "bntt_lif_train_bwd", (jax.ShapeDtypeStruct(flat.shape, flat.dtype), stat),
+        "bntt_lif_train_bwd",
+        (jax.ShapeDtypeStruct(flat.shape, flat.dtype), stat),
         vmap_method="sequential",
-    )  # fmt: skip
+    )
     dy, dgamma = call(
-        dspikes.reshape(flat.shape).astype(flat.dtype), membrane, flat, mean, inv,
-        gamma_t.astype(flat.dtype), leak=np.float64(leak), threshold=np.float64(threshold),
-        alpha=np.float64(alpha), width=np.float64(width),
-    )  # fmt: skip
+        dspikes.reshape(flat.shape).astype(flat.dtype),
+        membrane,
+        flat,
+        mean,
+        inv,
+        gamma_t.astype(flat.dtype),
+        leak=np.float64(leak),
+        threshold=np.float64(threshold),
+        alpha=np.float64(alpha),
+        width=np.float64(width),
+    )
     return dy.reshape(dspikes.shape), dgamma.astype(gamma_t.dtype)
 
 

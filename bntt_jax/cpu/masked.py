@@ -106,8 +106,9 @@ def _input_grad_masked(g, wm, membrane, threshold, width):
     wm = jnp.pad(wm, ((0, 0),) * 3 + ((0, padded - d),)) if padded != d else wm
     out = jax.ShapeDtypeStruct(membrane.shape, g.dtype)
     call = jax.ffi.ffi_call("bntt_conv_input_grad_masked", out, vmap_method="sequential")
-    return call(g, wm, membrane.astype(g.dtype), threshold=np.float64(threshold),
-                width=np.float64(width))  # fmt: skip
+    return call(
+        g, wm, membrane.astype(g.dtype), threshold=np.float64(threshold), width=np.float64(width)
+    )
 
 
 def dense_input_grad_masked(
@@ -131,9 +132,12 @@ def dense_input_grad_masked(
     # weight loads between its rows, and the threads split the images
     r = next(r for r in (32, 16, 8, 4, 2, 1) if rows % r == 0)
     dx = _input_grad_masked(
-        g.reshape(rows // r, 1, r, -1), kernel[:, None, None, :],
-        membrane.reshape(rows // r, 1, r, -1), threshold, width,
-    )  # fmt: skip
+        g.reshape(rows // r, 1, r, -1),
+        kernel[:, None, None, :],
+        membrane.reshape(rows // r, 1, r, -1),
+        threshold,
+        width,
+    )
     return dx.reshape(membrane.shape)
 
 
@@ -183,8 +187,11 @@ def _on_support(op, compiled, dense_dx, masked_dx, weight_grad, rate):
                     return lax.cond(
                         _support_fraction(membrane, threshold, width) <= rate(x),
                         functools.partial(masked_dx, threshold=threshold, width=width),
-                        dense_dx, g, kernel.astype(x.dtype), membrane.astype(x.dtype),
-                    )  # fmt: skip
+                        dense_dx,
+                        g,
+                        kernel.astype(x.dtype),
+                        membrane.astype(x.dtype),
+                    )
 
                 def filter_grad(x, kernel, membrane, g):
                     return weight_grad(x, kernel, g)

@@ -73,10 +73,11 @@ def _check_bntt(config: NetworkConfig) -> None:
     reason = config.normalization.static_reason
     if reason is not None:
         raise _refuse(
-            f"norm={config.norm!r}", f"{reason}, and NIR's nodes are the same at every step.",
+            f"norm={config.norm!r}",
+            f"{reason}, and NIR's nodes are the same at every step.",
             "Train with a normalisation that evaluates as one affine map: norm='none', 'bn' "
             "or 'tdbn' (folded into the weights).",
-        )  # fmt: skip
+        )
 
 
 def _folded(params: Any, config: NetworkConfig) -> tuple[dict, dict]:
@@ -87,8 +88,9 @@ def _folded(params: Any, config: NetworkConfig) -> tuple[dict, dict]:
     weights, biases = {}, {}
     for spec in config.layers:
         key = f"norm_{spec.name}"
-        scale, shift = norm.static_affine(p.get(key, {}), stats.get(key, {}), config.eps,
-                                          config.threshold)  # fmt: skip
+        scale, shift = norm.static_affine(
+            p.get(key, {}), stats.get(key, {}), config.eps, config.threshold
+        )
         weights[spec.name] = np.asarray(p[spec.name]["kernel"], np.float64) * scale
         biases[spec.name] = None if np.ndim(shift) == 0 else shift
     weights[config.readout_name] = np.asarray(p[config.readout_name]["kernel"], np.float64)
@@ -125,8 +127,18 @@ def _graph(
         if spec is not None and spec.kind == "conv":
             kernel = np.transpose(w, (3, 2, 0, 1)).astype(f32)  # HWIO -> OIHW
             bias = np.zeros(w.shape[-1], f32) if b is None else b.astype(f32)
-            add(name, nir.Conv2d(input_shape=tuple(shape[1:]), weight=kernel, stride=1,
-                                 padding=1, dilation=1, groups=1, bias=bias))  # fmt: skip
+            add(
+                name,
+                nir.Conv2d(
+                    input_shape=tuple(shape[1:]),
+                    weight=kernel,
+                    stride=1,
+                    padding=1,
+                    dilation=1,
+                    groups=1,
+                    bias=bias,
+                ),
+            )
             shape = (w.shape[-1], *shape[1:])
         else:
             if len(shape) == 3:  # our rows read (H, W, C); NIR flattens (C, H, W)
@@ -134,8 +146,11 @@ def _graph(
                 w = w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(c * h * wd, -1)
                 add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0))
             weight = w.T.astype(f32)
-            node = (nir.Linear(weight=weight) if b is None
-                    else nir.Affine(weight=weight, bias=b.astype(f32)))  # fmt: skip
+            node = (
+                nir.Linear(weight=weight)
+                if b is None
+                else nir.Affine(weight=weight, bias=b.astype(f32))
+            )
             add(name, node)
             shape = (w.shape[-1],)
         if spec is None:
@@ -148,8 +163,10 @@ def _graph(
             shape = (shape[0], shape[1] // 2, shape[2] // 2)
         elif spec.pool == "global":
             size = np.array(shape[1:])
-            add(f"{name}.pool", nir.AvgPool2d(kernel_size=size, stride=size,
-                                              padding=np.array([0, 0])))  # fmt: skip
+            add(
+                f"{name}.pool",
+                nir.AvgPool2d(kernel_size=size, stride=size, padding=np.array([0, 0])),
+            )
             shape = (shape[0], 1, 1)
     add("output", nir.Output(output_type=np.array(shape)))
     metadata = {"discretisation": DISCRETISATION, "producer": "bntt-jax", **metadata}
@@ -168,11 +185,13 @@ def _bntt_graph(params: Any) -> Any:
         if config.leak == 1.0:  # no leak: dv/dt = R·I with R = 1
             return nir.IF(r=full, v_threshold=theta, v_reset=reset)
         tau = np.float32(1.0 / (1.0 - config.leak)) * full
-        return nir.LIF(tau=tau, r=tau.copy(), v_leak=0.0 * full, v_threshold=theta,
-                       v_reset=reset)  # fmt: skip
+        return nir.LIF(tau=tau, r=tau.copy(), v_leak=0.0 * full, v_threshold=theta, v_reset=reset)
 
-    meta = {"network": "BNTT-family LIF network, hard reset", "num_steps": config.num_steps,
-            "readout": "logits = state of 'readout' after num_steps steps (Eq. 5)"}  # fmt: skip
+    meta = {
+        "network": "BNTT-family LIF network, hard reset",
+        "num_steps": config.num_steps,
+        "readout": "logits = state of 'readout' after num_steps steps (Eq. 5)",
+    }
     return _graph(config, weights, biases, neuron, 1.0 / config.num_steps, meta)
 
 
@@ -194,8 +213,10 @@ def _converted_graph(net: Any) -> Any:
         theta = np.nextafter(np.float32(net.thresholds[name]), np.float32(-np.inf))
         return nir.IF(r=full, v_threshold=theta * full, v_reset=0.0 * full)
 
-    meta = {"network": "ANN-to-SNN conversion, IF neurons, reset to zero",
-            "readout": "prediction = argmax of the state of 'readout' (summed)"}  # fmt: skip
+    meta = {
+        "network": "ANN-to-SNN conversion, IF neurons, reset to zero",
+        "readout": "prediction = argmax of the state of 'readout' (summed)",
+    }
     return _graph(config, weights, biases, neuron, 1.0, meta)
 
 

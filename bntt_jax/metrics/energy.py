@@ -100,8 +100,9 @@ def synaptic_layers(config: NetworkConfig) -> tuple[SynapticLayer, ...]:
     channels = config.in_channels if config.takes_images else config.in_features
     for spec in config.layers:
         if spec.kind == "conv":
-            out.append(SynapticLayer(spec.name, "conv", channels, spec.features, spec.size,
-                                     3, source))  # fmt: skip
+            out.append(
+                SynapticLayer(spec.name, "conv", channels, spec.features, spec.size, 3, source)
+            )
             side = {None: spec.size, "avg2": spec.size // 2, "global": 1}[spec.pool]
             channels = spec.features
         else:
@@ -109,8 +110,16 @@ def synaptic_layers(config: NetworkConfig) -> tuple[SynapticLayer, ...]:
             out.append(SynapticLayer(spec.name, "fc", c_in, spec.features, kernel=1, source=source))
             side, channels = 1, spec.features
         source = spec.name
-    out.append(SynapticLayer(config.readout_name, "fc", channels * side * side,
-                             config.num_classes, kernel=1, source=source))  # fmt: skip
+    out.append(
+        SynapticLayer(
+            config.readout_name,
+            "fc",
+            channels * side * side,
+            config.num_classes,
+            kernel=1,
+            source=source,
+        )
+    )
     return tuple(out)
 
 
@@ -131,10 +140,16 @@ def layer_table(config: NetworkConfig) -> list[dict[str, Any]]:
     for layer in synaptic_layers(config):
         spec = specs.get(layer.name)
         side = [layer.out_size] * 2 if layer.kind == "conv" else []
-        rows.append({"layer": layer.name, "kind": layer.kind if spec else "readout",
-                     "output": [*side, layer.c_out], "pool": spec.pool if spec else None,
-                     "neurons": neurons.get(layer.name, 0),
-                     "flops": layer_flops(layer)})  # fmt: skip
+        rows.append(
+            {
+                "layer": layer.name,
+                "kind": layer.kind if spec else "readout",
+                "output": [*side, layer.c_out],
+                "pool": spec.pool if spec else None,
+                "neurons": neurons.get(layer.name, 0),
+                "flops": layer_flops(layer),
+            }
+        )
     return rows
 
 

@@ -33,22 +33,37 @@ from bntt_jax.ttfs.config import (  # noqa: F401  (re-exported: listed in __all_
 # The public API: name -> the module that defines it, imported (with JAX) on first access.
 _API = {
     **dict.fromkeys(
-        ("EPSILON", "NO_SPIKE", "decode", "encode", "encode_decode", "kernel", "kernel_errors",
-         "max_precision_error", "quantize", "representation_range", "spike_times", "threshold",
-         "threshold_table"),
+        (
+            "EPSILON",
+            "NO_SPIKE",
+            "decode",
+            "encode",
+            "encode_decode",
+            "kernel",
+            "kernel_errors",
+            "max_precision_error",
+            "quantize",
+            "representation_range",
+            "spike_times",
+            "threshold",
+            "threshold_table",
+        ),
         "bntt_jax.ttfs.kernel",
     ),
-    **dict.fromkeys(("relax", "relaxation_probability", "relaxed_layers"),
-                    "bntt_jax.ttfs.relaxation"),
-    **dict.fromkeys(("kernel_regularization", "tb_penalty", "tb_probability", "total_loss"),
-                    "bntt_jax.ttfs.losses"),
+    **dict.fromkeys(
+        ("relax", "relaxation_probability", "relaxed_layers"), "bntt_jax.ttfs.relaxation"
+    ),
+    **dict.fromkeys(
+        ("kernel_regularization", "tb_penalty", "tb_probability", "total_loss"),
+        "bntt_jax.ttfs.losses",
+    ),
     **dict.fromkeys(("TBBatchNorm", "TTFSNetwork", "TemporalKernel"), "bntt_jax.ttfs.models"),
-    **dict.fromkeys(("SurrogateOutput", "TTFSParams", "forward", "init"),
-                    "bntt_jax.ttfs.network"),
+    **dict.fromkeys(("SurrogateOutput", "TTFSParams", "forward", "init"), "bntt_jax.ttfs.network"),
     **dict.fromkeys(("SpikingOutput", "fold_batch_norm", "simulate"), "bntt_jax.ttfs.simulate"),
-    **dict.fromkeys(("TrainState", "eval_step", "make_optimizer", "train_step"),
-                    "bntt_jax.ttfs.train"),
-}  # fmt: skip
+    **dict.fromkeys(
+        ("TrainState", "eval_step", "make_optimizer", "train_step"), "bntt_jax.ttfs.train"
+    ),
+}
 
 __all__ = sorted(["INPUT_CODINGS", "POOLINGS", "ROUNDINGS", "TTFSConfig", "TTFS_ARCHS", *_API])
 __getattr__, __dir__ = _lazy.install(__name__, _API)

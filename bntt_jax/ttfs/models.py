@@ -96,9 +96,13 @@ class TTFSBlock(nn.Module):
         c, spec = self.config, self.spec
         if spec.kind == "conv":
             y = nn.Conv(
-                spec.features, (3, 3), padding=1, use_bias=c.use_bias, kernel_init=KERNEL_INIT,
+                spec.features,
+                (3, 3),
+                padding=1,
+                use_bias=c.use_bias,
+                kernel_init=KERNEL_INIT,
                 name="conv",
-            )(x)  # fmt: skip
+            )(x)
         else:
             y = nn.Dense(spec.features, use_bias=c.use_bias, kernel_init=KERNEL_INIT, name="dense")(
                 x

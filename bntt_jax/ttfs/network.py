@@ -143,9 +143,12 @@ def check_params(where: str, net: Any) -> None:
         extra = sorted(set(have_d) - set(want_d))
         wrong = [k for k in want_d if k in have_d and want_d[k] != have_d[k]]
         detail = (
-            f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra else
-            f"{wrong[0]} has shape {have_d[wrong[0]]}, the network needs {want_d[wrong[0]]}"
-        )  # fmt: skip
+            f"missing {missing[0]}"
+            if missing
+            else f"unexpected {extra[0]}"
+            if extra
+            else f"{wrong[0]} has shape {have_d[wrong[0]]}, the network needs {want_d[wrong[0]]}"
+        )
         raise ValueError(
             f"{where}: these parameters are not those of the network their config describes "
             f"({net.config.arch}): {detail}. Build them with bntt_jax.ttfs.init(key, config)."
@@ -215,9 +218,13 @@ def forward(
         raise ValueError("ttfs.forward(): dropout in train mode needs rng=<a jax.random key>.")
     if train:
         (logits, aux), updates = model.apply(
-            net.variables(), images, train=True, relaxed=relaxed, rngs=rngs,
+            net.variables(),
+            images,
+            train=True,
+            relaxed=relaxed,
+            rngs=rngs,
             mutable=["batch_stats"],
-        )  # fmt: skip
+        )
         return SurrogateOutput(logits, aux["z"], aux["t"], updates["batch_stats"], aux["p_tb"])
     logits, aux = model.apply(net.variables(), images, train=False, relaxed=relaxed)
     return SurrogateOutput(logits, aux["z"], aux["t"], None, aux["p_tb"])

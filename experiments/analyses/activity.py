@@ -44,15 +44,21 @@ def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     ax.bar(range(len(layers)), [result["spike_rate"][k] for k in layers])
     ax.set_xticks(range(len(layers)), layers)
-    ax.set(yscale="log", ylabel="spike rate (spikes per neuron, all steps)",
-           title="layer-wise spike activity (Eq. 23, Fig. 4a)")  # fmt: skip
+    ax.set(
+        yscale="log",
+        ylabel="spike rate (spikes per neuron, all steps)",
+        title="layer-wise spike activity (Eq. 23, Fig. 4a)",
+    )
     written = [save_figure(fig, Path(out_dir) / "spike_rate.png")]
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for layer, per_step in result["spikes_per_step"].items():
         ax.plot(range(1, len(per_step) + 1), per_step, label=layer)
-    ax.set(xlabel="time step t", ylabel="spikes per image",
-           xscale="log" if result["num_steps"] > 100 else "linear",
-           title="spikes per layer and time step (Fig. 1)")  # fmt: skip
+    ax.set(
+        xlabel="time step t",
+        ylabel="spikes per image",
+        xscale="log" if result["num_steps"] > 100 else "linear",
+        title="spikes per layer and time step (Fig. 1)",
+    )
     ax.legend(fontsize=7, ncol=2)
     written.append(save_figure(fig, Path(out_dir) / "spikes_per_step.png"))
     return written
@@ -81,20 +87,24 @@ def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path
     fig, ax = plt.subplots(figsize=(8, 4))
     for i, (run, r) in enumerate(results.items()):
         x = np.arange(len(layers)) + (i - (len(results) - 1) / 2) * width
-        ax.bar(x, [r["spike_rate"].get(k, np.nan) for k in layers], width,
-               label=f"{run} (T = {r['num_steps']})")  # fmt: skip
+        ax.bar(
+            x,
+            [r["spike_rate"].get(k, np.nan) for k in layers],
+            width,
+            label=f"{run} (T = {r['num_steps']})",
+        )
     ax.set_xticks(range(len(layers)), layers)
     ax.set(yscale="log", ylabel="spike rate (Eq. 23)", title="layer-wise spike activity (Fig. 4a)")
     ax.legend(fontsize=7)
     written = [save_figure(fig, Path(out_dir) / "spike_rate.png")]
     # Fig. 1: one panel per run, spikes of every layer at every step, on a shared y axis
-    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.8),
-                             sharey=True, squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(4.5 * len(results), 3.8), sharey=True, squeeze=False
+    )
     for ax, (run, r) in zip(axes[0], results.items(), strict=True):
         for layer, per_step in r["spikes_per_step"].items():
             ax.plot(np.arange(1, len(per_step) + 1), per_step, label=layer)
-        ax.set(xlabel="time step t", title=run,
-               xscale="log" if r["num_steps"] > 100 else "linear")  # fmt: skip
+        ax.set(xlabel="time step t", title=run, xscale="log" if r["num_steps"] > 100 else "linear")
         ax.title.set_fontsize(8)
     axes[0][0].set_ylabel("spikes per image")
     axes[0][0].legend(fontsize=7, ncol=2)

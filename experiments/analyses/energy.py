@@ -99,7 +99,7 @@ def compute(subject: Any) -> dict[str, Any]:
                 )
                 if reference
                 else None
-            ),  # fmt: skip
+            ),
         },
     }
 
@@ -113,9 +113,11 @@ def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     if result["snn_flops"] is not None:
         ax.bar(x + 0.2, [result["snn_flops"][k] for k in layers], 0.4, label="SNN (Eq. 24)")
     ax.set_xticks(x, layers)
-    ax.set(yscale="log", ylabel="FLOPs per image",
-           title=f"FLOPs per layer: E_ANN / E_SNN = {result['ratio_ann_to_snn']:.2f}x "
-                 "(Table 3)")  # fmt: skip
+    ax.set(
+        yscale="log",
+        ylabel="FLOPs per image",
+        title=f"FLOPs per layer: E_ANN / E_SNN = {result['ratio_ann_to_snn']:.2f}x (Table 3)",
+    )
     ax.legend()
     return [save_figure(fig, Path(out_dir) / "flops.png")]
 
@@ -131,8 +133,11 @@ def report_lines(result: dict[str, Any]) -> list[str]:
             "",
         ]
     tn = result["truenorth"]
-    normalized = "" if tn["normalized"] is None else (
-        f", {tn['normalized']:.4f} of {tn['reference']['name']}")  # fmt: skip
+    normalized = (
+        ""
+        if tn["normalized"] is None
+        else (f", {tn['normalized']:.4f} of {tn['reference']['name']}")
+    )
     return [
         f"E_ANN = {result['energy_ann_pj'] / 1e6:.4g} µJ, E_SNN = "
         f"{result['energy_snn_pj'] / 1e6:.4g} µJ: **E_ANN / E_SNN = "

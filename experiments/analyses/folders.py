@@ -71,8 +71,9 @@ def run_analyses(
         # the data must be those the run was trained and tested on
         run_folder.check_same_data(run_folder.inspect(run), data.fingerprint, config.data_dir)
         subjects += [(run, s) for s in subjects_of(run, name, config, paper, data, checkpoint)]
-    subjects = list(zip([r for r, _ in subjects],
-                        with_transfer([s for _, s in subjects]), strict=True))  # fmt: skip
+    subjects = list(
+        zip([r for r, _ in subjects], with_transfer([s for _, s in subjects]), strict=True)
+    )
     written: list[Path] = []
     by_run: dict[str, dict[str, Any]] = {}
     first = runs[0][0]

@@ -71,14 +71,23 @@ def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
         frequency = np.asarray(h["frequency"])
         steps = frequency.shape[0]
         edges = h["edges"]
-        ax.imshow(frequency, aspect="auto", origin="lower", cmap="viridis",
-                  extent=(edges[0], edges[-1], 0.5, steps + 0.5))  # fmt: skip
+        ax.imshow(
+            frequency,
+            aspect="auto",
+            origin="lower",
+            cmap="viridis",
+            extent=(edges[0], edges[-1], 0.5, steps + 0.5),
+        )
         ax.plot(h["mean"], np.arange(1, steps + 1), "w-", lw=1.2, label="mean γᵗ")
-        ax.set(xlabel="γ value", ylabel="time step t", title=f"{name} (peak of mean: t = "
-               f"{h['peak_step']})")  # fmt: skip
+        ax.set(
+            xlabel="γ value",
+            ylabel="time step t",
+            title=f"{name} (peak of mean: t = {h['peak_step']})",
+        )
         ax.legend(fontsize=7, loc="upper right")
-    fig.suptitle("γᵗ histograms per time step, frequency normalised to [0, 1] (Fig. 5)",
-                 fontsize=10)  # fmt: skip
+    fig.suptitle(
+        "γᵗ histograms per time step, frequency normalised to [0, 1] (Fig. 5)", fontsize=10
+    )
     return [save_figure(fig, Path(out_dir) / "gamma_histograms.png")]
 
 

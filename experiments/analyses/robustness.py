@@ -30,8 +30,10 @@ NOISE_STREAM, ATTACK_STREAM = 7_919, 104_729
 
 def not_applicable(subject: Any) -> str | None:
     if subject.kind == "snn" and subject.config.network.encoder == "frames":
-        return ("event frames are event counts, not images in [0, 1]: Gaussian pixel noise and "
-                "FGSM (Fig. 4b, App. F) perturb images.")  # fmt: skip
+        return (
+            "event frames are event counts, not images in [0, 1]: Gaussian pixel noise and "
+            "FGSM (Fig. 4b, App. F) perturb images."
+        )
     return None
 
 
@@ -57,8 +59,11 @@ def _accuracy(
 
 def crafted_on(subject: Any) -> str:
     """Which network the subject's own FGSM is crafted on."""
-    return {"snn": "itself (BPTT, surrogate gradient)", "ann": "itself",
-            "conversion": "its ANN (transferred)"}[subject.kind]  # fmt: skip
+    return {
+        "snn": "itself (BPTT, surrogate gradient)",
+        "ann": "itself",
+        "conversion": "its ANN (transferred)",
+    }[subject.kind]
 
 
 def gradient_signs(
@@ -113,8 +118,10 @@ def compute_transfer(subject: Any) -> dict[str, Any] | None:
         return None
     images, labels, batch = _test_images(subject)
     signs = gradient_signs(subject, images, labels, batch, ann=subject.transfer["net"])
-    return {"source": subject.transfer["name"],
-            "fgsm": _attack(subject, images, labels, signs, batch)}  # fmt: skip
+    return {
+        "source": subject.transfer["name"],
+        "fgsm": _attack(subject, images, labels, signs, batch),
+    }
 
 
 def reusable(result: dict[str, Any], subject: Any) -> bool:
@@ -155,10 +162,14 @@ def compute(subject: Any) -> dict[str, Any]:
 def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot([r["sigma"] for r in result["noise"]],
-             [100 * r["accuracy"] for r in result["noise"]], "o-")  # fmt: skip
-    ax1.set(xlabel="σ of the Gaussian noise (on [0, 1] images)", ylabel="test accuracy (%)",
-            title="Gaussian noise (Fig. 4b)")  # fmt: skip
+    ax1.plot(
+        [r["sigma"] for r in result["noise"]], [100 * r["accuracy"] for r in result["noise"]], "o-"
+    )
+    ax1.set(
+        xlabel="σ of the Gaussian noise (on [0, 1] images)",
+        ylabel="test accuracy (%)",
+        title="Gaussian noise (Fig. 4b)",
+    )
     crafted = result.get("crafted_on", "itself")
     ax2.plot(
         [r["epsilon"] for r in result["fgsm"]],
@@ -168,9 +179,12 @@ def draw(out_dir: Path, result: dict[str, Any]) -> list[Path]:
     )
     transfer = result.get("fgsm_transfer")
     if transfer:
-        ax2.plot([r["epsilon"] for r in transfer["fgsm"]],
-                 [100 * r["accuracy"] for r in transfer["fgsm"]], "s--",
-                 label=f"crafted on the ANN {transfer['source']}")  # fmt: skip
+        ax2.plot(
+            [r["epsilon"] for r in transfer["fgsm"]],
+            [100 * r["accuracy"] for r in transfer["fgsm"]],
+            "s--",
+            label=f"crafted on the ANN {transfer['source']}",
+        )
     ax2.set(xlabel="ε (on [0, 1] images)", ylabel="test accuracy (%)", title="FGSM (App. F)")
     ax2.legend(fontsize=7)
     return [save_figure(fig, Path(out_dir) / "robustness.png")]
@@ -186,11 +200,17 @@ def _loss(row: dict[str, Any]) -> str:
 
 def report_lines(result: dict[str, Any]) -> list[str]:
     transfer = result.get("fgsm_transfer")
-    transfer_lines = [] if not transfer else [
-        f"FGSM crafted on the ANN {transfer['source']} and transferred: " + ", ".join(
-            f"ε = {a['epsilon']:g}: {100 * a['accuracy']:.2f}%" for a in transfer["fgsm"]),
-        "",
-    ]  # fmt: skip
+    transfer_lines = (
+        []
+        if not transfer
+        else [
+            f"FGSM crafted on the ANN {transfer['source']} and transferred: "
+            + ", ".join(
+                f"ε = {a['epsilon']:g}: {100 * a['accuracy']:.2f}%" for a in transfer["fgsm"]
+            ),
+            "",
+        ]
+    )
     return [
         f"{result['images']} test images; noise unclipped, adversarial images clipped to [0, 1]; "
         f"FGSM crafted on {result.get('crafted_on', 'itself')}.",
@@ -214,14 +234,28 @@ def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for run, r in results.items():
-        ax1.plot([n["sigma"] for n in r["noise"]], [100 * n["accuracy"] for n in r["noise"]],
-                 "o-", label=run)  # fmt: skip
-        ax2.plot([a["epsilon"] for a in r["fgsm"]], [100 * a["accuracy"] for a in r["fgsm"]],
-                 "o-", label=run)  # fmt: skip
-    ax1.set(xlabel="σ of the Gaussian noise", ylabel="test accuracy (%)",
-            title="Gaussian noise (Fig. 4b)")  # fmt: skip
-    ax2.set(xlabel="ε", ylabel="test accuracy (%)",
-            title="FGSM, each crafted on itself (a conversion on its ANN)")  # fmt: skip
+        ax1.plot(
+            [n["sigma"] for n in r["noise"]],
+            [100 * n["accuracy"] for n in r["noise"]],
+            "o-",
+            label=run,
+        )
+        ax2.plot(
+            [a["epsilon"] for a in r["fgsm"]],
+            [100 * a["accuracy"] for a in r["fgsm"]],
+            "o-",
+            label=run,
+        )
+    ax1.set(
+        xlabel="σ of the Gaussian noise",
+        ylabel="test accuracy (%)",
+        title="Gaussian noise (Fig. 4b)",
+    )
+    ax2.set(
+        xlabel="ε",
+        ylabel="test accuracy (%)",
+        title="FGSM, each crafted on itself (a conversion on its ANN)",
+    )
     ax2.legend(fontsize=7)
     ax1.legend(fontsize=7)
     written = [save_figure(fig, Path(out_dir) / "robustness.png")]
@@ -229,10 +263,14 @@ def draw_compare(out_dir: Path, results: dict[str, dict[str, Any]]) -> list[Path
     if transferred:
         fig, ax = plt.subplots(figsize=(6, 4))
         for run, rows in transferred.items():
-            ax.plot([a["epsilon"] for a in rows], [100 * a["accuracy"] for a in rows], "o-",
-                    label=run)  # fmt: skip
-        ax.set(xlabel="ε", ylabel="test accuracy (%)",
-               title="FGSM crafted on the ANN, transferred (App. F)")  # fmt: skip
+            ax.plot(
+                [a["epsilon"] for a in rows], [100 * a["accuracy"] for a in rows], "o-", label=run
+            )
+        ax.set(
+            xlabel="ε",
+            ylabel="test accuracy (%)",
+            title="FGSM crafted on the ANN, transferred (App. F)",
+        )
         ax.legend(fontsize=7)
         written.append(save_figure(fig, Path(out_dir) / "robustness_transfer.png"))
     return written

@@ -34,7 +34,7 @@ register(
             eval_batch_size=360,
             eval_every=5,
         )
-    ),  # fmt: skip
+    ),
 )
 # The ANN of mnist5k_bntt's network (c16,c16,p,c32,c32,p,f128 with ReLU and batch norm) by the
 # same schedule, lr 0.1 as the other ANNs; converted at T = 100, 500 and 1000 at its end.

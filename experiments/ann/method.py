@@ -49,8 +49,10 @@ def evaluate(net: ann.ANNParams, data: Dataset, config: ExperimentConfig) -> dic
     """Test accuracy and loss of an ANN."""
     totals = over_test_set(
         lambda x, y, i: _eval_step(net, x, y),
-        data, config.eval_batch_size, max_batches=config.max_eval_batches,
-    )  # fmt: skip
+        data,
+        config.eval_batch_size,
+        max_batches=config.max_eval_batches,
+    )
     count = int(totals["count"])
     return {
         "accuracy": int(totals["correct"]) / count,
@@ -174,8 +176,18 @@ def subjects(
     if config.options.conversion_steps:
         converted = convert(net, data, config)
         _check_thresholds(run, config, converted, checkpoint)
-        out.append(Subject(f"{name} converted", converted, data, config, _conversion, paper,
-                           kind="conversion", source=net))  # fmt: skip
+        out.append(
+            Subject(
+                f"{name} converted",
+                converted,
+                data,
+                config,
+                _conversion,
+                paper,
+                kind="conversion",
+                source=net,
+            )
+        )
     return out
 
 
@@ -199,9 +211,12 @@ def _check_thresholds(run: Path, config: ExperimentConfig, converted: Any, check
     for layer, value in metrics.get("thresholds", {}).items():
         rebuilt = float(converted.thresholds[layer])
         if abs(rebuilt - value) > 1e-4 * max(abs(value), 1.0):
-            print(f"warning: the conversion rebuilt from {run} sets {layer}'s threshold to "
-                  f"{rebuilt:.6g}, the run's end set {value:.6g} (another device or library "
-                  "version?); the analyses use the rebuilt one.", file=sys.stderr)  # fmt: skip
+            print(
+                f"warning: the conversion rebuilt from {run} sets {layer}'s threshold to "
+                f"{rebuilt:.6g}, the run's end set {value:.6g} (another device or library "
+                "version?); the analyses use the rebuilt one.",
+                file=sys.stderr,
+            )
 
 
 METHOD = Method(

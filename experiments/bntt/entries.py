@@ -29,7 +29,7 @@ register(
             eval_batch_size=360,
             eval_every=5,
         )
-    ),  # fmt: skip
+    ),
 )
 
 # The reduced-scale run on real images (experiments.bntt.config.MNIST5K: its size and epochs).
@@ -74,16 +74,25 @@ register(
 # "w.o. BNTT" is n/a in the paper (it did not converge): ours at the BNTT row's T, so that only
 # the normalisation differs; "Baseline + standard BN" (journal Table 1; Fang et al. 2020 and
 # Ledinauskas et al. 2020 in journal Table 4) is norm=bn, tdBN (journal Table 4) norm=tdbn.
-CIFAR100_VGG11 = CIFAR10_VGG9.replace(dataset="cifar100", arch="vgg11", leak=0.99,
-                                      num_steps=50, epochs=240, batch_size=128)  # fmt: skip
+CIFAR100_VGG11 = CIFAR10_VGG9.replace(
+    dataset="cifar100", arch="vgg11", leak=0.99, num_steps=50, epochs=240, batch_size=128
+)
 TINY_VGG11 = CIFAR100_VGG11.replace(dataset="tiny_imagenet", num_steps=30, epochs=90)
 _TABLE1 = "BNTT paper, Table 1"
 for _prefix, _config, _label, _paper in (
-    ("cifar100", CIFAR100_VGG11, "CIFAR-100",
-     {"accuracy": 66.6, "early_exit_accuracy": 65.8, "early_exit_steps": 30}),
-    ("tiny_imagenet", TINY_VGG11, "Tiny-ImageNet",
-     {"accuracy": 57.8, "early_exit_accuracy": 56.8, "early_exit_steps": 25}),
-):  # fmt: skip
+    (
+        "cifar100",
+        CIFAR100_VGG11,
+        "CIFAR-100",
+        {"accuracy": 66.6, "early_exit_accuracy": 65.8, "early_exit_steps": 30},
+    ),
+    (
+        "tiny_imagenet",
+        TINY_VGG11,
+        "Tiny-ImageNet",
+        {"accuracy": 57.8, "early_exit_accuracy": 56.8, "early_exit_steps": 25},
+    ),
+):
     _t = _config.network.num_steps
     register(
         f"{_prefix}_bntt",
@@ -105,7 +114,7 @@ for _prefix, _config, _label, _paper in (
         paper={
             "source": f"BNTT journal paper, Table 1 ({_label}, Baseline + standard BN; "
             "values in a figure our text does not hold)"
-        },  # fmt: skip
+        },
     )
     register(
         f"{_prefix}_tdbn",
@@ -114,7 +123,7 @@ for _prefix, _config, _label, _paper in (
         paper={
             "source": f"BNTT journal paper, Table 4 ({_label}; values in a figure our text "
             "does not hold)"
-        },  # fmt: skip
+        },
     )
 # CIFAR-10's "Baseline + standard BN" row and the other normalisations of journal Tables 4
 # (tdBN, Zheng et al. 2020) and 5 (layer norm): VGG9 at BNTT's T = 25, only norm differs.
@@ -125,7 +134,7 @@ register(
     paper={
         "source": "BNTT journal paper, Table 1 (CIFAR-10, Baseline + standard BN; values "
         "in a figure our text does not hold)"
-    },  # fmt: skip
+    },
 )
 register(
     "cifar10_tdbn",
@@ -134,7 +143,7 @@ register(
     paper={
         "source": "BNTT journal paper, Table 4 (BN techniques; values in a figure our "
         "text does not hold; BNTT there: 90.5%)"
-    },  # fmt: skip
+    },
 )
 register(
     "cifar10_layernorm",
@@ -144,7 +153,7 @@ register(
         "source": "BNTT paper, Table 6 (Appendix G; journal Table 5): Layer Normalization "
         "75.4%, BNTT 90.5%",
         "accuracy": 75.4,
-    },  # fmt: skip
+    },
 )
 
 # Table 2 of the BNTT paper: DVS-CIFAR10, events binned into 20 frames of 42×42 (Appendix C),
@@ -153,9 +162,15 @@ register(
 # and LIF after each), then the readout. Fig. 8 is not in our text: this plan is our reading
 # of that description. SGD lr 0.3 ÷10 at 50/70/90 %, 60 epochs (paper); batch 64 (ours).
 DVS_CIFAR10 = CIFAR10_VGG9.replace(
-    dataset="cifar10_dvs", arch="custom", plan=("c128", "c128", "p", "c128", "c256", "p", "f1024"),
-    encoder="frames", num_steps=20, epochs=60, batch_size=64, eval_batch_size=100,
-)  # fmt: skip
+    dataset="cifar10_dvs",
+    arch="custom",
+    plan=("c128", "c128", "p", "c128", "c256", "p", "f1024"),
+    encoder="frames",
+    num_steps=20,
+    epochs=60,
+    batch_size=64,
+    eval_batch_size=100,
+)
 register(
     "dvs_cifar10_bntt",
     "Table 2: BNTT on DVS-CIFAR10, 20 event frames of 42x42, one per step (paper 63.2%)",
@@ -174,12 +189,26 @@ register(
 # other runs (momentum 0.9, lr 0.1 as the digits entry, ÷10 at 50/70/90 %), batch 128, 60
 # epochs (ours). Its accuracies are in an image our text does not hold.
 SMNIST = ExperimentConfig.from_flat(
-    dict(dataset="mnist", arch="mlp", norm="bntt", encoder="sequential", num_steps=784,
-         hidden=(256, 256), optimizer="sgd", lr=0.1, weight_decay=5e-4, epochs=60,
-         batch_size=128, eval_batch_size=500, eval_every=5)
-)  # fmt: skip
-_SMNIST_PAPER = {"source": "BNTT journal paper, Table 3 (Sequential MNIST; values in a figure "
-                 "our text does not hold)"}  # fmt: skip
+    dict(
+        dataset="mnist",
+        arch="mlp",
+        norm="bntt",
+        encoder="sequential",
+        num_steps=784,
+        hidden=(256, 256),
+        optimizer="sgd",
+        lr=0.1,
+        weight_decay=5e-4,
+        epochs=60,
+        batch_size=128,
+        eval_batch_size=500,
+        eval_every=5,
+    )
+)
+_SMNIST_PAPER = {
+    "source": "BNTT journal paper, Table 3 (Sequential MNIST; values in a figure "
+    "our text does not hold)"
+}
 register(
     "smnist_bntt",
     "Journal Table 3: BNTT MLP 1-256-256-10 on Sequential MNIST, one pixel per step (T=784)",
@@ -250,7 +279,7 @@ register_sweep(
                 "Conversion (T = 1000)": 1.0,
                 "Surrogate (T = 100)": 0.3384,
                 "BNTT (T = 25)": 0.0312,
-            },  # fmt: skip
+            },
         },
     )
 )
@@ -264,7 +293,7 @@ register_sweep(
         paper={
             "note": "Reduced scale (64-256-256-10 MLPs on scikit-learn's digits); the "
             "paper's values are for VGG9 on CIFAR-10 and are not shown here."
-        },  # fmt: skip
+        },
     )
 )
 
@@ -285,16 +314,31 @@ def _draw_reduced(out_dir: Path, record: dict[str, Any], members: Any) -> list[P
 _CHEAP = {"analyses": ("gamma", "activity", "energy")}
 _MNIST5K = (
     Member("ann", "ANN (and its conversion)", "mnist5k_ann"),
-    Member("surrogate", "Surrogate gradient (w.o. BNTT), T=100", "mnist5k_bntt",
-           {"norm": "none", "num_steps": 100}),
+    Member(
+        "surrogate",
+        "Surrogate gradient (w.o. BNTT), T=100",
+        "mnist5k_bntt",
+        {"norm": "none", "num_steps": 100},
+    ),
     Member("bntt", "BNTT, seed 0", "mnist5k_bntt"),
-    *(Member(f"bntt_seed{s}", f"BNTT, seed {s}", "mnist5k_bntt", {"seed": s, **_CHEAP})
-      for s in (1, 2)),
-    *(Member(f"none{'' if s == 0 else f'_seed{s}'}", f"No normalisation, T=25, seed {s}",
-             "mnist5k_bntt", {"norm": "none", "seed": s, **_CHEAP}) for s in (0, 1, 2)),
-    *(Member(norm, f"{label}, T=25", "mnist5k_bntt", {"norm": norm, **_CHEAP})
-      for norm, label in (("bn", "Standard BN"), ("tdbn", "tdBN"), ("layernorm", "Layer norm"))),
-)  # fmt: skip
+    *(
+        Member(f"bntt_seed{s}", f"BNTT, seed {s}", "mnist5k_bntt", {"seed": s, **_CHEAP})
+        for s in (1, 2)
+    ),
+    *(
+        Member(
+            f"none{'' if s == 0 else f'_seed{s}'}",
+            f"No normalisation, T=25, seed {s}",
+            "mnist5k_bntt",
+            {"norm": "none", "seed": s, **_CHEAP},
+        )
+        for s in (0, 1, 2)
+    ),
+    *(
+        Member(norm, f"{label}, T=25", "mnist5k_bntt", {"norm": norm, **_CHEAP})
+        for norm, label in (("bn", "Standard BN"), ("tdbn", "tdBN"), ("layernorm", "Layer norm"))
+    ),
+)
 register_sweep(
     Sweep(
         "mnist5k_comparison",
@@ -310,6 +354,6 @@ register_sweep(
             "T = 100: 88.7% (1.05x); BNTT at T = 25: 90.5% (9.14x), early exit at T = 20: "
             "90.3%. Table S1 (TrueNorth over the conversion): surrogate 0.3384, BNTT 0.0312.",
             "cifar10": {"bntt@25": "90.5%", "none@100": "88.7%", "layernorm@25": "75.4%"},
-        },  # fmt: skip
+        },
     )
 )

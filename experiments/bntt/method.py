@@ -57,8 +57,10 @@ def evaluate(
     key = jax.random.key(config.seed + EVAL_STREAM)
     totals = over_test_set(
         lambda x, y, i: step(net, x, y, jax.random.fold_in(key, i)),
-        data, config.eval_batch_size, max_batches=config.max_eval_batches,
-    )  # fmt: skip
+        data,
+        config.eval_batch_size,
+        max_batches=config.max_eval_batches,
+    )
     count = int(totals["count"])
     neurons = net.config.neurons_per_layer()
     layers = [spec.name for spec in net.config.layers]

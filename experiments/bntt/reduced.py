@@ -25,8 +25,13 @@ from experiments.core.plots import pyplot, save_figure
 from experiments.core.sweeps import member_keys
 
 #: How the report names a normalisation (``norm``).
-NORM_LABELS = {"bntt": "BNTT", "none": "No normalisation", "bn": "Standard BN",
-               "tdbn": "tdBN", "layernorm": "Layer norm"}  # fmt: skip
+NORM_LABELS = {
+    "bntt": "BNTT",
+    "none": "No normalisation",
+    "bn": "Standard BN",
+    "tdbn": "tdBN",
+    "layernorm": "Layer norm",
+}
 #: The steps at which the report gives every network's accuracy (an exit without retraining).
 REPORTED_STEPS = (1, 2, 5, 10, 25)
 
@@ -62,9 +67,12 @@ def networks(members: Any) -> dict[tuple[str, int], list[tuple[dict, dict]]]:
             continue
         groups.setdefault((keys["norm"], keys["num_steps"]), []).append((m, metrics))
     order = list(NORM_LABELS)
-    return dict(sorted(groups.items(), key=lambda kv: (order.index(kv[0][0])
-                                                       if kv[0][0] in order else len(order),
-                                                       kv[0][1])))  # fmt: skip
+    return dict(
+        sorted(
+            groups.items(),
+            key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else len(order), kv[0][1]),
+        )
+    )
 
 
 def normalisation_lines(groups: dict, paper: dict[str, Any]) -> list[str]:
@@ -138,8 +146,10 @@ def early_exit_lines(groups: dict, folders: dict[str, str]) -> list[str]:
     ]
     threshold = exits[0]["threshold"]
     rule = " × its peak" if exits[0]["relative"] else ""
-    sweep = {kind: {row["threshold"]: row for row in rows_}
-             for kind, rows_ in metrics["exit_sweep"].items()}  # fmt: skip
+    sweep = {
+        kind: {row["threshold"]: row for row in rows_}
+        for kind, rows_ in metrics["exit_sweep"].items()
+    }
     gamma_rows = []
     for layer, curve in metrics["gamma_means"].items():
         c = np.asarray(curve)
@@ -214,13 +224,22 @@ def plot_accuracy_vs_steps(out_dir: Path, groups: dict) -> Path:
         steps = np.arange(1, t + 1)
         acc = 100 * np.array([[accuracy_at(r, s) for s in steps] for _, r in runs])
         mean = acc.mean(axis=0)
-        (line,) = ax.plot(steps, mean, lw=1.4, label=f"{NORM_LABELS.get(norm, norm)}, T = {t} "
-                          f"({len(runs)} seed{'s' if len(runs) > 1 else ''})")  # fmt: skip
+        (line,) = ax.plot(
+            steps,
+            mean,
+            lw=1.4,
+            label=f"{NORM_LABELS.get(norm, norm)}, T = {t} "
+            f"({len(runs)} seed{'s' if len(runs) > 1 else ''})",
+        )
         if len(runs) > 1:
             std = acc.std(axis=0, ddof=1)
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    ax.set(xscale="log", xlabel="time steps read out t", ylabel="test accuracy (%)",
-           title="accuracy against latency (Table 1)")  # fmt: skip
+    ax.set(
+        xscale="log",
+        xlabel="time steps read out t",
+        ylabel="test accuracy (%)",
+        title="accuracy against latency (Table 1)",
+    )
     ax.legend(fontsize=7)
     return save_figure(fig, Path(out_dir) / "accuracy_vs_T.png")
 
@@ -236,8 +255,11 @@ def write_sweep(out_dir: Path, record: dict[str, Any], members: Any) -> list[Pat
     groups = networks(members)
     folders = {m["key"]: m["folder"] for m in record["members"]}
     first = ExperimentConfig.from_dict(record["members"][0]["experiment"])
-    bntt = next(ExperimentConfig.from_dict(v[0][0]["experiment"])
-                for k, v in groups.items() if k[0] == "bntt")  # fmt: skip
+    bntt = next(
+        ExperimentConfig.from_dict(v[0][0]["experiment"])
+        for k, v in groups.items()
+        if k[0] == "bntt"
+    )
     net = bntt.network
     written.append(plot_accuracy_vs_steps(out_dir, groups))
     lines = [

@@ -48,14 +48,22 @@ def _early_exit_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     means = {k: np.asarray(v) for k, v in metrics["gamma_means"].items()}
     steps = np.arange(1, len(next(iter(means.values()))) + 1)
     ee = metrics["early_exit"]
-    sweep = {kind: {r["threshold"]: r["step"] for r in rows}
-             for kind, rows in metrics["exit_sweep"].items()}  # fmt: skip
+    sweep = {
+        kind: {r["threshold"]: r["step"] for r in rows}
+        for kind, rows in metrics["exit_sweep"].items()
+    }
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, kind in zip(axes, ("absolute", "relative"), strict=True):
         curves = {k: v / max(v.max(), 1e-12) if kind == "relative" else v for k, v in means.items()}
         # the maximum (the exit rule reads it) thin and dashed beneath: every layer stays seen
-        ax.plot(steps, np.max(list(curves.values()), axis=0), "k--", lw=0.8, zorder=1,
-                label="max over layers")  # fmt: skip
+        ax.plot(
+            steps,
+            np.max(list(curves.values()), axis=0),
+            "k--",
+            lw=0.8,
+            zorder=1,
+            label="max over layers",
+        )
         for layer, curve in curves.items():
             ax.plot(steps, curve, lw=1.4, alpha=0.85, zorder=2, label=layer)
         if ee["relative"] == (kind == "relative"):  # the run's own rule
@@ -77,8 +85,11 @@ def _early_exit_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
         t = [r["threshold"] for r in rows]
         ax.plot(t, [100 * r["accuracy"] for r in rows], f"C{i}o-", ms=3, label=f"{kind}: accuracy")
         twin.plot(t, [r["step"] for r in rows], f"C{i}s--", ms=3, label=f"{kind}: T_exit")
-    ax.set(xlabel="threshold", ylabel="test accuracy (%)",
-           title="early exit against the threshold (Fig. 6)")  # fmt: skip
+    ax.set(
+        xlabel="threshold",
+        ylabel="test accuracy (%)",
+        title="early exit against the threshold (Fig. 6)",
+    )
     twin.set_ylabel("T_exit")
     ax.legend(fontsize=7, loc="lower left")
     twin.legend(fontsize=7, loc="lower right")

@@ -164,17 +164,21 @@ class ExperimentConfig:
 
     method: str = key("bntt", "bntt (Kim & Panda), ttfs (Park & Yoon) or ann (ReLU, same topology)")
     dataset: str = key(
-        "digits", f"one of {', '.join(DATASETS)}, or PATH.npz of your own (x_train, y_train, "
-        "x_test, y_test)",
-        Check(lambda v: v in DATASETS or arrays.is_path(v),
-              f"{{key}} must be one of {', '.join(DATASETS)}, or a .npz file of your own.",
-              "--set dataset=digits, or dataset=PATH.npz"),
-    )  # fmt: skip
+        "digits",
+        f"one of {', '.join(DATASETS)}, or PATH.npz of your own (x_train, y_train, x_test, y_test)",
+        Check(
+            lambda v: v in DATASETS or arrays.is_path(v),
+            f"{{key}} must be one of {', '.join(DATASETS)}, or a .npz file of your own.",
+            "--set dataset=digits, or dataset=PATH.npz",
+        ),
+    )
     data_dir: str = key("data", "folder holding the dataset archives", FOLDER)
     test_per_class: int | None = key(
-        None, "cifar10_dvs: recordings 0..N-1 of each class are the test set (none: 100, 9:1)",
-        integer(1), none="the dataset's own split",
-    )  # fmt: skip
+        None,
+        "cifar10_dvs: recordings 0..N-1 of each class are the test set (none: 100, 9:1)",
+        integer(1),
+        none="the dataset's own split",
+    )
     normalize: bool = key(True, "standardise inputs; false: intensities in [0, 1]", FLAG)
     optimizer: str = key("sgd", ", ".join(OPTIMIZERS), choice(OPTIMIZERS))
     lr: float = key(0.3, "learning rate, finite and > 0", real(0.0, open_low=True))
@@ -191,9 +195,10 @@ class ExperimentConfig:
     max_train_batches: int | None = key(None, "cap on batches per epoch (quick runs)", integer(1))
     max_eval_batches: int | None = key(None, "cap on evaluation batches (quick runs)", integer(1))
     progress_every_s: float = key(
-        60.0, "without a terminal, a progress line in the log every N seconds",
+        60.0,
+        "without a terminal, a progress line in the log every N seconds",
         real(0.0, open_low=True),
-    )  # fmt: skip
+    )
     network: Any = None
     options: Any = None
     analysis: AnalysisConfig = dataclasses.field(default_factory=AnalysisConfig)
@@ -207,14 +212,12 @@ class ExperimentConfig:
             value = getattr(self, part)
             if value is None and cls is not None:
                 object.__setattr__(self, part, cls())
-            elif (cls is None and value is not None) or (
-                cls is not None and type(value) is not cls
-            ):
+            elif type(value) is not (cls or type(None)):  # another method's part
                 wanted = "none" if cls is None else cls.__name__
+                fix = f"build the config with ExperimentConfig.from_flat(...) or give {wanted}."
                 raise ConfigError(
-                    part, type(value).__name__, f"method={self.method} takes {wanted} here.",
-                    f"build the config with ExperimentConfig.from_flat(...) or give {wanted}.",
-                )  # fmt: skip
+                    part, type(value).__name__, f"method={self.method} takes {wanted} here.", fix
+                )
         check_split(self)
         self.network.check(self)
         check_batch_sizes(self, self.facts.train_size, self.facts.test_size, self.dataset_label)
@@ -226,8 +229,9 @@ class ExperimentConfig:
         try:
             return dataset_facts(self.dataset, self.test_per_class)
         except (DataMissingError, DataCorruptError) as err:
-            raise ConfigError("dataset", self.dataset, str(err),
-                              f"write the file as {arrays.FORMAT}.") from None  # fmt: skip
+            raise ConfigError(
+                "dataset", self.dataset, str(err), f"write the file as {arrays.FORMAT}."
+            ) from None
 
     @property
     def dataset_label(self) -> str:
@@ -265,10 +269,7 @@ class ExperimentConfig:
         explicit = set(values if explicit is None else explicit)
         unknown = sorted(set(values) - set(key_types()))
         if unknown:
-            raise ConfigError(
-                unknown[0], values[unknown[0]], "is not a config key of this version.",
-                f"remove it; the keys are listed by --help ({', '.join(key_names())}).",
-            )  # fmt: skip
+            raise _unknown_key(unknown[0], values, f"listed by --help ({', '.join(key_names())})")
         method = values.get("method", "bntt")
         spec = method_spec(method)
         parts = {"network": spec.network, "options": spec.options, "analysis": AnalysisConfig}
@@ -283,10 +284,12 @@ class ExperimentConfig:
         stray = sorted((set(values) - owned) & explicit)
         if stray:
             raise ConfigError(
-                stray[0], values[stray[0]], f"{stray[0]} is not a key of a {method} run "
-                f"({spec.summary}).", f"leave --set {stray[0]} out, or choose the method whose "
+                stray[0],
+                values[stray[0]],
+                f"{stray[0]} is not a key of a {method} run ({spec.summary}).",
+                f"leave --set {stray[0]} out, or choose the method whose "
                 "key it is (--help lists the keys of each).",
-            )  # fmt: skip
+            )
         shared = {f.name: values[f.name] for f in _shared_fields() if f.name in values}
         return serialize.from_dict(cls, shared, **built)
 
@@ -321,10 +324,7 @@ class ExperimentConfig:
         try:
             return serialize.from_dict(cls, shared, **parts)
         except serialize.UnknownKeyError as err:
-            raise ConfigError(
-                err.key, data[err.key], "is not a config key of this version.",
-                f"remove it; the keys are {', '.join(err.known)}.",
-            ) from None  # fmt: skip
+            raise _unknown_key(err.key, data, ", ".join(err.known)) from None
 
 
 def _part(cls: type | None, data: dict[str, Any] | None) -> Any:
@@ -333,10 +333,13 @@ def _part(cls: type | None, data: dict[str, Any] | None) -> Any:
     try:
         return serialize.from_dict(cls, data)
     except serialize.UnknownKeyError as err:
-        raise ConfigError(
-            err.key, data[err.key], f"is not a key of {cls.__name__} in this version.",
-            f"remove it; the keys are {', '.join(err.known)}.",
-        ) from None  # fmt: skip
+        raise _unknown_key(err.key, data, ", ".join(err.known), f" of {cls.__name__}") from None
+
+
+def _unknown_key(key: str, data: dict[str, Any], known: str, of: str = "") -> ConfigError:
+    """The error of a key this version does not have (``of``: in which part)."""
+    what = f"is not a key{of} in this version." if of else "is not a config key of this version."
+    return ConfigError(key, data[key], what, f"remove it; the keys are {known}.")
 
 
 def _shared_fields() -> list[dataclasses.Field]:
@@ -348,9 +351,11 @@ def method_spec(name: str) -> MethodSpec:
     if name not in METHODS:
         close = difflib.get_close_matches(str(name), list(METHODS), n=1)
         raise ConfigError(
-            "method", name, f"method must be one of {', '.join(METHODS)}.",
+            "method",
+            name,
+            f"method must be one of {', '.join(METHODS)}.",
             f"--set method={close[0] if close else '<one of them>'}",
-        )  # fmt: skip
+        )
     return METHODS[name]
 
 

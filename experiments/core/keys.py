@@ -153,30 +153,39 @@ def check_images(
     if (len(facts.input_shape) == 4) != frames:
         if frames:
             raise ConfigError(
-                "encoder", "frames", f"the frames encoder presents event frames [N, T, H, W, C] "
+                "encoder",
+                "frames",
+                f"the frames encoder presents event frames [N, T, H, W, C] "
                 f"one per step, but {config.dataset_label} holds samples of shape "
-                f"{facts.input_shape}.", "--set encoder=poisson.",
-            )  # fmt: skip
+                f"{facts.input_shape}.",
+                "--set encoder=poisson.",
+            )
         raise ConfigError(
-            "dataset", config.dataset, f"{config.dataset_label} holds event frames of shape "
+            "dataset",
+            config.dataset,
+            f"{config.dataset_label} holds event frames of shape "
             f"{facts.input_shape}, which the BNTT method's network takes one frame per step.",
             f"--set encoder=frames --set num_steps={facts.input_shape[0]} (method=bntt).",
-        )  # fmt: skip
+        )
     if frames:
         facts = dataclasses.replace(facts, input_shape=facts.input_shape[1:])
     if vectors and len(facts.input_shape) != 1:
         raise ConfigError(
-            "arch", arch, f"{arch} takes feature vectors, but {config.dataset_label} gives "
+            "arch",
+            arch,
+            f"{arch} takes feature vectors, but {config.dataset_label} gives "
             f"images of shape {facts.input_shape}.",
             "--set arch=vgg9 (a convolutional network), or store the inputs flattened, "
             "x.reshape(len(x), -1).",
-        )  # fmt: skip
+        )
     if convolutional and len(facts.input_shape) != 3:
         raise ConfigError(
-            "arch", arch, f"{arch} is a convolutional network for images, but "
+            "arch",
+            arch,
+            f"{arch} is a convolutional network for images, but "
             f"{config.dataset_label} gives {math.prod(facts.input_shape)} features per sample.",
             "--set arch=mlp, or an image dataset (--set dataset=cifar10).",
-        )  # fmt: skip
+        )
 
 
 def check_split(config: Any) -> None:
@@ -185,31 +194,38 @@ def check_split(config: Any) -> None:
         return
     if not splits(config.dataset):
         raise ConfigError(
-            "test_per_class", config.test_per_class, f"{config.dataset_label} comes with its "
+            "test_per_class",
+            config.test_per_class,
+            f"{config.dataset_label} comes with its "
             "own test set; test_per_class chooses the split of cifar10_dvs only.",
             "leave --set test_per_class out.",
-        )  # fmt: skip
+        )
     try:
         dataset_facts(config.dataset, config.test_per_class)
     except ValueError as err:
-        raise ConfigError("test_per_class", config.test_per_class, str(err),
-                          "--set test_per_class=100.") from None  # fmt: skip
+        raise ConfigError(
+            "test_per_class", config.test_per_class, str(err), "--set test_per_class=100."
+        ) from None
 
 
 def check_batch_sizes(c: Any, train_size: int, test_size: int, source: str) -> None:
     """Full batches only (the last partial batch is dropped, train and test)."""
     if c.batch_size > train_size:
         raise ConfigError(
-            "batch_size", c.batch_size, f"{source} has {train_size} training examples, so no "
+            "batch_size",
+            c.batch_size,
+            f"{source} has {train_size} training examples, so no "
             "full batch (the last partial batch is dropped).",
             f"--set batch_size={min(256, train_size)}.",
-        )  # fmt: skip
+        )
     if c.eval_batch_size > test_size:
         raise ConfigError(
-            "eval_batch_size", c.eval_batch_size, f"{source} has {test_size} test examples, "
+            "eval_batch_size",
+            c.eval_batch_size,
+            f"{source} has {test_size} test examples, "
             "so no full evaluation batch (partial batches are dropped).",
             f"--set eval_batch_size={test_size} (or a divisor of it, to test them all).",
-        )  # fmt: skip
+        )
 
 
 def check_against_data(config: Any, train_size: int, test_size: int) -> None:
@@ -221,9 +237,11 @@ def check_batch_statistics(config: Any, what: str) -> None:
     """A network normalised with batch statistics (``what`` does it) needs 2 samples a batch."""
     if config.batch_size < 2:
         raise ConfigError(
-            "batch_size", config.batch_size, f"{what} with batch statistics, which need at "
-            "least 2 samples.", "--set batch_size=2 or more.",
-        )  # fmt: skip
+            "batch_size",
+            config.batch_size,
+            f"{what} with batch statistics, which need at least 2 samples.",
+            "--set batch_size=2 or more.",
+        )
 
 
 def network_error(

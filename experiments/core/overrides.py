@@ -42,9 +42,11 @@ def _parse(name: str, text: str) -> Any:
     except ValueError:
         kind = _kind(base)
         raise ConfigError(
-            name, text, f"expected {kind}{' or none' if optional else ''}.",
+            name,
+            text,
+            f"expected {kind}{' or none' if optional else ''}.",
             f"--set {name}=<{kind}>.",
-        ) from None  # fmt: skip
+        ) from None
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:

@@ -105,9 +105,15 @@ def check_device_memory(config: ExperimentConfig, mesh: Mesh) -> None:
 
 
 def train_member(
-    name: str, config: ExperimentConfig, out_dir: Path, paper: dict[str, Any], resume: bool,
-    data: Dataset, *, mesh: Mesh,
-) -> dict[str, Any]:  # fmt: skip
+    name: str,
+    config: ExperimentConfig,
+    out_dir: Path,
+    paper: dict[str, Any],
+    resume: bool,
+    data: Dataset,
+    *,
+    mesh: Mesh,
+) -> dict[str, Any]:
     """:func:`run_experiment` for a member of a sweep whose data and mesh the command line
     checked: only the member's own folder is checked (it changes as the sweep goes on)."""
     primary = jax.process_index() == 0
@@ -183,10 +189,20 @@ def _epochs(plan: RunPlan, method: Method, network: Any, ledger: Ledger) -> dict
     ledger.log.info(
         "%s: %s on %s (%d train / %d test), %d epochs x %d steps, batch %d, %s lr %g (%s), "
         "%d device(s) in %d process(es)",
-        plan.name, method.describe(network), data.name, len(data.train_x), len(data.test_x),
-        config.epochs, steps_per_epoch, config.batch_size, config.optimizer, config.lr,
-        config.lr_schedule, mesh.size, jax.process_count(),
-    )  # fmt: skip
+        plan.name,
+        method.describe(network),
+        data.name,
+        len(data.train_x),
+        len(data.test_x),
+        config.epochs,
+        steps_per_epoch,
+        config.batch_size,
+        config.optimizer,
+        config.lr,
+        config.lr_schedule,
+        mesh.size,
+        jax.process_count(),
+    )
     if jax.default_backend() == "cpu":
         ledger.log.info("%s\n%s", ffi.summary(), choice.describe())
     step = method.train_step(config)
@@ -204,9 +220,13 @@ def _epochs(plan: RunPlan, method: Method, network: Any, ledger: Ledger) -> dict
         ledger.commit_epoch(record, state)
         tested = f"  test {100 * record['test_accuracy']:.2f}%" if "test_accuracy" in record else ""
         ledger.log.info(
-            "epoch %3d  loss %.4f  train %.2f%%%s  (%.1fs)", epoch, record["train_loss"],
-            100 * record["train_accuracy"], tested, record["epoch_time_s"],
-        )  # fmt: skip
+            "epoch %3d  loss %.4f  train %.2f%%%s  (%.1fs)",
+            epoch,
+            record["train_loss"],
+            100 * record["train_accuracy"],
+            tested,
+            record["epoch_time_s"],
+        )
     metrics = method.final_metrics(state.net, data, config, ledger.manifest["history"], plan.paper)
     metrics["wall_time_s"] = ledger.elapsed()
     for warning in method.warnings(metrics):
@@ -218,9 +238,11 @@ def _epochs(plan: RunPlan, method: Method, network: Any, ledger: Ledger) -> dict
     )
     ledger.log.info(
         "done: test accuracy %.2f%% (best %.2f%%), %s, %.1fs",
-        100 * metrics["test_accuracy"], 100 * metrics["best_test_accuracy"],
-        method.done_line(metrics), metrics["wall_time_s"],
-    )  # fmt: skip
+        100 * metrics["test_accuracy"],
+        100 * metrics["best_test_accuracy"],
+        method.done_line(metrics),
+        metrics["wall_time_s"],
+    )
     return metrics
 
 
@@ -258,9 +280,13 @@ def _train_epoch(step, state, plan, epoch, steps_per_epoch, guard, method):
     desc = f"epoch {epoch}/{config.epochs}"
     with _progress(steps_per_epoch, desc, primary, config, guard.ledger.log) as bar:
         batches = iterate(
-            data.train_x, data.train_y, config.batch_size, rng, data.augment,
+            data.train_x,
+            data.train_y,
+            config.batch_size,
+            rng,
+            data.augment,
             config.max_train_batches,
-        )  # fmt: skip
+        )
         for i, (x, y) in enumerate(batches):
             state, m = step(state, *parallel.shard_batch(plan.mesh, x, y), seed_key, epoch_index)
             guard.push(epoch, i, m["finite"], steps_per_epoch)
@@ -311,9 +337,13 @@ class _LogProgress:
         self.last = now
         rate = self.n / (now - self.start)
         self.log.info(
-            "%s: step %d/%d, %.1f images/s, about %s left in the epoch", self.desc, self.n,
-            self.total, rate * self.batch, _duration((self.total - self.n) / rate),
-        )  # fmt: skip
+            "%s: step %d/%d, %.1f images/s, about %s left in the epoch",
+            self.desc,
+            self.n,
+            self.total,
+            rate * self.batch,
+            _duration((self.total - self.n) / rate),
+        )
 
 
 def _duration(seconds: float) -> str:

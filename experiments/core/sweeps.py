@@ -53,18 +53,22 @@ def resolve_new(sweep: Sweep, overrides: list[str]) -> dict[str, Any]:
     if varied:
         key = varied[0]
         raise ConfigError(
-            key, changes[key], f"is what the sweep {sweep.name} varies across its members.",
+            key,
+            changes[key],
+            f"is what the sweep {sweep.name} varies across its members.",
             f"leave --set {key} out, or run one member with python -m experiments.run "
             f"{sweep.members[0].entry} --set {key}=...",
-        )  # fmt: skip
+        )
     members = []
     owns = registry.member_configs(sweep)
     for name in changes:
         if not any(own.has_key(name) for own in owns):
             raise ConfigError(
-                name, changes[name], f"is not a key of any member of the sweep {sweep.name}.",
+                name,
+                changes[name],
+                f"is not a key of any member of the sweep {sweep.name}.",
                 f"leave --set {name} out.",
-            )  # fmt: skip
+            )
     for i, (m, own) in enumerate(zip(sweep.members, owns, strict=True), 1):
         experiment = registry.get(m.entry)
         config = own.replace(**{k: v for k, v in changes.items() if own.has_key(k)})

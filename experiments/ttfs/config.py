@@ -56,9 +56,11 @@ class TTFSNetwork:
         check_keys(self)
         if self.arch != "vgg16" and self.channels is not None:
             raise ConfigError(
-                "channels", self.channels, "the conv widths are for TTFS VGG-16.",
+                "channels",
+                self.channels,
+                "the conv widths are for TTFS VGG-16.",
                 "--set channels=none.",
-            )  # fmt: skip
+            )
 
     def check(self, config: ExperimentConfig) -> None:
         check_images(config, self.arch, self.arch == "vgg16")
@@ -71,11 +73,19 @@ class TTFSNetwork:
             shape = dict(img_size=facts.input_shape[0], in_channels=facts.input_shape[-1])
         try:
             return TTFSConfig(
-                arch=self.arch, time_window=self.num_steps, num_classes=facts.num_classes,
-                channels=self.channels, hidden=self.hidden, tau0=self.tau0, t_d0=self.t_d0,
-                rounding=self.rounding, input_coding=self.input_coding, pooling=self.pooling,
-                dropout=self.dropout, **shape,
-            )  # fmt: skip
+                arch=self.arch,
+                time_window=self.num_steps,
+                num_classes=facts.num_classes,
+                channels=self.channels,
+                hidden=self.hidden,
+                tau0=self.tau0,
+                t_d0=self.t_d0,
+                rounding=self.rounding,
+                input_coding=self.input_coding,
+                pooling=self.pooling,
+                dropout=self.dropout,
+                **shape,
+            )
         except NetworkConfigError as err:
             keys = dataclasses.asdict(self)
             raise network_error(err, keys, FIXES, {"time_window": "num_steps"}) from None

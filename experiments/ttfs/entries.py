@@ -27,28 +27,68 @@ TSC = {
 #: spike rate %, sparsity %, TrueNorth, SpiNNaker), shown beside ours for context.
 TABLE2 = {
     "cifar10": [
-        ["Han et al. 2020 (RMP)", "conversion", "rate", 93.39, 512, 2.612, 1.82, 930.91, 6.01,
-         9.01],
+        [
+            "Han et al. 2020 (RMP)",
+            "conversion",
+            "rate",
+            93.39,
+            512,
+            2.612,
+            1.82,
+            930.91,
+            6.01,
+            9.01,
+        ],
         ["Kim et al. 2018", "conversion", "phase", 91.21, 1500, 35.196, 8.36, 12544, 75, 118],
         ["Park et al. 2019", "conversion", "burst", 91.41, 1125, 6.920, 2.19, 2466, 16, 24],
         ["Han & Roy 2020", "conversion", "TSC", 93.57, 512, 0.193, 0.13, 68.86, 1.00, 1.00],
-        ["Park et al. 2020 (T2FSNN)", "conversion", "TTFS", 91.43, 680, 0.069, 0.04, 24.59, 0.94,
-         0.71],
+        [
+            "Park et al. 2020 (T2FSNN)",
+            "conversion",
+            "TTFS",
+            91.43,
+            680,
+            0.069,
+            0.04,
+            24.59,
+            0.94,
+            0.71,
+        ],
         ["Zhou et al. 2021", "direct", "TTFS", 92.68, None, None, None, 62.00, None, None],
         ["This work (λ_TB = 1e-5)", "direct", "TTFS", 91.90, 544, 0.067, 0.04, 23.88, 0.78, 0.60],
         ["This work (λ_TB = 1e-4)", "direct", "TTFS", 91.49, 544, 0.049, 0.03, 17.46, 0.74, 0.54],
     ],
     "cifar100": [
-        ["Han et al. 2020 (RMP)", "conversion", "rate", 69.40, 512, 2.048, 1.43, 729.77, 5.42,
-         8.07],
+        [
+            "Han et al. 2020 (RMP)",
+            "conversion",
+            "rate",
+            69.40,
+            512,
+            2.048,
+            1.43,
+            729.77,
+            5.42,
+            8.07,
+        ],
         ["Kim et al. 2018", "conversion", "phase", 68.66, 8950, 258, 10.29, 92095, 619, 979],
         ["Park et al. 2019", "conversion", "burst", 68.77, 3100, 25, 2.88, 8936, 63, 97],
         ["Han & Roy 2020", "conversion", "TSC", 70.87, 512, 0.170, 0.12, 60.57, 1.00, 1.00],
-        ["Park et al. 2020 (T2FSNN)", "conversion", "TTFS", 68.79, 680, 0.084, 0.04, 29.94, 0.99,
-         0.79],
+        [
+            "Park et al. 2020 (T2FSNN)",
+            "conversion",
+            "TTFS",
+            68.79,
+            680,
+            0.084,
+            0.04,
+            29.94,
+            0.99,
+            0.79,
+        ],
         ["This work", "direct", "TTFS", 65.98, 544, 0.078, 0.05, 27.80, 0.82, 0.68],
     ],
-}  # fmt: skip
+}
 
 #: The reduced scale: the digits as intensities, a TTFS MLP, the digits' epochs and batch.
 SMALL = dict(
@@ -145,18 +185,31 @@ register_ttfs(
 )
 # Table 1's last two rows are Table 2's "this work" rows on CIFAR-10.
 register_ttfs(
-    "cifar10_ttfs", "Tables 1-2", "SM + SR + TR + TB, λ_TB = 1e-5", "91.90%, 0.067e6 spikes",
+    "cifar10_ttfs",
+    "Tables 1-2",
+    "SM + SR + TR + TB, λ_TB = 1e-5",
+    "91.90%, 0.067e6 spikes",
     {},
-    _table2("cifar10", 6, "TTFS paper, Tables 1 and 2 (CIFAR-10, λ_TB = 1e-5)",
-            table1_spikes_millions=0.0674),
-)  # fmt: skip
+    _table2(
+        "cifar10",
+        6,
+        "TTFS paper, Tables 1 and 2 (CIFAR-10, λ_TB = 1e-5)",
+        table1_spikes_millions=0.0674,
+    ),
+)
 register_ttfs(
-    "cifar10_ttfs_tb_1e-4", "Tables 1-2", "SM + SR + TR + TB, λ_TB = 1e-4",
+    "cifar10_ttfs_tb_1e-4",
+    "Tables 1-2",
+    "SM + SR + TR + TB, λ_TB = 1e-4",
     "91.49%, 0.049e6 spikes",
     {"lambda_tb": 1e-4},
-    _table2("cifar10", 7, "TTFS paper, Tables 1 and 2 (CIFAR-10, λ_TB = 1e-4)",
-            table1_spikes_millions=0.0490),
-)  # fmt: skip
+    _table2(
+        "cifar10",
+        7,
+        "TTFS paper, Tables 1 and 2 (CIFAR-10, λ_TB = 1e-4)",
+        table1_spikes_millions=0.0490,
+    ),
+)
 # Table 2, CIFAR-100: 3-5,000 epochs with SR's target epoch 500-1,000 (Table 3): we take the
 # lower ends.
 register_ttfs(
@@ -194,21 +247,43 @@ FIG8_LAMBDAS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 def _fig3_members(small: str) -> tuple[Member, ...]:
     a, b = "(a) ẑ_M,0: SM, τ₀ = 10", "(b) τ₀: SM+SR, ẑ_M,0 = 1"
     return (
-        *[Member(f"z{z:g}", f"SM ({z:g})", f"cifar10_ttfs_sm{small}", {"t_d0": _t_d0(z)}, a, z)
-          for z in FIG3_Z_MAX0],
-        *[Member(f"tau{t:g}", f"SM+SR (1), τ₀ = {t:g}", f"cifar10_ttfs_sm_sr{small}",
-                 {"tau0": t}, b, t) for t in FIG3_TAU0],
-    )  # fmt: skip
+        *[
+            Member(f"z{z:g}", f"SM ({z:g})", f"cifar10_ttfs_sm{small}", {"t_d0": _t_d0(z)}, a, z)
+            for z in FIG3_Z_MAX0
+        ],
+        *[
+            Member(
+                f"tau{t:g}",
+                f"SM+SR (1), τ₀ = {t:g}",
+                f"cifar10_ttfs_sm_sr{small}",
+                {"tau0": t},
+                b,
+                t,
+            )
+            for t in FIG3_TAU0
+        ],
+    )
 
 
 def _fig8_members(small: str) -> tuple[Member, ...]:
     tr, tb = "λ_TR (SM+SR+TR, λ_TB = 0)", "λ_TB (SM+SR+TR+TB, λ_TR = 1e-5)"
     return (
-        *[Member(f"tr{v:g}", f"λ_TR = {v:g}", f"cifar10_ttfs_sm_sr_tr{small}",
-                 {"lambda_tr": v}, tr, v) for v in FIG8_LAMBDAS],
-        *[Member(f"tb{v:g}", f"λ_TB = {v:g}", f"cifar10_ttfs{small}", {"lambda_tb": v}, tb, v)
-          for v in FIG8_LAMBDAS],
-    )  # fmt: skip
+        *[
+            Member(
+                f"tr{v:g}",
+                f"λ_TR = {v:g}",
+                f"cifar10_ttfs_sm_sr_tr{small}",
+                {"lambda_tr": v},
+                tr,
+                v,
+            )
+            for v in FIG8_LAMBDAS
+        ],
+        *[
+            Member(f"tb{v:g}", f"λ_TB = {v:g}", f"cifar10_ttfs{small}", {"lambda_tb": v}, tb, v)
+            for v in FIG8_LAMBDAS
+        ],
+    )
 
 
 def _ablation_members(small: str) -> tuple[Member, ...]:
@@ -236,17 +311,24 @@ def register_sweeps(
 ) -> None:
     """Register the sweep ``name`` over the CIFAR-10 entries and ``<name>_small`` over their
     digits twins."""
-    register_sweep(Sweep(name, f"{summary}, VGG-16 CIFAR-10", members(""), figure,
-                         figures.write_sweep, paper))  # fmt: skip
+    register_sweep(
+        Sweep(name, f"{summary}, VGG-16 CIFAR-10", members(""), figure, figures.write_sweep, paper)
+    )
     note = (
         "Reduced scale (TTFS MLPs on the digits); the paper's values are for VGG-16 on "
         "CIFAR-10, shown for reference only."
     )
     small_paper = {k: v for k, v in paper.items() if k != "points"} | {"note": note}
     register_sweep(
-        Sweep(f"{name}_small", f"{summary}, reduced scale: TTFS MLPs on the digits",
-              members("_small"), figure, figures.write_sweep, small_paper)
-    )  # fmt: skip
+        Sweep(
+            f"{name}_small",
+            f"{summary}, reduced scale: TTFS MLPs on the digits",
+            members("_small"),
+            figure,
+            figures.write_sweep,
+            small_paper,
+        )
+    )
 
 
 register_sweeps(

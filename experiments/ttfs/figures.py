@@ -77,8 +77,12 @@ def fig3(out_dir: Path, members: Members) -> list[Path]:
         row[0].legend(fontsize=7)
         values = [m["value"] for m, _ in chosen]
         row[2].plot(values, [100 * r["test_accuracy"] for _, r in chosen], "C0o-")
-        row[2].set(xlabel=name.split(":")[0], ylabel="test accuracy (%)", xticks=values,
-                   title="at the end of training")  # fmt: skip
+        row[2].set(
+            xlabel=name.split(":")[0],
+            ylabel="test accuracy (%)",
+            xticks=values,
+            title="at the end of training",
+        )
         twin = row[2].twinx()
         twin.plot(values, [r["spikes_per_image"] for _, r in chosen], "C1s--")
         twin.set_ylabel("spikes per image", color="C1")
@@ -103,12 +107,22 @@ def fig8(out_dir: Path, members: Members, paper: dict[str, Any]) -> list[Path]:
         accuracy = [100 * r["test_accuracy"] for _, r in chosen]
         ax.plot(spikes, accuracy, f"C{i}o-", label="ours")
         for (m, _), x, y in zip(chosen, spikes, accuracy, strict=True):
-            ax.annotate(_lambda_text(m["value"]), (x, y), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                _lambda_text(m["value"]),
+                (x, y),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         for point in paper.get("points", []):
             ax.plot(point["spikes"], point["accuracy"], "kx")
-            ax.annotate(f"paper: {point['label']}", (point["spikes"], point["accuracy"]),
-                        fontsize=7, xytext=(3, -9), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                f"paper: {point['label']}",
+                (point["spikes"], point["accuracy"]),
+                fontsize=7,
+                xytext=(3, -9),
+                textcoords="offset points",
+            )
         ax.set(xlabel="spikes per image", ylabel="test accuracy (%)", title=f"{name} (Fig. 8)")
         # λ = 0 sits one decade below the smallest λ on the log axis
         values = [m["value"] for m, _ in chosen]
@@ -116,9 +130,12 @@ def fig8(out_dir: Path, members: Members, paper: dict[str, Any]) -> list[Path]:
         floor = min(positive) / 10 if positive else 1.0
         xs = [v if v else floor for v in values]
         drift.plot(xs, [tau_drift(m, r) for m, r in chosen], f"C{i}o-", label=name)
-    drift.set(xscale="log", xlabel="λ (0 drawn a decade below the smallest)",
-              ylabel="max |τ − τ₀| over layers",
-              title="kernel drift at the end of training")  # fmt: skip
+    drift.set(
+        xscale="log",
+        xlabel="λ (0 drawn a decade below the smallest)",
+        ylabel="max |τ − τ₀| over layers",
+        title="kernel drift at the end of training",
+    )
     drift.legend(fontsize=7)
     return [save_figure(fig, out_dir / "fig8.png")]
 
@@ -148,19 +165,30 @@ def fig2_and_11_13(out_dir: Path, members: Members) -> list[Path]:
         ax1.plot(epochs, b["max"] + b["min"] + b["precision"], f"C{i}", label=m["label"])
         ax2.plot(epochs, b["z_max"], f"C{i}", label=m["label"])
         ax2.plot(epochs, b["z_min"], f"C{i}--")
-    ax1.set(xlabel="epoch", ylabel="mean kernel error (Eq. 10 + 11 + 12)",
-            title="(a) error of the temporal kernel (Fig. 2a)")  # fmt: skip
-    ax2.set(xlabel="epoch", ylabel="ẑ_M (solid), ẑ_m (dashed)", yscale="log",
-            title="(b) representation range (Fig. 2b)")  # fmt: skip
+    ax1.set(
+        xlabel="epoch",
+        ylabel="mean kernel error (Eq. 10 + 11 + 12)",
+        title="(a) error of the temporal kernel (Fig. 2a)",
+    )
+    ax2.set(
+        xlabel="epoch",
+        ylabel="ẑ_M (solid), ẑ_m (dashed)",
+        yscale="log",
+        title="(b) representation range (Fig. 2b)",
+    )
     ax1.legend(fontsize=7)
     written = [save_figure(fig, out_dir / "fig2.png")]
 
     panels = (
         ("max", "z_max", "Fig. 11: maximum-representation error", "ẑ_M"),
         ("min", "z_min", "Fig. 12: minimum-representation error", "ẑ_m"),
-        ("precision", "max_precision_error", "Fig. 13: precision error",
-         "maximum precision error (Eq. 13)"),
-    )  # fmt: skip
+        (
+            "precision",
+            "max_precision_error",
+            "Fig. 13: precision error",
+            "maximum precision error (Eq. 13)",
+        ),
+    )
     fig, axes = plt.subplots(2, 3, figsize=(15, 7))
     for col, (error, bound, title, bound_label) in enumerate(panels):
         for i, (m, epochs, b) in enumerate(bounds):
@@ -185,8 +213,9 @@ def fig5_14_15(out_dir: Path, members: Members) -> list[Path]:
     plt = pyplot()
     cols = min(4, len(members))
     rows = -(-len(members) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False,
-                             sharey=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharey=True
+    )
     for ax in axes.ravel()[len(members) :]:
         ax.axis("off")
     for ax, (m, r) in zip(axes.ravel(), members, strict=False):
@@ -208,9 +237,16 @@ def fig5_14_15(out_dir: Path, members: Members) -> list[Path]:
         for ax, name in zip(axes[2:], ("gamma", "beta"), strict=True):
             p = {q: np.asarray([h[f"bn_{name}/p{q}"] for h in history]) for q in (5, 50, 95)}
             _band(ax, epochs, p[5], p[50], p[95], f"C{i}", m["label"])
-    for ax, title in zip(axes, ("τ (over layers)", "t_d (over layers)",
-                                "γ (5-50-95th percentile)", "β (5-50-95th percentile)"),
-                         strict=True):  # fmt: skip
+    for ax, title in zip(
+        axes,
+        (
+            "τ (over layers)",
+            "t_d (over layers)",
+            "γ (5-50-95th percentile)",
+            "β (5-50-95th percentile)",
+        ),
+        strict=True,
+    ):
         ax.set(xlabel="epoch", title=title)
     axes[0].legend(fontsize=7)
     fig.suptitle("kernel and batch-norm parameters during training (Fig. 14–15)", fontsize=10)
@@ -230,8 +266,12 @@ def fig7_17(out_dir: Path, members: Members) -> list[Path]:
     shown = [k for k in FIG7_LAYERS if k in layers] or layers[:3]
     written = []
     for name, chosen in (("fig7.png", shown), ("fig17.png", layers)):
-        fig, axes = plt.subplots(len(chosen), len(members), squeeze=False,
-                                 figsize=(2.4 * len(members), 1.9 * len(chosen) + 0.6))  # fmt: skip
+        fig, axes = plt.subplots(
+            len(chosen),
+            len(members),
+            squeeze=False,
+            figsize=(2.4 * len(members), 1.9 * len(chosen) + 0.6),
+        )
         for column, (m, r) in zip(axes.T, members, strict=True):
             for ax, layer in zip(column, chosen, strict=True):
                 d = r["distributions"][layer]
@@ -255,8 +295,12 @@ def fig16(out_dir: Path, members: Members) -> list[Path]:
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
     for i, (m, r) in enumerate(members):
-        ax1.plot(_epochs(r["history"]), [h["train_loss"] for h in r["history"]], f"C{i}",
-                 label=m["label"])  # fmt: skip
+        ax1.plot(
+            _epochs(r["history"]),
+            [h["train_loss"] for h in r["history"]],
+            f"C{i}",
+            label=m["label"],
+        )
         ax2.plot(*_tested(r["history"], "test_loss"), f"C{i}", label=m["label"])
     ax1.set(xlabel="epoch", ylabel="training loss (Eq. 9)", yscale="log", title="training loss")
     ax2.set(xlabel="epoch", ylabel="test loss (cross-entropy)", title="validation loss")
@@ -267,8 +311,13 @@ def fig16(out_dir: Path, members: Members) -> list[Path]:
 
 # ---------------------------------------------------------------------------- the report
 def _changes(member: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in member["changes"].items()) or "–"  # fmt: skip
+    return (
+        ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in member["changes"].items()
+        )
+        or "–"
+    )
 
 
 def _paper_cells(paper: dict[str, Any]) -> tuple[str, str]:

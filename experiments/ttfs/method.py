@@ -41,9 +41,13 @@ def train_step(config: ExperimentConfig) -> Any:
     """The jitted step with the config's SR, TR and TB settings (one compilation each)."""
     o = config.options
     return _train_step(
-        (("target_epoch", o.target_epoch), ("lambda_tr", o.lambda_tr),
-         ("lambda_tb", o.lambda_tb), ("kernel_train_start", o.kernel_train_start))
-    )  # fmt: skip
+        (
+            ("target_epoch", o.target_epoch),
+            ("lambda_tr", o.lambda_tr),
+            ("lambda_tb", o.lambda_tb),
+            ("kernel_train_start", o.kernel_train_start),
+        )
+    )
 
 
 def tracked(metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -77,8 +81,10 @@ def evaluate(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any
     """Test accuracy, loss and spikes per image (per layer and in all) of a TTFS surrogate."""
     totals = over_test_set(
         lambda x, y, i: _eval_step(net, x, y),
-        data, config.eval_batch_size, max_batches=config.max_eval_batches,
-    )  # fmt: skip
+        data,
+        config.eval_batch_size,
+        max_batches=config.max_eval_batches,
+    )
     count = int(totals["count"])
     layers = {k: float(totals[f"spikes/{k}"]) / count for k in net.config.kernel_names}
     return {
@@ -150,8 +156,10 @@ def kernel_summary(net: Any) -> dict[str, dict[str, float]]:
     out = {}
     for name, (tau, t_d) in kernel_parameters(net.params, net.config).items():
         z_min, z_max = ttfs.representation_range(tau, t_d, net.config.time_window)
-        out[name] = {k: float(v) for k, v in zip(("tau", "t_d", "z_min", "z_max"),
-                                                (tau, t_d, z_min, z_max), strict=True)}  # fmt: skip
+        out[name] = {
+            k: float(v)
+            for k, v in zip(("tau", "t_d", "z_min", "z_max"), (tau, t_d, z_min, z_max), strict=True)
+        }
     return out
 
 
@@ -178,8 +186,13 @@ def check_spiking_network(net: Any, data: Dataset, config: ExperimentConfig) -> 
     totals = over_test_set(batch, data, config.eval_batch_size, limit=n, shard=False)
     images = int(totals.get("images", 0))
     if not images:
-        return {"images": 0, "accuracy": float("nan"), "agreement": float("nan"),
-                "max_logit_difference": float("nan"), "spikes_per_image": float("nan")}  # fmt: skip
+        return {
+            "images": 0,
+            "accuracy": float("nan"),
+            "agreement": float("nan"),
+            "max_logit_difference": float("nan"),
+            "spikes_per_image": float("nan"),
+        }
     return {
         "images": images,
         "accuracy": int(totals["correct"]) / images,

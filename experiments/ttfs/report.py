@@ -70,8 +70,12 @@ def write_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     for i, layer in enumerate(z_min):
         ax2.plot(epochs, z_max[layer], color=f"C{i % 10}", label=layer)
         ax2.plot(epochs, z_min[layer], color=f"C{i % 10}", ls="--")
-    ax2.set(xlabel="epoch", ylabel="ẑ_M (solid), ẑ_m (dashed)", yscale="log",
-            title="representation range (Fig. 2b)")  # fmt: skip
+    ax2.set(
+        xlabel="epoch",
+        ylabel="ẑ_M (solid), ẑ_m (dashed)",
+        yscale="log",
+        title="representation range (Fig. 2b)",
+    )
     errors = [_series(history, f"error_{kind}") for kind in ("max", "min", "precision")]
     for layer in errors[0]:
         total = [sum(e[layer][i] for e in errors) for i in range(len(epochs))]
@@ -137,11 +141,17 @@ def _table2_rows(metrics: dict[str, Any], paper: dict[str, Any]) -> list[str]:
     e = metrics["energy"]
     tn, sn = (e[p]["normalized"] for p in ("truenorth", "spinnaker"))
     ours = [
-        "**ours**", "direct", "TTFS", f"{100 * metrics['test_accuracy']:.2f}",
-        metrics["latency_steps"], f"{metrics['spikes_per_image'] / 1e6:.4f}",
-        f"{100 * metrics['spike_rate']:.3f}", f"{100 * metrics['sparsity']:.2f}",
-        "–" if tn is None else f"{tn:.2f}", "–" if sn is None else f"{sn:.2f}",
-    ]  # fmt: skip
+        "**ours**",
+        "direct",
+        "TTFS",
+        f"{100 * metrics['test_accuracy']:.2f}",
+        metrics["latency_steps"],
+        f"{metrics['spikes_per_image'] / 1e6:.4f}",
+        f"{100 * metrics['spike_rate']:.3f}",
+        f"{100 * metrics['sparsity']:.2f}",
+        "–" if tn is None else f"{tn:.2f}",
+        "–" if sn is None else f"{sn:.2f}",
+    ]
     return [
         "## The TTFS paper's Table 2, with our run",
         "",

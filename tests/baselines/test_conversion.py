@@ -21,8 +21,7 @@ from experiments.core.data.digits import load_digits
 def trained():
     """A small ReLU MLP with batch norm, trained on the digits for a few hundred steps."""
     data = load_digits()
-    config = NetworkConfig(arch="mlp", in_features=64, hidden=(64, 32), num_classes=10,
-                           norm="bn")  # fmt: skip
+    config = NetworkConfig(arch="mlp", in_features=64, hidden=(64, 32), num_classes=10, norm="bn")
     state = TrainState.create(ann.init(0, config), optax.sgd(0.1, momentum=0.9))
     step = jax.jit(ann.train_step)
     rng = np.random.default_rng(0)
@@ -73,8 +72,12 @@ def test_thresholds_are_the_largest_input_current(trained):
 
     # ... and fc2's, with fc1 already converted: its IF neurons integrate over the steps,
     # fire at θ₁ and reset by subtraction; the bias enters at the rate scale 2·θ₁
-    w1, b1, w2, b2 = (np.asarray(snn.weights["fc1"]), np.asarray(snn.biases["fc1"]),
-                      np.asarray(snn.weights["fc2"]), np.asarray(snn.biases["fc2"]))  # fmt: skip
+    w1, b1, w2, b2 = (
+        np.asarray(snn.weights["fc1"]),
+        np.asarray(snn.biases["fc1"]),
+        np.asarray(snn.weights["fc2"]),
+        np.asarray(snn.biases["fc2"]),
+    )
     theta1 = float(snn.thresholds["fc1"])
     largest, largest2, u = -np.inf, -np.inf, 0.0
     for t in range(20):

@@ -92,9 +92,16 @@ def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, ki
     assert y.dtype == jnp.float64 and dw.dtype == jnp.float64
 
 
-@pytest.mark.parametrize(("shape", "features"), [((3, 5, 6, 70), 100), ((2, 7, 4, 19), 64),
-                                                 ((4, 3, 3, 3), 70), ((2, 1, 1, 33), 40),
-                                                 ((2, 13, 17, 64), 32)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("shape", "features"),
+    [
+        ((3, 5, 6, 70), 100),
+        ((2, 7, 4, 19), 64),
+        ((4, 3, 3, 3), 70),
+        ((2, 1, 1, 33), 40),
+        ((2, 13, 17, 64), 32),
+    ],
+)
 @pytest.mark.kernels
 def test_input_gradient_matches_xla_in_float64(shape, features):
     # channel tails (70 = 64 + 6, 19, 3, 33), 6-pixel blocks running on into the next row and
@@ -150,10 +157,16 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(retrace, use
         np.testing.assert_allclose(conv3x3(x, kernel), conv3x3_reference(x, kernel), atol=1e-12)
         # the event-driven forward, then the dense one, compiled or XLA's; the input gradient
         # compiled or XLA's
-        for rate, dense, input_grad in ((1.0, "kernel", "kernel"), (0.0, "kernel", "xla"),
-                                        (0.0, "xla", "kernel")):  # fmt: skip
-            retrace(choice, "TARGETS", targets_with(conv_rate=rate, dense_forward=dense,
-                                                    input_grad=input_grad))  # fmt: skip
+        for rate, dense, input_grad in (
+            (1.0, "kernel", "kernel"),
+            (0.0, "kernel", "xla"),
+            (0.0, "xla", "kernel"),
+        ):
+            retrace(
+                choice,
+                "TARGETS",
+                targets_with(conv_rate=rate, dense_forward=dense, input_grad=input_grad),
+            )
             np.testing.assert_allclose(
                 jax.jit(conv3x3)(x, kernel), conv3x3_reference(x, kernel), atol=1e-12
             )
@@ -208,12 +221,15 @@ def test_the_forward_chooses_dense_or_event_driven_by_the_inputs_density(retrace
 
     dense_name = {"kernel": "conv3x3_dense", "xla": "conv3x3_reference"}[dense_forward]
     originals = {name: getattr(convolution, name) for name in ("sparse_conv", dense_name)}
-    for x, used, unused in ((sparse, "sparse_conv", dense_name),
-                            (dense, dense_name, "sparse_conv")):  # fmt: skip
+    for x, used, unused in (
+        (sparse, "sparse_conv", dense_name),
+        (dense, dense_name, "sparse_conv"),
+    ):
         retrace(convolution, used, originals[used])
         retrace(convolution, unused, nan)
-        np.testing.assert_allclose(jax.jit(conv3x3)(x, kernel), reference_conv(x, kernel),
-                                   atol=1e-4)  # fmt: skip
+        np.testing.assert_allclose(
+            jax.jit(conv3x3)(x, kernel), reference_conv(x, kernel), atol=1e-4
+        )
         retrace(convolution, unused, originals[unused])
         retrace(convolution, used, nan)
         assert bool(jnp.isnan(jax.jit(conv3x3)(x, kernel)).all())
@@ -224,8 +240,11 @@ def test_the_input_gradient_is_the_one_the_target_chooses(retrace, input_grad):
     """The dense input gradient is the compiled kernel or XLA's, as the target's choices say:
     with the compiled kernel replaced by NaN, only the XLA choice is finite (and right)."""
     retrace(choice, "TARGETS", targets_with(input_grad=input_grad))
-    retrace(convolution, "conv_input_grad", lambda g, k: jnp.full(g.shape[:3] + k.shape[2:3],
-                                                                  jnp.nan, g.dtype))  # fmt: skip
+    retrace(
+        convolution,
+        "conv_input_grad",
+        lambda g, k: jnp.full(g.shape[:3] + k.shape[2:3], jnp.nan, g.dtype),
+    )
     rng = np.random.default_rng(8)
     kernel = jnp.asarray(rng.normal(size=(3, 3, 8, 16)), jnp.float32)
     g = jnp.asarray(rng.normal(size=(2, 6, 6, 16)), jnp.float32)
@@ -246,8 +265,11 @@ def test_xlas_input_gradient_is_the_convolutions_transpose(side):
     kernel = jnp.asarray(rng.normal(size=(3, 3, 8, 16)), jnp.float32)
     g = jnp.asarray(rng.normal(size=(3, side, side, 16)), jnp.float32)
     x = jnp.zeros((3, side, side, 8), jnp.float32)
-    np.testing.assert_allclose(jax.jit(convolution.xla_input_grad)(g, kernel),
-                               jax.vjp(reference_conv, x, kernel)[1](g)[0], atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        jax.jit(convolution.xla_input_grad)(g, kernel),
+        jax.vjp(reference_conv, x, kernel)[1](g)[0],
+        atol=1e-4,
+    )
 
 
 def test_a_small_maps_filter_gradient_chooses_matmul_or_event_driven(retrace):

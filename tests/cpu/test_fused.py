@@ -59,8 +59,10 @@ def input_spikes(shape, dtype, seed=1):
 def test_fused_forward_equals_the_module_in_float64(retrace, arch, conv_layers):
     """Every layer fused and compiled; then (as a target that sends dense inputs to XLA's
     convolution does) every convolutional layer as XLA's convolution, affine map and LIF."""
-    forced = {"compiled": dict(dense_forward="kernel"),
-              "separate": dict(dense_forward="xla", conv_rate=-1.0)}[conv_layers]  # fmt: skip
+    forced = {
+        "compiled": dict(dense_forward="kernel"),
+        "separate": dict(dense_forward="xla", conv_rate=-1.0),
+    }[conv_layers]
     retrace(choice, "TARGETS", targets_with(**forced))
     cfg, shape = CONFIGS[arch]
     with jax.enable_x64(True):

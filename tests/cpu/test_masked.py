@@ -79,8 +79,9 @@ def test_the_support_is_exactly_where_the_surrogate_is_non_zero():
                 np.asarray(v, dtype) for v in (threshold * (1 - width), threshold * (1 + width))
             )
             near = [np.nextafter(v, t, dtype=dtype) for v in (lo, hi) for t in (-np.inf, np.inf)]
-            values = np.array([lo, hi, *near, 0, threshold, 2 * threshold, np.nan, np.inf, -np.inf],
-                              dtype)  # fmt: skip
+            values = np.array(
+                [lo, hi, *near, 0, threshold, 2 * threshold, np.nan, np.inf, -np.inf], dtype
+            )
             u = jnp.asarray(np.resize(values, (2, 4, 5, 33)))
             ones = jnp.ones((2, 4, 5, 16), dtype)  # every dot product is positive
             dx = masked.conv_input_grad_masked(
@@ -105,9 +106,13 @@ def _network_gradient(cfg, variables, x):
 
 NETWORKS = [  # masked: conv2 and conv4 (conv7's 2×2 maps keep im2col); the MLP's fc2
     (bj.NetworkConfig(arch="vgg9", num_steps=4, img_size=8), (4, 3, 8, 8, 3), "conv", 2),
-    (bj.NetworkConfig(arch="mlp", num_steps=5, in_features=10, hidden=(24, 32)), (5, 7, 10),
-     "dense", 1),
-]  # fmt: skip
+    (
+        bj.NetworkConfig(arch="mlp", num_steps=5, in_features=10, hidden=(24, 32)),
+        (5, 7, 10),
+        "dense",
+        1,
+    ),
+]
 
 
 @pytest.mark.parametrize(("cfg", "shape", "layer", "masked_layers"), NETWORKS)

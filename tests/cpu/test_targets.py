@@ -22,8 +22,12 @@ from bntt_jax.cpu import ffi
 ROOT = Path(__file__).parents[2]
 X86 = ("x86-64-v2", "x86-64-v3", "x86-64-v4")
 COMPILER = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-KERNEL_TESTS = ["tests/cpu/test_ffi.py", "tests/cpu/test_masked.py", "tests/cpu/test_fused.py",
-                "tests/cpu/test_fused_train.py"]  # fmt: skip
+KERNEL_TESTS = [
+    "tests/cpu/test_ffi.py",
+    "tests/cpu/test_masked.py",
+    "tests/cpu/test_fused.py",
+    "tests/cpu/test_fused_train.py",
+]
 on_x86 = pytest.mark.skipif(
     os.uname().machine != "x86_64" or COMPILER is None,
     reason="the x86 targets need an x86-64 machine with a C++ compiler",
@@ -41,13 +45,32 @@ def test_every_kernel_equals_xla_when_built_for(march, tmp_path):
     assert library.stat().st_size > 0
     if ffi.missing_features(COMPILER, march):
         return  # this CPU cannot run it: compiled (and warning-free) is what can be checked
-    env = {**os.environ, "BNTT_JAX_MARCH": march, "BNTT_JAX_CACHE": str(cache),
-           "JAX_PLATFORMS": "cpu"}  # fmt: skip
+    env = {
+        **os.environ,
+        "BNTT_JAX_MARCH": march,
+        "BNTT_JAX_CACHE": str(cache),
+        "JAX_PLATFORMS": "cpu",
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "-m",
-         "kernels", *KERNEL_TESTS],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "kernels",
+            *KERNEL_TESTS,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, f"-march={march}:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}"
     assert " passed" in proc.stdout and " failed" not in proc.stdout
     built = list(cache.glob(f"ffi-{march}-*.so"))
@@ -60,8 +83,9 @@ def test_every_kernel_equals_xla_when_built_for(march, tmp_path):
     reason="no aarch64 cross-compiler (apt install g++-aarch64-linux-gnu)",
 )
 def test_the_sources_compile_for_aarch64_without_a_warning(tmp_path):
-    cmd = ffi.compile_command("aarch64-linux-gnu-g++", "armv8-a", str(tmp_path / "arm.so"),
-                              "-mtune=neoverse-n1")  # fmt: skip
+    cmd = ffi.compile_command(
+        "aarch64-linux-gnu-g++", "armv8-a", str(tmp_path / "arm.so"), "-mtune=neoverse-n1"
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr == "", proc.stderr[-3000:]
@@ -88,8 +112,20 @@ def test_no_hot_loop_spills_a_vector_register_on_any_target():
 @on_x86
 def test_a_target_this_cpu_cannot_run_is_refused_before_building(monkeypatch, tmp_path):
     monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path))
-    v3 = {"sse4_1", "sse4_2", "popcnt", "ssse3", "avx", "avx2", "fma", "bmi1", "bmi2", "f16c",
-          "abm", "movbe"}  # fmt: skip
+    v3 = {
+        "sse4_1",
+        "sse4_2",
+        "popcnt",
+        "ssse3",
+        "avx",
+        "avx2",
+        "fma",
+        "bmi1",
+        "bmi2",
+        "f16c",
+        "abm",
+        "movbe",
+    }
     monkeypatch.setattr(ffi, "_cpu_flags", lambda: v3)
     assert ffi.missing_features(COMPILER, "x86-64-v3") == []
     missing = ffi.missing_features(COMPILER, "x86-64-v4")

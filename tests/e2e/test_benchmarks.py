@@ -78,9 +78,13 @@ def test_profile_sums_a_traced_step_by_pass_layer_and_kernel():
     out = profile.step_profile("vgg9", 2, 2, "init", steps=1)
     kinds = out["kinds"]
     assert out["wall"] > 0 and sum(kinds.values()) > 0
-    for kind in ("forward: conv (compiled forward)", "backward: conv (compiled filter gradient)",
-                 "backward: conv (compiled input gradient)", "forward: norm (XLA)",
-                 "backward: conv (compiled input gradient on the support)"):  # fmt: skip
+    for kind in (
+        "forward: conv (compiled forward)",
+        "backward: conv (compiled filter gradient)",
+        "backward: conv (compiled input gradient)",
+        "forward: norm (XLA)",
+        "backward: conv (compiled input gradient on the support)",
+    ):
         assert kinds.get(kind, 0) > 0, (kind, sorted(kinds))
     labels = [label for label, _ in out["top"]]  # the largest operations name their layer
     # conv2 (32×32, 64 → 64) is among the largest layers: its backward kernels, named
@@ -96,8 +100,11 @@ def test_kernels_command_prints_each_kernels_rate(capfd):
     # the command re-runs itself with the ISA profile's environment: its rows reach the file
     # descriptor, not sys.stdout
     assert kernels.main(["--n", "4", "--repeats", "1", "--rate", "0.3", "--support", "0.4"]) == 0
-    rows = [ln.strip(" |").split(" | ") for ln in capfd.readouterr().out.splitlines()
-            if ln.startswith("| ") and "²" in ln]  # fmt: skip
+    rows = [
+        ln.strip(" |").split(" | ")
+        for ln in capfd.readouterr().out.splitlines()
+        if ln.startswith("| ") and "²" in ln
+    ]
     assert len(rows) == 10 * len(kernels.LAYERS)  # 3 forward, 2 + 3 gradients, 2 BNTT + LIF
     assert {r[0] for r in rows} == {f"{s}², {c} → {d}" for s, c, d in kernels.LAYERS}
     dense = [r for r in rows if r[1:3] == ["input gradient", "dense"]]

@@ -31,8 +31,19 @@ pytestmark = pytest.mark.e2e  # the end-to-end tier
 ROOT = Path(__file__).parents[2]
 # Three epochs, tested after each, so that epoch 1 (no earlier checkpoint), a middle epoch and
 # the end of the run are all covered.
-ARGS = ["digits_bntt", "--set", "epochs=3", "--set", "max_train_batches=3",
-        "--set", "num_steps=4", "--set", "eval_every=1", "--set", "analyses=none"]  # fmt: skip
+ARGS = [
+    "digits_bntt",
+    "--set",
+    "epochs=3",
+    "--set",
+    "max_train_batches=3",
+    "--set",
+    "num_steps=4",
+    "--set",
+    "eval_every=1",
+    "--set",
+    "analyses=none",
+]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -59,8 +70,12 @@ def compilation_cache(tmp_path_factory):
 def _start(out: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "experiments.run", *ARGS, "--out", str(out)],
-        cwd=ROOT, env=_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _comparable(run: Path) -> dict:
@@ -91,9 +106,10 @@ def _assert_same(run: Path, reference: dict) -> None:
         assert got[key] == reference[key], key
     for which in ("last", "best"):
         for a, b in zip(
-            jax.tree.leaves(got["arrays"][which]), jax.tree.leaves(reference["arrays"][which]),
+            jax.tree.leaves(got["arrays"][which]),
+            jax.tree.leaves(reference["arrays"][which]),
             strict=True,
-        ):  # fmt: skip
+        ):
             np.testing.assert_array_equal(a, b)
     leftovers = [p for p in run.rglob("*") if p.name.endswith(".tmp") or "tmp-" in p.name]
     assert not leftovers, leftovers
@@ -125,8 +141,11 @@ def test_the_trace_meets_every_boundary_in_order(reference):
     assert set(names) == set(faults.FAULT_POINTS)
     epoch2 = [b.split("@")[0] for b in reference["boundaries"] if b.endswith("@2")]
     # Epoch 2 meets each epoch boundary once, in protocol order (best only if it improved).
-    expected = [p for p in faults.EPOCH_FAULT_POINTS if p != "best_saved" or "best_saved@2"
-                in reference["boundaries"]]  # fmt: skip
+    expected = [
+        p
+        for p in faults.EPOCH_FAULT_POINTS
+        if p != "best_saved" or "best_saved@2" in reference["boundaries"]
+    ]
     assert epoch2 == expected
 
 
@@ -173,9 +192,12 @@ def test_kill_while_resuming_then_resume_again(reference):
     assert first.returncode == -signal.SIGKILL
     second = subprocess.Popen(
         [sys.executable, "-m", "experiments.run", "--resume", "--out", str(run)],
-        cwd=ROOT, env=_env(BNTT_JAX_FAULT="committed@3"), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=_env(BNTT_JAX_FAULT="committed@3"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, err = second.communicate(timeout=600)
     assert second.returncode == -signal.SIGKILL, err[-2000:]
     assert main(["--resume", "--out", str(run)]) == 0

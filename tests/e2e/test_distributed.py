@@ -18,8 +18,17 @@ from tests.helpers.runs import metrics_without_timing
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
 ROOT = Path(__file__).parents[2]
-ARGS = ["digits_bntt", "--set", "epochs=2", "--set", "max_train_batches=4",
-        "--set", "num_steps=4", "--set", "eval_every=1"]  # fmt: skip
+ARGS = [
+    "digits_bntt",
+    "--set",
+    "epochs=2",
+    "--set",
+    "max_train_batches=4",
+    "--set",
+    "num_steps=4",
+    "--set",
+    "eval_every=1",
+]
 
 
 def _free_port() -> int:
@@ -54,18 +63,37 @@ def runs(tmp_path_factory):
     # Process 1 is given a folder of its own: it must not even create it.
     outs = [root / "two_processes", root / "process1_must_not_write"]
     cmds = [
-        [sys.executable, "-m", "experiments.run", *ARGS, "--out", str(outs[i]),
-         "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)]
+        [
+            sys.executable,
+            "-m",
+            "experiments.run",
+            *ARGS,
+            "--out",
+            str(outs[i]),
+            "--coordinator",
+            f"localhost:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(i),
+        ]
         for i in range(2)
-    ]  # fmt: skip
-    procs = [subprocess.Popen(c, cwd=root, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for c in cmds]  # fmt: skip
+    ]
+    procs = [
+        subprocess.Popen(
+            c, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for c in cmds
+    ]
     two_devices = root / "two_devices"
     single = subprocess.Popen(
         [sys.executable, "-m", "experiments.run", *ARGS, "--out", str(two_devices)],
-        cwd=root, env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=root,
+        env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     logs = [p.communicate(timeout=600)[0] for p in (*procs, single)]
     for proc, log in zip((*procs, single), logs, strict=True):
         assert proc.returncode == 0, log[-3000:]

@@ -27,8 +27,18 @@ from tests.helpers.runs import metrics_without_timing
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
 ROOT = Path(__file__).parents[2]
-TINY = ["--set", "epochs=3", "--set", "max_train_batches=3", "--set", "num_steps=4",
-        "--set", "eval_every=1", "--set", "analyses=none"]  # fmt: skip
+TINY = [
+    "--set",
+    "epochs=3",
+    "--set",
+    "max_train_batches=3",
+    "--set",
+    "num_steps=4",
+    "--set",
+    "eval_every=1",
+    "--set",
+    "analyses=none",
+]
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -176,8 +186,11 @@ def _flip_hash(text: str) -> str:  # one hex digit of a committed checkpoint has
     return text[:i] + ("0" if text[i] != "0" else "1") + text[i + 1 :]
 
 
-@pytest.mark.parametrize("damage", [_flip_epoch, _flip_hash, lambda t: t[: len(t) // 2]],
-                         ids=["epoch-flipped", "hash-flipped", "truncated"])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage",
+    [_flip_epoch, _flip_hash, lambda t: t[: len(t) // 2]],
+    ids=["epoch-flipped", "hash-flipped", "truncated"],
+)
 def test_a_damaged_manifest_falls_back_one_commit(interrupted, finished, damage, capsys):
     file = interrupted / record.MANIFEST
     file.write_text(damage(file.read_text()))
@@ -260,8 +273,15 @@ def test_a_resume_may_repeat_the_runs_values_and_move_its_data(interrupted, tmp_
     assert RESUME_SAFE_KEYS == ("data_dir", "analyses", "progress_every_s")
     # The same values as the run's own, and another data_dir (digits ship with scikit-learn,
     # so the fingerprint check passes).
-    args = ["--resume", "--out", str(interrupted), "--set", "epochs=3", "--set",
-            f"data_dir={tmp_path}"]  # fmt: skip
+    args = [
+        "--resume",
+        "--out",
+        str(interrupted),
+        "--set",
+        "epochs=3",
+        "--set",
+        f"data_dir={tmp_path}",
+    ]
     assert main(args) == 0
     manifest = run_folder.read_manifest(interrupted)[0]
     assert manifest["legs"][-1]["data_dir"] == str(tmp_path)
@@ -336,8 +356,10 @@ def test_bad_values_fail_in_one_line_before_jax_and_write_nothing(tmp_path):
         print(json.dumps(out))
         """
     )
-    commands = [["digits_bntt", *args, "--out", str(tmp_path / f"o{i}")]
-                for i, (args, _, _) in enumerate(BAD)]  # fmt: skip
+    commands = [
+        ["digits_bntt", *args, "--out", str(tmp_path / f"o{i}")]
+        for i, (args, _, _) in enumerate(BAD)
+    ]
     commands += [
         ["cifar10_bntt", "--set", f"data_dir={tmp_path}", "--out", str(tmp_path / "cifar")],
         ["digits_bntt", "--list"],
@@ -345,9 +367,12 @@ def test_bad_values_fail_in_one_line_before_jax_and_write_nothing(tmp_path):
     ]
     proc = subprocess.run(
         [sys.executable, "-c", driver, json.dumps(commands)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "BNTT_JAX_HUGE_PAGES": "0"},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     for (code, err, jax_imported), (args, names, fix) in zip(results, BAD, strict=False):
@@ -370,8 +395,15 @@ def test_show_prints_the_resolved_config_and_help_lists_every_key(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for heading in ("shared keys", "bntt: network", "ttfs: network", "ttfs: options",
-                    "ann: network", "ann: options", "analysis keys"):  # fmt: skip
+    for heading in (
+        "shared keys",
+        "bntt: network",
+        "ttfs: network",
+        "ttfs: options",
+        "ann: network",
+        "ann: options",
+        "analysis keys",
+    ):
         assert f" {heading}" in text, heading
     for name in key_names():  # every key of every method, with its default
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(name + " "))
@@ -454,15 +486,20 @@ def test_the_finite_flags_name_each_layer_in_network_order():
     cfg = bj.NetworkConfig(arch="mlp", in_features=6, hidden=(8, 8), num_steps=3, num_classes=3)
     net = bj.init(0, cfg)
     names = tr.finite_flag_names(net)
-    assert names[:4] == ["the loss", "the gradient of fc1", "the gradient of norm_fc1",
-                         "the gradient of fc2"]  # fmt: skip
+    assert names[:4] == [
+        "the loss",
+        "the gradient of fc1",
+        "the gradient of norm_fc1",
+        "the gradient of fc2",
+    ]
     assert names[-1] == "the running statistics of norm_fc2"
     # A NaN running variance in norm_fc2 (train mode normalises with batch statistics, so the
     # loss stays finite) is caught and named.
     stats = jax.tree.map(lambda a: a, net.batch_stats)
     stats["norm_fc2"] = {**stats["norm_fc2"], "var": stats["norm_fc2"]["var"].at[0, 0].set(jnp.nan)}
-    state = tr.TrainState.create(net.replace(batch_stats=stats), tr.make_optimizer(
-        "sgd", lr=0.1, schedule="constant"))  # fmt: skip
+    state = tr.TrainState.create(
+        net.replace(batch_stats=stats), tr.make_optimizer("sgd", lr=0.1, schedule="constant")
+    )
     x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
     _, m = jax.jit(tr.train_step)(state, x, np.arange(4) % 3, jax.random.key(0))
     flags = np.asarray(m["finite"])

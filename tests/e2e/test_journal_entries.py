@@ -23,9 +23,21 @@ pytestmark = pytest.mark.e2e  # the end-to-end tier
 def test_sequential_mnist_entries_train_one_epoch(name, tmp_path):
     write_fake_mnist(tmp_path, n_train=256, n_test=100)
     out = tmp_path / "run"
-    args = [name, "--set", f"data_dir={tmp_path}", "--set", "epochs=1",
-            "--set", "max_train_batches=1", "--set", "eval_batch_size=100",
-            "--set", "analyses=none", "--out", str(out)]  # fmt: skip
+    args = [
+        name,
+        "--set",
+        f"data_dir={tmp_path}",
+        "--set",
+        "epochs=1",
+        "--set",
+        "max_train_batches=1",
+        "--set",
+        "eval_batch_size=100",
+        "--set",
+        "analyses=none",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 1 and 0 <= metrics["test_accuracy"] <= 1
@@ -35,12 +47,35 @@ def test_sequential_mnist_entries_train_one_epoch(name, tmp_path):
 
 # Every other entry of the BNTT tables at a scale that runs here (2 steps, batches of 4): the
 # data path, the network and the whole run of each, one epoch.
-SMALL = ["--set", "num_steps=2", "--set", "batch_size=4", "--set", "eval_batch_size=4",
-         "--set", "epochs=1", "--set", "max_train_batches=1", "--set", "max_eval_batches=1",
-         "--set", "analyses=none"]  # fmt: skip
-ENTRIES = ["cifar100_bntt", "cifar100_no_bntt", "cifar100_bn", "cifar100_tdbn",
-           "tiny_imagenet_bntt", "tiny_imagenet_no_bntt", "tiny_imagenet_bn",
-           "tiny_imagenet_tdbn", "cifar10_bn", "cifar10_tdbn", "cifar10_layernorm"]  # fmt: skip
+SMALL = [
+    "--set",
+    "num_steps=2",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "eval_batch_size=4",
+    "--set",
+    "epochs=1",
+    "--set",
+    "max_train_batches=1",
+    "--set",
+    "max_eval_batches=1",
+    "--set",
+    "analyses=none",
+]
+ENTRIES = [
+    "cifar100_bntt",
+    "cifar100_no_bntt",
+    "cifar100_bn",
+    "cifar100_tdbn",
+    "tiny_imagenet_bntt",
+    "tiny_imagenet_no_bntt",
+    "tiny_imagenet_bn",
+    "tiny_imagenet_tdbn",
+    "cifar10_bn",
+    "cifar10_tdbn",
+    "cifar10_layernorm",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +108,16 @@ def test_dvs_entries_train_one_epoch_on_tiny_recordings(name, fake_data, tmp_pat
     out = tmp_path / "run"
     i = SMALL.index("num_steps=2")
     small = SMALL[: i - 1] + SMALL[i + 1 :]  # the frames fix T = 20
-    args = [name, "--set", f"data_dir={fake_data}", *small, "--set", "plan=c8,p,c8,p,f16",
-            "--out", str(out)]  # fmt: skip
+    args = [
+        name,
+        "--set",
+        f"data_dir={fake_data}",
+        *small,
+        "--set",
+        "plan=c8,p,c8,p,f16",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["train"] == 40 and config["data"]["test"] == 20

@@ -16,13 +16,28 @@ pytestmark = pytest.mark.e2e  # the end-to-end tier
 def test_the_mnist5k_entry_trains_and_reports_on_a_few_batches(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    args = ["mnist5k_bntt", "--set", "epochs=1", "--set", "max_train_batches=3",
-            "--set", "max_eval_batches=1", "--set", "num_steps=5", "--out", str(out)]  # fmt: skip
+    args = [
+        "mnist5k_bntt",
+        "--set",
+        "epochs=1",
+        "--set",
+        "max_train_batches=3",
+        "--set",
+        "max_eval_batches=1",
+        "--set",
+        "num_steps=5",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0, capsys.readouterr().err[-3000:]
     config = json.loads((out / "config.json").read_text())
     assert config["experiment"]["dataset"] == "mnist5k"
-    assert config["data"] == {"name": "mnist5k", "train": 4000, "test": 1000,
-                              "fingerprint": config["data"]["fingerprint"]}  # fmt: skip
+    assert config["data"] == {
+        "name": "mnist5k",
+        "train": 4000,
+        "test": 1000,
+        "fingerprint": config["data"]["fingerprint"],
+    }
     assert config["network"]["plan"] == ["c16", "c16", "p", "c32", "c32", "p", "f128"]
     assert (config["network"]["img_size"], config["network"]["in_channels"]) == (28, 1)
     metrics = json.loads((out / "metrics.json").read_text())

@@ -19,10 +19,25 @@ from tests.helpers.runs import metrics_without_timing
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
-ARGS = ["digits_bntt", "--set", "arch=custom", "--set", "plan=c16,p,c32,p,f64",
-        "--set", "epochs=2", "--set", "num_steps=4", "--set", "max_train_batches=4",
-        "--set", "eval_batch_size=50", "--set", "eval_every=1",
-        "--set", "analyses=none"]  # fmt: skip
+ARGS = [
+    "digits_bntt",
+    "--set",
+    "arch=custom",
+    "--set",
+    "plan=c16,p,c32,p,f64",
+    "--set",
+    "epochs=2",
+    "--set",
+    "num_steps=4",
+    "--set",
+    "max_train_batches=4",
+    "--set",
+    "eval_batch_size=50",
+    "--set",
+    "eval_every=1",
+    "--set",
+    "analyses=none",
+]
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +99,27 @@ def test_event_frames_train_and_are_analysed(tmp_path):
     path = tmp_path / "events.npz"
     np.savez(path, x_train=x[:1500], y_train=y[:1500], x_test=x[1500:1700], y_test=y[1500:1700])
     out = tmp_path / "run"
-    args = ["digits_bntt", "--set", f"dataset={path}", "--set", "encoder=frames",
-            "--set", "num_steps=5", "--set", "arch=custom", "--set", "plan=c8,p,f32",
-            "--set", "epochs=2", "--set", "max_train_batches=8", "--set", "eval_batch_size=50",
-            "--out", str(out)]  # fmt: skip
+    args = [
+        "digits_bntt",
+        "--set",
+        f"dataset={path}",
+        "--set",
+        "encoder=frames",
+        "--set",
+        "num_steps=5",
+        "--set",
+        "arch=custom",
+        "--set",
+        "plan=c8,p,f32",
+        "--set",
+        "epochs=2",
+        "--set",
+        "max_train_batches=8",
+        "--set",
+        "eval_batch_size=50",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     report = (out / "analyses" / "report.md").read_text()
     assert "frames input" in report and "event frames are event counts" in report

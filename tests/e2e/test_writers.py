@@ -20,8 +20,17 @@ from experiments.core import lock, run_folder
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
 ROOT = Path(__file__).parents[2]
-TINY = ["digits_bntt", "--set", "epochs=3", "--set", "max_train_batches=2", "--set",
-        "num_steps=4", "--set", "analyses=none"]  # fmt: skip
+TINY = [
+    "digits_bntt",
+    "--set",
+    "epochs=3",
+    "--set",
+    "max_train_batches=2",
+    "--set",
+    "num_steps=4",
+    "--set",
+    "analyses=none",
+]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -40,8 +49,9 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess:
 
 def _frozen(module_args: list[str], point: str) -> subprocess.Popen:
     """A command stopped (SIGSTOP) at the fault point ``point``, holding what it holds."""
-    cmd, kw = _command("experiments.run", *module_args, BNTT_JAX_FAULT=point,
-                       BNTT_JAX_FAULT_ACTION="stop")  # fmt: skip
+    cmd, kw = _command(
+        "experiments.run", *module_args, BNTT_JAX_FAULT=point, BNTT_JAX_FAULT_ACTION="stop"
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
     deadline = time.monotonic() + 300
     while _state(proc.pid) != "T":
@@ -98,8 +108,10 @@ def test_a_second_writer_exits_2_naming_the_first(tmp_path):
 def test_two_new_runs_into_one_folder_one_wins(tmp_path):
     out = tmp_path / "race"
     cmd, kw = _command("experiments.run", *TINY, "--out", str(out))
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-             for _ in range(2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2], results
@@ -113,10 +125,16 @@ def test_two_new_runs_into_one_folder_one_wins(tmp_path):
 def test_lock_is_released_by_the_os_and_reentrant(tmp_path):
     folder = tmp_path / "f"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from experiments.core import lock\n"
-         f"with lock.hold({str(folder)!r}):\n    print('held', flush=True); time.sleep(600)"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from experiments.core import lock\n"
+            f"with lock.hold({str(folder)!r}):\n    print('held', flush=True); time.sleep(600)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(lock.FolderLockedError, match=f"PID {holder.pid} on host"):

@@ -58,8 +58,9 @@ def test_fgsm_gradient_is_bptt_through_an_identity_poisson_encoder(digits, mlp):
 
 def test_fgsm_raises_the_loss_more_than_a_random_sign_step(digits, mlp):
     x, y = digits.to_intensities(digits.test_x[:200]), digits.test_y[:200]
-    adversarial = np.asarray(rb.fgsm(mlp, x, y, jax.random.key(1), 0.1, mean=digits.mean,
-                                     std=digits.std))  # fmt: skip
+    adversarial = np.asarray(
+        rb.fgsm(mlp, x, y, jax.random.key(1), 0.1, mean=digits.mean, std=digits.std)
+    )
     assert adversarial.min() >= 0 and adversarial.max() <= 1
     assert np.abs(adversarial - x).max() <= 0.1 + 1e-6
     rng = np.random.default_rng(0)
@@ -127,8 +128,9 @@ def test_ann_fgsm_is_the_sign_of_finite_differences_and_raises_the_loss(digits):
     central finite differences of the loss, and FGSM along it raises the loss."""
     from bntt_jax.baselines import ann
 
-    net = ann.init(3, bj.NetworkConfig(arch="mlp", in_features=64, hidden=(12,),
-                                       num_classes=10, norm="none"))  # fmt: skip
+    net = ann.init(
+        3, bj.NetworkConfig(arch="mlp", in_features=64, hidden=(12,), num_classes=10, norm="none")
+    )
     x = digits.to_intensities(digits.test_x[:4]).astype(np.float64)
     y = digits.test_y[:4]
     mean, std = np.float32(digits.mean), np.float32(digits.std)
@@ -153,8 +155,22 @@ def test_ann_fgsm_is_the_sign_of_finite_differences_and_raises_the_loss(digits):
 
 def test_an_ann_run_is_compared_with_bntt_and_attacks_it_by_transfer(tiny_run, tmp_path):
     ann_run = tmp_path / "ann"
-    assert main(["digits_ann", "--set", "epochs=3", "--set", "conversion_steps=8",
-                 "--set", "analyses=none", "--out", str(ann_run)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "digits_ann",
+                "--set",
+                "epochs=3",
+                "--set",
+                "conversion_steps=8",
+                "--set",
+                "analyses=none",
+                "--out",
+                str(ann_run),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "compared"
     args = [str(tiny_run), "--only", "activity,energy,robustness", "--compare", str(ann_run)]
     assert analyze.main([*args, "--out", str(out)]) == 0
@@ -165,8 +181,11 @@ def test_an_ann_run_is_compared_with_bntt_and_attacks_it_by_transfer(tiny_run, t
     # ε = 0 is the clean test set whoever crafts the attack
     assert transfer["fgsm"][0]["accuracy"] == own["fgsm"][0]["accuracy"]
     report = (out / "comparison" / "report.md").read_text()
-    for label in ("digits_bntt (bntt, T = 4)", "digits_ann (ANN)",
-                  "digits_ann converted (conversion, T = 8)"):  # fmt: skip
+    for label in (
+        "digits_bntt (bntt, T = 4)",
+        "digits_ann (ANN)",
+        "digits_ann converted (conversion, T = 8)",
+    ):
         assert label in report
     assert "crafted on the ANN" in report and "| digits_ann (ANN) | 1 | 1.00x | – |" in report
     assert (out / "comparison" / "robustness_transfer.png").is_file()
@@ -175,8 +194,11 @@ def test_an_ann_run_is_compared_with_bntt_and_attacks_it_by_transfer(tiny_run, t
 
 def test_analyses_are_reproducible_and_leave_the_run_untouched(tiny_run, tmp_path):
     def run_files() -> dict:  # the lock file names its last holder: no part of the run
-        return {p: p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()
-                and "analyses" not in p.parts and p.name != run_folder.LOCK}  # fmt: skip
+        return {
+            p: p.read_bytes()
+            for p in tiny_run.rglob("*")
+            if p.is_file() and "analyses" not in p.parts and p.name != run_folder.LOCK
+        }
 
     before = run_files()
     again = tmp_path / "again"
@@ -202,8 +224,10 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_run, damaged, ignore=shutil.ignore_patterns("analyses"))
     final = run_folder.read_manifest(damaged)[0]["epoch"]  # what is analysed
-    victim = max((p for p in (damaged / "checkpoints" / "last" / str(final)).rglob("*")
-                  if p.is_file()), key=lambda p: p.stat().st_size)  # fmt: skip
+    victim = max(
+        (p for p in (damaged / "checkpoints" / "last" / str(final)).rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
     victim.write_bytes(victim.read_bytes()[::-1])
     # the final network is damaged: the analyses fall back to the last intact checkpoint, and
     # say so naming the file
@@ -211,8 +235,10 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
         assert analyze.main([str(damaged), "--out", str(out), "--only", "gamma"]) == 0
     assert (out / "gamma" / "result.json").is_file()
     # ... and with both last checkpoints damaged nothing is analysed, exit 1 naming them
-    other = max((p for p in (damaged / "checkpoints" / "last" / str(final - 1)).rglob("*")
-                 if p.is_file()), key=lambda p: p.stat().st_size)  # fmt: skip
+    other = max(
+        (p for p in (damaged / "checkpoints" / "last" / str(final - 1)).rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
     other.write_bytes(other.read_bytes()[:-3])
     shutil.rmtree(out)
     assert analyze.main([str(damaged), "--out", str(out)]) == 1
@@ -222,8 +248,21 @@ def test_bad_analysis_commands_fail_before_anything_is_written(tiny_run, tmp_pat
 
 def test_a_network_without_gamma_has_no_early_exit_and_no_gamma_analysis(tiny_run, tmp_path):
     run = tmp_path / "none"
-    assert main(["digits_bntt", *TINY, "--set", "norm=none", "--set", "analyses=none",
-                 "--out", str(run)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "digits_bntt",
+                *TINY,
+                "--set",
+                "norm=none",
+                "--set",
+                "analyses=none",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert not (run / "analyses").exists()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["early_exit"] is None and metrics["exit_sweep"] is None
@@ -266,17 +305,35 @@ def test_a_kill_during_the_analyses_leaves_the_run_finished_and_they_can_be_redo
     env = {k: v for k, v in os.environ.items() if not k.startswith("BNTT_JAX_FAULT")}
     env |= {"JAX_PLATFORMS": "cpu", "BNTT_JAX_FAULT": "analysis_written@2"}
     root = Path(__file__).parents[2]
-    killed = subprocess.run([sys.executable, "-m", "experiments.run", "digits_bntt", *TINY,
-                             "--set", "analyses=gamma,activity,energy", "--out", str(out)],
-                            cwd=root, env=env, capture_output=True, text=True)  # fmt: skip
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.run",
+            "digits_bntt",
+            *TINY,
+            "--set",
+            "analyses=gamma,activity,energy",
+            "--out",
+            str(out),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert killed.returncode == -9, killed.stderr
     assert run_folder.inspect(out).state == "finished"
     assert (out / "analyses" / "activity" / "result.json").is_file()
     assert not (out / "analyses" / "energy").exists()
     assert not (out / "analyses" / "report.md").exists()
-    resumed = subprocess.run([sys.executable, "-m", "experiments.run", "--resume", "--out",
-                              str(out)], cwd=root, env={**env, "BNTT_JAX_FAULT": ""},
-                             capture_output=True, text=True)  # fmt: skip
+    resumed = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "--resume", "--out", str(out)],
+        cwd=root,
+        env={**env, "BNTT_JAX_FAULT": ""},
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 2
     assert f"python -m experiments.analyze {out}" in resumed.stderr
     assert analyze.main([str(out), "--only", "gamma,activity,energy"]) == 0
@@ -301,8 +358,10 @@ def test_analyze_only_merges_into_the_existing_report(tiny_run, tmp_path):
 
 def _flat(metrics: dict, sweep_steps: dict) -> dict:
     """``metrics`` with γᵗ flat over 4 steps and the sweep exiting at the given steps."""
-    rows = {kind: [{"threshold": t, "step": s, "accuracy": 0.5} for t, s in steps.items()]
-            for kind, steps in sweep_steps.items()}  # fmt: skip
+    rows = {
+        kind: [{"threshold": t, "step": s, "accuracy": 0.5} for t, s in steps.items()]
+        for kind, steps in sweep_steps.items()
+    }
     return {**metrics, "gamma_means": {"fc1": [1.0, 1.0, 0.99, 0.98]}, "exit_sweep": rows}
 
 

@@ -12,8 +12,15 @@ from experiments.core.config import ExperimentConfig
 from experiments.core.data.digits import load_digits
 from experiments.run import main
 
-TINY = ["epochs=2", "max_train_batches=3", "num_steps=4", "conversion_steps=6,12",
-        "analysis_images=60", "noise_sigmas=0,0.2,0.4", "fgsm_epsilons=0,0.04"]  # fmt: skip
+TINY = [
+    "epochs=2",
+    "max_train_batches=3",
+    "num_steps=4",
+    "conversion_steps=6,12",
+    "analysis_images=60",
+    "noise_sigmas=0,0.2,0.4",
+    "fgsm_epsilons=0,0.04",
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +34,18 @@ def sweep(tmp_path_factory):
 def test_every_method_is_trained_analysed_and_tabled(sweep):
     record = json.loads((sweep / "sweep.json").read_text())
     assert record["complete"] and [m["key"] for m in record["members"]] == [
-        "ann", "surrogate", "bntt"]  # fmt: skip
+        "ann",
+        "surrogate",
+        "bntt",
+    ]
     for m in record["members"]:  # each member analysed itself at its end
         assert (sweep / m["folder"] / "analyses" / "report.md").is_file()
     report = (sweep / "report.md").read_text()
-    rows = {line.split(" | ")[0].strip("| ") + f"@{line.split(' | ')[1]}": line.split(" | ")
-            for line in report.splitlines() if line.startswith("| ") and " | " in line}  # fmt: skip
+    rows = {
+        line.split(" | ")[0].strip("| ") + f"@{line.split(' | ')[1]}": line.split(" | ")
+        for line in report.splitlines()
+        if line.startswith("| ") and " | " in line
+    }
     for key in ("ANN@1", "Conversion@12", "Conversion@6", "Surrogate gradient@4", "BNTT@4"):
         assert key in rows, key
     # the longest conversion is Table S1's reference
@@ -48,8 +61,9 @@ def test_the_conversion_energy_from_the_runs_spikes_equals_the_analysis(sweep):
     energy analysis, which re-simulates the rebuilt conversion (two independent paths)."""
     folder = sweep / "01_ann"
     metrics = json.loads((folder / "metrics.json").read_text())
-    config = ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text())
-                                        ["experiment"])  # fmt: skip
+    config = ExperimentConfig.from_dict(
+        json.loads((folder / "config.json").read_text())["experiment"]
+    )
     data = load_digits()
     net_config = config.network_config
     analysed = json.loads(

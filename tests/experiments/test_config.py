@@ -16,34 +16,75 @@ from tests.helpers.runs import metrics_without_timing
 #: ``config.json``'s "experiment" of a digits_bntt run written before the config was nested:
 #: every key of every method, flat (as that version wrote it).
 OLD_DIGITS_BNTT = {
-    "method": "bntt", "dataset": "digits", "arch": "mlp", "norm": "bntt", "num_steps": 25,
-    "leak": 0.95, "hidden": [256, 256], "encoder": "poisson", "optimizer": "sgd", "lr": 0.1,
-    "lr_schedule": "step", "momentum": 0.9, "weight_decay": 0.0001, "epochs": 30,
-    "batch_size": 32, "eval_batch_size": 360, "eval_every": 5, "seed": 0, "data_dir": "data",
-    "exit_threshold": 0.1, "exit_relative": False,
+    "method": "bntt",
+    "dataset": "digits",
+    "arch": "mlp",
+    "norm": "bntt",
+    "num_steps": 25,
+    "leak": 0.95,
+    "hidden": [256, 256],
+    "encoder": "poisson",
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "lr_schedule": "step",
+    "momentum": 0.9,
+    "weight_decay": 0.0001,
+    "epochs": 30,
+    "batch_size": 32,
+    "eval_batch_size": 360,
+    "eval_every": 5,
+    "seed": 0,
+    "data_dir": "data",
+    "exit_threshold": 0.1,
+    "exit_relative": False,
     "noise_sigmas": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
-    "fgsm_epsilons": [0.0, 0.01, 0.02, 0.04, 0.08, 0.16], "analysis_images": None,
+    "fgsm_epsilons": [0.0, 0.01, 0.02, 0.04, 0.08, 0.16],
+    "analysis_images": None,
     "analyses": ["gamma", "activity", "energy", "robustness"],
-    "conversion_steps": [100, 500, 1000], "conversion_percentile": 100.0,
-    "conversion_reset": "subtract", "conversion_images": 256, "max_train_batches": None,
-    "max_eval_batches": None, "normalize": True, "channels": None, "tau0": 10.0, "t_d0": 0.0,
-    "rounding": "ceil", "input_coding": "ttfs", "pooling": "max", "dropout": 0.0,
-    "target_epoch": 50, "lambda_tr": 1e-05, "lambda_tb": 1e-05, "kernel_train_start": 0,
+    "conversion_steps": [100, 500, 1000],
+    "conversion_percentile": 100.0,
+    "conversion_reset": "subtract",
+    "conversion_images": 256,
+    "max_train_batches": None,
+    "max_eval_batches": None,
+    "normalize": True,
+    "channels": None,
+    "tau0": 10.0,
+    "t_d0": 0.0,
+    "rounding": "ceil",
+    "input_coding": "ttfs",
+    "pooling": "max",
+    "dropout": 0.0,
+    "target_epoch": 50,
+    "lambda_tr": 1e-05,
+    "lambda_tb": 1e-05,
+    "kernel_train_start": 0,
     "snn_images": 1000,
-}  # fmt: skip
+}
 OLD_DIGITS_TTFS = {
-    **OLD_DIGITS_BNTT, "method": "ttfs", "num_steps": 32, "leak": None, "hidden": [128, 128],
-    "optimizer": "adam", "lr": 0.001, "lr_schedule": "constant", "normalize": False,
-    "target_epoch": 10, "snn_images": None,
-}  # fmt: skip
+    **OLD_DIGITS_BNTT,
+    "method": "ttfs",
+    "num_steps": 32,
+    "leak": None,
+    "hidden": [128, 128],
+    "optimizer": "adam",
+    "lr": 0.001,
+    "lr_schedule": "constant",
+    "normalize": False,
+    "target_epoch": 10,
+    "snn_images": None,
+}
 OLD_DIGITS_ANN = {**OLD_DIGITS_BNTT, "method": "ann", "norm": "bn", "leak": None}
 
 
 @pytest.mark.parametrize(
     "old,entry",
-    [(OLD_DIGITS_BNTT, "digits_bntt"), (OLD_DIGITS_TTFS, "digits_ttfs"),
-     (OLD_DIGITS_ANN, "digits_ann")],
-)  # fmt: skip
+    [
+        (OLD_DIGITS_BNTT, "digits_bntt"),
+        (OLD_DIGITS_TTFS, "digits_ttfs"),
+        (OLD_DIGITS_ANN, "digits_ann"),
+    ],
+)
 def test_a_flat_config_of_the_earlier_version_is_the_run_it_was(old, entry):
     """The keys another method had (kept, unused, by that version) are dropped; the rest is
     the same run: the same config and the same network."""
@@ -88,8 +129,18 @@ def test_a_key_of_another_method_is_refused_when_given_and_dropped_when_inherite
 def test_a_run_folder_of_the_earlier_version_resumes_to_the_same_end(tmp_path, monkeypatch):
     """A run killed after epoch 1 whose config.json is the earlier version's flat form resumes
     to the metrics of the run never interrupted."""
-    tiny = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4",
-            "--set", "eval_every=1", "--set", "analyses=none"]  # fmt: skip
+    tiny = [
+        "--set",
+        "epochs=2",
+        "--set",
+        "max_train_batches=3",
+        "--set",
+        "num_steps=4",
+        "--set",
+        "eval_every=1",
+        "--set",
+        "analyses=none",
+    ]
     assert main(["digits_bntt", *tiny, "--out", str(tmp_path / "whole")]) == 0
     real = record.fault_point
 
@@ -103,8 +154,14 @@ def test_a_run_folder_of_the_earlier_version_resumes_to_the_same_end(tmp_path, m
         assert main(["digits_bntt", *tiny, "--out", str(tmp_path / "old")]) == 130
     config_file = tmp_path / "old" / "config.json"
     saved = json.loads(config_file.read_text())
-    old = {**OLD_DIGITS_BNTT, "epochs": 2, "max_train_batches": 3, "num_steps": 4,
-           "eval_every": 1, "analyses": None}  # fmt: skip
+    old = {
+        **OLD_DIGITS_BNTT,
+        "epochs": 2,
+        "max_train_batches": 3,
+        "num_steps": 4,
+        "eval_every": 1,
+        "analyses": None,
+    }
     config_file.write_text(json.dumps({**saved, "experiment": old}))
     # ... and its manifest the earlier form too: no checksum, no config hash, no previous commit
     manifest = run_folder.read_manifest(tmp_path / "old")[0]

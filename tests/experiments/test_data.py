@@ -53,8 +53,9 @@ def test_intensities_without_normalisation(tmp_path):
     np.testing.assert_allclose(standard.to_intensities(standard.test_x), ds.test_x, atol=1e-6)
     np.testing.assert_allclose(standard.from_intensities(ds.test_x), standard.test_x, atol=1e-5)
     np.testing.assert_array_equal(ds.to_intensities(ds.test_x), ds.test_x)  # mean 0, std 1
-    np.testing.assert_allclose(load_digits().to_intensities(load_digits().test_x),
-                               digits.test_x, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        load_digits().to_intensities(load_digits().test_x), digits.test_x, atol=1e-6
+    )
 
 
 def test_random_crop_with_padding_and_flip():

@@ -66,8 +66,15 @@ def test_the_release_splits_nine_to_one_and_is_cached(tmp_path, cache, monkeypat
 
 
 def test_the_split_is_a_config_value_named_in_the_report(capsys, tmp_path):
-    keys = dict(dataset="cifar10_dvs", arch="custom", plan="c8,p,f16", encoder="frames",
-                num_steps=20, batch_size=64, eval_batch_size=100)  # fmt: skip
+    keys = dict(
+        dataset="cifar10_dvs",
+        arch="custom",
+        plan="c8,p,f16",
+        encoder="frames",
+        num_steps=20,
+        batch_size=64,
+        eval_batch_size=100,
+    )
     config = ExperimentConfig.from_flat(keys)
     assert (
         config.dataset_label == "cifar10_dvs (test: recordings 0–99 of each class, 9,000 / 1,000)"

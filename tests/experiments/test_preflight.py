@@ -26,9 +26,12 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.mark.parametrize(
     "name, sets",
-    [("digits_bntt", ["num_steps=12"]), ("digits_bntt", ["num_steps=6", "batch_size=64"]),
-     ("digits_ttfs", [])],
-)  # fmt: skip
+    [
+        ("digits_bntt", ["num_steps=12"]),
+        ("digits_bntt", ["num_steps=6", "batch_size=64"]),
+        ("digits_ttfs", []),
+    ],
+)
 def test_the_estimate_bounds_xlas_own_memory_analysis(name, sets):
     config = apply_overrides(registry.get(name).config, sets)
     temp, state = xla_bytes(*compiled_step(config))
@@ -91,8 +94,13 @@ def test_show_works_without_the_data(tmp_path, capsys):
 def test_one_source_of_time_estimates():
     """Every digits entry's time is measured (benchmarks/timings.py), every other one derived
     from the measured rates; --list (as a user runs it) and the README say the same."""
-    listed = subprocess.run([sys.executable, "-m", "experiments.run", "--list"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    listed = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     lines = dict(line.split(" ", 1) for line in listed.splitlines())
     record = json.loads(estimates.TIMINGS.read_text())
     readme = (ROOT / "README.md").read_text()
@@ -111,8 +119,10 @@ def test_a_derived_estimate_is_steps_times_the_measured_rate():
     size = 246784 + 3072  # VGG9's spiking neurons and the 32×32×3 input
     steps = config.epochs * (50000 // config.batch_size)
     tests = config.epochs + 1
-    expected = (steps * config.batch_size * 25 * size / rates["train"]
-                + tests * 10000 * 25 * size / rates["infer"])  # fmt: skip
+    expected = (
+        steps * config.batch_size * 25 * size / rates["train"]
+        + tests * 10000 * 25 * size / rates["infer"]
+    )
     assert np.isclose(estimates.derived_seconds(config), expected)
     # an MLP at the dense layers' own rate: FC(1,256)-FC(256,256), one pixel per step
     config = registry.get("smnist_bntt").config

@@ -33,11 +33,18 @@ def test_the_members_differ_from_the_bntt_run_only_where_the_papers_rows_do(reco
         assert changed <= {"norm", "num_steps", "seed", "analyses"}, m["key"]
         rows.setdefault((keys["norm"], keys["num_steps"]), []).append(keys["seed"])
     # BNTT and no normalisation at T = 25 over three seeds; the rest one seed each
-    assert rows == {("bntt", 25): [0, 1, 2], ("none", 25): [0, 1, 2], ("none", 100): [0],
-                    ("bn", 25): [0], ("tdbn", 25): [0], ("layernorm", 25): [0]}  # fmt: skip
+    assert rows == {
+        ("bntt", 25): [0, 1, 2],
+        ("none", 25): [0, 1, 2],
+        ("none", 100): [0],
+        ("bn", 25): [0],
+        ("tdbn", 25): [0],
+        ("layernorm", 25): [0],
+    }
     # the three networks Table 3 compares are analysed for robustness, the rest are not
-    robust = {m["key"] for m in record["members"]
-              if "robustness" in sweeps.member_keys(m)["analyses"]}  # fmt: skip
+    robust = {
+        m["key"] for m in record["members"] if "robustness" in sweeps.member_keys(m)["analyses"]
+    }
     assert robust == {"ann", "surrogate", "bntt"}
     assert sweeps.member_keys(record["members"][1])["num_steps"] == 100  # the surrogate baseline
 
@@ -46,7 +53,12 @@ def test_the_ann_takes_the_spiking_networks_plan():
     ann = registry.get("mnist5k_ann").config
     net = ann.network_config
     assert (net.arch, net.plan, net.norm, net.img_size, net.in_channels) == (
-        "custom", PLAN, "bn", 28, 1)  # fmt: skip
+        "custom",
+        PLAN,
+        "bn",
+        28,
+        1,
+    )
     snn = registry.get("mnist5k_bntt").config.network_config
     assert [(s.name, s.kind, s.features, s.pool) for s in net.layers] == [
         (s.name, s.kind, s.features, s.pool) for s in snn.layers
@@ -64,27 +76,44 @@ def test_facts_line_names_the_samples_the_shape_the_classes_and_the_source():
     assert facts_line(facts) == (
         "4,000 training / 1,000 test samples of 28×28×1, 10 classes; a package, split 4:1"
     )
-    assert facts_line(DatasetFacts("toy", (64,), 3, 9, 3)) == "9 training / 3 test samples of "\
-        "64, 3 classes"  # fmt: skip
+    assert (
+        facts_line(DatasetFacts("toy", (64,), 3, 9, 3)) == "9 training / 3 test samples of "
+        "64, 3 classes"
+    )
     assert facts_line(facts, normalize=True).endswith(
-        "split 4:1; standardised with the training set's statistics")  # fmt: skip
+        "split 4:1; standardised with the training set's statistics"
+    )
 
 
 def _metrics(accuracy, spikes, seconds, steps=25, gamma=None, exit_step=None):
     """Hand-made final metrics of a BNTT-family run (accuracy read out at every step: linear
     from 10 % at t = 1 to ``accuracy`` at t = T; JSON keys, as read back)."""
     at = {str(t): 0.1 + (accuracy - 0.1) * (t - 1) / (steps - 1) for t in range(1, steps + 1)}
-    out = {"test_accuracy": accuracy, "spikes_per_image": spikes, "wall_time_s": seconds,
-           "accuracy_vs_T": at, "spike_rate": {"conv1": spikes / 1e5, "fc1": spikes / 2e5},
-           "early_exit": None, "gamma_means": {}, "exit_sweep": None}  # fmt: skip
+    out = {
+        "test_accuracy": accuracy,
+        "spikes_per_image": spikes,
+        "wall_time_s": seconds,
+        "accuracy_vs_T": at,
+        "spike_rate": {"conv1": spikes / 1e5, "fc1": spikes / 2e5},
+        "early_exit": None,
+        "gamma_means": {},
+        "exit_sweep": None,
+    }
     if gamma is not None:
         out["gamma_means"] = gamma
-        out["early_exit"] = {"threshold": 0.1, "relative": False, "step": exit_step,
-                             "accuracy": at[str(exit_step)]}  # fmt: skip
+        out["early_exit"] = {
+            "threshold": 0.1,
+            "relative": False,
+            "step": exit_step,
+            "accuracy": at[str(exit_step)],
+        }
         out["exit_sweep"] = {
-            kind: [{"threshold": th, "step": exit_step, "accuracy": at[str(exit_step)]}
-                   for th in (0.1, 0.2)] for kind in ("absolute", "relative")
-        }  # fmt: skip
+            kind: [
+                {"threshold": th, "step": exit_step, "accuracy": at[str(exit_step)]}
+                for th in (0.1, 0.2)
+            ]
+            for kind in ("absolute", "relative")
+        }
     return out
 
 
@@ -107,8 +136,11 @@ def test_a_row_is_one_network_over_its_seeds_as_mean_and_sample_deviation(record
     groups = reduced.networks(members)
     assert list(groups) == [("bntt", 25), ("none", 25), ("none", 100)]  # BNTT first
     lines = reduced.normalisation_lines(groups, record["paper"])
-    rows = {tuple(line.split(" | ")[:2]): line.split(" | ") for line in lines
-            if line.startswith("| ") and line[2].isalpha() and "network" not in line}  # fmt: skip
+    rows = {
+        tuple(line.split(" | ")[:2]): line.split(" | ")
+        for line in lines
+        if line.startswith("| ") and line[2].isalpha() and "network" not in line
+    }
     bntt = rows[("| BNTT", "25")]
     # 97, 95, 96: mean 96, sample sd 1 (n - 1 = 2); spikes 2.0, 2.2, 2.4e5: sd 2e4
     assert bntt[2:6] == ["3", "96.00 ± 1.00%", "220,000 ± 20,000", "110 ± 10 s"]

@@ -16,8 +16,16 @@ from experiments.core.overrides import apply_overrides
 from experiments.core.runner import run_experiment
 from experiments.run import main
 
-TINY = ["--set", "epochs=2", "--set", "max_train_batches=3", "--set", "num_steps=4",
-        "--set", "analyses=none"]  # fmt: skip
+TINY = [
+    "--set",
+    "epochs=2",
+    "--set",
+    "max_train_batches=3",
+    "--set",
+    "num_steps=4",
+    "--set",
+    "analyses=none",
+]
 
 
 def test_list(capsys):
@@ -69,9 +77,17 @@ def tiny_run(tmp_path_factory):
 
 
 def test_tiny_run_writes_the_whole_results_folder(tiny_run):
-    for name in ("config.json", "metrics.json", "log.txt", "report.md", "curves.png",
-                 "spikes_per_step.png", "gamma.png", "exit_sweep.png",
-                 "accuracy_vs_T.png"):  # fmt: skip
+    for name in (
+        "config.json",
+        "metrics.json",
+        "log.txt",
+        "report.md",
+        "curves.png",
+        "spikes_per_step.png",
+        "gamma.png",
+        "exit_sweep.png",
+        "accuracy_vs_T.png",
+    ):
         assert (tiny_run / name).stat().st_size > 0, name
     for name in ("best", "last"):
         assert any((tiny_run / "checkpoints" / name).iterdir()), name

@@ -56,9 +56,12 @@ def _env(**extra: str) -> dict[str, str]:
 def test_a_sweep_killed_inside_a_member_resumes_to_the_same_results(tmp_path):
     killed = tmp_path / "killed"
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(killed)], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", SCRIPT, str(killed)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env=_env(BNTT_JAX_FAULT="last_saved@3", PYTHONPATH=str(ROOT)),
-    )  # fmt: skip
+    )
     assert run.returncode == -9, run.stderr[-2000:]
     assert run_folder.inspect(killed / "01_tb0").state == "finished"
     second = run_folder.inspect(killed / "02_tb1")
@@ -73,9 +76,11 @@ def test_a_sweep_killed_inside_a_member_resumes_to_the_same_results(tmp_path):
     assert record["complete"]
     member = record["members"][1]
     reference = run_experiment(
-        sweeps.member_name(record, member), ExperimentConfig.from_dict(member["experiment"]),
-        tmp_path / "reference", member["paper"],
-    )  # fmt: skip
+        sweeps.member_name(record, member),
+        ExperimentConfig.from_dict(member["experiment"]),
+        tmp_path / "reference",
+        member["paper"],
+    )
     resumed = metrics_without_timing(killed / "02_tb1")
     assert resumed == metrics_without_timing(tmp_path / "reference")
     assert len(resumed["history"]) == 4 and resumed["snn"]["images"] == 40
@@ -103,8 +108,12 @@ def test_the_papers_sweeps_are_registered_with_their_grids(capsys):
     fig3 = sweeps.resolve_new(registry.lookup("fig3_ttfs"), [])
     for m in fig3["members"]:
         c = sweeps.member_keys(m)
-        assert (c["dataset"], c["arch"], c["epochs"], c["lambda_tr"]) == ("cifar10", "vgg16",
-                                                                          2000, 0.0)  # fmt: skip
+        assert (c["dataset"], c["arch"], c["epochs"], c["lambda_tr"]) == (
+            "cifar10",
+            "vgg16",
+            2000,
+            0.0,
+        )
         if m["series"].startswith("(a)"):  # SM without SR: ẑ_M,0 = exp(t_d,0/τ₀)
             assert c["target_epoch"] is None and c["tau0"] == 10.0
             assert math.exp(c["t_d0"] / c["tau0"]) == pytest.approx(m["value"])
@@ -118,20 +127,33 @@ def test_the_papers_sweeps_are_registered_with_their_grids(capsys):
     fig8 = sweeps.resolve_new(registry.lookup("fig8_ttfs_small"), [])
     tr = [sweeps.member_keys(m) for m in fig8["members"] if m["series"].startswith("λ_TR")]
     tb = [sweeps.member_keys(m) for m in fig8["members"] if m["series"].startswith("λ_TB")]
-    assert [c["lambda_tr"] for c in tr] == [c["lambda_tb"] for c in tb] == [
-        0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1
-    ]  # fmt: skip
+    assert (
+        [c["lambda_tr"] for c in tr]
+        == [c["lambda_tb"] for c in tb]
+        == [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+    )
     assert {c["lambda_tb"] for c in tr} == {0.0} and {c["lambda_tr"] for c in tb} == {1e-5}
     assert {(c["dataset"], c["arch"]) for c in tr + tb} == {("digits", "mlp")}
 
     ablation = sweeps.resolve_new(registry.lookup("fig2_ttfs"), ["epochs=10"])
     assert [m["label"] for m in ablation["members"]] == [
-        "SM (1)", "SM (2)", "SM (3)", "SM+SR (1)", "SM+SR+TR (1)", "SM+SR+TR+TB (1e-5)",
+        "SM (1)",
+        "SM (2)",
+        "SM (3)",
+        "SM+SR (1)",
+        "SM+SR+TR (1)",
+        "SM+SR+TR+TB (1e-5)",
         "SM+SR+TR+TB (1e-4)",
-    ]  # fmt: skip
+    ]
     assert [m["paper"].get("accuracy") for m in ablation["members"]] == [
-        None, 87.43, None, 91.05, 91.83, 91.90, 91.49
-    ]  # fmt: skip
+        None,
+        87.43,
+        None,
+        91.05,
+        91.83,
+        91.90,
+        91.49,
+    ]
     assert {m["experiment"]["epochs"] for m in ablation["members"]} == {10}  # --set: all
 
 

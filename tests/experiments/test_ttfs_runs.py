@@ -54,8 +54,16 @@ def test_digits_ttfs_learns_and_its_spiking_network_agrees(digits_run):
     history = metrics["history"]
     assert len(history) == 30 and "train_tau/fc1" in history[0] and "train_p_tb" in history[0]
     assert history[0]["train_relaxed"] > history[-1]["train_relaxed"] == 0.0  # SR fades out
-    for name in ("report.md", "curves.png", "accuracy_and_spikes.png", "spikes_per_layer.png",
-                 "kernels.png", "preactivations.png", "batch_norm.png", "log.txt"):  # fmt: skip
+    for name in (
+        "report.md",
+        "curves.png",
+        "accuracy_and_spikes.png",
+        "spikes_per_layer.png",
+        "kernels.png",
+        "preactivations.png",
+        "batch_norm.png",
+        "log.txt",
+    ):
         assert (out / name).stat().st_size > 0, name
     dist = metrics["distributions"]["fc2"]  # Fig. 7: z histogram with β, ẑ_m, ẑ_M
     width = np.diff(dist["z"]["edges"])
@@ -110,8 +118,11 @@ def test_killed_ttfs_run_resumes_exactly(tmp_path):
     killed = tmp_path / "killed"
     run = subprocess.run(
         [sys.executable, "-m", "experiments.run", *args, "--out", str(killed)],
-        cwd=ROOT, env=_env(BNTT_JAX_FAULT="last_saved@2"), capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=_env(BNTT_JAX_FAULT="last_saved@2"),
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == -9, run.stderr[-2000:]
     assert main(["--resume", "--out", str(killed)]) == 0
     assert metrics_without_timing(killed) == metrics_without_timing(reference)
@@ -218,17 +229,30 @@ VGG16_TINY = ["channels=" + ",".join(["4"] * 13), "hidden=8,8"]
     "entry,archive,network,paper_accuracy,context",
     [
         ("cifar10_ttfs", "cifar-10-python.tar.gz", VGG16_TINY, "91.90%", "Han & Roy 2020"),
-        ("cifar100_ttfs", "cifar-100-python.tar.gz", ["arch=mlp", "hidden=8"], "65.98%",
-         "619"),  # Kim et al.'s TrueNorth cell for CIFAR-100
+        (
+            "cifar100_ttfs",
+            "cifar-100-python.tar.gz",
+            ["arch=mlp", "hidden=8"],
+            "65.98%",
+            "619",
+        ),  # Kim et al.'s TrueNorth cell for CIFAR-100
     ],
-)  # fmt: skip
+)
 def test_cifar_ttfs_entries_run_on_the_archive(
     entry, archive, network, paper_accuracy, context, tmp_path
 ):
     write_fake_cifar(tmp_path / archive, entry.split("_")[0])
     out = tmp_path / "run"
-    tiny = ["epochs=1", "num_steps=4", "batch_size=4", "eval_batch_size=4", "max_train_batches=1",
-            "max_eval_batches=1", "snn_images=4", *network]  # fmt: skip
+    tiny = [
+        "epochs=1",
+        "num_steps=4",
+        "batch_size=4",
+        "eval_batch_size=4",
+        "max_train_batches=1",
+        "max_eval_batches=1",
+        "snn_images=4",
+        *network,
+    ]
     args = [entry, "--set", f"data_dir={tmp_path}", "--out", str(out)]
     for item in tiny:
         args += ["--set", item]

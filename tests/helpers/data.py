@@ -68,8 +68,12 @@ def write_fake_mnist(folder, n_train=12, n_test=6):
         grid = np.arange(28 * 28).reshape(28, 28)
         return np.stack([(grid + i + offset) % 256 for i in range(n)]).astype(np.uint8)
 
-    arrays = (images(n_train, 0), np.arange(n_train) % 10, images(n_test, 100),
-              (np.arange(n_test) + 3) % 10)  # fmt: skip
+    arrays = (
+        images(n_train, 0),
+        np.arange(n_train) % 10,
+        images(n_test, 100),
+        (np.arange(n_test) + 3) % 10,
+    )
     for (key, name), array in zip(mnist.FILES.items(), arrays, strict=True):
         magic = mnist.IMAGES_MAGIC if key.endswith("x") else mnist.LABELS_MAGIC
         write_idx(folder / name, magic, array)
@@ -96,13 +100,20 @@ def write_fake_tiny_imagenet(data_dir, wnids=("n01", "n02", "n03"), per_class=2,
 
     for c, wnid in enumerate(wnids):
         for k in range(per_class):
-            save(root / "train" / wnid / "images" / f"{wnid}_{k}.JPEG",
-                 (40 * c + 10 * k, 255 - 40 * c, 7 * k), c)  # fmt: skip
+            save(
+                root / "train" / wnid / "images" / f"{wnid}_{k}.JPEG",
+                (40 * c + 10 * k, 255 - 40 * c, 7 * k),
+                c,
+            )
     lines = []
     for k in range(n_val):
         c = k % len(wnids)
-        save(root / "val" / "images" / f"val_{k}.JPEG", (100 + k, 50, 200 - k), c,
-             grey=k == n_val - 1)  # fmt: skip
+        save(
+            root / "val" / "images" / f"val_{k}.JPEG",
+            (100 + k, 50, 200 - k),
+            c,
+            grey=k == n_val - 1,
+        )
         lines.append(f"val_{k}.JPEG\t{wnids[c]}\t0\t0\t63\t63")
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     return planted
@@ -120,9 +131,12 @@ def write_fake_dvs(data_dir, indices=(0, 100), events=None):
         folder = data_dir / dvs.FOLDER / name
         folder.mkdir(parents=True, exist_ok=True)
         for index in indices:
-            planted = events or [(1000 * label, label, 0, 0), (5000, 127, 127, 1),
-                                 (7000 + index, 64, 3 * label, index % 2),
-                                 (20_000 + 1000 * label, 0, 127, 0)]  # fmt: skip
+            planted = events or [
+                (1000 * label, label, 0, 0),
+                (5000, 127, 127, 1),
+                (7000 + index, 64, 3 * label, index % 2),
+                (20_000 + 1000 * label, 0, 127, 0),
+            ]
             records = []
             for t, row, column, channel in planted:
                 address = ((127 - row) << 8) | ((127 - column) << 1) | channel

@@ -75,8 +75,17 @@ def time_major_forward(net: NetworkParams, spikes, train: bool):
             else:
                 z = x.reshape(b, -1) @ kernel
             key = f"norm_{spec.name}"
-            z = _norm_step(cfg.norm, z, t, p.get(key), stats.get(key), train, cfg.eps,
-                           cfg.momentum, cfg.threshold)  # fmt: skip
+            z = _norm_step(
+                cfg.norm,
+                z,
+                t,
+                p.get(key),
+                stats.get(key),
+                train,
+                cfg.eps,
+                cfg.momentum,
+                cfg.threshold,
+            )
             u = cfg.leak * mem.get(spec.name, jnp.zeros_like(z)) + z
             o = spike(u, cfg.threshold, cfg.alpha)
             fired = lax.stop_gradient(o)  # soft: subtract θ; hard: back to 0

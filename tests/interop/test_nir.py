@@ -73,8 +73,16 @@ def test_exported_network_runs_the_same_in_nir(kw, gain, tmp_path):
 
 
 def test_exported_lif_parameters_are_the_stated_mapping():
-    cfg = bj.NetworkConfig(arch="mlp", in_features=3, hidden=(4,), leak=0.8, threshold=1.5,
-                           num_steps=5, reset="hard", norm="none")  # fmt: skip
+    cfg = bj.NetworkConfig(
+        arch="mlp",
+        in_features=3,
+        hidden=(4,),
+        leak=0.8,
+        threshold=1.5,
+        num_steps=5,
+        reset="hard",
+        norm="none",
+    )
     graph = bj.to_nir(bj.init(0, cfg))
     lif = graph.nodes["fc1.neuron"]
     # τ = 1/(1 − λ), R = τ: forward Euler with dt = 1 gives v ← λ·v + I (Eq. 4)
@@ -89,8 +97,9 @@ def test_exported_lif_parameters_are_the_stated_mapping():
 @pytest.fixture(scope="module")
 def converted():
     data = load_digits()
-    config = bj.NetworkConfig(arch="mlp", in_features=64, hidden=(48, 32), num_classes=10,
-                              norm="bn")  # fmt: skip
+    config = bj.NetworkConfig(
+        arch="mlp", in_features=64, hidden=(48, 32), num_classes=10, norm="bn"
+    )
     state = TrainState.create(ann.init(0, config), optax.sgd(0.1, momentum=0.9))
     step = jax.jit(ann.train_step)
     rng = np.random.default_rng(0)
@@ -106,8 +115,9 @@ def test_conversion_with_zero_reset_runs_the_same_in_nir(converted, tmp_path):
     images, steps, key = jnp.asarray(data.test_x[:32]), 40, jax.random.key(7)
     readout, counts = cv.simulate_converted(snn, images, key, steps)
     # the conversion draws step t's input spikes from fold_in(key, t) (its simulation)
-    inputs = np.stack([bj.poisson_encode(jax.random.fold_in(key, t), images, 1)[0]
-                       for t in range(steps)])  # fmt: skip
+    inputs = np.stack(
+        [bj.poisson_encode(jax.random.fold_in(key, t), images, 1)[0] for t in range(steps)]
+    )
     theirs = nir_sim.simulate(_round_trip(snn, tmp_path), inputs)
     for spec in net.config.layers:
         got = theirs[f"{spec.name}.neuron"].sum(axis=tuple(range(1, 3)))

@@ -190,8 +190,10 @@ def test_pth_tar_file_with_torch(tmp_path):
 
 def test_damaged_checkpoints_are_refused_by_name():
     sd = authors_vgg9_state_dict(num_steps=2, img_size=8)
-    nan = dict(sd, **{"conv5.weight": np.where(np.arange(9).reshape(3, 3) == 4, np.nan,
-                                                 sd["conv5.weight"])})  # fmt: skip
+    nan = dict(
+        sd,
+        **{"conv5.weight": np.where(np.arange(9).reshape(3, 3) == 4, np.nan, sd["conv5.weight"])},
+    )
     with pytest.raises(ValueError, match=r"'conv5.weight' holds 32768 NaN or Inf values"):
         bj.from_torch(nan, arch="vgg9")
     var = sd["bntt2.1.running_var"].copy()

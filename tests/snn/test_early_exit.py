@@ -64,7 +64,8 @@ def test_bad_exit_input():
         exit_step_from_means(np.ones(5), 0.1)
     with pytest.raises(ValueError, match="finite number >= 0"):
         exit_step_from_means(MEANS, -0.1)
-    net = bj.init(0, arch="mlp", in_features=4, hidden=(3,), num_classes=2, num_steps=3,
-                  norm="none")  # fmt: skip
+    net = bj.init(
+        0, arch="mlp", in_features=4, hidden=(3,), num_classes=2, num_steps=3, norm="none"
+    )
     with pytest.raises(ValueError, match="needs BNTT's per-step γᵗ"):
         bj.early_exit_step(net)

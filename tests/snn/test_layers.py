@@ -43,8 +43,15 @@ class HandVGG9(nn.Module):
 
         x = spikes
         index = 0
-        for width, pool in ((64, False), (64, True), (128, False), (128, True), (256, False),
-                            (256, False), (256, True)):  # fmt: skip
+        for width, pool in (
+            (64, False),
+            (64, True),
+            (128, False),
+            (128, True),
+            (256, False),
+            (256, False),
+            (256, True),
+        ):
             index += 1
             x = block(SpikingConv(width, name=f"conv{index}"), f"conv{index}", x)
             if pool:
@@ -144,9 +151,12 @@ def test_a_network_of_the_layers_trains():
     def step(params, stats, opt_state, xb, yb, key):
         def loss_fn(params):
             logits, updates = model.apply(
-                {"params": params, "batch_stats": stats}, xb, train=True,
-                mutable=["batch_stats"], rngs={"poisson": key},
-            )  # fmt: skip
+                {"params": params, "batch_stats": stats},
+                xb,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"poisson": key},
+            )
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
             return loss, updates["batch_stats"]
 
@@ -155,8 +165,9 @@ def test_a_network_of_the_layers_trains():
         return optax.apply_updates(params, updates), stats, opt_state, loss
 
     def accuracy(params, stats):
-        logits = model.apply({"params": params, "batch_stats": stats}, x_test,
-                             rngs={"poisson": jax.random.key(9)})  # fmt: skip
+        logits = model.apply(
+            {"params": params, "batch_stats": stats}, x_test, rngs={"poisson": jax.random.key(9)}
+        )
         return float(jnp.mean(jnp.argmax(logits, -1) == y_test))
 
     untrained = accuracy(params, stats)

@@ -254,15 +254,17 @@ def test_tdbn_pools_time_batch_and_space_and_scales_to_the_threshold():
     y, upd = module.apply(variables, jnp.asarray(x), train=True, mutable=["batch_stats"])
     x64 = x.astype(np.float64)
     mu, var = x64.mean(axis=(0, 1, 2, 3)), x64.var(axis=(0, 1, 2, 3))
-    np.testing.assert_allclose(y, gamma * 1.5 * (x64 - mu) / np.sqrt(var + EPS) + beta,
-                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        y, gamma * 1.5 * (x64 - mu) / np.sqrt(var + EPS) + beta, rtol=1e-4, atol=1e-5
+    )
     n = x[..., 0].size  # T·B·H·W values per channel
     np.testing.assert_allclose(upd["batch_stats"]["mean"], 0.1 * mu, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(upd["batch_stats"]["var"], 0.9 + 0.1 * var * n / (n - 1),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(upd["batch_stats"]["var"], 0.9 + 0.1 * var * n / (n - 1), rtol=1e-5)
     stats = upd["batch_stats"]
-    y_eval = module.apply({"params": variables["params"], "batch_stats": stats}, jnp.asarray(x),
-                          train=False)  # fmt: skip
+    y_eval = module.apply(
+        {"params": variables["params"], "batch_stats": stats}, jnp.asarray(x), train=False
+    )
     m, v = np.asarray(stats["mean"], np.float64), np.asarray(stats["var"], np.float64)
-    np.testing.assert_allclose(y_eval, gamma * 1.5 * (x64 - m) / np.sqrt(v + EPS) + beta,
-                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        y_eval, gamma * 1.5 * (x64 - m) / np.sqrt(v + EPS) + beta, rtol=1e-4, atol=1e-5
+    )

@@ -16,8 +16,9 @@ VGG9_PLAN = "c64,c64,p,c128,c128,p,c256,c256,c256,p,f1024"
 
 def test_the_vgg9_plan_is_the_vgg9_preset():
     preset = bj.NetworkConfig(arch="vgg9", num_steps=3, img_size=8, in_channels=2)
-    custom = bj.NetworkConfig(arch="custom", plan=VGG9_PLAN, num_steps=3, img_size=8,
-                              in_channels=2, leak=0.95)  # fmt: skip
+    custom = bj.NetworkConfig(
+        arch="custom", plan=VGG9_PLAN, num_steps=3, img_size=8, in_channels=2, leak=0.95
+    )
     assert custom.layers == preset.layers and custom.readout_name == "fc2"
     assert custom.plan == tuple(VGG9_PLAN.split(","))
     a, b = bj.init(4, preset), bj.init(4, custom)  # one draw over the same tree
@@ -29,8 +30,10 @@ def test_the_vgg9_plan_is_the_vgg9_preset():
 def test_a_dense_plan_takes_feature_vectors():
     cfg = bj.NetworkConfig(arch="custom", plan=("f32", "f16"), in_features=7, num_classes=3)
     assert cfg.input_shape == (7,) and not cfg.takes_images
-    assert [(s.name, s.kind, s.features) for s in cfg.layers] == [("fc1", "fc", 32),
-                                                                   ("fc2", "fc", 16)]  # fmt: skip
+    assert [(s.name, s.kind, s.features) for s in cfg.layers] == [
+        ("fc1", "fc", 32),
+        ("fc2", "fc", 16),
+    ]
     out = bj.simulate(bj.init(0, cfg), np.ones((cfg.num_steps, 2, 7), np.float32))
     assert out.logits.shape == (2, 3)
 
@@ -40,10 +43,13 @@ def test_layer_table_by_hand():
     # dense f16 from 8·4·4 = 128 inputs (2,048 FLOPs), readout 16 → 10 (160 FLOPs).
     cfg = bj.NetworkConfig(arch="custom", plan="c8,p,f16", img_size=8, in_channels=1)
     rows = energy.layer_table(cfg)
-    assert [(r["layer"], r["kind"], r["output"], r["pool"], r["neurons"], r["flops"])
-            for r in rows] == [("conv1", "conv", [8, 8, 8], "avg2", 512, 4608),
-                               ("fc1", "fc", [16], None, 16, 2048),
-                               ("fc2", "readout", [10], None, 0, 160)]  # fmt: skip
+    assert [
+        (r["layer"], r["kind"], r["output"], r["pool"], r["neurons"], r["flops"]) for r in rows
+    ] == [
+        ("conv1", "conv", [8, 8, 8], "avg2", 512, 4608),
+        ("fc1", "fc", [16], None, 16, 2048),
+        ("fc2", "readout", [10], None, 0, 160),
+    ]
 
 
 BAD_PLANS = [

@@ -53,8 +53,11 @@ def test_recording_in_train_mode_keeps_the_batch_statistics():
     out = bj.simulate(net, spikes, train=True, record=True)
     plain = bj.simulate(net, spikes, train=True)
     np.testing.assert_allclose(out.logits, plain.logits, rtol=1e-6, atol=1e-6)
-    for a, b in zip(np.asarray(out.batch_stats["norm_fc1"]["var"]),
-                    np.asarray(plain.batch_stats["norm_fc1"]["var"]), strict=True):  # fmt: skip
+    for a, b in zip(
+        np.asarray(out.batch_stats["norm_fc1"]["var"]),
+        np.asarray(plain.batch_stats["norm_fc1"]["var"]),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     theta = net.config.threshold
     np.testing.assert_array_equal(out.spikes["fc1"], out.membranes["fc1"] >= theta)

@@ -22,12 +22,17 @@ def _networks():
     stats = jax.tree.map(lambda x: x + 0.25, bntt.batch_stats)  # not the initial values
     return {
         "bntt": bntt.replace(batch_stats=stats),
-        "bntt-none": bj.init(1, arch="mlp", in_features=6, num_classes=3, hidden=(8,), T=3,
-                             norm="none"),
+        "bntt-none": bj.init(
+            1, arch="mlp", in_features=6, num_classes=3, hidden=(8,), T=3, norm="none"
+        ),
         "ttfs": ttfs.init(0, arch="mlp", in_features=6, num_classes=3, hidden=(8,), T=8),
-        "ann": ann.init(0, bj.NetworkConfig(arch="mlp", in_features=6, num_classes=3,
-                                            hidden=(8,), num_steps=1, norm="bn")),
-    }  # fmt: skip
+        "ann": ann.init(
+            0,
+            bj.NetworkConfig(
+                arch="mlp", in_features=6, num_classes=3, hidden=(8,), num_steps=1, norm="bn"
+            ),
+        ),
+    }
 
 
 @pytest.mark.parametrize("name", ["bntt", "bntt-none", "ttfs", "ann"])
@@ -45,8 +50,9 @@ def test_save_then_load_gives_the_same_network(name, tmp_path):
             np.testing.assert_array_equal(a, b)
     if name.startswith("bntt"):  # and it computes the same
         spikes = np.random.default_rng(0).random((net.config.num_steps, 2, 6)) < 0.5
-        np.testing.assert_array_equal(bj.simulate(back, spikes).logits,
-                                      bj.simulate(net, spikes).logits)  # fmt: skip
+        np.testing.assert_array_equal(
+            bj.simulate(back, spikes).logits, bj.simulate(net, spikes).logits
+        )
 
 
 def test_any_change_to_the_file_is_refused(tmp_path):

@@ -162,10 +162,12 @@ def test_steps_refuse_wrong_labels_layouts_weights_and_statistics(small):
     key = jax.random.key(0)
     classes = cfg.num_classes
     for labels, match in [
-        (np.where(np.arange(len(y)) == 5, classes, y), f"labels must lie in 0..{classes - 1}.*"
-         f"1 do not, the first at index 5 \\({classes}\\)"),
+        (
+            np.where(np.arange(len(y)) == 5, classes, y),
+            f"labels must lie in 0..{classes - 1}.*1 do not, the first at index 5 \\({classes}\\)",
+        ),
         (np.where(np.arange(len(y)) == 2, -1, y), r"the first at index 2 \(-1\)"),
-    ]:  # fmt: skip
+    ]:
         with pytest.raises(ValueError, match=match):
             bj.train_step(state, x, labels.astype(np.int32), key)
         with pytest.raises(ValueError, match=match):
@@ -231,8 +233,9 @@ def test_fit_is_the_documented_loop_of_train_step():
     x = rng.random((70, 6), dtype=np.float32)
     y = (x[:, :3].sum(1) > x[:, 3:].sum(1)).astype(np.int32)
     net = bj.init(0, arch="mlp", in_features=6, num_classes=2, hidden=(16,), T=4)
-    trained, history = bj.fit(net, x[:50], y[:50], epochs=2, batch_size=16, lr=1e-2,
-                              seed=3, x_test=x[50:], y_test=y[50:])  # fmt: skip
+    trained, history = bj.fit(
+        net, x[:50], y[:50], epochs=2, batch_size=16, lr=1e-2, seed=3, x_test=x[50:], y_test=y[50:]
+    )
     # by hand: epoch e shuffles with default_rng(seed + e), full batches, key(seed) folded
     state = bj.TrainState.create(net, bj.make_optimizer("adam", lr=1e-2, schedule="constant"))
     step = jax.jit(bj.train_step, static_argnames="encoder")

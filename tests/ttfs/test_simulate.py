@@ -77,20 +77,33 @@ def test_neurons_exactly_on_quantisation_boundaries(rounding):
     # just below ẑ_m (pruned) and above ẑ_M (clipped: fires at 0).
     with jax.enable_x64(True):
         T = 32
-        config = ttfs.TTFSConfig(arch="mlp", in_features=4, hidden=(80,), time_window=T,
-                                 rounding=rounding, bn_eps=2.0**-10)  # fmt: skip
+        config = ttfs.TTFSConfig(
+            arch="mlp",
+            in_features=4,
+            hidden=(80,),
+            time_window=T,
+            rounding=rounding,
+            bn_eps=2.0**-10,
+        )
         net = jax.tree.map(lambda a: a.astype(jnp.float64), ttfs.init(0, config))
         tau, t_d = jnp.float64(7.3), jnp.float64(0.9)
         on = ttfs.threshold_table(tau, t_d, T, 1.0, rounding)[1 : T + 2]
         below = jnp.nextafter(on, 0.0)
         z_min, z_max = ttfs.representation_range(tau, t_d, T)
         bias = jnp.concatenate(
-            [on, below, jnp.stack([z_min, jnp.nextafter(z_min, 0.0), 2 * z_max]),
-             jnp.full(80 - 2 * (T + 1) - 3, -0.1)]
-        )  # fmt: skip
+            [
+                on,
+                below,
+                jnp.stack([z_min, jnp.nextafter(z_min, 0.0), 2 * z_max]),
+                jnp.full(80 - 2 * (T + 1) - 3, -0.1),
+            ]
+        )
         p = net.params
-        fc1 = {**p["fc1"], "dense": {"kernel": jnp.zeros((4, 80)), "bias": bias},
-               "temporal": {"tau": tau, "t_d": t_d}}  # fmt: skip
+        fc1 = {
+            **p["fc1"],
+            "dense": {"kernel": jnp.zeros((4, 80)), "bias": bias},
+            "temporal": {"tau": tau, "t_d": t_d},
+        }
         # the batch norm is the identity: γ = 1, β = 0, μ = 0, σ² + ε = 1
         stats = {"fc1": {"bn": {"mean": jnp.zeros(80), "var": jnp.full(80, 1 - 2.0**-10)}}}
         net = net.replace(params={**p, "fc1": fc1}, batch_stats=stats)
@@ -114,8 +127,9 @@ def test_membrane_and_spike_times_by_hand():
     # input kernel τ = 10, t_d = 0: u = b + 0.5·e^{-0.2} + 0.8·e^{-0.5}; it fires at
     # ⌈-τ₁ ln(u) + t_d,1⌉ with its own kernel τ₁ = 4, t_d,1 = 1.
     with jax.enable_x64(True):
-        config = ttfs.TTFSConfig(arch="mlp", in_features=2, hidden=(1,), num_classes=1,
-                                 bn_eps=2.0**-10)  # fmt: skip
+        config = ttfs.TTFSConfig(
+            arch="mlp", in_features=2, hidden=(1,), num_classes=1, bn_eps=2.0**-10
+        )
         net = jax.tree.map(lambda a: a.astype(jnp.float64), ttfs.init(0, config))
         p = net.params
         b = 0.05
@@ -127,7 +141,7 @@ def test_membrane_and_spike_times_by_hand():
                 "temporal": {"tau": jnp.float64(4.0), "t_d": jnp.float64(1.0)},
             },
             "out": {"kernel": jnp.array([[2.0]]), "bias": jnp.array([0.25])},
-        }  # fmt: skip
+        }
         stats = {"fc1": {"bn": {"mean": jnp.zeros(1), "var": jnp.full(1, 1 - 2.0**-10)}}}
         net = net.replace(params=params, batch_stats=stats)
         # input intensities that fire at exactly t = 2 and t = 5: e^{-0.2}, e^{-0.5}

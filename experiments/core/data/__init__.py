@@ -50,7 +50,7 @@ READERS: dict[str, Reader] = {
         *mnist.READERS,
         *tiny_imagenet.READERS,
         *dvs.READERS,
-    )  # fmt: skip
+    )
 }
 DATASETS: dict[str, DatasetFacts] = {name: r.facts for name, r in READERS.items()}
 
@@ -76,8 +76,10 @@ def dataset_label(name: str, test_per_class: int | None = None) -> str:
         return arrays.label(name)
     facts = dataset_facts(name, test_per_class)
     held_out = facts.test_size // facts.num_classes
-    return (f"{name} (test: recordings 0–{held_out - 1} of each class, "
-            f"{facts.train_size:,} / {facts.test_size:,})")  # fmt: skip
+    return (
+        f"{name} (test: recordings 0–{held_out - 1} of each class, "
+        f"{facts.train_size:,} / {facts.test_size:,})"
+    )
 
 
 def check_available(name: str, data_dir: str) -> None:
@@ -102,8 +104,10 @@ def load_dataset(
     if test_per_class is None:
         return READERS[name].load(data_dir, normalize)
     if not splits(name):
-        raise ValueError(f"{name} comes with its own test set; test_per_class applies to "
-                         f"{', '.join(n for n in READERS if splits(n))}.")  # fmt: skip
+        raise ValueError(
+            f"{name} comes with its own test set; test_per_class applies to "
+            f"{', '.join(n for n in READERS if splits(n))}."
+        )
     return READERS[name].load(data_dir, normalize, test_per_class)
 
 

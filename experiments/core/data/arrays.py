@@ -71,8 +71,11 @@ def _headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                     )
                 with archive.open(f"{key}.npy") as f:
                     major, _ = np.lib.format.read_magic(f)
-                    read = (np.lib.format.read_array_header_1_0 if major == 1
-                            else np.lib.format.read_array_header_2_0)  # fmt: skip
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if major == 1
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read(f)
                 out[key] = (tuple(shape), np.dtype(dtype))
     except (zipfile.BadZipFile, ValueError, OSError) as err:
@@ -86,13 +89,15 @@ def _headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
 def _facts(path: str, stamp: tuple[int, int]) -> DatasetFacts:
     file = Path(path)
     headers = _headers(file)
-    check_shapes(file.name, {k: v[0] for k, v in headers.items()},
-                 {k: v[1] for k, v in headers.items()})  # fmt: skip
+    check_shapes(
+        file.name, {k: v[0] for k, v in headers.items()}, {k: v[1] for k, v in headers.items()}
+    )
     with np.load(file) as saved:
         k = check_labels(file.name, saved["y_train"], saved["y_test"], None)
     shapes = {key: value[0] for key, value in headers.items()}
-    return DatasetFacts(label(path), shapes["x_train"][1:], k, shapes["x_train"][0],
-                        shapes["x_test"][0])  # fmt: skip
+    return DatasetFacts(
+        label(path), shapes["x_train"][1:], k, shapes["x_train"][0], shapes["x_test"][0]
+    )
 
 
 def facts(path: str) -> DatasetFacts:
@@ -108,5 +113,6 @@ def load(path: str, normalize: bool = True) -> Dataset:
     info = facts(path)
     with np.load(path) as saved:
         arrays = [saved[key] for key in ARRAY_KEYS]
-    return Dataset.from_arrays(*arrays, name=info.name, normalize=normalize,
-                               num_classes=info.num_classes)  # fmt: skip
+    return Dataset.from_arrays(
+        *arrays, name=info.name, normalize=normalize, num_classes=info.num_classes
+    )

@@ -55,9 +55,17 @@ def read_cifar_archive(path: Path, name: str) -> tuple[np.ndarray, ...]:
     try:
         return _read_cifar_members(path, name, spec)
     except (
-        tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, pickle.UnpicklingError,
-        KeyError, ValueError, TypeError, AttributeError, IndexError,
-    ) as err:  # fmt: skip
+        tarfile.TarError,
+        EOFError,
+        zlib.error,
+        gzip.BadGzipFile,
+        pickle.UnpicklingError,
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+    ) as err:
         raise DataCorruptError(
             f"{path} is corrupt or not the canonical {spec['archive']} ({type(err).__name__}: "
             f"{str(err)[:120]}). Delete it and fetch it again from {spec['url']}."

@@ -30,8 +30,10 @@ def facts_line(facts: DatasetFacts, normalize: bool = False) -> str:
     """The dataset's facts as a report's header gives them: samples, shape, classes, source,
     and (``normalize``, the config's key) that the inputs are standardised."""
     shape = "×".join(str(n) for n in facts.input_shape)
-    line = (f"{facts.train_size:,} training / {facts.test_size:,} test samples of {shape}, "
-            f"{facts.num_classes} classes")  # fmt: skip
+    line = (
+        f"{facts.train_size:,} training / {facts.test_size:,} test samples of {shape}, "
+        f"{facts.num_classes} classes"
+    )
     line = f"{line}; {facts.source}" if facts.source else line
     return f"{line}; standardised with the training set's statistics" if normalize else line
 
@@ -202,8 +204,11 @@ def check_shapes(
     for split in ("train", "test"):
         x, y = shapes[f"x_{split}"], shapes[f"y_{split}"]
         if len(x) not in INPUT_RANKS:
-            raise _bad(name, f"x_{split} has shape {x}; inputs are "
-                       f"{' or '.join(INPUT_RANKS.values())} (N samples first).")  # fmt: skip
+            raise _bad(
+                name,
+                f"x_{split} has shape {x}; inputs are "
+                f"{' or '.join(INPUT_RANKS.values())} (N samples first).",
+            )
         if len(y) != 1:
             raise _bad(name, f"y_{split} has shape {y}; labels are one integer per sample, [N].")
         if x[0] != y[0]:
@@ -211,16 +216,25 @@ def check_shapes(
         if x[0] == 0:
             raise _bad(name, f"x_{split} holds no samples.")
         if not np.issubdtype(dtypes[f"y_{split}"], np.integer):
-            raise _bad(name, f"y_{split} has dtype {dtypes[f'y_{split}']}; labels are integers "
-                       "0 … K−1 (y.astype(np.int32)).")  # fmt: skip
+            raise _bad(
+                name,
+                f"y_{split} has dtype {dtypes[f'y_{split}']}; labels are integers "
+                "0 … K−1 (y.astype(np.int32)).",
+            )
         kind = dtypes[f"x_{split}"]
         counts = len(x) == 5 and np.issubdtype(kind, np.integer)  # event counts per frame
         if not (np.issubdtype(kind, np.floating) or kind == np.uint8 or counts):
-            raise _bad(name, f"x_{split} has dtype {kind}; inputs are intensities in [0, 1] "
-                       "(floating) or uint8 pixels (event frames: any numbers).")  # fmt: skip
+            raise _bad(
+                name,
+                f"x_{split} has dtype {kind}; inputs are intensities in [0, 1] "
+                "(floating) or uint8 pixels (event frames: any numbers).",
+            )
     if shapes["x_train"][1:] != shapes["x_test"][1:]:
-        raise _bad(name, f"x_train samples have shape {shapes['x_train'][1:]} but x_test "
-                   f"samples {shapes['x_test'][1:]}.")  # fmt: skip
+        raise _bad(
+            name,
+            f"x_train samples have shape {shapes['x_train'][1:]} but x_test "
+            f"samples {shapes['x_test'][1:]}.",
+        )
 
 
 def check_labels(
@@ -234,8 +248,11 @@ def check_labels(
     k = max(int(y_train.max()), int(y_test.max())) + 1 if num_classes is None else num_classes
     for split, y in (("train", y_train), ("test", y_test)):
         if int(y.max()) >= k:
-            raise _bad(name, f"y_{split} holds label {int(y.max())}, but there are {k} "
-                       f"classes (labels 0 … {k - 1}).")  # fmt: skip
+            raise _bad(
+                name,
+                f"y_{split} holds label {int(y.max())}, but there are {k} "
+                f"classes (labels 0 … {k - 1}).",
+            )
     if k < 2:
         raise _bad(name, "every label is 0; a classifier needs at least two classes.")
     return k
@@ -248,8 +265,9 @@ def check_arrays(
     naming the array and the problem), inputs as float32 intensities and labels as int32."""
     given = (x_train, y_train, x_test, y_test)
     arrays = dict(zip(ARRAY_KEYS, map(np.asarray, given), strict=True))
-    check_shapes(name, {k: a.shape for k, a in arrays.items()},
-                 {k: a.dtype for k, a in arrays.items()})  # fmt: skip
+    check_shapes(
+        name, {k: a.shape for k, a in arrays.items()}, {k: a.dtype for k, a in arrays.items()}
+    )
     k = check_labels(name, arrays["y_train"], arrays["y_test"], num_classes)
     out = {}
     frames = arrays["x_train"].ndim == 5
@@ -262,12 +280,20 @@ def check_arrays(
             raise _bad(name, f"x_{split} holds {bad} NaN or Inf values.")
         low, high = float(x.min()), float(x.max())
         if not frames and (low < 0.0 or high > 1.0):
-            raise _bad(name, f"x_{split} spans [{low:g}, {high:g}]; inputs are intensities in "
-                       "[0, 1] (the noise and FGSM analyses perturb them there): rescale them, "
-                       "e.g. (x − x.min()) / (x.max() − x.min()), or uint8 pixels.")  # fmt: skip
+            raise _bad(
+                name,
+                f"x_{split} spans [{low:g}, {high:g}]; inputs are intensities in "
+                "[0, 1] (the noise and FGSM analyses perturb them there): rescale them, "
+                "e.g. (x − x.min()) / (x.max() − x.min()), or uint8 pixels.",
+            )
         out[split] = x
-    return (out["train"], arrays["y_train"].astype(np.int32), out["test"],
-            arrays["y_test"].astype(np.int32), k)  # fmt: skip
+    return (
+        out["train"],
+        arrays["y_train"].astype(np.int32),
+        out["test"],
+        arrays["y_test"].astype(np.int32),
+        k,
+    )
 
 
 class Reader(NamedTuple):

@@ -28,10 +28,14 @@ from experiments.core.data.dataset import fingerprint as fingerprint_of
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 FACTS = DatasetFacts(
-    "digits", (64,), 10, 1437, 360,
+    "digits",
+    (64,),
+    10,
+    1437,
+    360,
     "scikit-learn's load_digits() (8×8 images, flattened), 20 % held out stratified (seed "
     f"{SPLIT_SEED}), intensities in [0, 1]",
-)  # fmt: skip
+)
 _NEEDS_SKLEARN = 'the digits experiments need scikit-learn: pip install -e ".[experiments]"'
 
 

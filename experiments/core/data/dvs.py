@@ -46,8 +46,7 @@ from experiments.core.data.dataset import (
 )
 
 FOLDER = "CIFAR10-DVS"
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck")  # fmt: skip
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 URL = "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"
 SENSOR, SIZE, INTERVALS = 128, 42, 20
 #: Recordings per class in the release; by default 0 … TEST_PER_CLASS − 1 are the test set.
@@ -64,8 +63,13 @@ def split_facts(test_per_class: int = TEST_PER_CLASS) -> DatasetFacts:
             f"to {PER_CLASS - 1} of them (the paper gives no split; 100 is 9:1)."
         )
     test = len(CLASSES) * test_per_class
-    return DatasetFacts("cifar10_dvs", (INTERVALS, SIZE, SIZE, 2), len(CLASSES),
-                        len(CLASSES) * PER_CLASS - test, test)  # fmt: skip
+    return DatasetFacts(
+        "cifar10_dvs",
+        (INTERVALS, SIZE, SIZE, 2),
+        len(CLASSES),
+        len(CLASSES) * PER_CLASS - test,
+        test,
+    )
 
 
 FACTS = split_facts()
@@ -89,12 +93,17 @@ def read_aedat(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     records = np.frombuffer(body, ">u4").reshape(-1, 2)
     address, t = records[:, 0], records[:, 1].astype(np.int64)
     x, y = (address >> 1) & 0x7F, (address >> 8) & 0x7F
-    return t, (SENSOR - 1 - y).astype(np.int64), (SENSOR - 1 - x).astype(np.int64), (
-        address & 1).astype(np.int64)  # fmt: skip
+    return (
+        t,
+        (SENSOR - 1 - y).astype(np.int64),
+        (SENSOR - 1 - x).astype(np.int64),
+        (address & 1).astype(np.int64),
+    )
 
 
-def bin_events(t: np.ndarray, row: np.ndarray, column: np.ndarray, channel: np.ndarray
-               ) -> np.ndarray:  # fmt: skip
+def bin_events(
+    t: np.ndarray, row: np.ndarray, column: np.ndarray, channel: np.ndarray
+) -> np.ndarray:
     """uint16 frames ``[20, 42, 42, 2]``: the recording's duration split into 20 equal
     intervals, each interval's events counted per downsampled pixel and polarity."""
     frames = np.zeros((INTERVALS, SIZE, SIZE, 2), np.int64)
@@ -122,10 +131,12 @@ def _recordings(root: Path) -> list[tuple[Path, int, int]]:
 
 
 def _how() -> str:
-    return (f"Nothing is downloaded here. On a machine with internet, fetch the ten class "
-            f"archives (airplane.zip … truck.zip) from {URL}, unzip each into a folder "
-            f"{FOLDER}/<class>/ in the data directory, or point --set data_dir=... at the "
-            f"folder that holds {FOLDER}/.")  # fmt: skip
+    return (
+        f"Nothing is downloaded here. On a machine with internet, fetch the ten class "
+        f"archives (airplane.zip … truck.zip) from {URL}, unzip each into a folder "
+        f"{FOLDER}/<class>/ in the data directory, or point --set data_dir=... at the "
+        f"folder that holds {FOLDER}/."
+    )
 
 
 def check(data_dir: str) -> None:
@@ -172,7 +183,7 @@ def load_dvs(
             raise DataCorruptError(
                 f"cifar10_dvs: no {name} recordings in {Path(data_dir) / FOLDER} (the test set "
                 f"is recordings 0–{held_out - 1} of each class; set test_per_class to change it)."
-            )  # fmt: skip
+            )
     train_x, train_y, test_x, test_y = frames[~test], labels[~test], frames[test], labels[test]
     return Dataset(
         "cifar10_dvs",

