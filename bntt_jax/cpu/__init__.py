@@ -4,8 +4,13 @@
   through ``jax.ffi``, with a pure-XLA fallback where no compiler is found;
 * :mod:`~bntt_jax.cpu.convolution`: the 3×3 convolution and the dense layer, event-driven on
   CPU (forward and filter gradient visit only the spikes), the library ops elsewhere;
-* :mod:`~bntt_jax.cpu.fused`: an evaluation-mode layer (convolution, per-step affine, LIF) in
-  one pass;
+* :mod:`~bntt_jax.cpu.fused`: a spiking layer in few passes: in evaluation the convolution,
+  per-step affine and LIF in one; in training the normalisation with the LIF neurons, one
+  pass forward and two backward;
+* :mod:`~bntt_jax.cpu.masked`: the input gradient computed only where the surrogate of the
+  next layer's neurons is non-zero;
+* :mod:`~bntt_jax.cpu.choice`: which of the compiled kernels or XLA's ops runs, per target
+  and map size (the crossovers measured by ``benchmarks.kernels``);
 * :mod:`~bntt_jax.cpu.huge_pages`: transparent huge pages for XLA:CPU's large buffers.
 
 Nothing here imports the model: the model chooses these ops, never the other way round.

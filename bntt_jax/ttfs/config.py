@@ -22,6 +22,7 @@ TTFS_ARCHS = ("vgg16", "mlp")
 INPUT_CODINGS = ("ttfs", "analog")
 #: 2×2 pooling on the decoded activations: max (the earliest spike; VGG-16's) or average.
 POOLINGS = ("max", "avg")
+#: The rounding of the spike time: Eq. 4's ceil (default), or the authors' code's round.
 ROUNDINGS = ("ceil", "round")
 
 #: VGG-16's 13 conv widths (Simonyan & Zisserman), 2×2 pooling after convs 2, 4, 7, 10 and 13.

@@ -25,8 +25,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-#: The rounding of the spike time: Eq. 4's ceil (default), or the authors' code's round.
-ROUNDINGS = ("ceil", "round")
+from bntt_jax.ttfs.config import ROUNDINGS
+
 #: ε of Eq. 5 (and of the authors' code): keeps ``ln(ReLU(z) + ε)`` finite.
 EPSILON = 1e-30
 #: The spike time a neuron that does not fire gets from :func:`spike_times`.
