@@ -256,7 +256,7 @@ def bntt_lif(
         return_membrane=return_membrane,
     )
     reference = functools.partial(bntt_lif_reference, **options)
-    if y.dtype not in (jnp.float32, jnp.float64) or not ffi.usable():
+    if not ffi.runs(y):
         return reference(y, gamma_t)
     cpu = functools.partial(bntt_lif_train, **options)
     return lax.platform_dependent(y, gamma_t, cpu=cpu, default=reference)

@@ -120,12 +120,7 @@ def fusable(config: NetworkConfig, spikes: jax.Array) -> bool:
     """Whether :func:`eval_apply` runs the fused CPU layers for this network and input: its
     normalisation evaluates as a per-step affine map, its neurons reset softly (the compiled
     layer's), and the compiled code is usable."""
-    return (
-        config.normalization.fused_eval
-        and config.reset == "soft"
-        and spikes.dtype in (jnp.float32, jnp.float64)
-        and ffi.usable()
-    )
+    return config.normalization.fused_eval and config.reset == "soft" and ffi.runs(spikes)
 
 
 def _fused_forward(variables: dict[str, Any], config: NetworkConfig, spikes: jax.Array):

@@ -57,11 +57,6 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return out.reshape(n, h, w, -1)
 
 
-def use_ffi(x: jax.Array) -> bool:
-    """Whether the compiled code runs the convolution of ``x`` (float32/float64, usable)."""
-    return x.dtype in (jnp.float32, jnp.float64) and ffi.usable()
-
-
 def _check_sparse_inputs(name: str, x: jax.Array, kernel: jax.Array) -> None:
     k = kernel.shape[0] if kernel.ndim == 4 else None
     if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[1] != k or k % 2 != 1:
@@ -73,13 +68,7 @@ def _check_sparse_inputs(name: str, x: jax.Array, kernel: jax.Array) -> None:
         raise ValueError(
             f"{name}(): kernel has {kernel.shape[2]} input channels but x has {x.shape[3]}"
         )
-    if x.dtype not in (jnp.float32, jnp.float64):
-        raise TypeError(f"{name}(): x must be float32 or float64, got {x.dtype}")
-    if not ffi.available():
-        raise RuntimeError(
-            f"{name}() needs the compiled CPU code, which is unavailable here (see the "
-            "warning from bntt_jax.cpu.ffi); conv3x3 and spike_dense fall back by themselves."
-        )
+    ffi.require(name, "x", x, "conv3x3 and spike_dense fall back by themselves")
 
 
 def sparse_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -189,7 +178,7 @@ def dense_enough(x: jax.Array, rate: float) -> jax.Array:
 
 
 def _conv_cpu_forward(x, kernel):
-    if use_ffi(x):
+    if ffi.runs(x):
         if not small(x):
             pick = choice.for_map(x.shape[1] * x.shape[2])
             dense_forward = conv3x3_dense if pick.dense_forward == "kernel" else conv3x3_reference
@@ -249,12 +238,12 @@ def dense_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def conv_cpu_input_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
-    """:func:`conv3x3`'s input gradient on CPU with the compiled code (``use_ffi(x)``)."""
+    """:func:`conv3x3`'s input gradient on CPU with the compiled code (``ffi.runs(x)``)."""
     return dense_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
 
 
 def conv_cpu_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
-    """:func:`conv3x3`'s filter gradient on CPU with the compiled code (``use_ffi(x)``)."""
+    """:func:`conv3x3`'s filter gradient on CPU with the compiled code (``ffi.runs(x)``)."""
     if x.shape[1] * x.shape[2] <= SMALL_FILTER_GRAD_MAP:
         dense = dense_enough(x, DENSE_FILTER_GRAD_RATE)
         return lax.cond(dense, _im2col_filter_grad, sparse_conv_filter_grad, x, kernel, g)
@@ -274,7 +263,7 @@ def one_after_another(first, then, *operands):
 
 
 def _conv_cpu_backward(x, kernel, g):
-    if use_ffi(x):
+    if ffi.runs(x):
         dkernel, dx = one_after_another(conv_cpu_filter_grad, conv_cpu_input_grad, x, kernel, g)
         return dx, dkernel
     return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
@@ -293,7 +282,7 @@ MIN_SPARSE_FEATURES = 16
 
 def dense_ffi(x: jax.Array, kernel: jax.Array) -> bool:
     """Whether the compiled code runs :func:`spike_dense` of ``x`` and ``kernel``."""
-    return min(kernel.shape) >= MIN_SPARSE_FEATURES and use_ffi(x)
+    return min(kernel.shape) >= MIN_SPARSE_FEATURES and ffi.runs(x)
 
 
 def _dense_sparse_forward(x, kernel):

@@ -316,3 +316,26 @@ def usable() -> bool:
     """Whether the library uses the compiled code here: it is :func:`available` and the CPU
     backend is a single device (see the module docstring for why not on several)."""
     return available() and len(jax.devices("cpu")) == 1
+
+
+#: The dtypes the compiled kernels are built for.
+DTYPES = ("float32", "float64")
+
+
+def runs(x: jax.Array) -> bool:
+    """The one guard of the compiled code: whether it runs on ``x`` here (a dtype of
+    :data:`DTYPES` and :func:`usable`). The model falls back to XLA's ops where it does not."""
+    return str(x.dtype) in DTYPES and usable()
+
+
+def require(name: str, what: str, x: jax.Array, fallback: str) -> None:
+    """Refuse a direct call of the compiled op ``name`` that cannot run: ``x`` (its argument
+    ``what``) of another dtype, or no compiled code here (``fallback`` says what falls back to
+    XLA by itself)."""
+    if str(x.dtype) not in DTYPES:
+        raise TypeError(f"{name}(): {what} must be float32 or float64, got {x.dtype}")
+    if not available():
+        raise RuntimeError(
+            f"{name}() needs the compiled CPU code, which is unavailable here (see the warning "
+            f"from bntt_jax.cpu.ffi); {fallback}."
+        )

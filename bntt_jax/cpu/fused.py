@@ -59,13 +59,7 @@ def bntt_lif_eval(
                 f"bntt_lif_eval(): {name} must be [T, D] = {(t, kernel.shape[-1])}, "
                 f"got {stat.shape}"
             )
-    if spikes.dtype not in (jnp.float32, jnp.float64):
-        raise TypeError(f"bntt_lif_eval(): spikes must be float32 or float64, got {spikes.dtype}")
-    if not ffi.available():
-        raise RuntimeError(
-            "bntt_lif_eval() needs the compiled CPU code, which is unavailable here (see the "
-            "warning from bntt_jax.cpu.ffi); simulate() falls back to the module by itself."
-        )
+    ffi.require("bntt_lif_eval", "spikes", spikes, "simulate() falls back to the module by itself")
     images = spikes.reshape((t * b, 1, 1, -1) if dense else (t * b,) + spikes.shape[2:])
     kernel4 = kernel[None, None] if dense else kernel
     out = jax.ShapeDtypeStruct(images.shape[:3] + kernel4.shape[3:], spikes.dtype)
@@ -167,13 +161,7 @@ def bntt_lif_train(
             f"bntt_lif_train(): need y [T, B, ..., C] and gamma_t [T, C]; got {y.shape} and "
             f"{gamma_t.shape}"
         )
-    if y.dtype not in (jnp.float32, jnp.float64):
-        raise TypeError(f"bntt_lif_train(): y must be float32 or float64, got {y.dtype}")
-    if not ffi.available():
-        raise RuntimeError(
-            "bntt_lif_train() needs the compiled CPU code, which is unavailable here (see the "
-            "warning from bntt_jax.cpu.ffi); bntt_jax.layers.bntt_lif falls back by itself."
-        )
+    ffi.require("bntt_lif_train", "y", y, "bntt_jax.layers.bntt_lif falls back by itself")
     spikes, mean, var, u = _lif_train_cpu(y, gamma_t, eps, leak, threshold, alpha, width)
     out = (spikes, lax.stop_gradient(u)) if return_membrane else spikes
     return out, lax.stop_gradient(mean), lax.stop_gradient(var)

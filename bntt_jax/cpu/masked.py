@@ -38,7 +38,6 @@ from bntt_jax.cpu.convolution import (
     one_after_another,
     small,
     spike_dense,
-    use_ffi,
 )
 
 
@@ -56,15 +55,8 @@ def _support_fraction(membrane: jax.Array, threshold: float, width: float) -> ja
     return jnp.mean(in_support(sample, threshold, width), dtype=jnp.float32)
 
 
-def _check_compiled(name: str, g: jax.Array) -> None:
-    if g.dtype not in (jnp.float32, jnp.float64):
-        raise TypeError(f"{name}(): g must be float32 or float64, got {g.dtype}")
-    if not ffi.available():
-        raise RuntimeError(
-            f"{name}() needs the compiled CPU code, which is unavailable here (see the warning "
-            "from bntt_jax.cpu.ffi); conv3x3_on_support and spike_dense_on_support fall back "
-            "by themselves."
-        )
+#: What falls back to XLA by itself where the masked kernels cannot run.
+_FALLBACK = "conv3x3_on_support and spike_dense_on_support fall back by themselves"
 
 
 def conv_input_grad_masked(
@@ -90,7 +82,7 @@ def conv_input_grad_masked(
             f"conv_input_grad_masked(): membrane must have the input's shape "
             f"{g.shape[:3] + kernel.shape[2:3]}, got {membrane.shape}"
         )
-    _check_compiled("conv_input_grad_masked", g)
+    ffi.require("conv_input_grad_masked", "g", g, _FALLBACK)
     wm = jnp.transpose(jnp.flip(kernel, 1), (2, 0, 1, 3))  # [C, 3, 3', D]
     return _input_grad_masked(g, wm, membrane, threshold, width)
 
@@ -126,7 +118,7 @@ def dense_input_grad_masked(
             f"dense_input_grad_masked(): need g [..., D], kernel [C, D] and membrane [..., C], "
             f"got {g.shape}, {kernel.shape} and {membrane.shape}"
         )
-    _check_compiled("dense_input_grad_masked", g)
+    ffi.require("dense_input_grad_masked", "g", g, _FALLBACK)
     rows = membrane.size // kernel.shape[0]
     # rows as the pixels of images of r rows: a tile of the kernel shares each channel's
     # weight loads between its rows, and the threads split the images
@@ -213,7 +205,7 @@ def _on_support(op, compiled, dense_dx, masked_dx, weight_grad, rate):
 
 @_on_support(
     conv3x3,
-    lambda x, kernel: use_ffi(x) and not small(x),
+    lambda x, kernel: ffi.runs(x) and not small(x),
     lambda *args: _conv_dense_dx(*args),
     lambda *args, **kw: _conv_masked_dx(*args, **kw),
     conv_cpu_filter_grad,

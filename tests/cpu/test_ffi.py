@@ -361,3 +361,24 @@ def test_bad_inputs_get_clear_errors():
         sparse_conv(x.astype(jnp.bfloat16), jnp.zeros((3, 3, 3, 8)))
     with pytest.raises(ValueError, match="output shape"):
         sparse_conv_filter_grad(x, jnp.zeros((3, 3, 3, 8)), jnp.zeros((2, 4, 4, 7)))
+
+
+def test_one_guard_decides_where_the_compiled_code_runs(monkeypatch):
+    """``ffi.runs``: float32/float64 on a usable build; switched off, every op that a direct
+    call would need it for refuses with the same message naming what falls back."""
+    assert ffi.runs(jnp.zeros(3, jnp.float32)) and ffi.runs(jnp.zeros(3, jnp.float64))
+    assert not ffi.runs(jnp.zeros(3, jnp.bfloat16)) and not ffi.runs(jnp.zeros(3, jnp.int32))
+    monkeypatch.setenv("BNTT_JAX_FFI", "0")
+    ffi.available.cache_clear()
+    try:
+        assert not ffi.runs(jnp.zeros(3, jnp.float32))
+        with pytest.raises(
+            RuntimeError,
+            match=r"sparse_conv\(\) needs the compiled CPU code.*"
+            "conv3x3 and spike_dense fall back by themselves",
+        ):
+            sparse_conv(jnp.zeros((2, 4, 4, 3)), jnp.zeros((3, 3, 3, 8)))
+    finally:
+        monkeypatch.delenv("BNTT_JAX_FFI")
+        ffi.available.cache_clear()
+    assert ffi.runs(jnp.zeros(3, jnp.float32))
