@@ -54,7 +54,7 @@ import jaxlib
 
 SOURCES = ("sparse_conv.cc", "bntt_lif.cc", "masked_input_grad.cc")
 #: Headers the sources include: part of the cache key, so that an edit rebuilds.
-HEADERS = ("by_dtype.h", "lists.h", "vec.h")
+HEADERS = ("by_dtype.h", "lif.h", "lists.h", "vec.h")
 #: FFI target name -> symbol exported by the library.
 TARGETS = {
     "bntt_sparse_conv_fwd": "SparseConvFwd",

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "by_dtype.h"
+#include "lif.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -59,11 +60,10 @@ void LifTrainForward(const F* y, const F* mean, const F* scale, F* spikes, F* me
           F* mr = m.data() + r * channels;
 #pragma omp simd
           for (int64_t c = 0; c < channels; ++c) {
-            const F u = leak * mr[c] + (y[at + c] - mu[c]) * sc[c];
-            const F o = static_cast<F>(u > threshold);
+            F o;
+            const F u = bntt_jax::LifStep(mr[c], y[at + c], mu[c], sc[c], leak, threshold, o);
             spikes[at + c] = o;
             membrane[at + c] = u;
-            mr[c] = u - threshold * o;
           }
         }
       }
@@ -100,8 +100,7 @@ void LifTrainBackward(const F* dspikes, const F* membrane, const F* y, const F* 
           F* gr = carry.data() + r * channels;
 #pragma omp simd
           for (int64_t c = 0; c < channels; ++c) {
-            const F distance = std::abs(membrane[at + c] / threshold - F(1)) / width;
-            const F surrogate = alpha * std::max(F(0), F(1) - distance);
+            const F surrogate = bntt_jax::Surrogate(membrane[at + c], threshold, alpha, width);
             const F grad = dspikes[at + c] * surrogate + leak * gr[c];
             gr[c] = grad;
             g[at + c] = grad;

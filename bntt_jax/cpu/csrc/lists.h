@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "lif.h"
+
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -84,14 +86,6 @@ inline int64_t ListNonZeros(const F* x, int64_t n, int32_t* index, F* value) {
     count += x[i] != F(0);
   }
   return count;
-}
-
-// Whether membrane value u lies in the support of the surrogate of BNTT Eq. 8,
-// |u / threshold - 1| / width < 1: the same floating-point operations as the LIF backward
-// (bntt_lif.cc), so exactly where the surrogate is non-zero.
-template <typename F>
-inline bool InSupport(F u, F threshold, F width) {
-  return std::abs(u / threshold - F(1)) / width < F(1);
 }
 
 // Lists the indices i of u[0..n) in the surrogate's support (InSupport) into index (room for

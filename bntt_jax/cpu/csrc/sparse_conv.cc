@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "by_dtype.h"
+#include "lif.h"
 #include "lists.h"
 #include "vec.h"
 #include "xla/ffi/api/ffi.h"
@@ -453,10 +454,9 @@ void ForwardLifEval(const F* x, const F* w, const F* mean, const F* scale, F* sp
           const F* yp = y.data() + p * features;
 #pragma omp simd reduction(+ : fired)
           for (int64_t d = 0; d < features; ++d) {
-            const F u = leak * m[d] + (yp[d] - mu[d]) * sc[d];
-            const F spike = static_cast<F>(u > threshold);
+            F spike;
+            bntt_jax::LifStep(m[d], yp[d], mu[d], sc[d], leak, threshold, spike);
             o[d] = spike;
-            m[d] = u - threshold * spike;
             fired += static_cast<int64_t>(spike);
           }
         }
