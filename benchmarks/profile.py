@@ -74,11 +74,12 @@ def kind_of(target: str, op_name: str) -> str:
         else name or "loss, optimiser, encoder"
     )
     how = {
-        "bntt_sparse_conv_dw": "compiled filter gradient",
-        "bntt_sparse_conv_fwd": "compiled forward",
-        "bntt_conv_input_grad": "compiled input gradient",
+        "bntt_event_conv_filter_grad": "compiled filter gradient",
+        "bntt_event_conv_filter_grad_3x3": "compiled filter gradient",
+        "bntt_event_conv_forward": "compiled forward",
+        "bntt_dense_input_grad": "compiled input gradient",
         "bntt_conv_input_grad_masked": "compiled input gradient on the support",
-        "bntt_sparse_conv_lif_eval": "compiled fused layer",
+        "bntt_event_conv_lif_eval": "compiled fused layer",
         "bntt_lif_train_fwd": "compiled norm + LIF",
         "bntt_lif_train_bwd": "compiled norm + LIF",
     }.get(target, "XLA")

@@ -78,21 +78,22 @@ def sparse_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """
     _check_sparse_inputs("sparse_conv", x, kernel)
     out = jax.ShapeDtypeStruct(x.shape[:3] + kernel.shape[3:], x.dtype)
-    call = jax.ffi.ffi_call("bntt_sparse_conv_fwd", out, vmap_method="sequential")
+    call = jax.ffi.ffi_call("bntt_event_conv_forward", out, vmap_method="sequential")
     return call(x, kernel.astype(x.dtype))
 
 
 def sparse_conv_filter_grad(
-    x: jax.Array, kernel: jax.Array, g: jax.Array, method: int = 1
+    x: jax.Array, kernel: jax.Array, g: jax.Array, by_channel: bool = True
 ) -> jax.Array:
     """Filter gradient ``∂L/∂kernel`` of :func:`sparse_conv` for the output gradient ``g``,
     visiting only the non-zero inputs. Returned in the kernel's dtype.
 
-    ``method`` 1 (the default): for a 3×3 kernel, each image's non-zeros listed per channel
+    ``by_channel`` (the default) with a 3×3 kernel: each image's non-zeros listed per channel
     and the 9 taps' gradient rows summed in registers over a strip of the output gradient
-    held in L1, where the image has enough non-zeros per channel for that to pay; else, and
-    for other kernels, ``method`` 0: output pixel by output pixel, each non-zero adding into
-    the gradient rows in memory. Both sum the same products (``benchmarks/README.md``).
+    held in L1, where the image has enough non-zeros per channel for that to pay (kernel
+    ``EventConvFilterGrad3x3``); otherwise, and for other kernels, output pixel by output
+    pixel, each non-zero adding into the gradient rows in memory (``EventConvFilterGrad``).
+    Both sum the same products (``benchmarks/README.md``).
     """
     _check_sparse_inputs("sparse_conv_filter_grad", x, kernel)
     if g.shape != x.shape[:3] + kernel.shape[3:]:
@@ -101,10 +102,10 @@ def sparse_conv_filter_grad(
             f"{x.shape[:3] + kernel.shape[3:]}, got {g.shape}"
         )
     out = jax.ShapeDtypeStruct(kernel.shape, x.dtype)
-    call = jax.ffi.ffi_call("bntt_sparse_conv_dw", out, vmap_method="sequential")
-    dw = call(
-        x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4), method=np.int64(method)
-    )
+    per_channel = by_channel and kernel.shape[:2] == (3, 3)
+    target = "bntt_event_conv_filter_grad_3x3" if per_channel else "bntt_event_conv_filter_grad"
+    call = jax.ffi.ffi_call(target, out, vmap_method="sequential")
+    dw = call(x, kernel.astype(x.dtype), g.astype(x.dtype), chunk=np.int64(4))
     return dw.astype(kernel.dtype)
 
 
@@ -124,7 +125,7 @@ def conv_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     wt = jnp.swapaxes(kernel.astype(g.dtype), 2, 3)  # [3, 3, D, C], channels contiguous
     wt = jnp.pad(wt, ((0, 0), (0, 0), (0, 0), (0, padded - c)))
     out = jax.ShapeDtypeStruct(g.shape[:3] + (c,), g.dtype)
-    return jax.ffi.ffi_call("bntt_conv_input_grad", out, vmap_method="sequential")(g, wt)
+    return jax.ffi.ffi_call("bntt_dense_input_grad", out, vmap_method="sequential")(g, wt)
 
 
 def small(x: jax.Array) -> bool:

@@ -26,10 +26,12 @@ opaque to XLA's SPMD partitioner: with several CPU devices (forced host devices,
 device and run the call on the whole batch there, N times the work plus one collective
 rendezvous per call. The pure-XLA paths partition over the batch instead.
 
-Targets (``csrc/sparse_conv.cc``): the event-driven convolution's forward and filter gradient
-and the dense input gradient, used by :func:`bntt_jax.cpu.convolution.conv3x3` and
-:func:`~bntt_jax.cpu.convolution.spike_dense` on CPU, and the fused evaluation-mode layer
-(convolution + per-step affine + LIF) of :mod:`bntt_jax.cpu.fused`; ``csrc/bntt_lif.cc``:
+Targets: ``csrc/event_conv.cc``, the event-driven convolution's forward and filter gradients
+(pixel by pixel, or a 3×3 kernel's channel by channel), used by
+:func:`bntt_jax.cpu.convolution.conv3x3` and :func:`~bntt_jax.cpu.convolution.spike_dense` on
+CPU, and the fused evaluation-mode layer (convolution + per-step affine + LIF) of
+:mod:`bntt_jax.cpu.fused`; ``csrc/dense_input_grad.cc``, the 3×3 convolution's dense input
+gradient; ``csrc/bntt_lif.cc``:
 the training-mode BNTT normalisation + LIF forward and backward of the same module;
 ``csrc/masked_input_grad.cc``: the input gradient on the surrogate's support of
 :mod:`bntt_jax.cpu.masked`. This module imports nothing of the model.
@@ -52,15 +54,16 @@ from pathlib import Path
 import jax
 import jaxlib
 
-SOURCES = ("sparse_conv.cc", "bntt_lif.cc", "masked_input_grad.cc")
+SOURCES = ("event_conv.cc", "dense_input_grad.cc", "bntt_lif.cc", "masked_input_grad.cc")
 #: Headers the sources include: part of the cache key, so that an edit rebuilds.
 HEADERS = ("by_dtype.h", "lif.h", "lists.h", "vec.h")
 #: FFI target name -> symbol exported by the library.
 TARGETS = {
-    "bntt_sparse_conv_fwd": "SparseConvFwd",
-    "bntt_sparse_conv_dw": "SparseConvDw",
-    "bntt_sparse_conv_lif_eval": "SparseConvLifEval",
-    "bntt_conv_input_grad": "SparseConvDx",
+    "bntt_event_conv_forward": "EventConvForward",
+    "bntt_event_conv_filter_grad": "EventConvFilterGrad",
+    "bntt_event_conv_filter_grad_3x3": "EventConvFilterGrad3x3",
+    "bntt_event_conv_lif_eval": "EventConvLifEval",
+    "bntt_dense_input_grad": "DenseInputGrad",
     "bntt_conv_input_grad_masked": "MaskedInputGrad",
     "bntt_lif_train_fwd": "BnttLifTrainFwd",
     "bntt_lif_train_bwd": "BnttLifTrainBwd",

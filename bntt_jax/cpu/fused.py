@@ -64,7 +64,7 @@ def bntt_lif_eval(
     kernel4 = kernel[None, None] if dense else kernel
     out = jax.ShapeDtypeStruct(images.shape[:3] + kernel4.shape[3:], spikes.dtype)
     counts = jax.ShapeDtypeStruct((t, b), jnp.int32)
-    call = jax.ffi.ffi_call("bntt_sparse_conv_lif_eval", (out, counts), vmap_method="sequential")
+    call = jax.ffi.ffi_call("bntt_event_conv_lif_eval", (out, counts), vmap_method="sequential")
     dtype = spikes.dtype
     o, n = call(
         images,

@@ -76,9 +76,9 @@ CASES = [
 
 
 @pytest.mark.kernels
-@pytest.mark.parametrize("method", [0, 1])
+@pytest.mark.parametrize("by_channel", [False, True])
 @pytest.mark.parametrize(("shape", "k", "features", "kind"), CASES)
-def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, kind, method):
+def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, kind, by_channel):
     rng = np.random.default_rng(shape[0] * 100 + features)
     with jax.enable_x64(True):
         x = jnp.asarray(sparse_input(rng, shape, kind))
@@ -86,7 +86,7 @@ def test_forward_and_filter_gradient_match_xla_in_float64(shape, k, features, ki
         g = jnp.asarray(rng.normal(size=shape[:3] + (features,)))
         y = jax.jit(sparse_conv)(x, kernel)
         np.testing.assert_allclose(y, reference_conv(x, kernel), rtol=1e-12, atol=1e-12)
-        dw = jax.jit(sparse_conv_filter_grad, static_argnums=3)(x, kernel, g, method)
+        dw = jax.jit(sparse_conv_filter_grad, static_argnums=3)(x, kernel, g, by_channel)
         _, vjp = jax.vjp(reference_conv, x, kernel)
         np.testing.assert_allclose(dw, vjp(g)[1], rtol=1e-12, atol=1e-12)
     assert y.dtype == jnp.float64 and dw.dtype == jnp.float64
@@ -309,14 +309,14 @@ def test_the_network_runs_the_kernels_on_cpu():
     net = bj.init(jax.random.key(0), cfg)
     spikes = jnp.zeros((2, 2, 8, 8, 3), jnp.float32)
     hlo = jax.jit(lambda n, s: bj.simulate(n, s).logits).lower(net, spikes).as_text()
-    assert "bntt_sparse_conv_lif_eval" in hlo
+    assert "bntt_event_conv_lif_eval" in hlo
 
     def loss(params):
         out = bj.simulate(net.replace(params=params), spikes, train=True)
         return jnp.sum(out.logits)
 
     hlo = jax.jit(jax.grad(loss)).lower(net.params).as_text()
-    assert "bntt_sparse_conv_fwd" in hlo and "bntt_sparse_conv_dw" in hlo
+    assert "bntt_event_conv_forward" in hlo and "bntt_event_conv_filter_grad" in hlo
 
 
 def test_a_failing_build_warns_and_falls_back(monkeypatch, tmp_path):

@@ -94,7 +94,7 @@ def test_float32_simulate_and_eval_step_use_the_fused_path_and_agree():
     labels = jnp.array([0, 1, 2])
     key = jax.random.key(3)
     hlo = jax.jit(lambda n, x, y, k: eval_step(n, x, y, k)).lower(net, images, labels, key)
-    assert "bntt_sparse_conv_lif_eval" in hlo.as_text()
+    assert "bntt_event_conv_lif_eval" in hlo.as_text()
 
 
 def test_other_norms_keep_the_module_forward():
@@ -103,7 +103,7 @@ def test_other_norms_keep_the_module_forward():
     assert not models.fusable(cfg, spikes)
     net = bj.init(jax.random.key(0), cfg)
     hlo = jax.jit(lambda n, s: bj.simulate(n, s).logits).lower(net, spikes).as_text()
-    assert "bntt_sparse_conv_lif_eval" not in hlo
+    assert "bntt_event_conv_lif_eval" not in hlo
 
 
 def test_bad_layer_inputs_get_clear_errors():

@@ -3,7 +3,7 @@
 //
 //   * the soft-reset update of one neuron at one step, u = leak * m + (y - mean) * scale,
 //     spike = 1[u > threshold], m <- u - threshold * spike (the fused evaluation layer of
-//     sparse_conv.cc and the training forward of bntt_lif.cc);
+//     event_conv.cc and the training forward of bntt_lif.cc);
 //   * the triangular surrogate alpha * max(0, 1 - |u / threshold - 1| / width) and its support,
 //     |u / threshold - 1| / width < 1 (the LIF backward of bntt_lif.cc and the support lists of
 //     lists.h, which the masked input gradient visits).

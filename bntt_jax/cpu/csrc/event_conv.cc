@@ -9,8 +9,9 @@
 // in its k x k window, tap by tap (ImageByTaps). A dense layer is the case k = 1, H = W = 1.
 // Work is split over images between the OpenMP threads; the filter gradient is summed per
 // thread in chunks of pixels (float) into a double total, then over threads. A 3x3 filter
-// gradient turns the loops around (FilterGrad3x3): per input channel, its gradient rows
-// summed in registers.
+// gradient turns the loops around (FilterGrad3x3, its own target): per input channel, its
+// gradient rows summed in registers. The evaluation layer ForwardLifEval fuses this forward
+// with the per-step affine map and the LIF neurons (bntt_jax.cpu.fused).
 #include <omp.h>
 
 #include <algorithm>
@@ -471,9 +472,9 @@ ffi::Error CheckConv(const ffi::AnyBuffer& x, const ffi::AnyBuffer& w, int64_t* 
   auto wd = w.dimensions();
   if (xd.size() != 4 || wd.size() != 4 || wd[0] != wd[1] || wd[0] % 2 != 1 || wd[2] != xd[3])
     return ffi::Error::InvalidArgument(
-        "sparse_conv: need x [N, H, W, C] and w [k, k, C, D] with odd k");
+        "event_conv: need x [N, H, W, C] and w [k, k, C, D] with odd k");
   if (x.element_type() != w.element_type())
-    return ffi::Error::InvalidArgument("sparse_conv: x and w must share a dtype");
+    return ffi::Error::InvalidArgument("event_conv: x and w must share a dtype");
   dims[0] = xd[0], dims[1] = xd[1], dims[2] = xd[2], dims[3] = xd[3], dims[4] = wd[3],
   dims[5] = wd[0];
   return ffi::Error::Success();
@@ -482,7 +483,7 @@ ffi::Error CheckConv(const ffi::AnyBuffer& x, const ffi::AnyBuffer& w, int64_t* 
 ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y) {
   int64_t d[6];
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
-  return bntt_jax::ByDtype(x.element_type(), "sparse_conv", [&](auto zero) {
+  return bntt_jax::ByDtype(x.element_type(), "event_conv", [&](auto zero) {
     using F = decltype(zero);
     Forward<F>(x.typed_data<F>(), w.typed_data<F>(), y->typed_data<F>(), d[0], d[1], d[2], d[3],
                d[4], d[5]);
@@ -490,17 +491,25 @@ ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyB
 }
 
 ffi::Error FilterGradImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
-                          ffi::Result<ffi::AnyBuffer> dw, int64_t chunk, int64_t method) {
+                          ffi::Result<ffi::AnyBuffer> dw, int64_t chunk) {
   int64_t d[6];
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
-  return bntt_jax::ByDtype(x.element_type(), "sparse_conv", [&](auto zero) {
+  return bntt_jax::ByDtype(x.element_type(), "event_conv_filter_grad", [&](auto zero) {
     using F = decltype(zero);
-    if (d[5] == 3 && method == 1)  // method 0: FilterGrad for every kernel size
-      FilterGrad3x3<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
-                       d[2], d[3], d[4], chunk);
-    else
-      FilterGrad<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
-                    d[2], d[3], d[4], d[5], chunk);
+    FilterGrad<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1], d[2],
+                  d[3], d[4], d[5], chunk);
+  });
+}
+
+ffi::Error FilterGrad3x3Impl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
+                             ffi::Result<ffi::AnyBuffer> dw, int64_t chunk) {
+  int64_t d[6];
+  if (auto err = CheckConv(x, w, d); err.failure()) return err;
+  if (d[5] != 3) return ffi::Error::InvalidArgument("event_conv_filter_grad_3x3: need k = 3");
+  return bntt_jax::ByDtype(x.element_type(), "event_conv_filter_grad_3x3", [&](auto zero) {
+    using F = decltype(zero);
+    FilterGrad3x3<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
+                     d[2], d[3], d[4], chunk);
   });
 }
 
@@ -511,120 +520,13 @@ ffi::Error LifEvalImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer mean,
   int64_t d[6];
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
   if (steps < 1 || d[0] % steps != 0)
-    return ffi::Error::InvalidArgument("sparse_conv_lif_eval: images must be T * B");
+    return ffi::Error::InvalidArgument("event_conv_lif_eval: images must be T * B");
   const int64_t batch = d[0] / steps;
-  return bntt_jax::ByDtype(x.element_type(), "sparse_conv", [&](auto zero) {
+  return bntt_jax::ByDtype(x.element_type(), "event_conv", [&](auto zero) {
     using F = decltype(zero);
     ForwardLifEval<F>(x.typed_data<F>(), w.typed_data<F>(), mean.typed_data<F>(),
                       scale.typed_data<F>(), spikes->typed_data<F>(), counts->typed_data(),
                       steps, batch, d[1], d[2], d[3], d[4], d[5], leak, threshold);
-  });
-}
-
-// The input gradient of a 3x3 "same" convolution, dense, on all threads:
-//   dx[n, i, j, c] = sum_{a, b} sum_d dy[n, i + 1 - a, j + 1 - b, d] * w[a, b, c, d]
-// with the weights given transposed, wt[a, b, d, c] (channels contiguous, padded with zeros to
-// `padded` channels, a whole number of vectors). Each image's output gradient is first copied
-// into a zero-bordered buffer (no bounds checks). A register block of kBlockPixels consecutive
-// pixels of the image (in row-major order, so a block may run on into the next row: narrow maps
-// waste nothing at their rows' ends) x kBlockVectors vectors of channels is accumulated over the
-// 9 taps and every feature d: per d, kBlockVectors weight vectors and kBlockPixels broadcast
-// gradient values make their product's FMAs (vec.h: 6 x 4 with 32 vector registers, 6 x 2 with
-// 16). Images are split between the OpenMP threads.
-constexpr int64_t kPixels = bntt_jax::kBlockPixels;
-using bntt_jax::kBlockVectors;
-
-template <typename F, int64_t V>
-inline void InputGradBlock(const F* const* centre, const F* wt, F* out, int64_t pad_cols,
-                           int64_t features, int64_t padded, int64_t c0, int64_t channels,
-                           int64_t valid) {
-  constexpr int64_t lanes = Lanes<F>();
-  Vec<F> acc[kPixels][V];
-  for (int64_t p = 0; p < kPixels; ++p)
-    for (int64_t v = 0; v < V; ++v) acc[p][v] = Vec<F>{};
-  for (int64_t a = 0; a < 3; ++a)
-    for (int64_t b = 0; b < 3; ++b) {
-      // pixel (i, j) reads dy pixel (i + 1 - a, j + 1 - b): its centre's (i + 1, j + 1) in the
-      // bordered buffer, moved by (1 - a, 1 - b)
-      const int64_t shift = ((1 - a) * pad_cols + 1 - b) * features;
-      const F* src[kPixels];
-      for (int64_t p = 0; p < kPixels; ++p) src[p] = centre[p] + shift;
-      const F* w = wt + (a * 3 + b) * features * padded + c0;
-      for (int64_t d = 0; d < features; ++d) {
-        Vec<F> wv[V];
-        for (int64_t v = 0; v < V; ++v) wv[v] = Load<F>(w + d * padded + v * lanes);
-#pragma GCC unroll 6
-        for (int64_t p = 0; p < kPixels; ++p) {
-          const Vec<F> s = bntt_jax::Splat<F>(src[p][d]);
-          for (int64_t v = 0; v < V; ++v) acc[p][v] += s * wv[v];
-        }
-      }
-    }
-  const int64_t len = std::min<int64_t>(V * lanes, channels - c0);
-  for (int64_t p = 0; p < valid; ++p) {
-    F* o = out + p * channels + c0;
-    if (len == V * lanes) {
-      for (int64_t v = 0; v < V; ++v) Store<F>(o + v * lanes, acc[p][v]);
-    } else {
-      F buffer[V * lanes];
-      for (int64_t v = 0; v < V; ++v) Store<F>(buffer + v * lanes, acc[p][v]);
-      std::copy(buffer, buffer + len, o);
-    }
-  }
-}
-
-template <typename F>
-void InputGrad3x3(const F* dy, const F* wt, F* dx, int64_t images, int64_t height,
-                  int64_t width, int64_t channels, int64_t features, int64_t padded) {
-  constexpr int64_t lanes = Lanes<F>();
-  const int64_t pixels = height * width;
-  const int64_t pad_rows = height + 2, pad_cols = width + 2;
-#pragma omp parallel
-  {
-    std::vector<F> pad(pad_rows * pad_cols * features, F(0));
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < images; ++n) {
-      const F* g = dy + n * pixels * features;
-      for (int64_t r = 0; r < height; ++r)
-        std::copy(g + r * width * features, g + (r + 1) * width * features,
-                  pad.data() + ((r + 1) * pad_cols + 1) * features);
-      F* out = dx + n * pixels * channels;
-      for (int64_t q0 = 0; q0 < pixels; q0 += kPixels) {
-        const int64_t valid = std::min(kPixels, pixels - q0);
-        const F* centre[kPixels];
-        for (int64_t p = 0; p < kPixels; ++p) {
-          const int64_t q = std::min(q0 + p, pixels - 1);  // past the end: a real pixel, unused
-          centre[p] = pad.data() + ((q / width + 1) * pad_cols + q % width + 1) * features;
-        }
-        F* o = out + q0 * channels;
-        // whole vectors up to the last channel (wt is padded further, to 64 bytes)
-        const int64_t used = std::min(padded, (channels + lanes - 1) / lanes * lanes);
-        int64_t c0 = 0;
-        for (; c0 + kBlockVectors * lanes <= used; c0 += kBlockVectors * lanes)
-          InputGradBlock<F, kBlockVectors>(centre, wt, o, pad_cols, features, padded, c0, channels, valid);
-        for (; c0 < used; c0 += lanes)
-          InputGradBlock<F, 1>(centre, wt, o, pad_cols, features, padded, c0, channels, valid);
-      }
-    }
-  }
-}
-
-ffi::Error InputGradImpl(ffi::AnyBuffer dy, ffi::AnyBuffer wt, ffi::Result<ffi::AnyBuffer> dx) {
-  auto gd = dy.dimensions();
-  auto wd = wt.dimensions();
-  auto xd = dx->dimensions();
-  if (gd.size() != 4 || wd.size() != 4 || xd.size() != 4 || wd[0] != 3 || wd[1] != 3 ||
-      wd[2] != gd[3] || xd[0] != gd[0] || xd[1] != gd[1] || xd[2] != gd[2] || wd[3] < xd[3] ||
-      wd[3] % (bntt_jax::kVectorBytes / ffi::ByteWidth(dy.element_type())) != 0)
-    return ffi::Error::InvalidArgument(
-        "sparse_conv_input_grad: need dy [N, H, W, D], wt [3, 3, D, C'] with C' >= C a whole "
-        "number of vectors, dx [N, H, W, C]");
-  if (dy.element_type() != wt.element_type())
-    return ffi::Error::InvalidArgument("sparse_conv_input_grad: dy and wt must share a dtype");
-  return bntt_jax::ByDtype(dy.element_type(), "sparse_conv", [&](auto zero) {
-    using F = decltype(zero);
-    InputGrad3x3<F>(dy.typed_data<F>(), wt.typed_data<F>(), dx->typed_data<F>(), gd[0], gd[1],
-                    gd[2], xd[3], gd[3], wd[3]);
   });
 }
 
@@ -641,22 +543,29 @@ extern "C" const char* BnttTarget(int64_t* out) {
   return BNTT_JAX_ISA;
 }
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvFwd, ForwardImpl,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvForward, ForwardImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvDw, FilterGradImpl,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvFilterGrad, FilterGradImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
-                                  .Attr<int64_t>("chunk")
-                                  .Attr<int64_t>("method"));
+                                  .Attr<int64_t>("chunk"));
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvLifEval, LifEvalImpl,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvFilterGrad3x3, FilterGrad3x3Impl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<int64_t>("chunk"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvLifEval, LifEvalImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
@@ -667,9 +576,3 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvLifEval, LifEvalImpl,
                                   .Attr<int64_t>("steps")
                                   .Attr<double>("leak")
                                   .Attr<double>("threshold"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SparseConvDx, InputGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>());
