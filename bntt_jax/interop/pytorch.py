@@ -106,7 +106,24 @@ def from_torch(
     for key in ("conv1.weight", "fc1.weight", "fc2.weight"):
         if key not in sd:
             raise KeyError(f"from_torch(): the state_dict has no {key!r}; is it a BNTT {arch}?")
+    config = _torch_config(sd, arch, leak, img_size, config_kwargs)
+    take = _Reader(sd, config)
+    params, stats = _torch_layers(config, take)
+    unknown = sorted(set(sd) - take.expected)
+    if unknown:
+        raise KeyError(
+            f"from_torch(): unexpected keys for a BNTT {arch} with T={config.num_steps}: "
+            f"{unknown[:8]}{' …' if len(unknown) > 8 else ''} (a bias or BN shift β? the authors' "
+            "networks have neither)."
+        )
+    return NetworkParams(params=params, batch_stats=stats, config=config)
 
+
+def _torch_config(
+    sd: Mapping[str, Any], arch: str, leak: float | None, img_size: int | None, kwargs: dict
+) -> NetworkConfig:
+    """The :class:`NetworkConfig` of a checkpoint: T, the classes and input channels read off
+    its arrays, VGG9's image size off ``fc1``."""
     steps = {int(m.group(1)) for k in sd if (m := re.fullmatch(r"bntt1\.(\d+)\.weight", k))}
     if not steps or steps != set(range(len(steps))):
         raise KeyError(
@@ -121,7 +138,7 @@ def from_torch(
                 f"from_torch(): fc1.weight has {fc1_in} inputs; VGG9 needs (S/8)²·256."
             )
         img_size = side
-    config = NetworkConfig(
+    return NetworkConfig(
         arch=arch,
         num_steps=len(steps),
         num_classes=int(sd["fc2.weight"].shape[0]),
@@ -129,23 +146,30 @@ def from_torch(
         in_channels=int(sd["conv1.weight"].shape[1]),
         leak=DEFAULT_LEAK[arch] if leak is None else leak,
         norm="bntt",
-        **config_kwargs,
+        **kwargs,
     )
 
-    expected = set()
-    params: dict[str, Any] = {}
-    stats: dict[str, Any] = {}
 
-    def take(key: str, shape: tuple[int, ...]) -> np.ndarray:
-        if key not in sd:
-            raise KeyError(f"from_torch(): missing key {key!r} for a {arch} with T={len(steps)}.")
-        value = sd[key]
+class _Reader:
+    """Reads the checkpoint's arrays by key, each checked (shape, numbers, finite, variances
+    ≥ 0) and as float32; ``expected`` collects every key the network has."""
+
+    def __init__(self, sd: Mapping[str, Any], config: NetworkConfig) -> None:
+        self.sd, self.config, self.expected = sd, config, set()
+
+    def __call__(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        config = self.config
+        if key not in self.sd:
+            raise KeyError(
+                f"from_torch(): missing key {key!r} for a {config.arch} with T={config.num_steps}."
+            )
+        value = self.sd[key]
         if value.shape != shape:
             raise ValueError(
-                f"from_torch(): {key!r} has shape {value.shape}, a {arch} with img_size "
+                f"from_torch(): {key!r} has shape {value.shape}, a {config.arch} with img_size "
                 f"{config.img_size} expects {shape}."
             )
-        expected.add(key)
+        self.expected.add(key)
         if not np.issubdtype(value.dtype, np.number):
             raise TypeError(f"from_torch(): {key!r} has dtype {value.dtype}; expected numbers.")
         if not np.isfinite(value).all():
@@ -161,6 +185,11 @@ def from_torch(
             )
         return value.astype(np.float32)
 
+
+def _torch_layers(config: NetworkConfig, take: _Reader) -> tuple[dict, dict]:
+    """The params and batch statistics of every layer, from the authors' names and layouts."""
+    params: dict[str, Any] = {}
+    stats: dict[str, Any] = {}
     in_ch = config.in_channels
     side, channels = _fc1_input(config)
     for spec, (name, bn) in zip(config.layers, _torch_layer_names(config), strict=True):
@@ -172,31 +201,21 @@ def from_torch(
             w = w.reshape(spec.features, channels, side, side).transpose(2, 3, 1, 0)
             params[name] = {"kernel": jnp.asarray(w.reshape(-1, spec.features))}
             side = 1
-        in_ch = spec.features
-        c = spec.features
+        in_ch = c = spec.features
         per_step = {
             field: np.stack([take(f"{bn}.{t}.{field}", (c,)) for t in range(config.num_steps)])
             for field in ("weight", "running_mean", "running_var")
         }
-        for t in range(config.num_steps):
-            expected.add(f"{bn}.{t}.num_batches_tracked")
+        take.expected.update(f"{bn}.{t}.num_batches_tracked" for t in range(config.num_steps))
         params[f"norm_{name}"] = {"gamma_t": jnp.asarray(per_step["weight"])}
         stats[f"norm_{name}"] = {
             "mean": jnp.asarray(per_step["running_mean"]),
             "var": jnp.asarray(per_step["running_var"]),
         }
     readout = config.readout_name
-    params[readout] = {
-        "kernel": jnp.asarray(take(f"{readout}.weight", (config.num_classes, in_ch)).T)
-    }
-    unknown = sorted(set(sd) - expected)
-    if unknown:
-        raise KeyError(
-            f"from_torch(): unexpected keys for a BNTT {arch} with T={config.num_steps}: "
-            f"{unknown[:8]}{' …' if len(unknown) > 8 else ''} (a bias or BN shift β? the authors' "
-            "networks have neither)."
-        )
-    return NetworkParams(params=params, batch_stats=stats, config=config)
+    kernel = take(f"{readout}.weight", (config.num_classes, in_ch)).T
+    params[readout] = {"kernel": jnp.asarray(kernel)}
+    return params, stats
 
 
 def to_torch(params: NetworkParams) -> dict[str, np.ndarray]:
