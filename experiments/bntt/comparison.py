@@ -130,12 +130,9 @@ def _fgsm(result: dict[str, Any], epsilon: float) -> str:
     return "–" if row is None else f"{100 * row['accuracy']:.2f}%"
 
 
-def table_lines(
-    record: dict[str, Any],
-    metrics: dict[str, dict[str, Any]],
-    by_run: dict[str, dict[str, Any]],
-    subjects: dict[str, analyses.Subject],
-) -> list[str]:
+def _paper_values(record: dict[str, Any]) -> dict[str, Any]:
+    """The paper's values the table shows: none but a note where the sweep's members run
+    another dataset or architecture than the paper's (its ``scale``)."""
     paper = dict(record.get("paper", {}))
     scale = paper.pop("scale", None)  # the dataset and arch the paper's values are for
     changed = scale and any(
@@ -147,68 +144,98 @@ def table_lines(
             "note": f"The paper's values are for {scale[1].upper()} on {scale[0]}; these "
             "runs differ, so they are not shown."
         }
-    table3 = {tuple(k.split("@")): v for k, v in paper.get("table3", {}).items()}
-    table_s1 = paper.get("table_s1", {})
-    conversion_label = next(k for k, s in subjects.items() if s.kind == "conversion")
-    reference = by_run[conversion_label]["energy"]["truenorth"]["raw"]
+    return paper
 
-    def paper_cells(method: str, steps: int) -> str:
-        row = table3.get((method, str(steps)))
+
+class _Rows:
+    """The rows of the Table 3 / Table S1 comparison, one network (or conversion T) a row."""
+
+    def __init__(
+        self,
+        paper: dict[str, Any],
+        metrics: dict[str, dict[str, Any]],
+        by_run: dict[str, dict[str, Any]],
+        subjects: dict[str, analyses.Subject],
+    ) -> None:
+        self.table3 = {tuple(k.split("@")): v for k, v in paper.get("table3", {}).items()}
+        self.metrics, self.by_run = metrics, by_run
+        self.conversion = next(k for k, s in subjects.items() if s.kind == "conversion")
+        self.reference = by_run[self.conversion]["energy"]["truenorth"]["raw"]
+        self.lines: list[str] = []
+
+    def paper(self, method: str, steps: int) -> str:
+        row = self.table3.get((method, str(steps)))
         if row is None:
             return "– | –"
         return f"{row[0]:.1f}% | " + ("–" if row[1] is None else f"{row[1]:g}x")
 
-    def robustness_cells(label: str) -> str:
-        r = by_run[label]["robustness"]
+    def robustness(self, label: str) -> str:
+        r = self.by_run[label]["robustness"]
         if "skipped" in r:
             return "– | – | –"
         return " | ".join([*(_noise(r, s) for s in TABLE_SIGMAS), _fgsm(r, TABLE_EPSILON)])
 
-    rows = []
-    for label, s in subjects.items():
-        e = by_run[label]["energy"]
-        if s.kind == "conversion":
-            continue  # one row per T below, after the ANN's
-        if s.kind == "ann":
-            m = metrics[ANN]
-            rows.append(
-                f"| ANN | 1 | {100 * m['test_accuracy']:.2f}% | – | 1.00x | – | "
-                f"{paper_cells('ANN', 1)} | {robustness_cells(label)} |"
+    def ann(self, label: str, s: analyses.Subject) -> None:
+        """The ANN's row, then its conversion's at every T, longest first."""
+        m = self.metrics[ANN]
+        self.lines.append(
+            f"| ANN | 1 | {100 * m['test_accuracy']:.2f}% | – | 1.00x | – | "
+            f"{self.paper('ANN', 1)} | {self.robustness(label)} |"
+        )
+        conversion = m["conversion"]
+        longest = conversion["num_steps"]
+        # keys are ints in a run's own metrics, strings once read back from JSON
+        accuracy_at = {int(t): a for t, a in conversion["accuracy_at"].items()}
+        spikes_at = {int(t): v for t, v in conversion["spikes_per_image_at"].items()}
+        for t in sorted(accuracy_at, reverse=True):
+            accuracy, spikes = accuracy_at[t], spikes_at[t]
+            ratio = conversion_ratio(s.net.config, conversion, t, s.data.test_x)
+            k = energy.STATIC_STEP_WEIGHT["bntt"]  # as the energy analysis counts it
+            tn = energy.neuromorphic_energy(spikes, t, "truenorth", k) / self.reference
+            cells = self.robustness(self.conversion) if t == longest else "– | – | –"
+            self.lines.append(
+                f"| Conversion | {t} | {100 * accuracy:.2f}% | {spikes:,.0f} | "
+                f"{ratio:.2f}x | {tn:.4f} | {self.paper('Conversion', t)} | "
+                f"{cells} |"
             )
-            conversion = m["conversion"]
-            longest = conversion["num_steps"]
-            # keys are ints in a run's own metrics, strings once read back from JSON
-            accuracy_at = {int(t): a for t, a in conversion["accuracy_at"].items()}
-            spikes_at = {int(t): v for t, v in conversion["spikes_per_image_at"].items()}
-            for t in sorted(accuracy_at, reverse=True):
-                accuracy, spikes = accuracy_at[t], spikes_at[t]
-                ratio = conversion_ratio(s.net.config, conversion, t, s.data.test_x)
-                k = energy.STATIC_STEP_WEIGHT["bntt"]  # as the energy analysis counts it
-                tn = energy.neuromorphic_energy(spikes, t, "truenorth", k) / reference
-                cells = robustness_cells(conversion_label) if t == longest else "– | – | –"
-                rows.append(
-                    f"| Conversion | {t} | {100 * accuracy:.2f}% | {spikes:,.0f} | "
-                    f"{ratio:.2f}x | {tn:.4f} | {paper_cells('Conversion', t)} | "
-                    f"{cells} |"
-                )
-            continue
+
+    def snn(self, label: str, s: analyses.Subject) -> None:
+        """A spiking network's row, and BNTT's early exit's."""
+        e = self.by_run[label]["energy"]
         key = SURROGATE if s.name == LABELS[SURROGATE] else BNTT
-        m = metrics[key]
-        tn = e["truenorth"]["raw"] / reference
-        rows.append(
+        m = self.metrics[key]
+        tn = e["truenorth"]["raw"] / self.reference
+        self.lines.append(
             f"| {s.name} | {s.num_steps} | {100 * m['test_accuracy']:.2f}% | "
             f"{m['spikes_per_image']:,.0f} | {e['ratio_ann_to_snn']:.2f}x | {tn:.4f} | "
-            f"{paper_cells(s.name, s.num_steps)} | {robustness_cells(label)} |"
+            f"{self.paper(s.name, s.num_steps)} | {self.robustness(label)} |"
         )
         ee = m.get("early_exit")
         if key == BNTT and ee:
-            rows.append(
+            self.lines.append(
                 f"| BNTT + early exit (γ threshold {ee['threshold']:g}) | {ee['step']} | "
                 f"{100 * ee['accuracy']:.2f}% | – | – | – | "
-                f"{paper_cells('BNTT early exit', ee['step'])} | – | – | – |"
+                f"{self.paper('BNTT early exit', ee['step'])} | – | – | – |"
             )
+
+
+def table_lines(
+    record: dict[str, Any],
+    metrics: dict[str, dict[str, Any]],
+    by_run: dict[str, dict[str, Any]],
+    subjects: dict[str, analyses.Subject],
+) -> list[str]:
+    paper = _paper_values(record)
+    rows = _Rows(paper, metrics, by_run, subjects)
+    for label, subject in subjects.items():
+        if subject.kind == "ann":
+            rows.ann(label, subject)
+        elif subject.kind != "conversion":  # a conversion's rows follow its ANN's
+            rows.snn(label, subject)
+    rows = rows.lines
     sigmas = " | ".join(f"σ = {s:g}" for s in TABLE_SIGMAS)
     note = paper.get("note")
+    table_s1 = paper.get("table_s1", {})
     s1 = (
         ""
         if not table_s1
