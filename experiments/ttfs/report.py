@@ -164,22 +164,25 @@ def _table2_rows(metrics: dict[str, Any], paper: dict[str, Any]) -> list[str]:
     ]
 
 
-def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: dict) -> Path:
-    """``report.md``: accuracy, spikes, spike rate, sparsity, latency and energy beside the
-    paper's, the spiking network's agreement with the surrogate, and the kernels per layer.
-
-    The paper's values come from the experiment's ``paper`` dict: ``accuracy`` (%),
-    ``latency``, ``spikes_millions``, ``spike_rate`` and ``sparsity`` (%), and for energy
-    normalised as in Table 2 ``energy_reference`` (``{"name", "spikes", "steps"}`` of the
-    reference method) with ``energy_truenorth`` and ``energy_spinnaker``.
-    """
+def _setup_line(config: ExperimentConfig, metrics: dict) -> str:
+    """The run in one line: the network, its kernel's start, the data and the schedule."""
     network, options = config.network_config, config.options
-    paper = metrics.get("paper", {})
-    snn = metrics["snn"]
+    return (
+        f"TTFS {network.arch.upper()}, T = {network.time_window}, τ₀ = {network.tau0}, "
+        f"t_d,0 = {network.t_d0}, input {network.input_coding}, rounding {network.rounding}; "
+        f"{config.dataset_label}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
+        f"{config.optimizer} lr {config.lr}, e_tar {options.target_epoch}, "
+        f"λ_TR {options.lambda_tr:g}, λ_TB {options.lambda_tb:g}; {metrics['wall_time_s']:.0f} s."
+    )
 
-    def paper_value(key: str, fmt: str = "{}") -> str:
-        return "–" if paper.get(key) is None else fmt.format(paper[key])
 
+def _paper_value(paper: dict, key: str, fmt: str = "{}") -> str:
+    return "–" if paper.get(key) is None else fmt.format(paper[key])
+
+
+def _table2(metrics: dict, paper: dict) -> list[str]:
+    """Table 2's metrics beside the paper's, the energies on both platforms last (normalised
+    to the reference method where the run has one, else raw and not beside the paper's)."""
     e = metrics["energy"]
     reference = (e["reference"] or {}).get("name")
     energy_rows, theirs = [], []
@@ -189,7 +192,7 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
         if normalized is not None:
             energy_rows.append(
                 f"| energy on {label} ÷ {reference} (raw: {formula}) | {normalized:.2f} "
-                f"({raw:.4g}) | {paper_value(f'energy_{platform}')} |"
+                f"({raw:.4g}) | {_paper_value(paper, f'energy_{platform}')} |"
             )
             continue
         energy_rows.append(f"| energy on {label}, raw ({formula}) | {raw:.4g} | – |")
@@ -205,36 +208,31 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
         if theirs
         else []
     )
-    problems = [f"> **{w}**" for w in warnings(metrics)]
-    note = [f"*{paper['note']}.*", ""] if paper.get("note") else []
-    lines = [
-        f"# {name}",
-        "",
-        *problems,
-        *([""] if problems else []),
-        *note,
-        f"TTFS {network.arch.upper()}, T = {network.time_window}, τ₀ = {network.tau0}, "
-        f"t_d,0 = {network.t_d0}, input {network.input_coding}, rounding {network.rounding}; "
-        f"{config.dataset_label}, {metrics['epochs_run']} epochs, batch {config.batch_size}, "
-        f"{config.optimizer} lr {config.lr}, e_tar {options.target_epoch}, "
-        f"λ_TR {options.lambda_tr:g}, λ_TB {options.lambda_tb:g}; {metrics['wall_time_s']:.0f} s.",
-        "",
+    m = metrics
+    return [
         "| metric (TTFS paper, Table 2) | ours | paper |",
         "|---|---|---|",
-        f"| test accuracy | {100 * metrics['test_accuracy']:.2f}% | "
-        f"{paper_value('accuracy', '{:.2f}%')} |",
-        f"| best test accuracy during training | {100 * metrics['best_test_accuracy']:.2f}% | – |",
-        f"| time steps (latency) | {metrics['latency_steps']} | {paper_value('latency')} |",
-        f"| spikes per image | {metrics['spikes_per_image']:,.0f} | "
-        f"{paper_value('spikes_millions', '{:g}·10⁶')} |",
-        f"| spike rate S/(N·H) | {100 * metrics['spike_rate']:.3f}% | "
-        f"{paper_value('spike_rate', '{}%')} |",
-        f"| sparsity S/N | {100 * metrics['sparsity']:.2f}% | {paper_value('sparsity', '{}%')} |",
-        f"| neurons N (input included) | {metrics['neurons']:,} | – |",
+        f"| test accuracy | {100 * m['test_accuracy']:.2f}% | "
+        f"{_paper_value(paper, 'accuracy', '{:.2f}%')} |",
+        f"| best test accuracy during training | {100 * m['best_test_accuracy']:.2f}% | – |",
+        f"| time steps (latency) | {m['latency_steps']} | {_paper_value(paper, 'latency')} |",
+        f"| spikes per image | {m['spikes_per_image']:,.0f} | "
+        f"{_paper_value(paper, 'spikes_millions', '{:g}·10⁶')} |",
+        f"| spike rate S/(N·H) | {100 * m['spike_rate']:.3f}% | "
+        f"{_paper_value(paper, 'spike_rate', '{}%')} |",
+        f"| sparsity S/N | {100 * m['sparsity']:.2f}% | {_paper_value(paper, 'sparsity', '{}%')} |",
+        f"| neurons N (input included) | {m['neurons']:,} | – |",
         *energy_rows,
         "",
         *energy_note,
-        *_table2_rows(metrics, paper),
+    ]
+
+
+def _snn_and_layers(metrics: dict) -> list[str]:
+    """The spiking network's agreement with the surrogate, and each layer's spikes and
+    kernel."""
+    snn = metrics["snn"]
+    return [
         "## The spiking network",
         "",
         f"{snn['images']} test images through the integrate-and-fire network (the surrogate's "
@@ -254,6 +252,32 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
             for layer, k in metrics["kernels"].items()
         ],
         "",
+    ]
+
+
+def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: dict) -> Path:
+    """``report.md``: accuracy, spikes, spike rate, sparsity, latency and energy beside the
+    paper's, the spiking network's agreement with the surrogate, and the kernels per layer.
+
+    The paper's values come from the experiment's ``paper`` dict: ``accuracy`` (%),
+    ``latency``, ``spikes_millions``, ``spike_rate`` and ``sparsity`` (%), and for energy
+    normalised as in Table 2 ``energy_reference`` (``{"name", "spikes", "steps"}`` of the
+    reference method) with ``energy_truenorth`` and ``energy_spinnaker``.
+    """
+    paper = metrics.get("paper", {})
+    problems = [f"> **{w}**" for w in warnings(metrics)]
+    note = [f"*{paper['note']}.*", ""] if paper.get("note") else []
+    lines = [
+        f"# {name}",
+        "",
+        *problems,
+        *([""] if problems else []),
+        *note,
+        _setup_line(config, metrics),
+        "",
+        *_table2(metrics, paper),
+        *_table2_rows(metrics, paper),
+        *_snn_and_layers(metrics),
         "![curves](curves.png) ![accuracy and spikes](accuracy_and_spikes.png)",
         "",
         "![spikes per layer](spikes_per_layer.png)",
