@@ -97,52 +97,68 @@ def _early_exit_plots(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     return written
 
 
-def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: dict) -> Path:
-    """``report.md``: our numbers beside the paper's, spike rates, early exit, plots."""
+def _pct(fraction: float) -> str:  # our accuracies are fractions
+    return f"{100 * fraction:.2f}%"
+
+
+def _paper_pct(percent: float | None) -> str:  # the paper's are percentages
+    return "–" if percent is None else f"{percent:.2f}%"
+
+
+def _setup_line(config: ExperimentConfig, metrics: dict) -> str:
+    """The run in one line: the network, the data and the schedule (or where it was trained)."""
     network = config.network_config
-    paper = metrics.get("paper", {})
-    ee = metrics["early_exit"]  # None for a network without BNTT's γᵗ
-
-    def pct(fraction: float) -> str:  # our accuracies are fractions
-        return f"{100 * fraction:.2f}%"
-
-    def paper_pct(percent: float | None) -> str:  # the paper's are percentages
-        return "–" if percent is None else f"{percent:.2f}%"
-
     plan = f" {','.join(network.plan)}" if network.plan else ""
-    lines = [
-        f"# {name}",
-        "",
+    if metrics.get("imported"):
+        how = (
+            f"imported from the checkpoint {metrics['imported']} (trained elsewhere, not here), "
+            f"tested in {metrics['wall_time_s']:.0f} s."
+        )
+    else:
+        how = (
+            f"{metrics['epochs_run']} epochs, batch {config.batch_size}, {config.optimizer} lr "
+            f"{config.lr}, {metrics['wall_time_s']:.0f} s."
+        )
+    return (
         f"{network.arch.upper()}{plan} ({network.norm}), T = {network.num_steps}, "
         f"leak {network.leak}{', hard reset' if network.reset == 'hard' else ''}, "
-        + (
-            f"{config.dataset_label}, imported from the checkpoint {metrics['imported']} (trained "
-            f"elsewhere, not here), tested in {metrics['wall_time_s']:.0f} s."
-            if metrics.get("imported")
-            else f"{config.dataset_label}, {metrics['epochs_run']} epochs, "
-            f"batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
-            f"{metrics['wall_time_s']:.0f} s."
-        ),
-        "",
-        f"Data: {facts_line(config.facts, config.normalize)}.",
-        "",
+        f"{config.dataset_label}, {how}"
+    )
+
+
+def _metric_rows(config: ExperimentConfig, metrics: dict) -> list[str]:
+    """Accuracy, the early exit and the spikes beside the paper's."""
+    paper, ee = metrics.get("paper", {}), metrics["early_exit"]
+    exit_rows = ee and [
+        f"| early exit (every layer's mean γᵗ < {ee['threshold']}"
+        f"{' × its peak' if ee['relative'] else ''} after T_exit) | "
+        f"T_exit = {ee['step']}: {_pct(ee['accuracy'])} | {_paper_exit(paper)} |"
+    ]
+    return [
         "| metric | ours | paper |",
         "|---|---|---|",
-        f"| test accuracy (T = {network.num_steps}) | {pct(metrics['test_accuracy'])} | "
-        f"{paper_pct(paper.get('accuracy'))} |",
-        f"| best test accuracy during training | {pct(metrics['best_test_accuracy'])} | – |",
-        *(
-            [
-                f"| early exit (every layer's mean γᵗ < {ee['threshold']}"
-                f"{' × its peak' if ee['relative'] else ''} after T_exit) | "
-                f"T_exit = {ee['step']}: {pct(ee['accuracy'])} | {_paper_exit(paper)} |"
-            ]
-            if ee
-            else []
-        ),
+        f"| test accuracy (T = {config.network_config.num_steps}) | "
+        f"{_pct(metrics['test_accuracy'])} | {_paper_pct(paper.get('accuracy'))} |",
+        f"| best test accuracy during training | {_pct(metrics['best_test_accuracy'])} | – |",
+        *(exit_rows or []),
         f"| spikes per image (all layers, all steps) | {metrics['spikes_per_image']:.0f} | "
         f"{paper.get('spikes_per_image', '–')} |",
         "",
+    ]
+
+
+def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: dict) -> Path:
+    """``report.md``: our numbers beside the paper's, spike rates, early exit, plots."""
+    ee = metrics["early_exit"]  # None for a network without BNTT's γᵗ
+    accuracy_vs_t = sorted(metrics["accuracy_vs_T"].items(), key=lambda kv: int(kv[0]))
+    lines = [
+        f"# {name}",
+        "",
+        _setup_line(config, metrics),
+        "",
+        f"Data: {facts_line(config.facts, config.normalize)}.",
+        "",
+        *_metric_rows(config, metrics),
         "## Spike rate per layer (Eq. 23: spikes over all steps per neuron)",
         "",
         "| layer | spike rate |",
@@ -153,10 +169,7 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
         "",
         "| T | accuracy |",
         "|---|---|",
-        *[
-            f"| {t} | {pct(a)} |"
-            for t, a in sorted(metrics["accuracy_vs_T"].items(), key=lambda kv: int(kv[0]))
-        ],
+        *[f"| {t} | {_pct(a)} |" for t, a in accuracy_vs_t],
         "",
         *(_flat_gamma_note(metrics) if ee else []),
         *(_exit_table(metrics) if ee else []),
