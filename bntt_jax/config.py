@@ -85,6 +85,10 @@ class NetworkConfigError(ValueError):
         self.field = field
 
 
+def _fail(field: str, msg: str) -> None:
+    raise NetworkConfigError(field, msg)
+
+
 def _suggest(value: str, choices: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(value, choices, n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
@@ -135,99 +139,106 @@ class NetworkConfig:
     momentum: float = MOMENTUM
 
     def __post_init__(self) -> None:
-        def fail(field: str, msg: str) -> None:
-            raise NetworkConfigError(field, msg)
-
-        def setf(name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
-
-        if self.arch not in ARCHS:
-            hint = _suggest(self.arch, ARCHS)
-            fail("arch", f"unknown arch {self.arch!r}; choose one of {ARCHS}.{hint}")
-        if self.norm not in NORMS:
-            hint = _suggest(self.norm, NORMS)
-            fail("norm", f"unknown norm {self.norm!r}; choose one of {NORMS}.{hint}")
-        if self.reset not in RESETS:
-            hint = _suggest(str(self.reset), RESETS)
-            fail("reset", f"unknown reset {self.reset!r}; choose one of {RESETS}.{hint}")
+        for name, choices in (("arch", ARCHS), ("norm", NORMS), ("reset", RESETS)):
+            value = getattr(self, name)
+            if value not in choices:
+                hint = _suggest(str(value), choices)
+                _fail(name, f"unknown {name} {value!r}; choose one of {choices}.{hint}")
         for name in ("num_steps", "num_classes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                fail(name, f"{name} must be a positive int, got {value!r}.")
+                _fail(name, f"{name} must be a positive int, got {value!r}.")
+        self._check_layers()
+        if self.takes_images:
+            self._check_images()
+        else:
+            self._check_features()
+        self._check_constants()
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def _check_layers(self) -> None:
+        """A plan for ``arch='custom'`` only (its words lower-cased, parsed); hidden widths for
+        the MLP only."""
         if self.arch == "custom":
             if self.plan is None:
-                fail("plan", f"arch='custom' needs a plan, e.g. plan={EXAMPLE_PLAN!r}.")
+                _fail("plan", f"arch='custom' needs a plan, e.g. plan={EXAMPLE_PLAN!r}.")
             plan = self.plan.split(",") if isinstance(self.plan, str) else self.plan
-            setf("plan", tuple(str(w).strip().lower() for w in plan))
+            self._set("plan", tuple(str(w).strip().lower() for w in plan))
             try:
                 parse_plan(self.plan)
             except ValueError as err:
-                fail("plan", str(err))
+                _fail("plan", str(err))
         elif self.plan is not None:
-            fail("plan", f"plan applies to arch='custom' only (a {self.arch} has its own).")
+            _fail("plan", f"plan applies to arch='custom' only (a {self.arch} has its own).")
         if self.arch != "mlp" and self.hidden is not None:
-            fail("hidden", f"hidden applies to arch='mlp' only; {self.arch} has its own layers.")
-        if not self.takes_images:
-            for name in ("img_size", "in_channels"):
-                if getattr(self, name) is not None:
-                    fail(
-                        name,
-                        f"{name} applies to networks of images (a VGG, a plan that "
-                        f"starts with a convolution); {self.arch} takes in_features.",
-                    )
-            setf("in_features", 1 if self.in_features is None else self.in_features)
-            if self.arch == "mlp":
-                hidden = DEFAULT_MLP_HIDDEN if self.hidden is None else tuple(self.hidden)
-                if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-                    fail(
-                        "hidden",
-                        "hidden must be a non-empty sequence of positive ints, got "
-                        f"{self.hidden!r}.",
-                    )
-                setf("hidden", hidden)
-            if not isinstance(self.in_features, int) or self.in_features < 1:
-                fail("in_features", f"in_features must be a positive int, got {self.in_features}.")
-        else:
-            if self.in_features is not None:
-                fail(
-                    "in_features",
-                    f"in_features applies to networks of feature vectors; "
-                    f"{self.arch} takes images (img_size, in_channels).",
+            _fail("hidden", f"hidden applies to arch='mlp' only; {self.arch} has its own layers.")
+
+    def _check_features(self) -> None:
+        """A network of feature vectors: ``in_features`` (default 1), the MLP's hidden widths."""
+        for name in ("img_size", "in_channels"):
+            if getattr(self, name) is not None:
+                _fail(
+                    name,
+                    f"{name} applies to networks of images (a VGG, a plan that "
+                    f"starts with a convolution); {self.arch} takes in_features.",
                 )
-            setf("img_size", 32 if self.img_size is None else self.img_size)
-            setf("in_channels", 3 if self.in_channels is None else self.in_channels)
-            factor = 2 ** sum(item == "P" for item in self._plan()[0])
-            # a preset keeps the authors' shapes; a plan's pools floor odd sizes (PyTorch's)
-            multiple = self.arch != "custom"
-            if (
-                not isinstance(self.img_size, int)
-                or self.img_size < factor
-                or (multiple and self.img_size % factor)
-            ):
-                need = f"a positive multiple of {factor}" if multiple else f"at least {factor}"
-                fail(
-                    "img_size",
-                    f"{self.arch} pools its input {factor.bit_length() - 1} times by 2, "
-                    f"so img_size must be {need}; got {self.img_size!r}.",
+        self._set("in_features", 1 if self.in_features is None else self.in_features)
+        if self.arch == "mlp":
+            hidden = DEFAULT_MLP_HIDDEN if self.hidden is None else tuple(self.hidden)
+            if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+                _fail(
+                    "hidden",
+                    f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}.",
                 )
-            if not isinstance(self.in_channels, int) or self.in_channels < 1:
-                fail("in_channels", f"in_channels must be a positive int, got {self.in_channels}.")
+            self._set("hidden", hidden)
+        if not isinstance(self.in_features, int) or self.in_features < 1:
+            _fail("in_features", f"in_features must be a positive int, got {self.in_features}.")
+
+    def _check_images(self) -> None:
+        """A network of images: ``img_size`` (default 32) that its pools divide, ``in_channels``
+        (default 3)."""
+        if self.in_features is not None:
+            _fail(
+                "in_features",
+                f"in_features applies to networks of feature vectors; "
+                f"{self.arch} takes images (img_size, in_channels).",
+            )
+        self._set("img_size", 32 if self.img_size is None else self.img_size)
+        self._set("in_channels", 3 if self.in_channels is None else self.in_channels)
+        factor = 2 ** sum(item == "P" for item in self._plan()[0])
+        # a preset keeps the authors' shapes; a plan's pools floor odd sizes (PyTorch's)
+        multiple = self.arch != "custom"
+        size = self.img_size
+        if not isinstance(size, int) or size < factor or (multiple and size % factor):
+            need = f"a positive multiple of {factor}" if multiple else f"at least {factor}"
+            _fail(
+                "img_size",
+                f"{self.arch} pools its input {factor.bit_length() - 1} times by 2, "
+                f"so img_size must be {need}; got {self.img_size!r}.",
+            )
+        if not isinstance(self.in_channels, int) or self.in_channels < 1:
+            _fail("in_channels", f"in_channels must be a positive int, got {self.in_channels}.")
+
+    def _check_constants(self) -> None:
+        """The neuron's and the normalisation's constants, as floats in their ranges."""
         for name in ("leak", "threshold", "alpha", "eps", "momentum"):
             value = getattr(self, name)
             if value is None and name == "leak":
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                fail(name, f"{name} must be a number, got {value!r}.")
-            setf(name, float(value))
-        setf("leak", DEFAULT_LEAK[self.arch] if self.leak is None else self.leak)
+                _fail(name, f"{name} must be a number, got {value!r}.")
+            self._set(name, float(value))
+        self._set("leak", DEFAULT_LEAK[self.arch] if self.leak is None else self.leak)
         if not 0.0 < self.leak <= 1.0:  # also false for NaN
-            fail("leak", f"leak must be in (0, 1] (the membrane keeps λ·u), got {self.leak}.")
+            _fail("leak", f"leak must be in (0, 1] (the membrane keeps λ·u), got {self.leak}.")
         for name in ("threshold", "alpha", "eps"):
             value = getattr(self, name)
             if not 0.0 < value < math.inf:
-                fail(name, f"{name} must be finite and > 0, got {value}.")
+                _fail(name, f"{name} must be finite and > 0, got {value}.")
         if not 0.0 <= self.momentum <= 1.0:
-            fail(
+            _fail(
                 "momentum",
                 f"momentum must be in [0, 1] (PyTorch convention), got {self.momentum}.",
             )
