@@ -227,16 +227,38 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
             f"training checkpoint or bntt_jax.from_torch), got {type(params).__name__}.{hint}"
         )
     cfg = params.config
+    spikes = _spike_array(spikes)
+    _check_spike_shape(cfg, spikes)
+    T = _checked_steps(cfg, spikes, T)
+    if train and cfg.normalization.batch_statistics and spikes.shape[1] < 2:
+        raise ValueError(
+            "simulate(train=True): batch statistics need a batch of at least 2 samples, got "
+            f"{spikes.shape[1]}."
+        )
+    check_params(params, "simulate()")
+    check_network("simulate()", params.params, params.batch_stats)
+    check_finite("simulate()", "spikes", spikes)
+    return spikes, T
+
+
+def _spike_array(spikes: Any) -> Any:
+    """``spikes`` as an array of floats (bools become float32); another dtype is refused."""
     if not hasattr(spikes, "shape") or not hasattr(spikes, "dtype"):
         spikes = np.asarray(spikes)
     dtype = np.dtype(spikes.dtype)
     if dtype == np.bool_:
-        spikes = jnp.asarray(spikes, jnp.float32)
-    elif not jnp.issubdtype(dtype, jnp.floating):
+        return jnp.asarray(spikes, jnp.float32)
+    if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(
             f"simulate(): spikes must be floating or bool, got dtype {dtype}; cast them with "
             "spikes.astype(jnp.float32)."
         )
+    return spikes
+
+
+def _check_spike_shape(cfg: NetworkConfig, spikes: Any) -> None:
+    """Time-major spikes ``[T, B, ...]`` of the network's sample shape, naming a missing batch
+    axis or channels-first images."""
     expected = cfg.input_shape
     layout = "[T, B, H, W, C]" if cfg.takes_images else "[T, B, features]"
     if spikes.ndim != 2 + len(expected):
@@ -265,6 +287,11 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
         else:
             problem = f"samples of shape {sample}, but the network takes {expected}"
         raise ValueError(f"simulate(): spikes of shape {tuple(spikes.shape)} have {problem}.")
+
+
+def _checked_steps(cfg: NetworkConfig, spikes: Any, T: Any) -> int:
+    """``T`` (default: all the spikes' steps), within the steps the spikes hold and the
+    parameters have; batch-major spikes are named as such."""
     available = int(spikes.shape[0])
     # batch-major [B, T, ...] spikes passed for time-major [T, B, ...]: the shapes tell when
     # the leading axis cannot be the steps and the second is exactly the network's T
@@ -296,15 +323,7 @@ def _check_inputs(params: Any, spikes: Any, T: Any, train: bool) -> tuple[jax.Ar
             f"than the network's {cfg.num_steps}.{batch_major} (If they are time-major, pass "
             f"spikes[:{T}].)"
         )
-    if train and cfg.normalization.batch_statistics and spikes.shape[1] < 2:
-        raise ValueError(
-            "simulate(train=True): batch statistics need a batch of at least 2 samples, got "
-            f"{spikes.shape[1]}."
-        )
-    check_params(params, "simulate()")
-    check_network("simulate()", params.params, params.batch_stats)
-    check_finite("simulate()", "spikes", spikes)
-    return spikes, T
+    return T
 
 
 def check_params(params: NetworkParams, where: str) -> None:
