@@ -11,6 +11,7 @@ analyses, use the experiment runner (``python -m experiments.run``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -50,14 +51,7 @@ def fit(
       batches), ``train_accuracy`` and, with test arrays, ``test_accuracy``.
     """
     x_train, y_train = np.asarray(x_train), np.asarray(y_train)
-    if int(epochs) < 1 or int(batch_size) < 1:
-        raise ValueError(f"fit(): epochs and batch_size must be >= 1, got {epochs}, {batch_size}.")
-    batches = len(x_train) // int(batch_size)
-    if batches == 0:
-        raise ValueError(
-            f"fit(): {len(x_train)} training samples make no full batch of {batch_size}; "
-            f"pass batch_size={max(1, len(x_train))} or less."
-        )
+    batches = _full_batches(len(x_train), epochs, batch_size)
     state = TrainState.create(net, make_optimizer(optimizer, lr=lr, schedule="constant"))
     step = jax.jit(train_step, static_argnames="encoder")
     evaluate = jax.jit(eval_step, static_argnames="encoder")
@@ -68,30 +62,13 @@ def fit(
     history = []
     for epoch in range(1, int(epochs) + 1):
         order = np.random.default_rng(seed + epoch).permutation(len(x_train))
-        losses, correct = [], []  # device scalars: read once per epoch, not per step
-        for i in range(batches):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            state, metrics = step(state, x_train[idx], y_train[idx], seed_key, encoder=encoder)
-            losses.append(metrics["loss"])
-            correct.append(metrics["accuracy"])
-        losses, correct = jax.device_get((losses, correct))
-        record = {
-            "epoch": epoch,
-            "loss": float(np.mean(losses)),
-            "train_accuracy": float(np.mean(correct)),
-        }
+        batch_indices = [order[i * batch_size : (i + 1) * batch_size] for i in range(batches)]
+        train = functools.partial(step, seed_key=seed_key, encoder=encoder)
+        state, record = _train_epoch(train, state, x_train, y_train, batch_indices)
+        record = {"epoch": epoch, **record}
         if x_test is not None:
-            test_correct = []
-            for i in range(0, len(x_test), batch_size):
-                test = evaluate(
-                    state.net,
-                    x_test[i : i + batch_size],
-                    y_test[i : i + batch_size],
-                    test_key,
-                    encoder=encoder,
-                )
-                test_correct.append(test["correct"])
-            record["test_accuracy"] = float(np.sum(jax.device_get(test_correct))) / len(x_test)
+            test = functools.partial(evaluate, state.net, key=test_key, encoder=encoder)
+            record["test_accuracy"] = _accuracy(test, x_test, y_test, batch_size)
         history.append(record)
         if verbose:
             print(
@@ -101,3 +78,36 @@ def fit(
                 )
             )
     return state.net, history
+
+
+def _full_batches(samples: int, epochs: int, batch_size: int) -> int:
+    """How many full batches an epoch of ``samples`` has; refuses none, or a count < 1."""
+    if int(epochs) < 1 or int(batch_size) < 1:
+        raise ValueError(f"fit(): epochs and batch_size must be >= 1, got {epochs}, {batch_size}.")
+    if samples // int(batch_size) == 0:
+        raise ValueError(
+            f"fit(): {samples} training samples make no full batch of {batch_size}; "
+            f"pass batch_size={max(1, samples)} or less."
+        )
+    return samples // int(batch_size)
+
+
+def _train_epoch(train: Any, state: TrainState, x: np.ndarray, y: np.ndarray, batches: list):
+    """One epoch of ``train(state, x, y)`` over the ``batches`` (index arrays): the state after
+    it and the epoch's mean ``loss`` and ``train_accuracy``."""
+    losses, correct = [], []  # device scalars: read once per epoch, not per step
+    for idx in batches:
+        state, metrics = train(state, x[idx], y[idx])
+        losses.append(metrics["loss"])
+        correct.append(metrics["accuracy"])
+    losses, correct = jax.device_get((losses, correct))
+    return state, {"loss": float(np.mean(losses)), "train_accuracy": float(np.mean(correct))}
+
+
+def _accuracy(test: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    """The fraction of ``x`` that ``test(x, y)`` classifies correctly, batch by batch."""
+    correct = [
+        test(x[i : i + batch_size], y[i : i + batch_size])["correct"]
+        for i in range(0, len(x), batch_size)
+    ]
+    return float(np.sum(jax.device_get(correct))) / len(x)
