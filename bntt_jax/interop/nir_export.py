@@ -33,6 +33,7 @@ Refused, with the reason (a ``ValueError``), because no NIR graph computes them:
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -109,68 +110,65 @@ def _graph(
     """The feed-forward graph: input, per layer synapses → neurons (→ pool), flatten before the
     first dense layer after a convolution, the readout into an integrator, output."""
     nir = _nir()
-    f32 = np.float32
     shape = config.input_shape
     shape = (shape[-1], *shape[:-1]) if len(shape) == 3 else shape  # channels first
-    nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(shape))}
-    edges, last = [], "input"
-
-    def add(name: str, node: Any) -> None:
-        nonlocal last
-        nodes[name] = node
-        edges.append((last, name))
-        last = name
-
+    chain = [("input", nir.Input(input_type=np.array(shape)))]
     for spec in [*config.layers, None]:
         name = config.readout_name if spec is None else spec.name
-        w, b = weights[name], biases[name]
-        if spec is not None and spec.kind == "conv":
-            kernel = np.transpose(w, (3, 2, 0, 1)).astype(f32)  # HWIO -> OIHW
-            bias = np.zeros(w.shape[-1], f32) if b is None else b.astype(f32)
-            add(
-                name,
-                nir.Conv2d(
-                    input_shape=tuple(shape[1:]),
-                    weight=kernel,
-                    stride=1,
-                    padding=1,
-                    dilation=1,
-                    groups=1,
-                    bias=bias,
-                ),
-            )
-            shape = (w.shape[-1], *shape[1:])
-        else:
-            if len(shape) == 3:  # our rows read (H, W, C); NIR flattens (C, H, W)
-                c, h, wd = shape
-                w = w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(c * h * wd, -1)
-                add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0))
-            weight = w.T.astype(f32)
-            node = (
-                nir.Linear(weight=weight)
-                if b is None
-                else nir.Affine(weight=weight, bias=b.astype(f32))
-            )
-            add(name, node)
-            shape = (w.shape[-1],)
+        synapses, shape = _synapses(nir, name, spec, weights[name], biases[name], shape)
+        chain += synapses
         if spec is None:
-            add("readout", nir.I(r=np.full(shape, readout_r, f32)))
+            chain.append(("readout", nir.I(r=np.full(shape, readout_r, np.float32))))
             break
-        add(f"{name}.neuron", neuron(spec.name, shape))
-        if spec.pool == "avg2":
-            two = np.array([2, 2])
-            add(f"{name}.pool", nir.AvgPool2d(kernel_size=two, stride=two, padding=0 * two))
-            shape = (shape[0], shape[1] // 2, shape[2] // 2)
-        elif spec.pool == "global":
-            size = np.array(shape[1:])
-            add(
-                f"{name}.pool",
-                nir.AvgPool2d(kernel_size=size, stride=size, padding=np.array([0, 0])),
-            )
-            shape = (shape[0], 1, 1)
-    add("output", nir.Output(output_type=np.array(shape)))
+        chain.append((f"{name}.neuron", neuron(spec.name, shape)))
+        pool, shape = _pool(nir, spec, shape)
+        chain += [(f"{name}.pool", pool)] if pool is not None else []
+    chain.append(("output", nir.Output(output_type=np.array(shape))))
+    edges = [(a, b) for (a, _), (b, _) in itertools.pairwise(chain)]
     metadata = {"discretisation": DISCRETISATION, "producer": "bntt-jax", **metadata}
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+    return nir.NIRGraph(nodes=dict(chain), edges=edges, metadata=metadata)
+
+
+def _synapses(nir: Any, name: str, spec: Any, w: Any, b: Any, shape: tuple) -> tuple:
+    """A layer's synapses as NIR nodes (a convolution; or a flatten where needed and a linear
+    or affine map) and the shape after them, channels first."""
+    f32 = np.float32
+    if spec is not None and spec.kind == "conv":
+        kernel = np.transpose(w, (3, 2, 0, 1)).astype(f32)  # HWIO -> OIHW
+        bias = np.zeros(w.shape[-1], f32) if b is None else b.astype(f32)
+        conv = nir.Conv2d(
+            input_shape=tuple(shape[1:]),
+            weight=kernel,
+            stride=1,
+            padding=1,
+            dilation=1,
+            groups=1,
+            bias=bias,
+        )
+        return [(name, conv)], (w.shape[-1], *shape[1:])
+    nodes = []
+    if len(shape) == 3:  # our rows read (H, W, C); NIR flattens (C, H, W)
+        c, h, wd = shape
+        w = w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(c * h * wd, -1)
+        nodes.append(("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0)))
+    weight = w.T.astype(f32)
+    linear = (
+        nir.Linear(weight=weight) if b is None else nir.Affine(weight=weight, bias=b.astype(f32))
+    )
+    return [*nodes, (name, linear)], (w.shape[-1],)
+
+
+def _pool(nir: Any, spec: Any, shape: tuple) -> tuple:
+    """A layer's pooling as a NIR node (``None`` if it has none) and the shape after it."""
+    if spec.pool == "avg2":
+        two = np.array([2, 2])
+        node = nir.AvgPool2d(kernel_size=two, stride=two, padding=0 * two)
+        return node, (shape[0], shape[1] // 2, shape[2] // 2)
+    if spec.pool == "global":
+        size = np.array(shape[1:])
+        node = nir.AvgPool2d(kernel_size=size, stride=size, padding=np.array([0, 0]))
+        return node, (shape[0], 1, 1)
+    return None, shape
 
 
 def _bntt_graph(params: Any) -> Any:
