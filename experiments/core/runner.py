@@ -186,23 +186,7 @@ def _epochs(plan: RunPlan, method: Method, network: Any, ledger: Ledger) -> dict
     schedule = tr.lr_schedule(
         config.lr, config.lr_schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch
     )
-    ledger.log.info(
-        "%s: %s on %s (%d train / %d test), %d epochs x %d steps, batch %d, %s lr %g (%s), "
-        "%d device(s) in %d process(es)",
-        plan.name,
-        method.describe(network),
-        data.name,
-        len(data.train_x),
-        len(data.test_x),
-        config.epochs,
-        steps_per_epoch,
-        config.batch_size,
-        config.optimizer,
-        config.lr,
-        config.lr_schedule,
-        mesh.size,
-        jax.process_count(),
-    )
+    ledger.log.info("%s", _start_line(plan, method.describe(network), steps_per_epoch))
     if jax.default_backend() == "cpu":
         ledger.log.info("%s\n%s", ffi.summary(), choice.describe())
     step = method.train_step(config)
@@ -227,7 +211,25 @@ def _epochs(plan: RunPlan, method: Method, network: Any, ledger: Ledger) -> dict
             tested,
             record["epoch_time_s"],
         )
-    metrics = method.final_metrics(state.net, data, config, ledger.manifest["history"], plan.paper)
+    return _finish(plan, method, state, ledger)
+
+
+def _start_line(plan: RunPlan, network: str, steps_per_epoch: int) -> str:
+    """The log's first line of a leg: the network, the data, the schedule and the devices."""
+    config, data = plan.config, plan.data
+    return (
+        f"{plan.name}: {network} on {data.name} ({len(data.train_x)} train / "
+        f"{len(data.test_x)} test), {config.epochs} epochs x {steps_per_epoch} steps, batch "
+        f"{config.batch_size}, {config.optimizer} lr {config.lr:g} ({config.lr_schedule}), "
+        f"{plan.mesh.size} device(s) in {jax.process_count()} process(es)"
+    )
+
+
+def _finish(plan: RunPlan, method: Method, state: Any, ledger: Ledger) -> dict[str, Any]:
+    """The run's end: its final metrics, warnings, plots and report, committed as complete."""
+    config = plan.config
+    history = ledger.manifest["history"]
+    metrics = method.final_metrics(state.net, plan.data, config, history, plan.paper)
     metrics["wall_time_s"] = ledger.elapsed()
     for warning in method.warnings(metrics):
         ledger.log.error("%s", warning)
