@@ -98,70 +98,77 @@ class TTFSConfig:
     bn_momentum: float = 0.99
 
     def __post_init__(self) -> None:
-        def fail(name: str, message: str) -> None:
-            raise TTFSConfigError(name, getattr(self, name), message)
-
-        def choice(name: str, choices: tuple[str, ...]) -> None:
+        for name, choices in (
+            ("arch", TTFS_ARCHS),
+            ("rounding", ROUNDINGS),
+            ("input_coding", INPUT_CODINGS),
+            ("pooling", POOLINGS),
+        ):
             if getattr(self, name) not in choices:
-                fail(name, f"choose one of {', '.join(choices)}.")
-
-        def positive_int(name: str) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                fail(name, "must be a positive int.")
-
-        choice("arch", TTFS_ARCHS)
-        choice("rounding", ROUNDINGS)
-        choice("input_coding", INPUT_CODINGS)
-        choice("pooling", POOLINGS)
-        positive_int("time_window")
-        positive_int("num_classes")
+                self._fail(name, f"choose one of {', '.join(choices)}.")
+        self._positive_int("time_window")
+        self._positive_int("num_classes")
         for name in ("tau0", "theta0", "bn_eps"):
             v = getattr(self, name)
             if not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
-                fail(name, "must be a finite number > 0 (τ ≤ 0 has no kernel).")
+                self._fail(name, "must be a finite number > 0 (τ ≤ 0 has no kernel).")
         if not isinstance(self.t_d0, numbers.Real) or not math.isfinite(self.t_d0):
-            fail("t_d0", "must be a finite number.")
+            self._fail("t_d0", "must be a finite number.")
         if not 0 <= self.dropout < 1:
-            fail("dropout", "must be in [0, 1).")
+            self._fail("dropout", "must be in [0, 1).")
         if not 0 <= self.bn_momentum < 1:
-            fail("bn_momentum", "must be in [0, 1).")
+            self._fail("bn_momentum", "must be in [0, 1).")
         if self.arch == "vgg16":
-            if self.in_features is not None:
-                fail("in_features", "is for the MLP; VGG-16 takes img_size and in_channels.")
-            if self.img_size is None:
-                object.__setattr__(self, "img_size", 32)
-            if self.in_channels is None:
-                object.__setattr__(self, "in_channels", 3)
-            positive_int("img_size")
-            positive_int("in_channels")
-            if self.img_size % 32:
-                fail("img_size", "VGG-16 halves the image five times: use a multiple of 32.")
-            if self.channels is None:
-                object.__setattr__(self, "channels", VGG16_CHANNELS)
-            if self.hidden is None:
-                object.__setattr__(self, "hidden", VGG16_HIDDEN)
-            if len(self.channels) != 13:
-                fail("channels", "VGG-16 has 13 convs: give 13 widths.")
+            self._check_vgg16()
         else:
-            if self.img_size is not None or self.in_channels is not None:
-                fail("img_size", "is for VGG-16; the MLP takes in_features.")
-            if self.channels is not None:
-                fail("channels", "is for VGG-16; the MLP takes hidden.")
-            if self.in_features is None:
-                fail("in_features", "the MLP needs its number of input features.")
-            positive_int("in_features")
-            if self.hidden is None:
-                object.__setattr__(self, "hidden", DEFAULT_MLP_HIDDEN)
+            self._check_mlp()
         for name in ("channels", "hidden"):
             v = getattr(self, name)
             if v is not None:
                 v = tuple(v)
                 object.__setattr__(self, name, v)
                 if not v and (name == "channels" or self.arch == "mlp"):
-                    fail(name, "give at least one width.")
+                    self._fail(name, "give at least one width.")
                 if any(not isinstance(w, numbers.Integral) or w < 1 for w in v):
-                    fail(name, "widths must be positive ints.")
+                    self._fail(name, "widths must be positive ints.")
+
+    def _fail(self, name: str, message: str) -> None:
+        raise TTFSConfigError(name, getattr(self, name), message)
+
+    def _positive_int(self, name: str) -> None:
+        v = getattr(self, name)
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+            self._fail(name, "must be a positive int.")
+
+    def _default(self, name: str, value: Any) -> None:
+        if getattr(self, name) is None:
+            object.__setattr__(self, name, value)
+
+    def _check_vgg16(self) -> None:
+        """VGG-16's images (default 32×32×3, a multiple of 32) and its 13 conv widths."""
+        if self.in_features is not None:
+            self._fail("in_features", "is for the MLP; VGG-16 takes img_size and in_channels.")
+        self._default("img_size", 32)
+        self._default("in_channels", 3)
+        self._positive_int("img_size")
+        self._positive_int("in_channels")
+        if self.img_size % 32:
+            self._fail("img_size", "VGG-16 halves the image five times: use a multiple of 32.")
+        self._default("channels", VGG16_CHANNELS)
+        self._default("hidden", VGG16_HIDDEN)
+        if len(self.channels) != 13:
+            self._fail("channels", "VGG-16 has 13 convs: give 13 widths.")
+
+    def _check_mlp(self) -> None:
+        """The MLP's input features and hidden widths (no image keys)."""
+        if self.img_size is not None or self.in_channels is not None:
+            self._fail("img_size", "is for VGG-16; the MLP takes in_features.")
+        if self.channels is not None:
+            self._fail("channels", "is for VGG-16; the MLP takes hidden.")
+        if self.in_features is None:
+            self._fail("in_features", "the MLP needs its number of input features.")
+        self._positive_int("in_features")
+        self._default("hidden", DEFAULT_MLP_HIDDEN)
 
     # ------------------------------------------------------------------ derived facts
     @property
