@@ -146,18 +146,9 @@ def early_exit_lines(groups: dict, folders: dict[str, str]) -> list[str]:
     ]
     threshold = exits[0]["threshold"]
     rule = " × its peak" if exits[0]["relative"] else ""
-    sweep = {
-        kind: {row["threshold"]: row for row in rows_}
-        for kind, rows_ in metrics["exit_sweep"].items()
-    }
-    gamma_rows = []
-    for layer, curve in metrics["gamma_means"].items():
-        c = np.asarray(curve)
-        above = np.nonzero(c >= threshold)[0]
-        gamma_rows.append(
-            f"| {layer} | {c.max():.3f} (t = {int(c.argmax()) + 1}) | {c[-1]:.3f} | "
-            f"{c[-1] / max(c.max(), 1e-12):.2f} | {int(above[-1]) + 1 if len(above) else '–'} |"
-        )
+    gamma_rows = [
+        _gamma_row(layer, np.asarray(c), threshold) for layer, c in metrics["gamma_means"].items()
+    ]
     folder = folders[first["key"]]
     return [
         "## Early exit (Sec. 3.4; Fig. 3, 5, 6)",
@@ -183,14 +174,30 @@ def early_exit_lines(groups: dict, folders: dict[str, str]) -> list[str]:
         "",
         "| threshold | T_exit (absolute) | accuracy | T_exit (relative) | accuracy |",
         "|---|---|---|---|---|",
-        *[
-            f"| {th:g} | {a['step']} | {100 * a['accuracy']:.2f}% | "
-            f"{sweep['relative'][th]['step']} | {100 * sweep['relative'][th]['accuracy']:.2f}% |"
-            for th, a in sweep["absolute"].items()
-        ],
+        *_sweep_rows(metrics["exit_sweep"]),
         "",
         f"![gamma]({folder}/gamma.png) ![exit sweep]({folder}/exit_sweep.png)",
         "",
+    ]
+
+
+def _gamma_row(layer: str, curve: np.ndarray, threshold: float) -> str:
+    """A layer's mean γᵗ: its peak, its last value, their ratio, its last step ≥ threshold."""
+    above = np.nonzero(curve >= threshold)[0]
+    last = int(above[-1]) + 1 if len(above) else "–"
+    return (
+        f"| {layer} | {curve.max():.3f} (t = {int(curve.argmax()) + 1}) | {curve[-1]:.3f} | "
+        f"{curve[-1] / max(curve.max(), 1e-12):.2f} | {last} |"
+    )
+
+
+def _sweep_rows(exit_sweep: dict) -> list[str]:
+    """The threshold sweep's rows: T_exit and its accuracy by the absolute and relative rules."""
+    sweep = {kind: {row["threshold"]: row for row in rows} for kind, rows in exit_sweep.items()}
+    return [
+        f"| {th:g} | {a['step']} | {100 * a['accuracy']:.2f}% | "
+        f"{sweep['relative'][th]['step']} | {100 * sweep['relative'][th]['accuracy']:.2f}% |"
+        for th, a in sweep["absolute"].items()
     ]
 
 
