@@ -128,8 +128,29 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.dir or Path(tempfile.mkdtemp(prefix="loaders-"))
     (folder / "cache").mkdir(parents=True, exist_ok=True)
     os.environ["BNTT_JAX_CACHE"] = str(folder / "cache")
-    rows = []
+    rows = _cifar_and_mnist_rows(folder)
+    tiny_row, tiny_first, decoded = _tiny_imagenet_row(folder, args.tiny_images)
+    dvs_row, dvs_first, binned = _dvs_row(folder, args.dvs_recordings, args.dvs_events)
+    rows += [tiny_row, dvs_row]
+    # a second run, on a later day: the cache files written back to disk, this process's
+    # datasets freed, then each full-size cache loaded by a new process
+    os.sync()
+    second = {name: second_run(name, folder) for name in ("tiny_imagenet", "cifar10_dvs")}
+    out = _print_table(rows, second)
+    note = (
+        f"tiny_imagenet's first load: {tiny_first:.1f} s for {decoded} JPEGs, scaled to "
+        f"110,000; cifar10_dvs's: {dvs_first:.1f} s for {binned} recordings of "
+        f"{args.dvs_events} events, scaled to 10,000; the cached loads read full-size "
+        "cache files."
+    )
+    print(note)
+    print(json.dumps(out))
+    return 0
 
+
+def _cifar_and_mnist_rows(folder: Path) -> list[tuple]:
+    """CIFAR-10, CIFAR-100 and MNIST at full size: ``(dataset, entry, first load, rate)``."""
+    rows = []
     for name, entry in (("cifar10", "cifar10_bntt"), ("cifar100", "cifar100_bntt")):
         archive = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}
         n = (10_000,) * 5 if name == "cifar10" else (50_000,)
@@ -139,9 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     _write_mnist(folder)
     data, first = _timed(lambda: load_dataset("mnist", str(folder)))
     rows.append(("mnist", "smnist_bntt", first, _rate(data, "smnist_bntt")))
-    del data
+    return rows
 
-    _write_tiny(folder, args.tiny_images)
+
+def _tiny_imagenet_row(folder: Path, images: int) -> tuple[tuple, float, int]:
+    """Tiny-ImageNet: ``images`` JPEGs decoded, the rate scaled to the release's 110,000, and
+    the loader's rate on a full-size cache (the row, the first load, the images decoded)."""
+    _write_tiny(folder, images)
     small, tiny_first = _timed(lambda: load_dataset("tiny_imagenet", str(folder)))
     decoded = len(small.train_x) + len(small.test_x)
     first_full = tiny_first * 110_000 / decoded  # decoding scales with the images
@@ -157,26 +182,27 @@ def main(argv: list[str] | None = None) -> int:
         test_y=rng.integers(0, 200, 10_000).astype(np.int32),
     )
     data = load_dataset("tiny_imagenet", str(folder))
-    rows.append(
-        ("tiny_imagenet", "tiny_imagenet_bntt", first_full, _rate(data, "tiny_imagenet_bntt"))
-    )
-    del data
+    entry = "tiny_imagenet_bntt"
+    return ("tiny_imagenet", entry, first_full, _rate(data, entry)), tiny_first, decoded
 
-    # CIFAR10-DVS: --dvs-recordings recordings of --dvs-events events each, binned; the
-    # binning rate scaled to the release's 10,000, and a full-size frames cache read back
+
+def _dvs_row(folder: Path, recordings: int, events: int) -> tuple[tuple, float, int]:
+    """CIFAR10-DVS: ``recordings`` recordings of ``events`` events each, binned; the binning
+    rate scaled to the release's 10,000, and a full-size frames cache read back (the row, the
+    first load, the recordings binned)."""
     dvs_root = folder / dvs.FOLDER
     rng = np.random.default_rng(4)
-    per_class = max(1, args.dvs_recordings // 10)
+    per_class = max(1, recordings // 10)
     for name in dvs.CLASSES:
         (dvs_root / name).mkdir(parents=True)
         for i in range(per_class):
             index = i if i < per_class // 10 + 1 else 100 + i
             address = (
-                (rng.integers(0, 128, args.dvs_events) << 8)
-                | (rng.integers(0, 128, args.dvs_events) << 1)
-                | rng.integers(0, 2, args.dvs_events)
+                (rng.integers(0, 128, events) << 8)
+                | (rng.integers(0, 128, events) << 1)
+                | rng.integers(0, 2, events)
             )
-            t = np.sort(rng.integers(0, 1_300_000, args.dvs_events))
+            t = np.sort(rng.integers(0, 1_300_000, events))
             body = np.stack([address, t], 1).astype(">u4").tobytes()
             (dvs_root / name / f"cifar10_{name}_{index}.aedat").write_bytes(
                 b"#!AER-DAT2.0\r\n" + body
@@ -193,20 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         index=np.tile(np.arange(1_000), 10),
     )
     data = load_dataset("cifar10_dvs", str(folder))
-    rows.append(
-        (
-            "cifar10_dvs",
-            "dvs_cifar10_bntt",
-            dvs_first * 10_000 / binned,
-            _rate(data, "dvs_cifar10_bntt"),
-        )
+    entry = "dvs_cifar10_bntt"
+    return (
+        ("cifar10_dvs", entry, dvs_first * 10_000 / binned, _rate(data, entry)),
+        dvs_first,
+        binned,
     )
-    del data
-    # a second run, on a later day: the cache files written back to disk, this process's
-    # datasets freed, then each full-size cache loaded by a new process
-    os.sync()
-    second = {name: second_run(name, folder) for name in ("tiny_imagenet", "cifar10_dvs")}
 
+
+def _print_table(rows: list[tuple], second: dict[str, float]) -> list[dict]:
+    """Print the table of loader rates against the training step; return it as records."""
     header = (
         "dataset",
         "first load",
@@ -235,15 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train_step_s": step,
             }
         )
-    note = (
-        f"tiny_imagenet's first load: {tiny_first:.1f} s for {decoded} JPEGs, scaled to "
-        f"110,000; cifar10_dvs's: {dvs_first:.1f} s for {binned} recordings of "
-        f"{args.dvs_events} events, scaled to 10,000; the cached loads read full-size "
-        "cache files."
-    )
-    print(note)
-    print(json.dumps(out))
-    return 0
+    return out
 
 
 if __name__ == "__main__":

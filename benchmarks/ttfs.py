@@ -73,22 +73,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import jax  # JAX: after the target and XLA flags are set
     import jax.numpy as jnp
-    import optax
 
     from bntt_jax import ttfs
     from bntt_jax.ttfs import train as tt
-    from bntt_jax.ttfs.config import VGG16_CHANNELS, VGG16_HIDDEN
 
-    def scaled(widths):
-        return tuple(max(1, round(w * args.width)) for w in widths)
-
-    config = ttfs.TTFSConfig(
-        arch="vgg16",
-        time_window=args.T,
-        img_size=args.img_size,
-        channels=scaled(VGG16_CHANNELS),
-        hidden=scaled(VGG16_HIDDEN),
-    )
+    config = _vgg16_config(args.T, args.img_size, args.width)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.random((args.batch, *config.input_shape), dtype=np.float32))
     y = jnp.asarray(rng.integers(0, 10, args.batch))
@@ -97,16 +86,62 @@ def main(argv: list[str] | None = None) -> int:
     state = tt.TrainState.create(ttfs.init(0, config), tt.make_optimizer())
     ttfs_step = jax.jit(functools.partial(tt.train_step, target_epoch=50))
     key = jax.random.key(0)
-    t0 = time.perf_counter()
-    state, m = ttfs_step(state, x, y, key, 0)
-    jax.block_until_ready(m["loss"])
-    ttfs_first = time.perf_counter() - t0
 
-    # --- the same VGG-16 with ReLU, the same optimiser
+    def run_ttfs():
+        nonlocal state
+        state, m = ttfs_step(state, x, y, key, 0)
+        jax.block_until_ready(m["loss"])
+
+    ttfs_first = _median_seconds(run_ttfs, 1)  # the first call compiles
+    run_relu, relu_first = _relu_vgg16_step(config, x, y)  # the same VGG-16 with ReLU
+    ttfs_times, relu_times = [], []
+    for _ in range(args.steps):  # alternate, one step each
+        ttfs_times.append(_median_seconds(run_ttfs, 1))
+        relu_times.append(_median_seconds(run_relu, 1))
+    ttfs_s, relu_s = statistics.median(ttfs_times), statistics.median(relu_times)
+
+    # --- the spiking network
+    xs = jnp.asarray(rng.random((args.sim_batch, *config.input_shape), dtype=np.float32))
+    net = state.net
+
+    def run_snn():
+        jax.block_until_ready(ttfs.simulate(net, xs).logits)
+
+    sim_first = _median_seconds(run_snn, 1)
+    sim_s = _median_seconds(run_snn, max(1, args.steps // 2))
+    device = str(jax.devices()[0].device_kind)
+    firsts = {"ttfs": ttfs_first, "relu": relu_first, "sim": sim_first}
+    result = _result(args, config, device, ttfs_s, relu_s, sim_s, firsts)
+    print(json.dumps(result) if args.json else _summary(result))
+    return 0
+
+
+def _vgg16_config(time_window: int, img_size: int, width: float) -> Any:
+    """The TTFS paper's VGG-16 with every width scaled by ``width``."""
+    from bntt_jax import ttfs  # JAX-free config; imported with the rest of the library
+    from bntt_jax.ttfs.config import VGG16_CHANNELS, VGG16_HIDDEN
+
+    def scaled(widths):
+        return tuple(max(1, round(w * width)) for w in widths)
+
+    channels, hidden = scaled(VGG16_CHANNELS), scaled(VGG16_HIDDEN)
+    return ttfs.TTFSConfig(
+        arch="vgg16", time_window=time_window, img_size=img_size, channels=channels, hidden=hidden
+    )
+
+
+def _relu_vgg16_step(config: Any, x: Any, y: Any) -> tuple[Any, float]:
+    """A training step of the same VGG-16 with ReLU and the same optimiser, as a function that
+    runs one step, and its first call's seconds (the compilation)."""
+    import jax  # JAX: after the target and XLA flags are set
+    import optax
+
+    from bntt_jax.ttfs import train as tt
+
     model = _relu_vgg16(config)
     variables = model.init(jax.random.key(0), x[:1], train=False)
     tx = tt.make_optimizer()
-    relu_state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+    carry = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
 
     @jax.jit
     def relu_step(carry, x, y):
@@ -123,38 +158,26 @@ def main(argv: list[str] | None = None) -> int:
         updates, opt = tx.update(grads, opt, params)
         return (optax.apply_updates(params, updates), stats, opt), loss
 
-    t0 = time.perf_counter()
-    relu_state, loss = relu_step(relu_state, x, y)
-    jax.block_until_ready(loss)
-    relu_first = time.perf_counter() - t0
-
-    def run_ttfs():
-        nonlocal state
-        state, m = ttfs_step(state, x, y, key, 0)
-        jax.block_until_ready(m["loss"])
-
     def run_relu():
-        nonlocal relu_state
-        relu_state, loss = relu_step(relu_state, x, y)
+        nonlocal carry
+        carry, loss = relu_step(carry, x, y)
         jax.block_until_ready(loss)
 
-    ttfs_times, relu_times = [], []
-    for _ in range(args.steps):  # alternate, one step each
-        ttfs_times.append(_median_seconds(run_ttfs, 1))
-        relu_times.append(_median_seconds(run_relu, 1))
-    ttfs_s, relu_s = statistics.median(ttfs_times), statistics.median(relu_times)
+    return run_relu, _median_seconds(run_relu, 1)
 
-    # --- the spiking network
-    xs = jnp.asarray(rng.random((args.sim_batch, *config.input_shape), dtype=np.float32))
-    net = state.net
-    t0 = time.perf_counter()
-    jax.block_until_ready(ttfs.simulate(net, xs).logits)
-    sim_first = time.perf_counter() - t0
-    sim_s = _median_seconds(
-        lambda: jax.block_until_ready(ttfs.simulate(net, xs).logits), max(1, args.steps // 2)
-    )
-    result = {
-        "device": str(jax.devices()[0].device_kind),
+
+def _result(
+    args: argparse.Namespace,
+    config: Any,
+    device: str,
+    ttfs_s: float,
+    relu_s: float,
+    sim_s: float,
+    firsts: dict[str, float],
+) -> dict[str, Any]:
+    """The measurement as one record (the ``--json`` line)."""
+    return {
+        "device": device,
         "arch": "vgg16",
         "width": args.width,
         "img_size": args.img_size,
@@ -163,26 +186,25 @@ def main(argv: list[str] | None = None) -> int:
         "ttfs_step_s": ttfs_s,
         "relu_step_s": relu_s,
         "ratio": ttfs_s / relu_s,
-        "ttfs_first_call_s": ttfs_first,
-        "relu_first_call_s": relu_first,
+        "ttfs_first_call_s": firsts["ttfs"],
+        "relu_first_call_s": firsts["relu"],
         "sim_batch": args.sim_batch,
         "sim_s": sim_s,
         "sim_images_per_s": args.sim_batch / sim_s,
-        "sim_first_call_s": sim_first,
+        "sim_first_call_s": firsts["sim"],
         "latency_steps": config.latency,
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(
-            f"VGG-16 (width ×{args.width}, {args.img_size}×{args.img_size}, T={args.T}) on "
-            f"{result['device']}, batch {args.batch}:\n"
-            f"  TTFS surrogate training step {ttfs_s:.3f} s, ReLU VGG-16 step {relu_s:.3f} s: "
-            f"ratio {ttfs_s / relu_s:.2f}\n"
-            f"  spiking network ({config.latency} steps): {args.sim_batch / sim_s:.2f} images/s "
-            f"(batch {args.sim_batch}, {sim_s:.2f} s)"
-        )
-    return 0
+
+
+def _summary(r: dict[str, Any]) -> str:
+    return (
+        f"VGG-16 (width ×{r['width']}, {r['img_size']}×{r['img_size']}, T={r['T']}) on "
+        f"{r['device']}, batch {r['batch']}:\n"
+        f"  TTFS surrogate training step {r['ttfs_step_s']:.3f} s, ReLU VGG-16 step "
+        f"{r['relu_step_s']:.3f} s: ratio {r['ratio']:.2f}\n"
+        f"  spiking network ({r['latency_steps']} steps): {r['sim_images_per_s']:.2f} images/s "
+        f"(batch {r['sim_batch']}, {r['sim_s']:.2f} s)"
+    )
 
 
 if __name__ == "__main__":
