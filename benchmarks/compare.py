@@ -186,24 +186,30 @@ def main(argv: list[str] | None = None) -> int:
             impls = (*impls, *PEERS)
         if args.impls:
             impls = tuple(i for i in impls if i in args.impls)
-        results[name] = {impl: [] for impl in impls}
-        for r in range(args.rounds):
-            order = impls if r % 2 == 0 else tuple(reversed(impls))
-            for impl in order:
-                steps = 1 if name.endswith("B64-train") else args.steps
-                sparsity = "trained" if name.endswith("-sparse") else "init"
-                out = run_one(arch, T, batch, mode, impl, steps, sparsity, args.isa)
-                results[name][impl].append(out)
-                print(
-                    f"{name} {impl}: {out['seconds_per_step']:.3f} s/step",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                if args.json_out:
-                    with args.json_out.open("a") as fh:
-                        fh.write(json.dumps({"workload": name, "isa": args.isa, **out}) + "\n")
+        results[name] = _measure(args, name, (arch, T, batch, mode), impls)
     print(table(results))
     return 0
+
+
+def _measure(
+    args: argparse.Namespace, name: str, workload: tuple, impls: tuple[str, ...]
+) -> dict[str, list[dict]]:
+    """Every implementation of one workload, in alternating order over ``--rounds``."""
+    arch, T, batch, mode = workload
+    results: dict[str, list[dict]] = {impl: [] for impl in impls}
+    for r in range(args.rounds):
+        for impl in impls if r % 2 == 0 else tuple(reversed(impls)):
+            steps = 1 if name.endswith("B64-train") else args.steps
+            sparsity = "trained" if name.endswith("-sparse") else "init"
+            out = run_one(arch, T, batch, mode, impl, steps, sparsity, args.isa)
+            results[impl].append(out)
+            print(
+                f"{name} {impl}: {out['seconds_per_step']:.3f} s/step", file=sys.stderr, flush=True
+            )
+            if args.json_out:
+                with args.json_out.open("a") as fh:
+                    fh.write(json.dumps({"workload": name, "isa": args.isa, **out}) + "\n")
+    return results
 
 
 if __name__ == "__main__":
