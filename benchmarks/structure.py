@@ -5,12 +5,12 @@ which functions are long, how often the formatter is kept out, and where imports
     python -m benchmarks.structure --trace    # and a traced digits_bntt run (one epoch, ~30 s)
 
 The trace follows two things through a real run, function by function in the order they are
-first called: the run plan (every call that receives the ``RunPlan``, one of its parts (its
-config, paper values, data or mesh) or a path in its results folder) and ``num_steps`` (every
-call with a parameter of that name). Each function counts once, at its first call; a *file
-crossed* is one the walk enters, a *return* is entering a file it had left before (the walk ``a
-b a`` crosses two files and returns once). Fewer files and fewer returns mean a reader follows
-the value without paging back and forth.
+first called (and, for the plan, at every call of a two-epoch run): the run plan (every call
+that receives the ``RunPlan``, one of its parts (its config, paper values, data or mesh) or a
+path in its results folder) and ``num_steps`` (every call with a parameter of that name). Each
+function counts once, at its first call; a *file crossed* is one the walk enters, a *return* is
+entering a file it had left before (the walk ``a b a`` crosses two files and returns once).
+Fewer files and fewer returns mean a reader follows the value without paging back and forth.
 """
 
 from __future__ import annotations
@@ -60,14 +60,33 @@ def _skips(path: Path) -> int:
 
 
 def walk(calls: list[str]) -> dict[str, Any]:
-    """Files crossed and returns of a walk given as the file of each call, in order."""
+    """Files crossed and returns of a walk given as the file of each call, in order; and the
+    returns once calls into leaf modules (:func:`is_leaf`: helpers such as atomic writes, which
+    a reader follows no further) are left out."""
     stays = [f for i, f in enumerate(calls) if i == 0 or calls[i - 1] != f]
     visits = Counter(stays)
+    inner = [f for f in calls if not is_leaf(f)]
+    inner_stays = [f for i, f in enumerate(inner) if i == 0 or inner[i - 1] != f]
     return {
         "files": len(visits),
         "returns": len(stays) - len(visits),
+        "returns_without_leaves": len(inner_stays) - len(set(inner_stays)),
+        "leaves": sorted({f for f in calls if is_leaf(f)}),
         "visits": dict(visits.most_common()),
     }
+
+
+def is_leaf(file: str) -> bool:
+    """Whether the module ``file`` (relative to the repository) imports nothing of ours."""
+    tree = ast.parse((ROOT / file).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(
+            a.name.split(".")[0] in PACKAGES for a in node.names
+        ):
+            return False
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
+            return False
+    return True
 
 
 class _Follower:
@@ -76,7 +95,7 @@ class _Follower:
     def __init__(self) -> None:
         self.plan_parts: list[Any] = []
         self.seen: dict[str, set] = {"plan": set(), "num_steps": set()}
-        self.calls: dict[str, list[str]] = {"plan": [], "num_steps": []}
+        self.calls: dict[str, list[str]] = {"plan": [], "plan, every call": [], "num_steps": []}
 
     def _follows(self, value: Any) -> bool:
         """A part of the plan, or a path in its results folder."""
@@ -100,16 +119,19 @@ class _Follower:
         where = f"{path.relative_to(ROOT)}"
         site = (where, code.co_firstlineno)
         values = [frame.f_locals.get(n) for n in names]
-        if any(self._follows(v) for v in values) and site not in self.seen["plan"]:
-            self.seen["plan"].add(site)
-            self.calls["plan"].append(where)
+        if any(self._follows(v) for v in values):
+            self.calls["plan, every call"].append(where)
+            if site not in self.seen["plan"]:
+                self.seen["plan"].add(site)
+                self.calls["plan"].append(where)
         if "num_steps" in names and site not in self.seen["num_steps"]:
             self.seen["num_steps"].add(site)
             self.calls["num_steps"].append(where)
 
 
 def trace_run(name: str = "digits_bntt") -> dict[str, Any]:
-    """Run ``name`` for one epoch under the profile hook; the walks of the plan and num_steps."""
+    """Run ``name`` for two epochs of two batches under the profile hook; the walks of the plan
+    (each function at its first call, and every call) and of num_steps."""
     import experiments  # noqa: F401  (the registry; imported here so the static counts load no JAX)
     from experiments.core import runner
 
@@ -128,7 +150,8 @@ def trace_run(name: str = "digits_bntt") -> dict[str, Any]:
     runner.train = train
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            config = experiments.get(name).config.replace(epochs=1)
+            changes = dict(epochs=2, max_train_batches=2, eval_every=1)
+            config = experiments.get(name).config.replace(**changes)
             runner.run_experiment(name, config, Path(tmp) / "run")
     finally:
         runner.train = original
@@ -159,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"'# fmt: skip' lines: {sum(skips.values())} ({skips})")
     for what, w in out.get("trace", {}).items():
         print(
-            f"following {what}: {w['files']} files crossed, {w['returns']} returns; visits: "
+            f"following {what}: {w['files']} files crossed, {w['returns']} returns "
+            f"({w['returns_without_leaves']} without calls into leaf modules: "
+            f"{', '.join(w['leaves']) or 'none'}); visits: "
             + ", ".join(f"{f} {n}" for f, n in w["visits"].items())
         )
 
