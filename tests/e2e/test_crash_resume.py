@@ -24,7 +24,7 @@ import pytest
 from experiments.core import faults, record, run_folder
 from experiments.core.checkpoints import load_checkpoint
 from experiments.run import main
-from tests.helpers.runs import metrics_without_timing
+from tests.helpers.runs import metrics_without_timing, sets
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
@@ -33,16 +33,7 @@ ROOT = Path(__file__).parents[2]
 # the end of the run are all covered.
 ARGS = [
     "digits_bntt",
-    "--set",
-    "epochs=3",
-    "--set",
-    "max_train_batches=3",
-    "--set",
-    "num_steps=4",
-    "--set",
-    "eval_every=1",
-    "--set",
-    "analyses=none",
+    *sets("epochs=3", "max_train_batches=3", "num_steps=4", "eval_every=1", "analyses=none"),
 ]
 
 

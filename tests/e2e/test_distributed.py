@@ -13,22 +13,12 @@ from pathlib import Path
 import pytest
 
 from experiments.core import run_folder
-from tests.helpers.runs import metrics_without_timing
+from tests.helpers.runs import metrics_without_timing, sets
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
 ROOT = Path(__file__).parents[2]
-ARGS = [
-    "digits_bntt",
-    "--set",
-    "epochs=2",
-    "--set",
-    "max_train_batches=4",
-    "--set",
-    "num_steps=4",
-    "--set",
-    "eval_every=1",
-]
+ARGS = ["digits_bntt", *sets("epochs=2", "max_train_batches=4", "num_steps=4", "eval_every=1")]
 
 
 def _free_port() -> int:

@@ -22,23 +22,12 @@ from experiments.core import record, run_folder
 from experiments.core.checkpoints import load_checkpoint
 from experiments.core.config import RESUME_SAFE_KEYS, key_names
 from experiments.run import main
-from tests.helpers.runs import metrics_without_timing
+from tests.helpers.runs import metrics_without_timing, sets
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
 ROOT = Path(__file__).parents[2]
-TINY = [
-    "--set",
-    "epochs=3",
-    "--set",
-    "max_train_batches=3",
-    "--set",
-    "num_steps=4",
-    "--set",
-    "eval_every=1",
-    "--set",
-    "analyses=none",
-]
+TINY = sets("epochs=3", "max_train_batches=3", "num_steps=4", "eval_every=1", "analyses=none")
 
 
 def _snapshot(folder: Path) -> dict[str, str]:

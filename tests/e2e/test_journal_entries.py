@@ -15,6 +15,7 @@ from tests.helpers.data import (
     write_fake_mnist,
     write_fake_tiny_imagenet,
 )
+from tests.helpers.runs import sets
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
@@ -47,22 +48,15 @@ def test_sequential_mnist_entries_train_one_epoch(name, tmp_path):
 
 # Every other entry of the BNTT tables at a scale that runs here (2 steps, batches of 4): the
 # data path, the network and the whole run of each, one epoch.
-SMALL = [
-    "--set",
+SMALL = sets(
     "num_steps=2",
-    "--set",
     "batch_size=4",
-    "--set",
     "eval_batch_size=4",
-    "--set",
     "epochs=1",
-    "--set",
     "max_train_batches=1",
-    "--set",
     "max_eval_batches=1",
-    "--set",
     "analyses=none",
-]
+)
 ENTRIES = [
     "cifar100_bntt",
     "cifar100_no_bntt",

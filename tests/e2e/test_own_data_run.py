@@ -15,28 +15,22 @@ from experiments import analyze
 from experiments.core import record
 from experiments.core.checkpoints import load_checkpoint
 from experiments.run import main
-from tests.helpers.runs import metrics_without_timing
+from tests.helpers.runs import metrics_without_timing, sets
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
 ARGS = [
     "digits_bntt",
-    "--set",
-    "arch=custom",
-    "--set",
-    "plan=c16,p,c32,p,f64",
-    "--set",
-    "epochs=2",
-    "--set",
-    "num_steps=4",
-    "--set",
-    "max_train_batches=4",
-    "--set",
-    "eval_batch_size=50",
-    "--set",
-    "eval_every=1",
-    "--set",
-    "analyses=none",
+    *sets(
+        "arch=custom",
+        "plan=c16,p,c32,p,f64",
+        "epochs=2",
+        "num_steps=4",
+        "max_train_batches=4",
+        "eval_batch_size=50",
+        "eval_every=1",
+        "analyses=none",
+    ),
 ]
 
 

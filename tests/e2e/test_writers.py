@@ -16,21 +16,12 @@ from pathlib import Path
 import pytest
 
 from experiments.core import lock, run_folder
+from tests.helpers.runs import sets
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
 ROOT = Path(__file__).parents[2]
-TINY = [
-    "digits_bntt",
-    "--set",
-    "epochs=3",
-    "--set",
-    "max_train_batches=2",
-    "--set",
-    "num_steps=4",
-    "--set",
-    "analyses=none",
-]
+TINY = ["digits_bntt", *sets("epochs=3", "max_train_batches=2", "num_steps=4", "analyses=none")]
 
 
 def _env(**extra: str) -> dict[str, str]:

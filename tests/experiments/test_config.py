@@ -11,7 +11,7 @@ from experiments.core import record, registry, run_folder
 from experiments.core.config import ConfigError, ExperimentConfig, key_names, show
 from experiments.core.overrides import apply_overrides
 from experiments.run import main
-from tests.helpers.runs import metrics_without_timing
+from tests.helpers.runs import metrics_without_timing, sets
 
 #: ``config.json``'s "experiment" of a digits_bntt run written before the config was nested:
 #: every key of every method, flat (as that version wrote it).
@@ -130,16 +130,7 @@ def test_a_run_folder_of_the_earlier_version_resumes_to_the_same_end(tmp_path, m
     """A run killed after epoch 1 whose config.json is the earlier version's flat form resumes
     to the metrics of the run never interrupted."""
     tiny = [
-        "--set",
-        "epochs=2",
-        "--set",
-        "max_train_batches=3",
-        "--set",
-        "num_steps=4",
-        "--set",
-        "eval_every=1",
-        "--set",
-        "analyses=none",
+        *sets("epochs=2", "max_train_batches=3", "num_steps=4", "eval_every=1", "analyses=none")
     ]
     assert main(["digits_bntt", *tiny, "--out", str(tmp_path / "whole")]) == 0
     real = record.fault_point

@@ -15,17 +15,9 @@ from experiments.core.checkpoints import load_checkpoint
 from experiments.core.overrides import apply_overrides
 from experiments.core.runner import run_experiment
 from experiments.run import main
+from tests.helpers.runs import sets
 
-TINY = [
-    "--set",
-    "epochs=2",
-    "--set",
-    "max_train_batches=3",
-    "--set",
-    "num_steps=4",
-    "--set",
-    "analyses=none",
-]
+TINY = sets("epochs=2", "max_train_batches=3", "num_steps=4", "analyses=none")
 
 
 def test_list(capsys):

@@ -9,6 +9,11 @@ from pathlib import Path
 TIMING = ("epoch_time_s", "wall_time_s")
 
 
+def sets(*changes: str) -> list[str]:
+    """The command-line arguments ``--set KEY=VALUE`` of each change."""
+    return [arg for change in changes for arg in ("--set", change)]
+
+
 def metrics_without_timing(run: Path) -> dict:
     """A results folder's metrics.json without its timing fields."""
     metrics = json.loads((Path(run) / "metrics.json").read_text())

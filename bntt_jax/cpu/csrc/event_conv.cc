@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -490,26 +491,24 @@ ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyB
   });
 }
 
+// The filter gradient, pixel by pixel (every kernel size) or, kByChannel, a 3x3 kernel's
+// channel by channel (FilterGrad3x3).
+template <bool kByChannel>
 ffi::Error FilterGradImpl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
                           ffi::Result<ffi::AnyBuffer> dw, int64_t chunk) {
+  constexpr const char* name =
+      kByChannel ? "event_conv_filter_grad_3x3" : "event_conv_filter_grad";
   int64_t d[6];
   if (auto err = CheckConv(x, w, d); err.failure()) return err;
-  return bntt_jax::ByDtype(x.element_type(), "event_conv_filter_grad", [&](auto zero) {
+  if (kByChannel && d[5] != 3) return ffi::Error::InvalidArgument(std::string(name) + ": k != 3");
+  return bntt_jax::ByDtype(x.element_type(), name, [&](auto zero) {
     using F = decltype(zero);
-    FilterGrad<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1], d[2],
-                  d[3], d[4], d[5], chunk);
-  });
-}
-
-ffi::Error FilterGrad3x3Impl(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer dy,
-                             ffi::Result<ffi::AnyBuffer> dw, int64_t chunk) {
-  int64_t d[6];
-  if (auto err = CheckConv(x, w, d); err.failure()) return err;
-  if (d[5] != 3) return ffi::Error::InvalidArgument("event_conv_filter_grad_3x3: need k = 3");
-  return bntt_jax::ByDtype(x.element_type(), "event_conv_filter_grad_3x3", [&](auto zero) {
-    using F = decltype(zero);
-    FilterGrad3x3<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
-                     d[2], d[3], d[4], chunk);
+    if constexpr (kByChannel)
+      FilterGrad3x3<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
+                       d[2], d[3], d[4], chunk);
+    else
+      FilterGrad<F>(x.typed_data<F>(), dy.typed_data<F>(), dw->typed_data<F>(), d[0], d[1],
+                    d[2], d[3], d[4], d[5], chunk);
   });
 }
 
@@ -549,21 +548,20 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvForward, ForwardImpl,
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvFilterGrad, FilterGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Attr<int64_t>("chunk"));
+// x, w, dy -> dw; chunk: at least this many images of pixels between flushes of the partial
+// sums (SumOverImages).
+#define BNTT_FILTER_GRAD_BINDING                                                          \
+  ffi::Ffi::Bind()                                                                        \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Ret<ffi::AnyBuffer>()                                                              \
+      .Attr<int64_t>("chunk")
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvFilterGrad3x3, FilterGrad3x3Impl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Attr<int64_t>("chunk"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvFilterGrad, FilterGradImpl<false>,
+                              BNTT_FILTER_GRAD_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvFilterGrad3x3, FilterGradImpl<true>,
+                              BNTT_FILTER_GRAD_BINDING);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(EventConvLifEval, LifEvalImpl,
                               ffi::Ffi::Bind()
