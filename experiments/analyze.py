@@ -35,7 +35,7 @@ from experiments import analyses
 from experiments.core import lock, run_folder
 from experiments.core.config import ConfigError, ExperimentConfig, analysed_methods, method_spec
 from experiments.core.data import DataCorruptError, DataMissingError, check_available
-from experiments.core.overrides import parse_overrides
+from experiments.core.overrides import add_set_argument, parse_overrides
 
 #: The config keys an analysis may change: its own, and where it reads the data from.
 ANALYSIS_KEYS = (
@@ -79,14 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="finished runs on the same data to draw beside RUN (e.g. the "
         "surrogate baseline without BNTT), into OUT/comparison",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"one of {', '.join(ANALYSIS_KEYS)}",
-    )
+    add_set_argument(parser, f"one of {', '.join(ANALYSIS_KEYS)}")
     return parser
 
 

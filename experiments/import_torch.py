@@ -36,7 +36,7 @@ from experiments.core import lock, record, registry, run_folder
 from experiments.core.config import ConfigError
 from experiments.core.data import DataMissingError, check_available, load_config_data
 from experiments.core.files import sha256
-from experiments.core.overrides import apply_overrides
+from experiments.core.overrides import add_set_argument, apply_overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,14 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", type=Path, help="the authors' .pth.tar, or a .npz")
     parser.add_argument("name", help="the registered BNTT experiment it was trained as")
     parser.add_argument("--out", type=Path, required=True, help="the results folder to create")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config changes, as for experiments.run",
-    )
+    add_set_argument(parser, "config changes, as for experiments.run")
     return parser
 
 

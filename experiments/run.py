@@ -45,7 +45,12 @@ from experiments.core.data import (
     data_source,
     load_dataset,
 )
-from experiments.core.overrides import apply_overrides, describe_keys, parse_overrides
+from experiments.core.overrides import (
+    add_set_argument,
+    apply_overrides,
+    describe_keys,
+    parse_overrides,
+)
 from experiments.core.run_folder import RunFolderError
 
 EPILOG = """\
@@ -101,14 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("name", nargs="?", help="experiment name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the registered experiments")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set epochs=5 --set lr=0.1 (keys below)",
-    )
+    add_set_argument(parser, "override a config key, e.g. --set epochs=5 --set lr=0.1 (keys below)")
     parser.add_argument(
         "--out", type=Path, help="results folder, new or empty (default results/NAME/TIME)"
     )

@@ -20,7 +20,7 @@ from experiments.ann import report
 from experiments.core import run_folder
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
-from experiments.core.evaluation import host_copy, over_test_set
+from experiments.core.evaluation import host_copy, over_test_set, test_totals
 from experiments.core.method import (
     Method,
     best_accuracy,
@@ -47,18 +47,7 @@ _eval_step = jax.jit(ann.eval_step)
 
 def evaluate(net: ann.ANNParams, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
     """Test accuracy and loss of an ANN."""
-    totals = over_test_set(
-        lambda x, y, i: _eval_step(net, x, y),
-        data,
-        config.eval_batch_size,
-        max_batches=config.max_eval_batches,
-    )
-    count = int(totals["count"])
-    return {
-        "accuracy": int(totals["correct"]) / count,
-        "loss": float(totals["loss_sum"]) / count,
-        "count": count,
-    }
+    return test_totals(lambda x, y, i: _eval_step(net, x, y), data, config)[1]
 
 
 def convert(net: ann.ANNParams, data: Dataset, config: ExperimentConfig) -> Any:

@@ -16,7 +16,7 @@ from experiments.analyses.subject import Subject
 from experiments.bntt import report
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
-from experiments.core.evaluation import over_test_set
+from experiments.core.evaluation import test_totals
 from experiments.core.method import (
     Method,
     best_accuracy,
@@ -55,19 +55,14 @@ def evaluate(
     BNTT-family network (the same Poisson draws for every call with the same seed)."""
     step = _eval_step(config.network.encoder, tuple(sorted(set(exit_steps))))
     key = jax.random.key(config.seed + EVAL_STREAM)
-    totals = over_test_set(
-        lambda x, y, i: step(net, x, y, jax.random.fold_in(key, i)),
-        data,
-        config.eval_batch_size,
-        max_batches=config.max_eval_batches,
+    totals, test = test_totals(
+        lambda x, y, i: step(net, x, y, jax.random.fold_in(key, i)), data, config
     )
-    count = int(totals["count"])
+    count = test["count"]
     neurons = net.config.neurons_per_layer()
     layers = [spec.name for spec in net.config.layers]
     return {
-        "accuracy": int(totals["correct"]) / count,
-        "loss": float(totals["loss_sum"]) / count,
-        "count": count,
+        **test,
         # Eq. 23: spikes of a layer over all steps per neuron, averaged over test images.
         "spike_rate": {
             k: float(totals[f"spikes/{k}"].sum()) / (neurons[k] * count) for k in layers

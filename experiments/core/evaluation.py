@@ -56,6 +56,18 @@ def over_test_set(
     return jax.tree.map(np.asarray, totals)
 
 
+def test_totals(
+    step: Callable[[Any, Any, int], dict[str, Any]], data: Dataset, config: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``step(x, y, i)`` over the test set in the config's batches (capped by
+    ``max_eval_batches``): the summed totals, and the test's ``accuracy``, ``loss`` (from
+    ``correct`` and ``loss_sum``) and image ``count``."""
+    totals = over_test_set(step, data, config.eval_batch_size, max_batches=config.max_eval_batches)
+    count = int(totals["count"])
+    accuracy, loss = int(totals["correct"]) / count, float(totals["loss_sum"]) / count
+    return totals, {"accuracy": accuracy, "loss": loss, "count": count}
+
+
 def _combine(key: str, total: Any, value: Any) -> Any:
     return max(total, value) if key.startswith(MAX_PREFIX) else total + value
 

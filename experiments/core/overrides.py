@@ -49,6 +49,13 @@ def _parse(name: str, text: str) -> Any:
         ) from None
 
 
+def add_set_argument(parser: Any, help: str) -> None:
+    """The ``--set KEY=VALUE`` option (repeatable; into ``overrides``) of a command."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``key=value`` strings as typed values; unknown keys and unparsable values raise
     :class:`ConfigError`. A later ``--set`` of the same key wins."""

@@ -18,7 +18,7 @@ from bntt_jax.ttfs import train as tt
 from bntt_jax.ttfs.models import batch_norm_parameters, kernel_parameters
 from experiments.core.config import ExperimentConfig
 from experiments.core.data import Dataset
-from experiments.core.evaluation import host_copy, over_test_set
+from experiments.core.evaluation import host_copy, over_test_set, test_totals
 from experiments.core.method import (
     Method,
     best_accuracy,
@@ -79,17 +79,12 @@ _forward = jax.jit(ttfs.forward)
 
 def evaluate(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
     """Test accuracy, loss and spikes per image (per layer and in all) of a TTFS surrogate."""
-    totals = over_test_set(
-        lambda x, y, i: _eval_step(net, x, y),
-        data,
-        config.eval_batch_size,
-        max_batches=config.max_eval_batches,
-    )
-    count = int(totals["count"])
+    totals, test = test_totals(lambda x, y, i: _eval_step(net, x, y), data, config)
+    count = test["count"]
     layers = {k: float(totals[f"spikes/{k}"]) / count for k in net.config.kernel_names}
     return {
-        "accuracy": int(totals["correct"]) / count,
-        "loss": float(totals["loss_sum"]) / count,
+        "accuracy": test["accuracy"],
+        "loss": test["loss"],
         "count": count,
         "spikes_per_layer": layers,
         "spikes_per_image": sum(layers.values()),
