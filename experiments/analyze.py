@@ -33,8 +33,9 @@ from typing import Any
 
 from experiments import analyses
 from experiments.core import lock, run_folder
-from experiments.core.config import ConfigError, ExperimentConfig, analysed_methods, method_spec
+from experiments.core.config import ConfigError, ExperimentConfig
 from experiments.core.data import DataCorruptError, DataMissingError, check_available
+from experiments.core.methods import analysed_methods, method_spec
 from experiments.core.overrides import add_set_argument, parse_overrides
 
 #: The config keys an analysis may change: its own, and where it reads the data from.
@@ -112,7 +113,9 @@ def resolve(run: Path, overrides: list[str]) -> tuple[str, ExperimentConfig, dic
     return folder.config["name"], config.replace(**changes), folder.config.get("paper", {})
 
 
-def plan(args: argparse.Namespace) -> list[tuple[Path, str, ExperimentConfig, dict[str, Any]]]:
+def check_command(
+    args: argparse.Namespace,
+) -> list[tuple[Path, str, ExperimentConfig, dict[str, Any]]]:
     """Check the command before anything loads or is written: the run, then every run it is
     compared with (same dataset; the first run's analysis keys apply to all)."""
     lock.check_free(args.run)  # a command writing the run is named first
@@ -141,7 +144,7 @@ def plan(args: argparse.Namespace) -> list[tuple[Path, str, ExperimentConfig, di
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        runs = plan(args)
+        runs = check_command(args)
     except (ConfigError, run_folder.RunFolderError, ValueError, DataMissingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from experiments.core import lock, run_folder, sweeps
-from experiments.core.config import method_spec
+from experiments.core.methods import method_spec
 
 
 def redraw(path: Path) -> list[Path]:

@@ -78,7 +78,7 @@ whose traceback is in log.txt; what was committed before stays intact); 130 inte
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
+class Command:
     """What a command will do, resolved without JAX and without writing anything."""
 
     name: str
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan(args: argparse.Namespace) -> Plan:
+def check_command(args: argparse.Namespace) -> Command:
     """Resolve and check everything about the command that needs no JAX and no data.
 
     Raises :class:`ConfigError`, :class:`experiments.core.run_folder.RunFolderError` (another
@@ -149,28 +149,28 @@ def plan(args: argparse.Namespace) -> Plan:
                 f"{args.out} holds a sweep of {record['name']}, not {args.name}. Resume it "
                 f"with `python -m experiments.run --resume --out {args.out}`."
             )
-        p = Plan(record["name"], None, Path(args.out), record["paper"], True, sweep=record)
+        p = Command(record["name"], None, Path(args.out), record["paper"], True, sweep=record)
     elif args.resume:
         changes = parse_overrides(args.overrides)
         run = run_folder.resolve_run(args.name, None, args.out, True, changes=changes)
-        p = Plan(run.name, run.config, Path(args.out), run.paper, True, run)
+        p = Command(run.name, run.config, Path(args.out), run.paper, True, run)
     else:
         entry = registry.lookup(args.name)
         out = Path(args.out or Path("results") / args.name / time.strftime("%Y%m%d-%H%M%S"))
         if isinstance(entry, registry.Sweep):
             record = sweeps.resolve_new(entry, args.overrides)
             run_folder.check_new(run_folder.inspect(out))
-            p = Plan(args.name, None, out, entry.paper, False, sweep=record)
+            p = Command(args.name, None, out, entry.paper, False, sweep=record)
         else:
             config = apply_overrides(entry.config, args.overrides)
             run = run_folder.resolve_run(args.name, config, out, False, paper=entry.paper)
-            p = Plan(args.name, config, out, entry.paper, False, run)
+            p = Command(args.name, config, out, entry.paper, False, run)
     if p.sweep is not None:
         sweeps.check_members(p.out, p.sweep)
     return p
 
 
-def missing_data(p: Plan) -> DataMissingError | None:
+def missing_data(p: Command) -> DataMissingError | None:
     """Why the data of the command's runs are not there (``None`` if they are)."""
     for config in p.configs:
         try:
@@ -192,7 +192,7 @@ def describe_network(network: Any) -> dict[str, Any]:
     }
 
 
-def _show(p: Plan) -> str:
+def _show(p: Command) -> str:
     missing = missing_data(p)
     data = {"data": f"missing: {missing}" if missing else "present"}
     own = None if p.sweep is not None else p.config
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     if distributed and args.out is None:
         parser.error("with several processes give --out DIR: they must agree on the folder")
     try:
-        p = plan(args)
+        p = check_command(args)
     except (ConfigError, RunFolderError, KeyError) as err:
         return _fail(err)
     if args.show:
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     return _train(p, args, distributed, datasets)
 
 
-def _train(p: Plan, args: argparse.Namespace, distributed: bool, datasets: dict) -> int:
+def _train(p: Command, args: argparse.Namespace, distributed: bool, datasets: dict) -> int:
     """The checked command, with JAX: the devices, then the run or the sweep."""
     import jax  # JAX loads here, once every argument, the folder and the data are checked
 
@@ -317,7 +317,7 @@ def _train(p: Plan, args: argparse.Namespace, distributed: bool, datasets: dict)
         )
 
 
-def _write(p: Plan, mesh: Any, datasets: dict, primary: bool) -> int:
+def _write(p: Command, mesh: Any, datasets: dict, primary: bool) -> int:
     """Train the run or the sweep (the folder's lock held), then the run's analyses."""
     import jax  # loaded already: the command is running
 
@@ -343,7 +343,7 @@ def _write(p: Plan, mesh: Any, datasets: dict, primary: bool) -> int:
         )
     else:
         data = datasets[data_source(p.config)]
-        runner.train(runner.plan(p.run, p.out, p.resume, data, mesh))
+        runner.train(runner.run_plan(p.run, p.out, p.resume, data, mesh))
     if primary:
         print(f"results: {p.out}")
     if p.sweep is None:

@@ -13,8 +13,9 @@ from experiments import analyses
 from experiments.analyses.subject import Subject
 from experiments.core import run_folder
 from experiments.core.checkpoints import load_checkpoint
-from experiments.core.config import ExperimentConfig, method_spec
+from experiments.core.config import ExperimentConfig
 from experiments.core.data import load_config_data
+from experiments.core.methods import method_spec
 
 
 def subjects_of(

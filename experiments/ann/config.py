@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from bntt_jax.config import NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS
-from experiments.core.config import ExperimentConfig, MethodSpec, register_method
+from experiments.core.config import ExperimentConfig
 from experiments.core.data import DatasetFacts
 from experiments.core.keys import (
     NETWORK_FIXES,
@@ -20,12 +20,13 @@ from experiments.core.keys import (
     check_images,
     check_keys,
     choice,
+    config_key,
     integer,
-    key,
     network_error,
     network_takes_images,
     real,
 )
+from experiments.core.methods import MethodSpec, register_method
 
 #: The normalisations an ANN takes: a standard batch norm after every hidden layer, or none.
 ANN_NORMS = ("bn", "none")
@@ -39,8 +40,8 @@ class ANNNetwork:
 
     built: ClassVar[type] = NetworkConfig
 
-    arch: str = key("mlp", f"{', '.join(ARCHS)}", choice(ARCHS))
-    norm: str = key(
+    arch: str = config_key("mlp", f"{', '.join(ARCHS)}", choice(ARCHS))
+    norm: str = config_key(
         "bn",
         "bn (standard batch norm: γ, β) or none",
         choice(
@@ -49,8 +50,8 @@ class ANNNetwork:
             "--set norm=bn (or none).",
         ),
     )
-    hidden: tuple[int, ...] | None = key(None, "MLP hidden widths, e.g. 256,256")
-    plan: tuple[str, ...] | None = key(None, PLAN_HELP)
+    hidden: tuple[int, ...] | None = config_key(None, "MLP hidden widths, e.g. 256,256")
+    plan: tuple[str, ...] | None = config_key(None, PLAN_HELP)
 
     def __post_init__(self) -> None:
         check_keys(self)
@@ -81,7 +82,7 @@ class ANNNetwork:
 class Conversion:
     """How the trained ANN is converted at the end of its run (BNTT Table 3's Conversion)."""
 
-    conversion_steps: tuple[int, ...] | None = key(
+    conversion_steps: tuple[int, ...] | None = config_key(
         (100, 500, 1000),
         "the trained ANN converted to IF neurons is tested at these T (BNTT Table 3); none: "
         "not converted",
@@ -95,15 +96,15 @@ class Conversion:
             "--set conversion_steps=100,500,1000 (comma-separated), or none.",
         ),
     )
-    conversion_percentile: float = key(
+    conversion_percentile: float = config_key(
         100.0,
         "thresholds from this percentile of the input currents, in (0, 100]",
         real(0.0, 100.0, open_low=True, open_high=False),
     )
-    conversion_reset: str = key(
+    conversion_reset: str = config_key(
         "subtract", "converted neurons reset by subtract or zero", choice(("subtract", "zero"))
     )
-    conversion_images: int = key(256, "training images that set the thresholds", integer(1))
+    conversion_images: int = config_key(256, "training images that set the thresholds", integer(1))
 
     def __post_init__(self) -> None:
         check_keys(self)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from bntt_jax.config import NetworkConfig, NetworkConfigError
 from bntt_jax.constants import ARCHS, ENCODERS, RESETS
 from bntt_jax.norms import NORMS, normalization
-from experiments.core.config import ExperimentConfig, MethodSpec, register_method
+from experiments.core.config import ExperimentConfig
 from experiments.core.data import DatasetFacts
 from experiments.core.keys import (
     NETWORK_FIXES,
@@ -23,11 +23,12 @@ from experiments.core.keys import (
     check_images,
     check_keys,
     choice,
+    config_key,
     integer,
-    key,
     network_error,
     network_takes_images,
 )
+from experiments.core.methods import MethodSpec, register_method
 
 # How to fix a value that NetworkConfig refuses (the other keys are checked by their field).
 FIXES = {
@@ -44,14 +45,16 @@ class BNTTNetwork:
 
     built: ClassVar[type] = NetworkConfig
 
-    arch: str = key("mlp", f"{', '.join(ARCHS)}", choice(ARCHS))
-    norm: str = key("bntt", f"normalisation: {', '.join(NORMS)}", choice(NORMS))
-    num_steps: int = key(25, "time steps T", integer(1))
-    leak: float | None = key(None, "membrane leak λ in (0, 1]; none: the arch's default")
-    reset: str = key("soft", "LIF reset: soft (subtract θ) or hard (to 0, NIR's)", choice(RESETS))
-    hidden: tuple[int, ...] | None = key(None, "MLP hidden widths, e.g. 256,256")
-    plan: tuple[str, ...] | None = key(None, PLAN_HELP)
-    encoder: str = key("poisson", f"input encoding: {', '.join(ENCODERS)}", choice(ENCODERS))
+    arch: str = config_key("mlp", f"{', '.join(ARCHS)}", choice(ARCHS))
+    norm: str = config_key("bntt", f"normalisation: {', '.join(NORMS)}", choice(NORMS))
+    num_steps: int = config_key(25, "time steps T", integer(1))
+    leak: float | None = config_key(None, "membrane leak λ in (0, 1]; none: the arch's default")
+    reset: str = config_key(
+        "soft", "LIF reset: soft (subtract θ) or hard (to 0, NIR's)", choice(RESETS)
+    )
+    hidden: tuple[int, ...] | None = config_key(None, "MLP hidden widths, e.g. 256,256")
+    plan: tuple[str, ...] | None = config_key(None, PLAN_HELP)
+    encoder: str = config_key("poisson", f"input encoding: {', '.join(ENCODERS)}", choice(ENCODERS))
 
     def __post_init__(self) -> None:
         check_keys(self)

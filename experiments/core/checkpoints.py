@@ -24,8 +24,8 @@ import orbax.checkpoint as ocp
 
 from bntt_jax import train as tr
 from experiments.core import record
-from experiments.core.config import method_spec
 from experiments.core.files import hash_tree, read_json
+from experiments.core.methods import method_spec
 
 
 def _checkpointer() -> ocp.Checkpointer:

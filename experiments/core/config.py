@@ -23,12 +23,11 @@ checks everything before a results folder exists or JAX starts.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from bntt_jax import serialize
 from bntt_jax.constants import LR_SCHEDULES, OPTIMIZERS
@@ -51,12 +50,13 @@ from experiments.core.keys import (  # noqa: F401  (re-exported)
     check_keys,
     check_split,
     choice,
+    config_key,
     integer,
-    key,
     numbers_at_least,
     real,
     show,
 )
+from experiments.core.methods import METHODS, MethodSpec, method_spec
 
 #: Keys that a resumed run may take anew: they change where the run reads from (a resumed run
 #: checks that it sees the same data, by fingerprint), which analyses follow it or how often
@@ -75,26 +75,26 @@ class AnalysisConfig:
     4.4): the γ-based early exit of a BNTT run's end, and the analyses that follow a BNTT-family
     or ANN run."""
 
-    exit_threshold: float = key(
+    exit_threshold: float = config_key(
         0.1, "γ-based early exit threshold, >= 0", real(0.0, open_low=False)
     )
-    exit_relative: bool = key(
+    exit_relative: bool = config_key(
         False, "early exit against each layer's peak mean γ times exit_threshold (ours)", FLAG
     )
-    noise_sigmas: tuple[float, ...] = key(
+    noise_sigmas: tuple[float, ...] = config_key(
         (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
         "σ of the Gaussian noise on [0, 1] images (BNTT Fig. 4b)",
         numbers_at_least(0, "0,0.1,0.2"),
     )
-    fgsm_epsilons: tuple[float, ...] = key(
+    fgsm_epsilons: tuple[float, ...] = config_key(
         (0.0, 0.01, 0.02, 0.04, 0.08, 0.16),
         "ε of the SNN-crafted FGSM on [0, 1] images (BNTT App. F)",
         numbers_at_least(0, "0,0.1,0.2"),
     )
-    analysis_images: int | None = key(
+    analysis_images: int | None = config_key(
         None, "test images for robustness (first N); none: all", integer(1)
     )
-    analyses: tuple[str, ...] | None = key(
+    analyses: tuple[str, ...] | None = config_key(
         ANALYSIS_NAMES,
         "analyses run on a BNTT-family or ANN run once it finishes (comma-separated); none: "
         "none (python -m experiments.analyze runs them later)",
@@ -110,50 +110,6 @@ class AnalysisConfig:
 
 
 # -------------------------------------------------------------------------- the methods
-class MethodSpec(NamedTuple):
-    """What the configs know of a training method, without JAX.
-
-    Attributes:
-      name: the ``method`` key's value.
-      summary: one line for ``--help``.
-      network: its network keys: a frozen dataclass with ``build(facts)`` (its
-        :class:`bntt_jax.NetworkConfig` or :class:`bntt_jax.ttfs.TTFSConfig`) and
-        ``check(config)`` (what spans its keys and the shared ones).
-      options: its own training options (a frozen dataclass), or ``None``.
-      load: returns its implementation, an :class:`experiments.core.method.Method`
-        (imported on first use, with JAX).
-      unrolled: its training step unrolls the network over ``num_steps`` (BPTT), so its
-        memory grows with T (:mod:`experiments.core.memory`).
-      analysed: the analyses of :mod:`experiments.analyses` read its finished runs (its
-        ``Method.subjects``); ``python -m experiments.analyze`` refuses the others' runs.
-    """
-
-    name: str
-    summary: str
-    network: type
-    options: type | None
-    load: Callable[[], Any]
-    unrolled: bool = False
-    analysed: bool = False
-
-
-def analysed_methods() -> tuple[str, ...]:
-    """The methods whose finished runs the analyses read (:attr:`MethodSpec.analysed`)."""
-    return tuple(name for name, spec in METHODS.items() if spec.analysed)
-
-
-#: The registered methods, by name (each method's package registers itself).
-METHODS: dict[str, MethodSpec] = {}
-
-
-def register_method(spec: MethodSpec) -> MethodSpec:
-    if spec.name in METHODS:
-        raise ValueError(f"method {spec.name!r} is registered twice")
-    METHODS[spec.name] = spec
-    key_types.cache_clear()
-    return spec
-
-
 # ----------------------------------------------------------------------- the config
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
@@ -162,8 +118,10 @@ class ExperimentConfig:
     the network is built against the dataset's facts when the config is, so a config that
     exists is valid."""
 
-    method: str = key("bntt", "bntt (Kim & Panda), ttfs (Park & Yoon) or ann (ReLU, same topology)")
-    dataset: str = key(
+    method: str = config_key(
+        "bntt", "bntt (Kim & Panda), ttfs (Park & Yoon) or ann (ReLU, same topology)"
+    )
+    dataset: str = config_key(
         "digits",
         f"one of {', '.join(DATASETS)}, or PATH.npz of your own (x_train, y_train, x_test, y_test)",
         Check(
@@ -172,29 +130,35 @@ class ExperimentConfig:
             "--set dataset=digits, or dataset=PATH.npz",
         ),
     )
-    data_dir: str = key("data", "folder holding the dataset archives", FOLDER)
-    test_per_class: int | None = key(
+    data_dir: str = config_key("data", "folder holding the dataset archives", FOLDER)
+    test_per_class: int | None = config_key(
         None,
         "cifar10_dvs: recordings 0..N-1 of each class are the test set (none: 100, 9:1)",
         integer(1),
         none="the dataset's own split",
     )
-    normalize: bool = key(True, "standardise inputs; false: intensities in [0, 1]", FLAG)
-    optimizer: str = key("sgd", ", ".join(OPTIMIZERS), choice(OPTIMIZERS))
-    lr: float = key(0.3, "learning rate, finite and > 0", real(0.0, open_low=True))
-    lr_schedule: str = key(
+    normalize: bool = config_key(True, "standardise inputs; false: intensities in [0, 1]", FLAG)
+    optimizer: str = config_key("sgd", ", ".join(OPTIMIZERS), choice(OPTIMIZERS))
+    lr: float = config_key(0.3, "learning rate, finite and > 0", real(0.0, open_low=True))
+    lr_schedule: str = config_key(
         "step", "step (÷10 at 50/70/90% of the epochs) or constant", choice(LR_SCHEDULES)
     )
-    momentum: float = key(0.9, "SGD momentum in [0, 1)", real(0.0, 1.0, open_low=False))
-    weight_decay: float = key(1e-4, "coupled L2 weight decay, >= 0", real(0.0, open_low=False))
-    epochs: int = key(100, "training epochs", integer(1))
-    batch_size: int = key(256, "training batch (global, over all devices)", integer(1))
-    eval_batch_size: int = key(512, "evaluation batch, at most the test set", integer(1))
-    eval_every: int = key(1, "test every N epochs (and after the last)", integer(1))
-    seed: int = key(0, f"random seed, 0 .. {MAX_SEED}", integer(0, MAX_SEED))
-    max_train_batches: int | None = key(None, "cap on batches per epoch (quick runs)", integer(1))
-    max_eval_batches: int | None = key(None, "cap on evaluation batches (quick runs)", integer(1))
-    progress_every_s: float = key(
+    momentum: float = config_key(0.9, "SGD momentum in [0, 1)", real(0.0, 1.0, open_low=False))
+    weight_decay: float = config_key(
+        1e-4, "coupled L2 weight decay, >= 0", real(0.0, open_low=False)
+    )
+    epochs: int = config_key(100, "training epochs", integer(1))
+    batch_size: int = config_key(256, "training batch (global, over all devices)", integer(1))
+    eval_batch_size: int = config_key(512, "evaluation batch, at most the test set", integer(1))
+    eval_every: int = config_key(1, "test every N epochs (and after the last)", integer(1))
+    seed: int = config_key(0, f"random seed, 0 .. {MAX_SEED}", integer(0, MAX_SEED))
+    max_train_batches: int | None = config_key(
+        None, "cap on batches per epoch (quick runs)", integer(1)
+    )
+    max_eval_batches: int | None = config_key(
+        None, "cap on evaluation batches (quick runs)", integer(1)
+    )
+    progress_every_s: float = config_key(
         60.0,
         "without a terminal, a progress line in the log every N seconds",
         real(0.0, open_low=True),
@@ -346,19 +310,6 @@ def _shared_fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(ExperimentConfig) if "help" in f.metadata]
 
 
-def method_spec(name: str) -> MethodSpec:
-    """The registered method ``name`` (:class:`ConfigError` naming the choices otherwise)."""
-    if name not in METHODS:
-        close = difflib.get_close_matches(str(name), list(METHODS), n=1)
-        raise ConfigError(
-            "method",
-            name,
-            f"method must be one of {', '.join(METHODS)}.",
-            f"--set method={close[0] if close else '<one of them>'}",
-        )
-    return METHODS[name]
-
-
 # ------------------------------------------------------------------- the flat key table
 def key_parts() -> list[tuple[str, type, list[dataclasses.Field]]]:
     """``(title, class, fields)`` of every part: the shared keys, then each method's, then the
@@ -379,10 +330,14 @@ def split_optional(hint: Any) -> tuple[Any, bool]:
     return (next(a for a in args if a is not type(None)) if optional else hint), optional
 
 
-@functools.cache
 def key_types() -> dict[str, tuple[Any, bool]]:
     """Every flat key with its type and whether ``none`` is allowed; a key that several
     methods have has one type in all of them."""
+    return _key_types(tuple(METHODS))
+
+
+@functools.cache
+def _key_types(methods: tuple[str, ...]) -> dict[str, tuple[Any, bool]]:
     out: dict[str, tuple[Any, bool]] = {}
     for _, part, fields in key_parts():
         hints = typing.get_type_hints(part)

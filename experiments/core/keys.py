@@ -40,7 +40,7 @@ class Check(NamedTuple):
     fix: str
 
 
-def key(default: Any, help: str, check: Check | None = None, none: str = "no cap") -> Any:
+def config_key(default: Any, help: str, check: Check | None = None, none: str = "no cap") -> Any:
     """A config field: its default, its ``--help`` line, its :class:`Check` and, for a key
     that may be ``None``, what ``none`` means."""
     return dataclasses.field(default=default, metadata={"help": help, "check": check, "none": none})

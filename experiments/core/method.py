@@ -4,7 +4,7 @@
 A method (``experiments/bntt``, ``experiments/ttfs``, ``experiments/ann``) fills one
 :class:`Method` with its own functions; :func:`experiments.core.runner.train` does everything
 else (the epoch loop, the ledger, checkpoints, data parallelism, resume) the same way for
-all. Its JAX-free side, the keys of its config, is a :class:`experiments.core.config.MethodSpec`
+all. Its JAX-free side, the keys of its config, is a :class:`experiments.core.methods.MethodSpec`
 whose ``load`` returns this.
 """
 
@@ -57,7 +57,7 @@ class Method(NamedTuple):
         networks of a finished run that the analyses of :mod:`experiments.analyses` look at
         (:class:`experiments.analyses.subject.Subject`: the run's own, and any it derives,
         such as an ANN's conversion); ``None`` for a method whose report holds its analyses.
-        Its :class:`~experiments.core.config.MethodSpec` says so without JAX (``analysed``).
+        Its :class:`~experiments.core.methods.MethodSpec` says so without JAX (``analysed``).
     """
 
     name: str

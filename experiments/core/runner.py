@@ -88,7 +88,7 @@ def run_experiment(
     mesh = parallel.data_mesh()  # data-parallel over all devices (one on a laptop)
     check_mesh(mesh, config)
     check_device_memory(config, mesh)
-    return train(plan(run, out_dir, resume, data, mesh))
+    return train(run_plan(run, out_dir, resume, data, mesh))
 
 
 def check_device_memory(config: ExperimentConfig, mesh: Mesh) -> None:
@@ -118,10 +118,10 @@ def train_member(
     checked: only the member's own folder is checked (it changes as the sweep goes on)."""
     primary = jax.process_index() == 0
     run = run_folder.resolve_run(name, config, out_dir, resume, paper=paper, primary=primary)
-    return train(plan(run, out_dir, resume, data, mesh))
+    return train(run_plan(run, out_dir, resume, data, mesh))
 
 
-def plan(
+def run_plan(
     run: run_folder.ResolvedRun, out_dir: Path, resume: bool, data: Dataset, mesh: Mesh
 ) -> RunPlan:
     """The :class:`RunPlan` of a checked run and its checked data; a resumed run must see the

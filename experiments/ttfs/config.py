@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from bntt_jax.config import NetworkConfigError
 from bntt_jax.ttfs.config import INPUT_CODINGS, POOLINGS, ROUNDINGS, TTFS_ARCHS, TTFSConfig
-from experiments.core.config import ExperimentConfig, MethodSpec, register_method
+from experiments.core.config import ExperimentConfig
 from experiments.core.data import DatasetFacts
 from experiments.core.keys import (
     FINITE,
@@ -19,11 +19,12 @@ from experiments.core.keys import (
     check_images,
     check_keys,
     choice,
+    config_key,
     integer,
-    key,
     network_error,
     real,
 )
+from experiments.core.methods import MethodSpec, register_method
 
 FIXES = {
     "arch": f"--set arch=<{'|'.join(TTFS_ARCHS)}> to suit the dataset.",
@@ -39,16 +40,22 @@ class TTFSNetwork:
 
     built: ClassVar[type] = TTFSConfig
 
-    arch: str = key("mlp", f"{', '.join(TTFS_ARCHS)}", choice(TTFS_ARCHS))
-    num_steps: int = key(25, "the time window T of every layer", integer(1))
-    hidden: tuple[int, ...] | None = key(None, "hidden widths (MLP; FC1, FC2 of VGG-16)")
-    channels: tuple[int, ...] | None = key(None, "VGG-16: 13 conv widths; none: 64…512")
-    tau0: float = key(10.0, "initial τ of every temporal kernel, > 0", real(0.0, open_low=True))
-    t_d0: float = key(0.0, "initial t_d of every temporal kernel", FINITE)
-    rounding: str = key("ceil", f"spike-time quantiser: {', '.join(ROUNDINGS)}", choice(ROUNDINGS))
-    input_coding: str = key("ttfs", f"input: {', '.join(INPUT_CODINGS)}", choice(INPUT_CODINGS))
-    pooling: str = key("max", f"2x2 pooling: {', '.join(POOLINGS)}", choice(POOLINGS))
-    dropout: float = key(
+    arch: str = config_key("mlp", f"{', '.join(TTFS_ARCHS)}", choice(TTFS_ARCHS))
+    num_steps: int = config_key(25, "the time window T of every layer", integer(1))
+    hidden: tuple[int, ...] | None = config_key(None, "hidden widths (MLP; FC1, FC2 of VGG-16)")
+    channels: tuple[int, ...] | None = config_key(None, "VGG-16: 13 conv widths; none: 64…512")
+    tau0: float = config_key(
+        10.0, "initial τ of every temporal kernel, > 0", real(0.0, open_low=True)
+    )
+    t_d0: float = config_key(0.0, "initial t_d of every temporal kernel", FINITE)
+    rounding: str = config_key(
+        "ceil", f"spike-time quantiser: {', '.join(ROUNDINGS)}", choice(ROUNDINGS)
+    )
+    input_coding: str = config_key(
+        "ttfs", f"input: {', '.join(INPUT_CODINGS)}", choice(INPUT_CODINGS)
+    )
+    pooling: str = config_key("max", f"2x2 pooling: {', '.join(POOLINGS)}", choice(POOLINGS))
+    dropout: float = config_key(
         0.0, "dropout rate after every kernel layer, in [0, 1)", real(0.0, 1.0, open_low=False)
     )
 
@@ -95,13 +102,19 @@ class TTFSNetwork:
 class TTFSTraining:
     """The training terms of Sec. 4 and the spiking network's check at the end."""
 
-    target_epoch: int | None = key(50, "SR target epoch e_tar; none: no relaxation", integer(1))
-    lambda_tr: float = key(
+    target_epoch: int | None = config_key(
+        50, "SR target epoch e_tar; none: no relaxation", integer(1)
+    )
+    lambda_tr: float = config_key(
         1e-5, "weight λ_TR of the kernel regularisation, >= 0", real(0.0, open_low=False)
     )
-    lambda_tb: float = key(1e-5, "weight λ_TB of the TB term, >= 0", real(0.0, open_low=False))
-    kernel_train_start: int = key(0, "first epoch (0-based) that trains τ and t_d", integer(0))
-    snn_images: int | None = key(
+    lambda_tb: float = config_key(
+        1e-5, "weight λ_TB of the TB term, >= 0", real(0.0, open_low=False)
+    )
+    kernel_train_start: int = config_key(
+        0, "first epoch (0-based) that trains τ and t_d", integer(0)
+    )
+    snn_images: int | None = config_key(
         1000, "test images run as a spiking network; none: all", integer(0)
     )
 
