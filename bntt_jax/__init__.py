@@ -7,7 +7,7 @@ The package is laid out in wings:
   :mod:`~bntt_jax.lif`, :mod:`~bntt_jax.norms`, :mod:`~bntt_jax.encoding`,
   :mod:`~bntt_jax.readout`, :mod:`~bntt_jax.layers` (Linen layers for networks of your own),
   :mod:`~bntt_jax.config`, :mod:`~bntt_jax.models`,
-  :mod:`~bntt_jax.network` (``init``, ``simulate``), :mod:`~bntt_jax.train`,
+  :mod:`~bntt_jax.functional` (``init``, ``simulate``), :mod:`~bntt_jax.train`,
   :mod:`~bntt_jax.early_exit`, :mod:`~bntt_jax.parallel`;
 * :mod:`bntt_jax.ttfs`: the TTFS method;
 * :mod:`bntt_jax.cpu`: the CPU speed layer (compiled FFI code, event-driven convolution,
@@ -79,7 +79,7 @@ _API = {
     "SpikingNetwork": "bntt_jax.models",
     **dict.fromkeys(
         ("init", "simulate", "NetworkParams", "SimulateOutput", "RecordedOutput"),
-        "bntt_jax.network",
+        "bntt_jax.functional",
     ),
     **dict.fromkeys(
         ("TrainState", "make_optimizer", "train_step", "eval_step", "cross_entropy", "lr_schedule"),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bntt_jax.network import NetworkParams
+from bntt_jax.functional import NetworkParams
 
 
 def gamma_means(params: NetworkParams) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bntt_jax.network import NetworkParams
+from bntt_jax.functional import NetworkParams
 from bntt_jax.train import TrainState, eval_step, make_optimizer, train_step
 
 

@@ -1,5 +1,6 @@
-"""The network of a :class:`NetworkConfig` (VGG9, VGG11, the MLP) from the layers of
-:mod:`bntt_jax.layers`.
+"""The Flax (Linen) module of the network of a :class:`NetworkConfig` (VGG9, VGG11, the MLP,
+a plan) from the layers of :mod:`bntt_jax.layers`; :mod:`bntt_jax.functional` is the
+functional API over it (``init``, ``simulate``).
 
 Execution is **layer-major**: each layer computes its synaptic input for all T steps at once
 (T folded into the batch of the conv/matmul), normalises every step vectorised over T, and

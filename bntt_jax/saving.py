@@ -31,8 +31,8 @@ import numpy as np
 FORMAT, VERSION = "bntt-jax network", 1
 #: kind -> (module, class) of the network, and (module, class) of its config.
 KINDS = {
-    "NetworkParams": ("bntt_jax.network", "NetworkParams", "bntt_jax.config", "NetworkConfig"),
-    "TTFSParams": ("bntt_jax.ttfs.network", "TTFSParams", "bntt_jax.ttfs.config", "TTFSConfig"),
+    "NetworkParams": ("bntt_jax.functional", "NetworkParams", "bntt_jax.config", "NetworkConfig"),
+    "TTFSParams": ("bntt_jax.ttfs.functional", "TTFSParams", "bntt_jax.ttfs.config", "TTFSConfig"),
     "ANNParams": ("bntt_jax.baselines.ann", "ANNParams", "bntt_jax.config", "NetworkConfig"),
 }
 

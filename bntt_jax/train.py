@@ -21,8 +21,8 @@ import optax
 from bntt_jax.checks import check_finite, check_labels, check_network
 from bntt_jax.constants import ENCODERS, LR_SCHEDULES, OPTIMIZERS
 from bntt_jax.encoding import direct_encode, frames_encode, poisson_encode, sequential_encode
+from bntt_jax.functional import NetworkParams, simulate
 from bntt_jax.models import eval_apply
-from bntt_jax.network import NetworkParams, simulate
 
 
 def step_decay_schedule(

@@ -42,8 +42,8 @@ import numpy as np
 from bntt_jax.baselines.ann import ANNParams
 from bntt_jax.baselines.conversion import ConvertedNetwork, bias_scales
 from bntt_jax.config import NetworkConfig
-from bntt_jax.network import NetworkParams
-from bntt_jax.ttfs.network import TTFSParams
+from bntt_jax.functional import NetworkParams
+from bntt_jax.ttfs.functional import TTFSParams
 
 #: The discretisation the exported parameters assume, stored in the graph's metadata.
 DISCRETISATION = "forward Euler, dt = 1"

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bntt_jax.config import DEFAULT_LEAK, NetworkConfig
-from bntt_jax.network import NetworkParams
+from bntt_jax.functional import NetworkParams
 
 _TORCH_ARCHS = ("vgg9", "vgg11")
 

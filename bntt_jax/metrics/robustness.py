@@ -24,8 +24,8 @@ import jax.numpy as jnp
 
 from bntt_jax.baselines.ann import forward
 from bntt_jax.encoding import poisson_encode
+from bntt_jax.functional import NetworkParams
 from bntt_jax.models import SpikingNetwork
-from bntt_jax.network import NetworkParams
 from bntt_jax.train import cross_entropy, encode
 
 

@@ -58,7 +58,9 @@ _API = {
         "bntt_jax.ttfs.losses",
     ),
     **dict.fromkeys(("TBBatchNorm", "TTFSNetwork", "TemporalKernel"), "bntt_jax.ttfs.models"),
-    **dict.fromkeys(("SurrogateOutput", "TTFSParams", "forward", "init"), "bntt_jax.ttfs.network"),
+    **dict.fromkeys(
+        ("SurrogateOutput", "TTFSParams", "forward", "init"), "bntt_jax.ttfs.functional"
+    ),
     **dict.fromkeys(("SpikingOutput", "fold_batch_norm", "simulate"), "bntt_jax.ttfs.simulate"),
     **dict.fromkeys(
         ("TrainState", "eval_step", "make_optimizer", "train_step"), "bntt_jax.ttfs.train"

@@ -1,4 +1,5 @@
-"""Thin Flax modules of the TTFS surrogate model (Park & Yoon, Sec. 3–5).
+"""Thin Flax modules of the TTFS surrogate model (Park & Yoon, Sec. 3–5);
+:mod:`bntt_jax.ttfs.functional` is the functional API over them (``init``, ``forward``).
 
 They hold parameters and statistics and call the pure functions of :mod:`.kernel` and
 :mod:`.relaxation`. A layer is conv or dense → batch norm (γ and β) → the temporal kernel's

@@ -35,9 +35,9 @@ import jax.numpy as jnp
 
 from bntt_jax.cpu.convolution import conv3x3, spike_dense
 from bntt_jax.ttfs.config import TTFSConfig
+from bntt_jax.ttfs.functional import TTFSParams, check_params, network_input
 from bntt_jax.ttfs.kernel import NO_SPIKE, kernel, threshold_table
 from bntt_jax.ttfs.models import kernel_parameters
-from bntt_jax.ttfs.network import TTFSParams, check_params, network_input
 
 
 class SpikingOutput(NamedTuple):

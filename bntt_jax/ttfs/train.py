@@ -18,10 +18,10 @@ import optax
 
 from bntt_jax import train as bntt_train
 from bntt_jax.train import TrainState, cross_entropy, finite_flags, flag_names, step_key
+from bntt_jax.ttfs.functional import TTFSParams, forward
 from bntt_jax.ttfs.kernel import kernel_errors, representation_range
 from bntt_jax.ttfs.losses import kernel_regularization, total_loss
 from bntt_jax.ttfs.models import kernel_parameters
-from bntt_jax.ttfs.network import TTFSParams, forward
 from bntt_jax.ttfs.relaxation import relaxed_layers
 
 __all__ = ["TrainState", "eval_step", "finite_flag_names", "make_optimizer", "train_step"]
