@@ -129,9 +129,9 @@ def step_profile(arch: str, T: int, batch: int, sparsity: str, steps: int) -> di
     return {
         "wall": wall,
         "kinds": dict(seconds),
-        "top": [
+        "operations": [
             (f"{described[name][1] or name}: {described[name][0]}", s)
-            for name, s in sorted(names.items(), key=lambda kv: -kv[1])[:20]
+            for name, s in sorted(names.items(), key=lambda kv: -kv[1])
         ],
     }
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, s in sorted(out["kinds"].items(), key=lambda kv: -kv[1]):
         print(f"| {kind} | {s:.3f} |")
     print("\nlargest operations:")
-    for name, s in out["top"]:
+    for name, s in out["operations"][:20]:
         print(f"  {s:7.3f} s  {name}")
     return 0
 
