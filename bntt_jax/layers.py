@@ -46,7 +46,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from bntt_jax.constants import EPS, MOMENTUM, SURROGATE_ALPHA
-from bntt_jax.cpu import ffi
+from bntt_jax.cpu import choice
 from bntt_jax.cpu.convolution import conv3x3, spike_dense
 from bntt_jax.cpu.fused import bntt_lif_train
 from bntt_jax.cpu.masked import conv3x3_on_support, spike_dense_on_support
@@ -256,7 +256,7 @@ def bntt_lif(
         return_membrane=return_membrane,
     )
     reference = functools.partial(bntt_lif_reference, **options)
-    if not ffi.runs(y):
+    if not choice.fused_layers(y):
         return reference(y, gamma_t)
     cpu = functools.partial(bntt_lif_train, **options)
     return lax.platform_dependent(y, gamma_t, cpu=cpu, default=reference)

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from bntt_jax.config import NetworkConfig
-from bntt_jax.cpu import choice, ffi
-from bntt_jax.cpu.convolution import conv3x3, dense_enough
+from bntt_jax.cpu import choice
+from bntt_jax.cpu.convolution import conv3x3
 from bntt_jax.cpu.fused import bntt_lif_eval
 from bntt_jax.layers import (
     LIF,
@@ -80,7 +80,7 @@ class SpikingNetwork(nn.Module):
             )
             if train and not record and fused_training(cfg):
                 # the synapses straight after take the membrane for their input gradient
-                hand_on = spec.pool is None and following is not None and ffi.usable()
+                hand_on = spec.pool is None and following is not None and choice.support_gradients()
                 fire = dict(
                     leak=cfg.leak,
                     threshold=cfg.threshold,
@@ -121,7 +121,9 @@ def fusable(config: NetworkConfig, spikes: jax.Array) -> bool:
     """Whether :func:`eval_apply` runs the fused CPU layers for this network and input: its
     normalisation evaluates as a per-step affine map, its neurons reset softly (the compiled
     layer's), and the compiled code is usable."""
-    return config.normalization.fused_eval and config.reset == "soft" and ffi.runs(spikes)
+    return (
+        config.normalization.fused_eval and config.reset == "soft" and choice.fused_layers(spikes)
+    )
 
 
 def _fused_forward(variables: dict[str, Any], config: NetworkConfig, spikes: jax.Array):
@@ -159,12 +161,9 @@ def _fused_forward(variables: dict[str, Any], config: NetworkConfig, spikes: jax
 def _eval_conv_layer(x, kernel, mean, scale, config: NetworkConfig):
     """One convolutional layer in evaluation on CPU (Eq. 4, 8, 9 with the running statistics):
     fused and event-driven (:func:`bntt_lif_eval`), unless the target's choices send inputs
-    this dense to XLA's convolution (:func:`bntt_jax.cpu.choice.for_map`), which then runs
+    this dense to XLA's convolution (:func:`bntt_jax.cpu.choice.eval_conv`), which then runs
     before the affine map and the LIF neurons. Returns the spikes and their counts ``[T, B]``."""
     fused = functools.partial(bntt_lif_eval, leak=config.leak, threshold=config.threshold)
-    pick = choice.for_map(x.shape[2] * x.shape[3])
-    if pick.dense_forward != "xla":
-        return fused(x, kernel, mean, scale)
 
     def separate(x, kernel, mean, scale):
         y = fold_time(lambda v: conv3x3(v, kernel.astype(v.dtype)), x)
@@ -172,7 +171,9 @@ def _eval_conv_layer(x, kernel, mean, scale, config: NetworkConfig):
         out = lif_scan(current, leak=config.leak, threshold=config.threshold)
         return out, jnp.sum(out.reshape(out.shape[:2] + (-1,)), axis=-1).astype(jnp.int32)
 
-    return lax.cond(dense_enough(x, pick.conv_rate), separate, fused, x, kernel, mean, scale)
+    forms = {"fused": fused, "xla": separate}
+    fraction = functools.partial(choice.nonzero_fraction, x)
+    return choice.eval_conv(x).run(forms, fraction, x, kernel, mean, scale)
 
 
 def eval_apply(

@@ -9,8 +9,9 @@
   pass forward and two backward;
 * :mod:`~bntt_jax.cpu.masked`: the input gradient computed only where the surrogate of the
   next layer's neurons is non-zero;
-* :mod:`~bntt_jax.cpu.choice`: which of the compiled kernels or XLA's ops runs, per target
-  and map size (the crossovers measured by ``benchmarks.kernels``);
+* :mod:`~bntt_jax.cpu.choice`: which form of each operation runs (a compiled kernel or XLA's
+  op, per target, shape and the inputs' density; the crossovers measured by
+  ``benchmarks.kernels``): the one place a form is chosen;
 * :mod:`~bntt_jax.cpu.huge_pages`: transparent huge pages for XLA:CPU's large buffers.
 
 Nothing here imports the model: the model chooses these ops, never the other way round.

@@ -5,23 +5,20 @@ On GPU and TPU both directions use the library convolution / matmul. On XLA:CPU:
 * with the compiled code (:mod:`bntt_jax.cpu.ffi`; float32/float64): the forward and the
   filter gradient are **event-driven**: they visit only the non-zero inputs, which are
   binary spikes (or their 2×2 averages) everywhere but in the first layer, and a trained BNTT
-  network fires sparsely. An input with more non-zeros than the target's crossover
-  (:func:`bntt_jax.cpu.choice.for_map`; :data:`DENSE_MATMUL_RATE` for a large dense layer),
-  measured on every call, takes a dense forward instead (the compiled one or XLA's, as
-  :mod:`~bntt_jax.cpu.choice` says for the target), and on maps of at most
-  :data:`SMALL_FILTER_GRAD_MAP` pixels one with more than :data:`DENSE_FILTER_GRAD_RATE` takes
-  im2col's matmul for its filter gradient. The input gradient, which is dense (the batch
-  norm's backward makes every element of the output gradient non-zero), is a register-blocked
-  compiled kernel or XLA's (:mod:`~bntt_jax.cpu.choice`), and im2col's transpose on maps of at
-  most 4 pixels; after LIF neurons, :func:`bntt_jax.cpu.masked.conv3x3_on_support` computes
-  it only where their surrogate is non-zero. The compiled passes use all cores.
-* without it: the library convolution forward (im2col for maps of at most 4 pixels, where
-  XLA:CPU's convolution is pathological: 5.7 s for what a matmul does in 0.13 s on VGG11's
-  2×2 maps) and the vector-Jacobian product of the im2col form backward (XLA:CPU's own filter
-  gradient runs at ~17 GFLOP/s against ~95 forward).
+  network fires sparsely. An input with more non-zeros than the crossover, measured on every
+  call, takes a dense form instead (the compiled one or XLA's). The input gradient, which is
+  dense (the batch norm's backward makes every element of the output gradient non-zero), is a
+  register-blocked compiled kernel or XLA's; after LIF neurons,
+  :func:`bntt_jax.cpu.masked.conv3x3_on_support` computes it only where their surrogate is
+  non-zero. The compiled passes use all cores.
+* without it: the library convolution forward (im2col on the tiniest maps) and the
+  vector-Jacobian product of the im2col form backward (XLA:CPU's own filter gradient runs at
+  ~17 GFLOP/s against ~95 forward).
 
-All forms compute the same convolution; they differ only in floating-point summation order
-(the tests compare them in float64). ``benchmarks/README.md`` has the measurements.
+Which form runs where is :mod:`bntt_jax.cpu.choice`'s answer (per target, map size and the
+inputs' density); this module holds the forms by name. All forms compute the same
+convolution; they differ only in floating-point summation order (the tests compare them in
+float64). ``benchmarks/README.md`` has the measurements.
 """
 
 from __future__ import annotations
@@ -34,9 +31,6 @@ import numpy as np
 from jax import lax
 
 from bntt_jax.cpu import choice, ffi
-
-#: Feature maps with at most this many pixels use im2col forward on CPU.
-SMALL_MAP = 4
 
 
 def conv3x3_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -128,11 +122,6 @@ def conv_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.ffi.ffi_call("bntt_dense_input_grad", out, vmap_method="sequential")(g, wt)
 
 
-def small(x: jax.Array) -> bool:
-    """Whether ``x``'s maps have at most :data:`SMALL_MAP` pixels (im2col's territory)."""
-    return x.shape[1] * x.shape[2] <= SMALL_MAP
-
-
 def _lowered_on_cpu(cpu_forward, cpu_backward):
     """Decorator: the decorated ``f(x, kernel)`` (the reference) runs off CPU, both ways; on
     CPU the forward is ``cpu_forward(x, kernel)`` and the VJP ``cpu_backward(x, kernel, g)
@@ -171,45 +160,29 @@ def conv3x3_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return conv_input_grad(x, flipped.astype(x.dtype))
 
 
-def dense_enough(x: jax.Array, rate: float) -> jax.Array:
-    """Whether more than ``rate`` of ``x``'s elements are non-zero, measured on every k-th of
-    its N images (about 64 of them, spread over the folded time steps and the batch)."""
-    sample = x[:: max(1, x.shape[0] // 64)]
-    return jnp.mean(sample != 0, dtype=jnp.float32) > rate
-
-
 def _conv_cpu_forward(x, kernel):
-    if ffi.runs(x):
-        if not small(x):
-            pick = choice.for_map(x.shape[1] * x.shape[2])
-            dense_forward = conv3x3_dense if pick.dense_forward == "kernel" else conv3x3_reference
-            dense = dense_enough(x, pick.conv_rate)
-            return lax.cond(dense, dense_forward, sparse_conv, x, kernel.astype(x.dtype))
-        return sparse_conv(x, kernel)
-    if small(x):
-        return conv3x3_im2col(x, kernel)
-    return conv3x3_reference(x, kernel)
-
-
-#: On maps of at most this many pixels (VGG11's 4×4 and 2×2) the filter gradient of an
-#: input with more than :data:`DENSE_FILTER_GRAD_RATE` non-zeros is im2col's matmul: there an
-#: image's few non-zeros per channel each update rows of a partial gradient far larger than L2
-#: (9·512·512 floats). 4×4, 256 → 512 at 70 %: 0.304 s event-driven, 0.187 s matmul; at 26 %
-#: 0.169 and 0.179 s (``benchmarks/README.md``).
-SMALL_FILTER_GRAD_MAP = 16
-DENSE_FILTER_GRAD_RATE = 0.4
+    forms = {
+        "event": sparse_conv,
+        "kernel": conv3x3_dense,
+        "xla": conv3x3_reference,
+        "im2col": conv3x3_im2col,
+    }
+    if choice.conv_compiled(x):  # the compiled forms take the kernel in x's dtype, XLA's too
+        kernel = kernel.astype(x.dtype)
+    return choice.conv_forward(x).run(forms, lambda: choice.nonzero_fraction(x), x, kernel)
 
 
 def _im2col_filter_grad(x, kernel, g):
     return jax.vjp(lambda k: conv3x3_im2col(x, k), kernel)[1](g)[0]
 
 
-#: On maps of at most this many pixels XLA's dense input gradient is im2col's transpose, one
-#: matmul whose patch matrix is small there; on larger maps it is the flipped convolution of
-#: :func:`xla_input_grad`. As an AVX2 machine, T·B = 800: 4×4, 512 → 512 0.377 s against
-#: 0.449 s, 256 → 512 0.206 against 0.230 s; 8×8, 256 → 256 0.541 against 0.442 s (2×2:
-#: 0.099 against 6.5 s).
-SMALL_INPUT_GRAD_MAP = 16
+def _im2col_input_grad(g, kernel):
+    x = jax.ShapeDtypeStruct(g.shape[:3] + kernel.shape[2:3], g.dtype)
+    return jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)[0]
+
+
+def _flipped_input_grad(g, kernel):
+    return conv3x3_reference(g, jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3))
 
 
 def xla_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -219,36 +192,31 @@ def xla_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     convolution ``jax.linear_transpose`` emits for its convolution 4.4× slower inside a
     ``lax.cond``: 1.48 s against 0.34 s on VGG9's 8×8 layers; im2col's would hold a patch
     matrix 9× the input, 1.9 GB for VGG9's conv2 at T = 25, batch 32); im2col's transpose on
-    maps of at most :data:`SMALL_INPUT_GRAD_MAP` pixels."""
-    kernel = kernel.astype(g.dtype)
-    if g.shape[1] * g.shape[2] <= SMALL_INPUT_GRAD_MAP:
-        x = jax.ShapeDtypeStruct(g.shape[:3] + kernel.shape[2:3], g.dtype)
-        return jax.linear_transpose(lambda v: conv3x3_im2col(v, kernel), x)(g)[0]
-    return conv3x3_reference(g, jnp.swapaxes(jnp.flip(kernel, (0, 1)), 2, 3))
+    small maps (:func:`bntt_jax.cpu.choice.xla_input_grad`)."""
+    forms = {"im2col": _im2col_input_grad, "xla": _flipped_input_grad}
+    return choice.xla_input_grad(g).run(forms, None, g, kernel.astype(g.dtype))
 
 
 def dense_input_grad(g: jax.Array, kernel: jax.Array) -> jax.Array:
     """:func:`conv3x3`'s dense input gradient on CPU with the compiled code, for the output
     gradient ``g`` ``[N, H, W, D]``: the compiled kernel or :func:`xla_input_grad`, as
-    :func:`bntt_jax.cpu.choice.for_map` says for the map (always XLA's on maps of at most
-    :data:`SMALL_MAP` pixels, where one matmul beats 6-pixel blocks)."""
-    pixels = g.shape[1] * g.shape[2]
-    if pixels <= SMALL_MAP or choice.for_map(pixels).input_grad == "xla":
-        return xla_input_grad(g, kernel)
-    return conv_input_grad(g, kernel.astype(g.dtype))
+    :func:`bntt_jax.cpu.choice.conv_input_grad` says."""
+    forms = {"xla": xla_input_grad, "kernel": conv_input_grad}
+    return choice.conv_input_grad(g).run(forms, None, g, kernel.astype(g.dtype))
 
 
 def conv_cpu_input_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
-    """:func:`conv3x3`'s input gradient on CPU with the compiled code (``ffi.runs(x)``)."""
+    """:func:`conv3x3`'s input gradient on CPU with the compiled code
+    (:func:`bntt_jax.cpu.choice.conv_compiled`)."""
     return dense_input_grad(g.astype(x.dtype), kernel).astype(x.dtype)
 
 
 def conv_cpu_filter_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
-    """:func:`conv3x3`'s filter gradient on CPU with the compiled code (``ffi.runs(x)``)."""
-    if x.shape[1] * x.shape[2] <= SMALL_FILTER_GRAD_MAP:
-        dense = dense_enough(x, DENSE_FILTER_GRAD_RATE)
-        return lax.cond(dense, _im2col_filter_grad, sparse_conv_filter_grad, x, kernel, g)
-    return sparse_conv_filter_grad(x, kernel, g)
+    """:func:`conv3x3`'s filter gradient on CPU with the compiled code
+    (:func:`bntt_jax.cpu.choice.conv_compiled`): event-driven or im2col's matmul
+    (:func:`bntt_jax.cpu.choice.conv_filter_grad`)."""
+    forms = {"event": sparse_conv_filter_grad, "im2col": _im2col_filter_grad}
+    return choice.conv_filter_grad(x).run(forms, lambda: choice.nonzero_fraction(x), x, kernel, g)
 
 
 def one_after_another(first, then, *operands):
@@ -264,7 +232,7 @@ def one_after_another(first, then, *operands):
 
 
 def _conv_cpu_backward(x, kernel, g):
-    if ffi.runs(x):
+    if choice.conv_compiled(x):
         dkernel, dx = one_after_another(conv_cpu_filter_grad, conv_cpu_input_grad, x, kernel, g)
         return dx, dkernel
     return jax.vjp(conv3x3_im2col, x, kernel)[1](g)
@@ -276,52 +244,40 @@ def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return conv3x3_reference(x, kernel)
 
 
-#: Dense layers with fewer inputs or outputs than this (the 10-class readout, the 1-pixel
-#: input of the sequential MLP) keep the XLA matmul on CPU, which is faster there.
-MIN_SPARSE_FEATURES = 16
-
-
-def dense_ffi(x: jax.Array, kernel: jax.Array) -> bool:
-    """Whether the compiled code runs :func:`spike_dense` of ``x`` and ``kernel``."""
-    return min(kernel.shape) >= MIN_SPARSE_FEATURES and ffi.runs(x)
-
-
 def _dense_sparse_forward(x, kernel):
     y = sparse_conv(x.reshape(-1, 1, 1, x.shape[-1]), kernel[None, None])
     return y.reshape(x.shape[:-1] + kernel.shape[-1:])
 
 
 def _dense_cpu_forward(x, kernel):
-    if dense_ffi(x, kernel):
-        if kernel.size * x.dtype.itemsize > SPARSE_DENSE_GRAD_BYTES:
-            dense = dense_enough(x, DENSE_MATMUL_RATE)
-            return lax.cond(dense, jnp.matmul, _dense_sparse_forward, x, kernel.astype(x.dtype))
-        return _dense_sparse_forward(x, kernel)
-    return x @ kernel
+    forms = {"event": _dense_sparse_forward, "xla": jnp.matmul}
+    if choice.dense_compiled(x, kernel):  # as in _conv_cpu_forward
+        kernel = kernel.astype(x.dtype)
+    pick = choice.dense_forward(x, kernel)
+    return pick.run(forms, lambda: choice.nonzero_fraction(x), x, kernel)
 
 
-#: A dense layer's weight gradient is event-driven only while its float32 partial sums fit in
-#: L2 (the sequential MLP's 256 × 256); larger ones (VGG9's 4096 × 1024 fc1: 16 MB) would
-#: update rows all over memory, and XLA's matmul is 5× faster there (``benchmarks/README.md``).
-SPARSE_DENSE_GRAD_BYTES = 1 << 20
-#: Above this fraction of non-zero inputs a dense layer over :data:`SPARSE_DENSE_GRAD_BYTES`
-#: of weights takes XLA's matmul forward: its event-driven forward gathers rows of a weight
-#: matrix larger than L2 (VGG9's fc1: the two take the same time at ~19 %).
-DENSE_MATMUL_RATE = 0.2
+def _xla_weight_grad(x, kernel, g):
+    flat_x, flat_g = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+    return (flat_x.T @ flat_g.astype(x.dtype)).astype(kernel.dtype)
 
 
-def dense_cpu_weight_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
-    """:func:`spike_dense`'s weight gradient on CPU with the compiled code (``dense_ffi``)."""
-    if kernel.size * x.dtype.itemsize > SPARSE_DENSE_GRAD_BYTES:
-        flat_x, flat_g = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
-        return (flat_x.T @ flat_g.astype(x.dtype)).astype(kernel.dtype)
+def _event_weight_grad(x, kernel, g):
     flat_x = x.reshape(-1, 1, 1, x.shape[-1])
     flat_g = g.reshape(-1, 1, 1, g.shape[-1])
     return sparse_conv_filter_grad(flat_x, kernel[None, None], flat_g)[0, 0]
 
 
+def dense_cpu_weight_grad(x: jax.Array, kernel: jax.Array, g: jax.Array) -> jax.Array:
+    """:func:`spike_dense`'s weight gradient on CPU with the compiled code
+    (:func:`bntt_jax.cpu.choice.dense_compiled`): event-driven or XLA's matmul
+    (:func:`bntt_jax.cpu.choice.dense_weight_grad`)."""
+    forms = {"event": _event_weight_grad, "xla": _xla_weight_grad}
+    return choice.dense_weight_grad(x, kernel).run(forms, None, x, kernel, g)
+
+
 def _dense_cpu_backward(x, kernel, g):
-    if dense_ffi(x, kernel):
+    if choice.dense_compiled(x, kernel):
         return g @ kernel.T.astype(g.dtype), dense_cpu_weight_grad(x, kernel, g)
     return jax.vjp(jnp.matmul, x, kernel)[1](g)
 
@@ -331,7 +287,7 @@ def spike_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Dense layer without bias, ``x @ kernel`` for ``x`` ``[..., C]`` and ``kernel`` ``[C, D]``.
 
     On CPU with the compiled code, the forward and (for a layer of at most
-    :data:`SPARSE_DENSE_GRAD_BYTES` of weights) the weight gradient visit only the non-zero
-    inputs (spikes); the input gradient is ``g @ kernelᵀ``.
+    :data:`bntt_jax.cpu.choice.SPARSE_DENSE_GRAD_BYTES` of weights) the weight gradient visit
+    only the non-zero inputs (spikes); the input gradient is ``g @ kernelᵀ``.
     """
     return x @ kernel

@@ -10,11 +10,11 @@ support, ~30 % of a freshly initialised BNTT VGG9's neurons (``python -m benchma
 whose input gradient is zero off that support, given the layer's membrane ``u``. On CPU with
 the compiled code they compute only the supported elements (one dot product each, at 51–68 %
 of the dense kernel's rate per element) while the support covers at most the target's
-crossover (:func:`bntt_jax.cpu.choice.for_map`, :func:`~bntt_jax.cpu.choice.dense_masked_rate`)
-of the input, and the dense input gradient (compiled or XLA's, as the target's choices say)
-above that. Off the support the result differs from the true input gradient, but only where
-the layer before multiplies it by zero: the gradients of every parameter are the same (the
-tests compare whole networks in float64).
+crossover of the input, and the dense input gradient (compiled or XLA's) above that
+(:func:`bntt_jax.cpu.choice.conv_input_grad_on_support`,
+:func:`~bntt_jax.cpu.choice.dense_input_grad_on_support`). Off the support the result
+differs from the true input gradient, but only where the layer before multiplies it by zero:
+the gradients of every parameter are the same (the tests compare whole networks in float64).
 
 This module imports nothing of the model: it is given arrays.
 """
@@ -33,10 +33,8 @@ from bntt_jax.cpu.convolution import (
     conv3x3,
     conv_cpu_filter_grad,
     dense_cpu_weight_grad,
-    dense_ffi,
     dense_input_grad,
     one_after_another,
-    small,
     spike_dense,
 )
 
@@ -149,11 +147,12 @@ def _dense_masked_dx(g, kernel, membrane, threshold, width):
     return dense_input_grad_masked(g, kernel, membrane, threshold=threshold, width=width)
 
 
-def _on_support(op, compiled, dense_dx, masked_dx, weight_grad, rate):
+def _on_support(op, pick, dense_dx, masked_dx, weight_grad):
     """Decorator: ``f(x, kernel, membrane, threshold, width)`` computes ``op(x, kernel)``, and
-    its VJP: off CPU or where ``compiled(x, kernel)`` is false ``op``'s own; on CPU
-    ``masked_dx(g, kernel, membrane, threshold, width)`` below ``rate(x)`` support, else
-    ``dense_dx(g, kernel, membrane)``, and ``weight_grad(x, kernel, g)``."""
+    its VJP: off CPU or where ``pick(x, kernel)`` is None ``op``'s own; on CPU the input
+    gradient the :class:`~bntt_jax.cpu.choice.Pick` names, ``masked_dx(g, kernel, membrane,
+    threshold, width)`` ("support") or ``dense_dx(g, kernel, membrane)`` ("dense"), and
+    ``weight_grad(x, kernel, g)``."""
 
     def decorate(documented):
         f = jax.custom_vjp(
@@ -168,7 +167,8 @@ def _on_support(op, compiled, dense_dx, masked_dx, weight_grad, rate):
 
         def backward(threshold, width, residuals, g):
             x, kernel, membrane = residuals
-            if not compiled(x, kernel):
+            chosen = pick(x, kernel)
+            if chosen is None:
                 dx, dkernel = jax.vjp(op, x, kernel)[1](g)
                 return dx, dkernel, jnp.zeros_like(membrane)
 
@@ -176,10 +176,13 @@ def _on_support(op, compiled, dense_dx, masked_dx, weight_grad, rate):
                 g = g.astype(x.dtype)
 
                 def input_grad(x, kernel, membrane, g):
-                    return lax.cond(
-                        _support_fraction(membrane, threshold, width) <= rate(x),
-                        functools.partial(masked_dx, threshold=threshold, width=width),
-                        dense_dx,
+                    forms = {
+                        "support": functools.partial(masked_dx, threshold=threshold, width=width),
+                        "dense": dense_dx,
+                    }
+                    return chosen.run(
+                        forms,
+                        lambda: _support_fraction(membrane, threshold, width),
                         g,
                         kernel.astype(x.dtype),
                         membrane.astype(x.dtype),
@@ -205,11 +208,10 @@ def _on_support(op, compiled, dense_dx, masked_dx, weight_grad, rate):
 
 @_on_support(
     conv3x3,
-    lambda x, kernel: ffi.runs(x) and not small(x),
+    lambda x, kernel: choice.conv_input_grad_on_support(x),
     lambda *args: _conv_dense_dx(*args),
     lambda *args, **kw: _conv_masked_dx(*args, **kw),
     conv_cpu_filter_grad,
-    lambda x: choice.for_map(x.shape[1] * x.shape[2]).masked_rate,
 )
 def conv3x3_on_support(
     x: jax.Array, kernel: jax.Array, membrane: jax.Array, threshold: float, width: float
@@ -223,11 +225,10 @@ def conv3x3_on_support(
 
 @_on_support(
     spike_dense,
-    dense_ffi,
+    choice.dense_input_grad_on_support,
     lambda *args: _dense_dense_dx(*args),
     lambda *args, **kw: _dense_masked_dx(*args, **kw),
     dense_cpu_weight_grad,
-    lambda x: choice.dense_masked_rate(),
 )
 def spike_dense_on_support(
     x: jax.Array, kernel: jax.Array, membrane: jax.Array, threshold: float, width: float

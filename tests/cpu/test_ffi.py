@@ -182,7 +182,7 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(retrace, use
             x4, kernel
         )
         for rate in (1.0, 0.0):
-            retrace(convolution, "DENSE_FILTER_GRAD_RATE", rate)
+            retrace(choice, "DENSE_FILTER_GRAD_RATE", rate)
             ours = jax.jit(jax.grad(lambda x, k: jnp.sum(g4 * conv3x3(x, k)), argnums=(0, 1)))(
                 x4, kernel
             )
@@ -197,8 +197,8 @@ def test_conv3x3_and_spike_dense_gradients_with_and_without_kernels(retrace, use
         # a small layer (event-driven), then a large one: XLA's matmul for the weight gradient,
         # and forward event-driven or XLA's matmul as the inputs' density says
         for limit, rate in ((1 << 20, 1.0), (0, 1.0), (0, 0.0)):
-            retrace(convolution, "SPARSE_DENSE_GRAD_BYTES", limit)
-            retrace(convolution, "DENSE_MATMUL_RATE", rate)
+            retrace(choice, "SPARSE_DENSE_GRAD_BYTES", limit)
+            retrace(choice, "DENSE_MATMUL_RATE", rate)
             np.testing.assert_allclose(jax.jit(spike_dense)(s, w), s @ w, rtol=1e-12, atol=1e-12)
             ours = jax.grad(lambda s, w: jnp.sum(h * spike_dense(s, w)), argnums=(0, 1))(s, w)
             for a, b in zip(ours, ref, strict=True):
@@ -260,7 +260,7 @@ def test_the_input_gradient_is_the_one_the_target_chooses(retrace, input_grad):
 def test_xlas_input_gradient_is_the_convolutions_transpose(side):
     """XLA's dense input gradient, im2col's transpose on maps of at most SMALL_INPUT_GRAD_MAP
     pixels and the flipped forward convolution above, is the VJP of XLA's own convolution."""
-    assert (side * side <= convolution.SMALL_INPUT_GRAD_MAP) == (side < 6)
+    assert (side * side <= choice.SMALL_INPUT_GRAD_MAP) == (side < 6)
     rng = np.random.default_rng(side)
     kernel = jnp.asarray(rng.normal(size=(3, 3, 8, 16)), jnp.float32)
     g = jnp.asarray(rng.normal(size=(3, side, side, 16)), jnp.float32)
