@@ -204,11 +204,11 @@ def hot_loops(text: str, target: str, demangled: dict[str, str]) -> dict[str, Lo
 def compile_to_assembly(compiler: str, flags: list[str], source: Path) -> str:
     import jax
 
-    from bntt_jax.cpu import ffi  # JAX: after the target and XLA flags are set
+    from bntt_jax.cpu import build  # JAX: after the target and XLA flags are set
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.s"
-        own = [f for f in ffi.FLAGS if f != "-shared" and not f.startswith("-march")]
+        own = [f for f in build.FLAGS if f != "-shared" and not f.startswith("-march")]
         cmd = [
             compiler,
             *flags,
@@ -238,13 +238,13 @@ def _demangle(names: list[str], arm: bool) -> dict[str, str]:
 
 def analyse(target: str) -> dict[str, Loop]:
     """Every kernel's hot loop for one target (an x86 ``-march`` or ``aarch64``)."""
-    from bntt_jax.cpu import ffi  # JAX: after the target and XLA flags are set
+    from bntt_jax.cpu import build  # JAX: after the target and XLA flags are set
 
     arm = target == "aarch64"
     compiler, flags = (AARCH64[0], [AARCH64[1]]) if arm else ("g++", [f"-march={target}"])
     result: dict[str, Loop] = {}
-    for name in ffi.SOURCES:
-        text = compile_to_assembly(compiler, flags, ffi._SOURCE_DIR / name)
+    for name in build.SOURCES:
+        text = compile_to_assembly(compiler, flags, build._SOURCE_DIR / name)
         result.update(hot_loops(text, target, _demangle(list(functions(text)), arm)))
     return result
 

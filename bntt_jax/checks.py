@@ -90,6 +90,27 @@ def check_labels(where: str, labels: Any, num_classes: int) -> None:
         )
 
 
+def check_label_shape(where: str, name: str, labels: Any, samples: int) -> None:
+    """Labels must be one class index per sample: shape ``[samples]`` (checked under a trace
+    too). A column ``[B, 1]``, one-hot rows ``[B, K]`` or a scalar would otherwise reach the
+    loss and fail there with a shape error from inside JAX, or broadcast silently."""
+    shape = tuple(np.shape(labels))
+    if len(shape) == 1 and shape[0] == samples:
+        return
+    if len(shape) == 1:
+        hint = f"{shape[0]} labels for {samples} samples: pass one label per sample"
+    elif len(shape) == 0:
+        hint = f"a single label: pass a vector [{samples}] of labels"
+    elif shape[1:] == (1,) * (len(shape) - 1):
+        hint = "a column: pass labels.reshape(-1)"
+    else:
+        hint = "one-hot rows? pass labels.argmax(-1)"
+    raise ValueError(
+        f"{where}: {name} must be one integer class index per sample, shape ({samples},); got "
+        f"shape {shape} ({hint})."
+    )
+
+
 def check_unit_range(where: str, name: str, x: Any) -> None:
     """Concrete intensities must lie in [0, 1] (TTFS encodes them as spike times, Eq. 1)."""
     values = _concrete(x)

@@ -34,16 +34,28 @@ PLAN_WORDS = {
     "g": "global average pool",
 }
 EXAMPLE_PLAN = "c64,c64,p,c128,c128,p,f256"
+#: The most words a plan may have: 4× the deepest SNNs trained by BPTT (ResNet-34, ~70 layers
+#: with their pools), far beyond what BPTT's memory allows, yet parsed and checked at once.
+MAX_PLAN_WORDS = 256
 
 
 def parse_plan(plan: Any) -> tuple[tuple[str | int, ...], tuple[int, ...]]:
     """A layer plan (``("c64", "p", "f256")`` or ``"c64,p,f256"``) as ``(convs, dense)`` in the
     form of ``_VGG_PLANS``; ``ValueError`` names the first word it cannot take."""
     words = tuple(w.strip().lower() for w in (plan.split(",") if isinstance(plan, str) else plan))
+    if len(words) > MAX_PLAN_WORDS:
+        raise ValueError(
+            f"the plan has {len(words)} words; at most {MAX_PLAN_WORDS} (layers and pools), "
+            f"e.g. {EXAMPLE_PLAN}."
+        )
     convs: list[str | int] = []
     dense: list[int] = []
+    shown = ",".join(words) if len(words) <= 20 else f"of {len(words)} words"
     for i, word in enumerate(words):
-        where = f"word {i + 1} ({word!r}) of the plan {','.join(words)}"
+        where = f"word {i + 1} ({word!r}) of the plan {shown}"
+        if word[:1] in ("c", "f") and word[1:].isdigit() and int(word[1:]) == 0:
+            size = "channel" if word[0] == "c" else "neuron"
+            raise ValueError(f"{where}: a layer has at least 1 {size}, e.g. {word[0]}64.")
         if word in ("p", "g"):
             if not convs or isinstance(convs[-1], str) or dense:
                 raise ValueError(f"{where}: a pool follows a convolution (cN), once.")

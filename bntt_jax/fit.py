@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from bntt_jax.checks import check_finite, check_label_shape, check_labels
 from bntt_jax.functional import NetworkParams
 from bntt_jax.train import TrainState, eval_step, make_optimizer, train_step
 
@@ -51,14 +52,19 @@ def fit(
       batches), ``train_accuracy`` and, with test arrays, ``test_accuracy``.
     """
     x_train, y_train = np.asarray(x_train), np.asarray(y_train)
+    if (x_test is None) != (y_test is None):
+        given, missing = ("x_test", "y_test") if y_test is None else ("y_test", "x_test")
+        raise ValueError(f"fit(): {given} given without {missing}; pass both, or neither.")
+    _check_split(net, "train", x_train, y_train)
+    if x_test is not None:
+        x_test, y_test = np.asarray(x_test), np.asarray(y_test)
+        _check_split(net, "test", x_test, y_test)
     batches = _full_batches(len(x_train), epochs, batch_size)
     state = TrainState.create(net, make_optimizer(optimizer, lr=lr, schedule="constant"))
     step = jax.jit(train_step, static_argnames="encoder")
     evaluate = jax.jit(eval_step, static_argnames="encoder")
     seed_key = jax.random.key(seed)
     test_key = jax.random.fold_in(seed_key, 2**31 - 1)  # the same test spikes every epoch
-    if x_test is not None:
-        x_test, y_test = np.asarray(x_test), np.asarray(y_test)
     history = []
     for epoch in range(1, int(epochs) + 1):
         order = np.random.default_rng(seed + epoch).permutation(len(x_train))
@@ -78,6 +84,16 @@ def fit(
                 )
             )
     return state.net, history
+
+
+def _check_split(net: NetworkParams, split: str, x: np.ndarray, y: np.ndarray) -> None:
+    """One label per sample, each a class of ``net``, and finite inputs: checked on the whole
+    arrays before the first step (inside the compiled step their values are not seen)."""
+    if x.ndim == 0:
+        raise ValueError(f"fit(): x_{split} must have a batch axis first, [N, ...]; got a scalar.")
+    check_label_shape("fit()", f"y_{split}", y, len(x))
+    check_labels(f"fit(): y_{split}", y, net.config.num_classes)
+    check_finite("fit()", f"x_{split}", x)
 
 
 def _full_batches(samples: int, epochs: int, batch_size: int) -> int:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bntt_jax.checks import check_finite, check_labels, check_network
+from bntt_jax.checks import check_finite, check_label_shape, check_labels, check_network
 from bntt_jax.constants import ENCODERS, LR_SCHEDULES, OPTIMIZERS
 from bntt_jax.encoding import direct_encode, frames_encode, poisson_encode, sequential_encode
 from bntt_jax.functional import NetworkParams, simulate
@@ -254,11 +254,9 @@ def _check_batch(
             f"{(net.config.num_steps,) * frames + net.config.input_shape}); got shape "
             f"{tuple(inputs.shape)}{hint}."
         )
-    if inputs.shape[0] == 0 or labels.shape[0] != inputs.shape[0]:
-        raise ValueError(
-            f"{where}: need a non-empty batch with one label per input; got inputs of shape "
-            f"{tuple(inputs.shape)} and labels of shape {tuple(labels.shape)}."
-        )
+    if inputs.shape[0] == 0:
+        raise ValueError(f"{where}: need a non-empty batch; got inputs of shape {inputs.shape}.")
+    check_label_shape(where, "labels", labels, inputs.shape[0])
     if net is not None:
         check_labels(where, labels, net.config.num_classes)
         check_network(where, net.params, net.batch_stats)

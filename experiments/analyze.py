@@ -35,6 +35,8 @@ from experiments import analyses
 from experiments.core import lock, run_folder
 from experiments.core.config import ConfigError, ExperimentConfig
 from experiments.core.data import DataCorruptError, DataMissingError, check_available
+from experiments.core.exits import exit_with
+from experiments.core.files import user_path
 from experiments.core.methods import analysed_methods, method_spec
 from experiments.core.overrides import add_set_argument, parse_overrides
 
@@ -58,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run", type=Path, help="a finished BNTT-family or ANN run's folder")
+    parser.add_argument("run", type=user_path, help="a finished BNTT-family or ANN run's folder")
     parser.add_argument(
         "--only",
         default=",".join(analyses.ANALYSES),
         help=f"comma-separated, from {', '.join(analyses.ANALYSES)}",
     )
-    parser.add_argument("--out", type=Path, help="where to write (default RUN/analyses)")
+    parser.add_argument("--out", type=user_path, help="where to write (default RUN/analyses)")
     parser.add_argument(
         "--checkpoint",
         choices=("last", "best"),
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--compare",
-        type=Path,
+        type=user_path,
         nargs="+",
         default=[],
         metavar="OTHER_RUN",
@@ -168,4 +170,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main, "run the same command again to finish the analyses.")

@@ -35,7 +35,8 @@ import bntt_jax as bj
 from experiments.core import lock, record, registry, run_folder
 from experiments.core.config import ConfigError
 from experiments.core.data import DataMissingError, check_available, load_config_data
-from experiments.core.files import sha256
+from experiments.core.exits import exit_with
+from experiments.core.files import sha256, user_path
 from experiments.core.overrides import add_set_argument, apply_overrides
 
 
@@ -45,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", type=Path, help="the authors' .pth.tar, or a .npz")
+    parser.add_argument("checkpoint", type=user_path, help="the authors' .pth.tar, or a .npz")
     parser.add_argument("name", help="the registered BNTT experiment it was trained as")
-    parser.add_argument("--out", type=Path, required=True, help="the results folder to create")
+    parser.add_argument("--out", type=user_path, required=True, help="the results folder to create")
     add_set_argument(parser, "config changes, as for experiments.run")
     return parser
 
@@ -192,4 +193,4 @@ def write_folder(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main, "run the same command again with a new --out.")

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from experiments.core import lock, run_folder, sweeps
+from experiments.core.exits import exit_with
+from experiments.core.files import user_path
 from experiments.core.methods import method_spec
 
 
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run", type=Path, help="a finished run's or sweep's results folder")
+    parser.add_argument("run", type=user_path, help="a finished run's or sweep's results folder")
     args = parser.parse_args(argv)
     try:
         lock.check_free(args.run)
@@ -53,4 +55,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main, "run the same command again to redraw.")

@@ -23,7 +23,6 @@ import functools
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ from experiments.core.data import (
     data_source,
     load_dataset,
 )
+from experiments.core.exits import exit_with, fail, log_traceback, run_failed
+from experiments.core.files import user_path
 from experiments.core.overrides import (
     add_set_argument,
     apply_overrides,
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the registered experiments")
     add_set_argument(parser, "override a config key, e.g. --set epochs=5 --set lr=0.1 (keys below)")
     parser.add_argument(
-        "--out", type=Path, help="results folder, new or empty (default results/NAME/TIME)"
+        "--out", type=user_path, help="results folder, new or empty (default results/NAME/TIME)"
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue the unfinished run in --out"
@@ -219,12 +220,6 @@ def _show(p: Command) -> str:
     )
 
 
-def _fail(message: Any, code: int = 2) -> int:
-    text = message.args[0] if isinstance(message, KeyError) else str(message)
-    print(f"error: {' '.join(str(text).split())}", file=sys.stderr)
-    return code
-
-
 def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     """The command line. ``restart``: once the command is known to be valid, re-execute it
     with huge pages for XLA's buffers (see :mod:`bntt_jax.cpu.huge_pages`)."""
@@ -246,12 +241,12 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     try:
         p = check_command(args)
     except (ConfigError, RunFolderError, KeyError) as err:
-        return _fail(err)
+        return fail(err)
     if args.show:
         print(_show(p))
         return 0
     if (missing := missing_data(p)) is not None:
-        return _fail(missing)
+        return fail(missing)
     if restart:
         restart_with_huge_pages("experiments.run", sys.argv[1:] if argv is None else argv)
     datasets: dict[tuple[str, str, bool], Any] = {}
@@ -264,7 +259,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
             data = datasets[source]
             check_against_data(config, len(data.train_x), len(data.test_x))
     except (ConfigError, DataMissingError, DataCorruptError) as err:
-        return _fail(err)
+        return fail(err)
     return _train(p, args, distributed, datasets)
 
 
@@ -287,15 +282,11 @@ def _train(p: Command, args: argparse.Namespace, distributed: bool, datasets: di
             runner.check_mesh(mesh, config)
             runner.check_device_memory(config, mesh)
     except ValueError as err:  # ConfigError among them
-        return _fail(err)
+        return fail(err)
     primary = jax.process_index() == 0
     try:  # process 0 holds the folder from here to the end of the analyses
         with lock.hold(p.out) if primary else contextlib.nullcontext():
             return _write(p, mesh, datasets, primary)
-    except (ConfigError, RunFolderError) as err:
-        return _fail(err)
-    except (runner.TrainingDivergedError, run_folder.CheckpointDamagedError) as err:
-        return _fail(err, code=1)
     except KeyboardInterrupt:
         print(
             f"interrupted: what was committed is intact; continue with "
@@ -303,18 +294,8 @@ def _train(p: Command, args: argparse.Namespace, distributed: bool, datasets: di
             file=sys.stderr,
         )
         return 130
-    except Exception as err:  # after the folder exists: logged with its traceback
-        what = f"the run failed ({type(err).__name__}: {runner.first_line(err)})"
-        log = p.out / "log.txt"
-        if p.sweep is not None and p.out.is_dir():  # a run logs its own (the ledger)
-            log_traceback(p.out, what)
-        if not log.is_file():
-            return _fail(f"{what}; nothing was written.", code=1)
-        return _fail(
-            f"{what}; the traceback is in {log}. What was committed is intact; after fixing "
-            f"the cause: python -m experiments.run --resume --out {p.out}",
-            code=1,
-        )
+    except Exception as err:
+        return run_failed(p.out, p.sweep is not None, err)
 
 
 def _write(p: Command, mesh: Any, datasets: dict, primary: bool) -> int:
@@ -349,13 +330,6 @@ def _write(p: Command, mesh: Any, datasets: dict, primary: bool) -> int:
     if p.sweep is None:
         return analyse_finished(p.out)
     return 0
-
-
-def log_traceback(folder: Path, what: str) -> None:
-    """Append ``what`` and the current exception's traceback to ``folder/log.txt``."""
-    stamp = time.strftime("%H:%M:%S")
-    with open(Path(folder) / "log.txt", "a") as f:
-        f.write(f"{stamp} {what}:\n{traceback.format_exc()}")
 
 
 def analyse_finished(out: Path) -> int:
@@ -394,4 +368,7 @@ def analyse_finished(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(restart=True))
+    exit_with(
+        lambda: main(restart=True),
+        "run the same command again (a run that had started: --resume --out ITS_FOLDER).",
+    )

@@ -8,7 +8,9 @@ target ``-march=$BNTT_JAX_MARCH`` (default ``native``: the CPU it runs on; e.g. 
 under ``$BNTT_JAX_CACHE`` (default ``~/.cache/bntt_jax``), keyed by the sources, the compiler,
 the flags, the jaxlib version and the CPU. Later processes load the cached library. The build
 writes a temporary file and renames it, so an interrupted or concurrent build never leaves a
-broken library behind.
+broken library behind; the compiler dies with the process that started it, and a killed
+build's partial file is deleted by the next one. A cache that cannot be written is named, with
+how to fix it.
 
 The kernels are written for the target's own vector width and register file (``csrc/vec.h``:
 64-byte vectors and 32 registers with AVX-512, 32 bytes and 16 with AVX/AVX2, 16 bytes
@@ -41,22 +43,21 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import platform
-import re
 import shutil
 import subprocess
-import tempfile
 import warnings
-from pathlib import Path
 
 import jax
-import jaxlib
 
-SOURCES = ("event_conv.cc", "dense_input_grad.cc", "bntt_lif.cc", "masked_input_grad.cc")
-#: Headers the sources include: part of the cache key, so that an edit rebuilds.
-HEADERS = ("by_dtype.h", "lif.h", "lists.h", "vec.h")
+from bntt_jax.cpu.build import (  # the build's names, as this module's former users call them
+    CacheNotWritableError,
+    build,
+    library_path,
+    march,
+    missing_features,
+)
+
 #: FFI target name -> symbol exported by the library.
 TARGETS = {
     "bntt_event_conv_forward": "EventConvForward",
@@ -68,150 +69,6 @@ TARGETS = {
     "bntt_lif_train_fwd": "BnttLifTrainFwd",
     "bntt_lif_train_bwd": "BnttLifTrainBwd",
 }
-#: Every flag but ``-march``; the sources build without a warning under ``-Wall -Wextra``
-#: (the XLA headers are included as system headers, whose warnings are not ours).
-#: ``-fno-trapping-math`` (floating-point traps are never enabled here; no result changes) lets
-#: GCC turn the LIF update's compare into vector blends without AVX-512's masks: with traps
-#: assumed it kept the fused layers' element-wise loops scalar at ``x86-64-v3`` and below.
-FLAGS = (
-    "-O3",
-    "-fno-trapping-math",
-    "-fopenmp",
-    "-shared",
-    "-fPIC",
-    "-std=c++17",
-    "-Wall",
-    "-Wextra",
-)
-#: x86 target macros (``g++ -march=... -dM -E``) and the ``/proc/cpuinfo`` flag each needs.
-_X86_FEATURES = {
-    "__SSSE3__": "ssse3",
-    "__SSE4_1__": "sse4_1",
-    "__SSE4_2__": "sse4_2",
-    "__POPCNT__": "popcnt",
-    "__AVX__": "avx",
-    "__AVX2__": "avx2",
-    "__FMA__": "fma",
-    "__F16C__": "f16c",
-    "__BMI__": "bmi1",
-    "__BMI2__": "bmi2",
-    "__LZCNT__": "abm",
-    "__MOVBE__": "movbe",
-    "__AVX512F__": "avx512f",
-    "__AVX512BW__": "avx512bw",
-    "__AVX512CD__": "avx512cd",
-    "__AVX512DQ__": "avx512dq",
-    "__AVX512VL__": "avx512vl",
-}
-_SOURCE_DIR = Path(__file__).parent / "csrc"
-
-
-def cache_dir() -> Path:
-    """Where the compiled library is cached: ``$BNTT_JAX_CACHE`` or ``~/.cache/bntt_jax``."""
-    return Path(os.environ.get("BNTT_JAX_CACHE", Path.home() / ".cache" / "bntt_jax"))
-
-
-def march() -> str:
-    """The ``-march`` the kernels are built for: ``$BNTT_JAX_MARCH``, default ``native``.
-
-    Raises ``ValueError`` for a value that cannot be a target name."""
-    value = os.environ.get("BNTT_JAX_MARCH", "native")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", value):
-        raise ValueError(
-            f"BNTT_JAX_MARCH={value!r} is not a -march target name; use e.g. native, x86-64-v2, "
-            "x86-64-v3 or x86-64-v4 (or unset it for native)"
-        )
-    return value
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return {f for ln in text.splitlines() if ln.startswith("flags") for f in ln.split()[2:]}
-
-
-def missing_features(compiler: str, target: str) -> list[str]:
-    """The CPU features that code built with ``-march=target`` uses and this CPU lacks
-    (x86 only; empty for ``native``, on other machines, or where ``/proc/cpuinfo`` is
-    unreadable). Raises ``RuntimeError`` if the compiler does not know the target."""
-    if target == "native" or platform.machine() not in ("x86_64", "AMD64"):
-        return []
-    flags = _cpu_flags()
-    cmd = [compiler, f"-march={target}", "-dM", "-E", "-x", "c++", os.devnull]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{proc.stderr[-1000:]}"
-        )
-    defined = {ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("#define")}
-    if not flags:
-        return []
-    return [flag for macro, flag in _X86_FEATURES.items() if macro in defined and flag not in flags]
-
-
-def _cpu_signature() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
-    return "\n".join(sorted(set(lines)))
-
-
-def _library_path(compiler: str, target: str) -> Path:
-    digest = hashlib.sha256()
-    for name in (*SOURCES, *HEADERS):
-        digest.update((_SOURCE_DIR / name).read_bytes())
-    for part in (
-        compiler,
-        f"-march={target}",
-        *FLAGS,
-        jaxlib.__version__,
-        platform.machine(),
-        _cpu_signature(),
-    ):
-        digest.update(part.encode())
-    return cache_dir() / f"ffi-{target}-{digest.hexdigest()[:16]}.so"
-
-
-def compile_command(compiler: str, target: str, output: str, *extra: str) -> list[str]:
-    """The command that builds the sources for ``-march=target`` into ``output``."""
-    return [
-        compiler,
-        f"-march={target}",
-        *FLAGS,
-        *extra,
-        "-isystem",
-        jax.ffi.include_dir(),
-        *(str(_SOURCE_DIR / name) for name in SOURCES),
-        "-o",
-        output,
-    ]
-
-
-def build(compiler: str, target: str, output: Path) -> str:
-    """Compile the sources for ``-march=target`` into ``output`` (written under a temporary
-    name, then renamed); returns the compiler's warnings (empty when there are none). Raises
-    ``RuntimeError`` with the compiler's messages when the build fails."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=output.parent)
-    os.close(fd)
-    cmd = compile_command(compiler, target, tmp)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"`{' '.join(cmd)}` failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
-            )
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return proc.stderr
-
-
 _loaded: list[ctypes.CDLL] = []  # the registered library, kept alive for the process
 
 
@@ -273,7 +130,7 @@ def load(compiler: str, target: str = "native") -> None:
             f"({', '.join(missing)}); set BNTT_JAX_MARCH to a target it can run (native, or "
             "x86-64-v2 / x86-64-v3)"
         )
-    path = _library_path(compiler, target)
+    path = library_path(compiler, target)
     if not path.exists():
         build(compiler, target, path)
     library = ctypes.cdll.LoadLibrary(str(path))
@@ -303,6 +160,14 @@ def available() -> bool:
         return False
     try:
         load(compiler, march())
+    except CacheNotWritableError as err:
+        warnings.warn(
+            f"bntt_jax: {err}. Until then the compiled CPU code is off and the slower pure-XLA "
+            "paths are used (results are the same).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
         warnings.warn(
             "bntt_jax: the compiled CPU code could not be built or run here, so the slower "

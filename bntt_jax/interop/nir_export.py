@@ -64,21 +64,36 @@ def _refuse(what: str, why: str, fix: str) -> ValueError:
 
 
 def _check_bntt(config: NetworkConfig) -> None:
+    """Every reason a BNTT-family network has no exact NIR form, refused at once (fixing one
+    must not reveal the next)."""
+    reasons = []
     if config.reset != "hard":
-        raise _refuse(
-            "a network with the soft reset (m = u − θ·o, the BNTT papers' Eq. 4)",
-            "NIR's LIF and IF neurons reset to v_reset after a spike and have no subtractive "
-            "reset.",
-            "Train with the hard reset: bj.init(..., reset='hard'), or --set reset=hard.",
+        reasons.append(
+            (
+                "a network with the soft reset (m = u − θ·o, the BNTT papers' Eq. 4)",
+                "NIR's LIF and IF neurons reset to v_reset after a spike and have no "
+                "subtractive reset.",
+                "Train with the hard reset: bj.init(..., reset='hard'), or --set reset=hard.",
+            )
         )
     reason = config.normalization.static_reason
     if reason is not None:
-        raise _refuse(
-            f"norm={config.norm!r}",
-            f"{reason}, and NIR's nodes are the same at every step.",
-            "Train with a normalisation that evaluates as one affine map: norm='none', 'bn' "
-            "or 'tdbn' (folded into the weights).",
+        reasons.append(
+            (
+                f"norm={config.norm!r}",
+                f"{reason}, and NIR's nodes are the same at every step.",
+                "Train with a normalisation that evaluates as one affine map: norm='none', "
+                "'bn' or 'tdbn' (folded into the weights).",
+            )
         )
+    if len(reasons) == 1:
+        raise _refuse(*reasons[0])
+    if reasons:
+        listed = " ".join(
+            f"({i}) {what} cannot be exported exactly: {why} {fix}"
+            for i, (what, why, fix) in enumerate(reasons, 1)
+        )
+        raise ValueError(f"to_nir(): {len(reasons)} reasons, each with its fix: {listed}")
 
 
 def _folded(params: Any, config: NetworkConfig) -> tuple[dict, dict]:

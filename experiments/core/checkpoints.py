@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from bntt_jax import train as tr
 from experiments.core import record
-from experiments.core.files import hash_tree, read_json
+from experiments.core.files import check_space, hash_tree, read_json
 from experiments.core.methods import method_spec
 
 
@@ -57,8 +58,13 @@ def save(run: Path, key: str, state: tr.TrainState) -> dict[str, str]:
     target = (Path(run) / "checkpoints" / key).absolute()
     if target.exists():
         shutil.rmtree(target)
+    tree = state_tree(state)
+    # the arrays and the checkpoint's own files (~40 kB), checked before the writer starts:
+    # a full disk inside it fails in its threads with a page of tracebacks
+    need = sum(np.asarray(leaf).nbytes for leaf in jax.tree_util.tree_leaves(tree)) + (1 << 20)
+    check_space(target.parent, need, f"the checkpoint {key!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _checkpointer().save(target, args=ocp.args.PyTreeSave(state_tree(state)))
+    _checkpointer().save(target, args=ocp.args.PyTreeSave(tree))
     return hash_tree(target)
 
 

@@ -2,7 +2,8 @@
 
 :func:`fault_point` marks a boundary. Setting ``BNTT_JAX_FAULT=<point>@<epoch>`` makes the
 process SIGKILL itself there, as a ``kill -9`` would (``BNTT_JAX_FAULT_ACTION=stop``: SIGSTOP,
-a frozen process that still holds its folder's lock; ``raise``: an unforeseen error), and
+a frozen process that still holds its folder's lock; ``raise``: an unforeseen error;
+``interrupt``: SIGINT, a Ctrl-C), and
 ``BNTT_JAX_FAULT_TRACE=<file>`` appends each boundary reached to a file: the crash tests use
 these to kill a real run at every boundary deterministically. Unset, they cost one
 environment lookup per boundary.
@@ -48,5 +49,8 @@ def fault_point(name: str, epoch: int) -> None:
         action = os.environ.get("BNTT_JAX_FAULT_ACTION", "kill")
         if action == "raise":  # an error nobody foresaw, after the folder exists
             raise RuntimeError(f"fault injected at {name}@{epoch} (BNTT_JAX_FAULT)")
+        if action == "interrupt":  # Ctrl-C, as the terminal sends it
+            os.kill(os.getpid(), signal.SIGINT)
+            return
         # "stop": frozen as a hung or suspended command is, holding what it holds
         os.kill(os.getpid(), signal.SIGSTOP if action == "stop" else signal.SIGKILL)

@@ -4,16 +4,55 @@ No JAX."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
+
+
+def user_path(text: str) -> Path:
+    """A path as a user typed it, ``~`` expanded: a quoted ``'~/x'`` reaches a command
+    unexpanded, and would otherwise become a folder named ``~`` here."""
+    return Path(text).expanduser()
 
 
 class RunFolderError(ValueError):
     """A results folder, or a file in it, cannot be used as asked; the message says why and
     what to do."""
+
+
+class NoSpaceError(RunFolderError):
+    """The disk that holds a results folder is full (or would be by the next write)."""
+
+
+def check_space(folder: Path, need: int, what: str) -> None:
+    """Refuse, before writing, ``need`` bytes of ``what`` into ``folder`` (or the nearest
+    folder above it that exists) where its disk has less free space."""
+    where = Path(folder)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free < need:
+        raise NoSpaceError(
+            f"no space left on {folder}: {what} needs about {need / 1e6:.1f} MB and "
+            f"{free / 1e6:.1f} MB are free there."
+        )
+
+
+def no_space(err: BaseException) -> bool:
+    """Whether ``err`` (or an error it wraps) is a full disk: ``ENOSPC``, or a library's
+    message that carries it (the checkpoint writer's)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, NoSpaceError) or getattr(seen, "errno", None) == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def write_json(path: Path, data: Any) -> None:

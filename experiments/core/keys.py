@@ -22,7 +22,10 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, value: Any, problem: str, fix: str) -> None:
         self.key, self.value, self.problem, self.fix = key, value, problem, fix
-        super().__init__(f"{key}={show(value)}: {problem} Fix: {fix}")
+        shown = show(value)
+        if len(shown) > 120:  # one line: a 10,000-word plan is not repeated in full
+            shown = f"{shown[:100]}… ({len(shown)} characters)"
+        super().__init__(f"{key}={shown}: {problem} Fix: {fix}")
 
 
 def show(value: Any) -> str:
@@ -273,10 +276,16 @@ NETWORK_FIXES = {
 
 
 def network_takes_images(arch: str, plan: tuple[str, ...] | None) -> bool:
-    """A VGG, or a plan that starts with a convolution (a bad plan: left to build)."""
+    """A VGG, or a plan that starts with a convolution. A plan that does not parse is refused
+    here, naming its word, before the input kind is judged from it (a missing plan: left to
+    the network's config, which asks for one)."""
     if arch != "custom":
         return arch != "mlp"
-    try:
-        return bool(plan) and bool(parse_plan(plan)[0])
-    except ValueError:
+    if not plan:
         return False
+    try:
+        return bool(parse_plan(plan)[0])
+    except ValueError as err:
+        raise ConfigError(
+            "plan", plan, f"{err}", f"a plan of the words above, e.g. --set plan={EXAMPLE_PLAN}."
+        ) from None

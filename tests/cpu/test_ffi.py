@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bntt_jax.cpu import choice, convolution, ffi
+from bntt_jax.cpu import build, choice, convolution, ffi
 from bntt_jax.cpu.convolution import (
     conv3x3,
     conv3x3_reference,
@@ -52,8 +52,8 @@ def reference_conv(x, kernel):
 
 def test_kernels_build_and_register():
     assert ffi.available()
-    assert ffi.cache_dir().is_dir()
-    assert list(ffi.cache_dir().glob("ffi-*.so"))
+    assert build.cache_dir().is_dir()
+    assert list(build.cache_dir().glob("ffi-*.so"))
 
 
 CASES = [
@@ -384,3 +384,73 @@ def test_one_guard_decides_where_the_compiled_code_runs(monkeypatch):
         monkeypatch.delenv("BNTT_JAX_FFI")
         ffi.available.cache_clear()
     assert ffi.runs(jnp.zeros(3, jnp.float32))
+
+
+KILLED_BUILD = """
+import sys
+from pathlib import Path
+from bntt_jax.cpu import build
+build.build(sys.argv[1], "native", Path(sys.argv[2]))
+"""
+
+
+def test_a_killed_build_leaves_no_compiler_and_its_partial_file_goes(tmp_path):
+    """``kill -9`` of a process while its compiler runs: the compiler dies with it (it would
+    otherwise run on, orphaned), and the next build deletes the partial library."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "compiler.pid"
+    slow = tmp_path / "slow-compiler"
+    slow.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nsleep 60\n")
+    slow.chmod(0o755)
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(slow), str(cache / "x.so")])
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline and proc.poll() is None, "the build never started"
+        time.sleep(0.05)
+    compiler = int(pid_file.read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{compiler}") and "Z" not in _state(compiler):
+        assert time.monotonic() < deadline, "the compiler outlived the killed build"
+        time.sleep(0.05)
+    (partial,) = cache.glob(".build-*.so")  # the kill left it: no `finally` runs on SIGKILL
+    build.build("true", "native", cache / "y.so")  # a "compiler" that writes nothing
+    assert not partial.exists() and (cache / "y.so").exists()
+    assert not list(cache.glob(".build-*.so"))
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"  # gone
+
+
+def test_an_unwritable_cache_is_named_with_its_fix(monkeypatch, tmp_path):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(build.tempfile, "mkstemp", refuse)
+    with pytest.raises(build.CacheNotWritableError, match=r"cache folder .*cache cannot be"):
+        build.build("g++", "native", tmp_path / "cache" / "x.so")
+    monkeypatch.setattr(ffi, "library_path", lambda c, t: tmp_path / "cache" / "absent.so")
+    ffi.available.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert ffi.available() is False
+        (message,) = [str(w.message) for w in caught]
+        assert "make it writable, or set BNTT_JAX_CACHE" in message
+        assert "BNTT_JAX_FFI=0" not in message
+    finally:
+        monkeypatch.undo()
+        ffi.available.cache_clear()
+    assert ffi.available()

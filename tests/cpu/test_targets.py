@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bntt_jax.cpu import ffi
+from bntt_jax.cpu import build, ffi
 
 ROOT = Path(__file__).parents[2]
 X86 = ("x86-64-v2", "x86-64-v3", "x86-64-v4")
@@ -40,10 +40,10 @@ on_x86 = pytest.mark.skipif(
 def test_every_kernel_equals_xla_when_built_for(march, tmp_path):
     cache = tmp_path / "cache"
     library = cache / "library.so"
-    warnings = ffi.build(COMPILER, march, library)
+    warnings = build.build(COMPILER, march, library)
     assert warnings == "", f"-march={march}: the build warns:\n{warnings}"
     assert library.stat().st_size > 0
-    if ffi.missing_features(COMPILER, march):
+    if build.missing_features(COMPILER, march):
         return  # this CPU cannot run it: compiled (and warning-free) is what can be checked
     env = {
         **os.environ,
@@ -83,7 +83,7 @@ def test_every_kernel_equals_xla_when_built_for(march, tmp_path):
     reason="no aarch64 cross-compiler (apt install g++-aarch64-linux-gnu)",
 )
 def test_the_sources_compile_for_aarch64_without_a_warning(tmp_path):
-    cmd = ffi.compile_command(
+    cmd = build.compile_command(
         "aarch64-linux-gnu-g++", "armv8-a", str(tmp_path / "arm.so"), "-mtune=neoverse-n1"
     )
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -126,9 +126,9 @@ def test_a_target_this_cpu_cannot_run_is_refused_before_building(monkeypatch, tm
         "abm",
         "movbe",
     }
-    monkeypatch.setattr(ffi, "_cpu_flags", lambda: v3)
-    assert ffi.missing_features(COMPILER, "x86-64-v3") == []
-    missing = ffi.missing_features(COMPILER, "x86-64-v4")
+    monkeypatch.setattr(build, "_cpu_flags", lambda: v3)
+    assert build.missing_features(COMPILER, "x86-64-v3") == []
+    missing = build.missing_features(COMPILER, "x86-64-v4")
     assert {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= set(missing)
     with pytest.raises(RuntimeError, match="avx512f.*BNTT_JAX_MARCH"):
         ffi.load(COMPILER, "x86-64-v4")
@@ -137,21 +137,21 @@ def test_a_target_this_cpu_cannot_run_is_refused_before_building(monkeypatch, tm
 
 def test_the_target_comes_from_bntt_jax_march_and_keys_the_cache(monkeypatch):
     monkeypatch.delenv("BNTT_JAX_MARCH", raising=False)
-    assert ffi.march() == "native"
+    assert build.march() == "native"
     monkeypatch.setenv("BNTT_JAX_MARCH", "x86-64-v3")
-    assert ffi.march() == "x86-64-v3"
+    assert build.march() == "x86-64-v3"
     for bad in ("x86 64", "-O0", "native;rm", ""):
         monkeypatch.setenv("BNTT_JAX_MARCH", bad)
         with pytest.raises(ValueError, match="BNTT_JAX_MARCH"):
-            ffi.march()
-    names = {march: ffi._library_path("g++", march).name for march in ("native", *X86)}
+            build.march()
+    names = {march: build.library_path("g++", march).name for march in ("native", *X86)}
     assert len(set(names.values())) == 4
     assert all(name.startswith(f"ffi-{march}-") for march, name in names.items())
 
 
 def test_the_build_in_use_says_what_it_was_compiled_for():
     info = ffi.target()
-    assert info is not None and info["march"] == ffi.march()
+    assert info is not None and info["march"] == build.march()
     assert info["vector_bytes"] in (16, 32, 64) and info["vector_registers"] in (16, 32)
     # the register blocks fit the register file (vec.h's static_asserts, read back)
     blocks = info["block_pixels"] * info["block_vectors"] + info["block_vectors"] + 1

@@ -416,3 +416,34 @@ def test_failed_analyses_leave_their_traceback_in_the_log(tiny_run, tmp_path, mo
     log = (run / "log.txt").read_text()
     assert "the analyses failed:\nTraceback" in log and "an analysis divided by zero" in log
     assert run_folder.inspect(run).state == "finished"  # the run itself is untouched
+
+
+@pytest.mark.e2e  # real processes, interrupted by a real SIGINT
+@pytest.mark.parametrize(
+    "command, fault",
+    [
+        (["experiments.analyze", "{run}", "--out", "{tmp}/again"], "analysis_written@1"),
+        (["experiments.run", "digits_bntt", *TINY, "--out", "{tmp}/new"], "collected@1"),
+    ],
+)
+def test_ctrl_c_anywhere_exits_130_in_one_line(command, fault, tiny_run, tmp_path):
+    """A real SIGINT (``BNTT_JAX_FAULT_ACTION=interrupt``) inside ``analyze``'s writes and
+    inside a run's epoch: exit 130, one line on stderr, no traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BNTT_JAX_FAULT")}
+    env |= {"JAX_PLATFORMS": "cpu", "BNTT_JAX_FAULT": fault, "BNTT_JAX_FAULT_ACTION": "interrupt"}
+    args = [a.format(run=tiny_run, tmp=tmp_path) for a in command]
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 130, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted"), done.stderr[-2000:]

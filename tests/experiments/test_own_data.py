@@ -4,6 +4,8 @@ written."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -82,6 +84,10 @@ def _bad(name):
         return {**a, "x_train": a["x_train"] * 255}
     if name == "sample shapes":
         return {**a, "x_test": a["x_test"][:, :5]}
+    if name == "huge label":  # one stray label of 2³¹ − 1 in the test set
+        return {**a, "y_test": np.concatenate([a["y_test"][:-1], [2**31 - 1]]).astype(np.int64)}
+    if name == "gap":  # classes 0, 1, 2 and 100000: 99,997 classes without an example
+        return {**a, "y_train": np.where(a["y_train"] == 2, 100000, a["y_train"])}
     if name == "one class":
         return {**a, "y_train": 0 * a["y_train"], "y_test": 0 * a["y_test"]}
     raise AssertionError(name)
@@ -97,6 +103,10 @@ BAD = {
     "range": r"x_train spans \[[0-9.]+, 2[0-9.]+\]; inputs are intensities in \[0, 1\]",
     "sample shapes": r"x_train samples have shape \(6,\) but x_test samples \(5,\)",
     "one class": "at least two classes",
+    "huge label": r"the largest label, 2147483647, would make 2147483648 classes and y_train "
+    r"holds 3 distinct labels \(class 3 has no training example\)",
+    "gap": r"the largest label, 100000, would make 100001 classes and y_train holds 3 distinct "
+    r"labels \(class 2 has no training example\)",
 }
 
 
@@ -198,3 +208,27 @@ def test_the_frames_encoder_needs_frames(tmp_path, capsys):
     ]
     assert main(["digits_bntt", *args]) == 2
     assert "the frames encoder presents event frames" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "plan,match",
+    [
+        ("c0", r"word 1 \('c0'\).*at least 1 channel"),
+        ("c8,p,p", r"word 3 \('p'\).*a pool follows a convolution"),
+        ("p,p", r"word 1 \('p'\).*a pool follows a convolution"),
+        (
+            ",".join(["f8"] * 10_000),
+            r"plan=f8,f8.*… \(29999 characters\): the plan has 10000 words",
+        ),
+    ],
+)
+def test_a_bad_plan_on_images_names_its_word_not_the_input_kind(plan, match, tmp_path, capsys):
+    """The plan's own problem, not "custom takes feature vectors" (which a plan that fails to
+    parse cannot say), in one line and before any folder."""
+    path, out = tmp_path / "images.npz", tmp_path / "run"
+    np.savez(path, **_arrays())
+    args = ["--set", f"dataset={path}", "--set", "arch=custom", "--set", f"plan={plan}"]
+    assert main(["digits_bntt", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and "feature vectors" not in err, err[:300]
+    assert len(err.strip().splitlines()) == 1 and len(err) < 1000 and not out.exists()

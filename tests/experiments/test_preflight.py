@@ -81,6 +81,24 @@ def test_floats_beyond_float32_and_an_unwritable_out_exit_2(tmp_path, capsys):
     assert blocker.read_text() == "not a folder"
 
 
+def test_a_quoted_tilde_is_the_home_folder_in_every_command(tmp_path, monkeypatch, capsys):
+    """``--out '~/x'`` (the shell leaves a quoted ``~``) means the home folder, as printed: no
+    folder named ``~`` is made here."""
+    from experiments import analyze, redraw
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["digits_bntt", "--set", "epochs=1", "--out", "~/a_file/run"]) == 2
+    assert f"cannot write the results folder {blocker / 'run'}" in capsys.readouterr().err
+    assert analyze.main(["~/nothing"]) == 2
+    assert f"{tmp_path / 'nothing'} holds no finished run" in capsys.readouterr().err
+    assert redraw.main(["~/nothing"]) == 2
+    assert str(tmp_path / "nothing") in capsys.readouterr().err
+    assert not (tmp_path / "~").exists()
+
+
 def test_show_works_without_the_data(tmp_path, capsys):
     assert main(["cifar10_bntt", "--show", "--set", f"data_dir={tmp_path}"]) == 0
     shown = json.loads(capsys.readouterr().out)

@@ -147,3 +147,12 @@ def test_networks_without_an_exact_nir_form_are_refused(converted, tmp_path):
         assert not path.exists()
     with pytest.raises(TypeError, match="expected NetworkParams"):
         bj.to_nir({"params": {}})
+    # both reasons of a soft-reset BNTT network at once, each with its fix
+    both = bj.init(0, arch="mlp", in_features=3, hidden=(4,))
+    with pytest.raises(
+        ValueError,
+        match=r"2 reasons.*\(1\) .*soft reset.*reset='hard'.*"
+        r"\(2\) norm='bntt'.*norm='none'",
+    ):
+        bj.to_nir(both, path)
+    assert not path.exists()

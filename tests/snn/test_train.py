@@ -1,6 +1,7 @@
 """train_step / eval_step and the optimisers."""
 
 import functools
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -195,6 +196,20 @@ def test_steps_refuse_wrong_labels_layouts_weights_and_statistics(small):
         ValueError, match=r"1 negative running variances \(the first at index \(0, 3\): -0.5\)"
     ):
         bj.simulate(state.net.replace(batch_stats=negative), np.stack([x] * cfg.num_steps))
+    # labels of the wrong shape: a column, one-hot rows, a scalar, one label too many; under
+    # jit too (shapes are known at trace time)
+    one_hot = np.eye(classes, dtype=np.int32)[y]
+    for labels, match in [
+        (y[:, None], r"shape \(24,\); got shape \(24, 1\) \(a column: pass labels.reshape"),
+        (one_hot, r"got shape \(24, 3\) \(one-hot rows\? pass labels.argmax\(-1\)\)"),
+        (y[0], r"got shape \(\) \(a single label: pass a vector \[24\]"),
+        (np.append(y, 0), r"got shape \(25,\) \(25 labels for 24 samples"),
+    ]:
+        for step in (bj.train_step, jax.jit(bj.train_step)):
+            with pytest.raises(ValueError, match=r"train_step\(\): labels must be one .*" + match):
+                step(state, x, labels, key)
+        with pytest.raises(ValueError, match=r"eval_step\(\): labels must be one"):
+            bj.eval_step(state.net, x, labels, key)
     # under jit only the dtype is checked: no host sync inside the compiled step
     jax.jit(bj.train_step)(state, x, y, key)
 
@@ -252,3 +267,32 @@ def test_fit_is_the_documented_loop_of_train_step():
     assert [r["epoch"] for r in history] == [1, 2] and 0 <= history[-1]["test_accuracy"] <= 1
     with pytest.raises(ValueError, match="make no full batch of 64"):
         bj.fit(net, x[:50], y[:50], epochs=1, batch_size=64)
+
+
+def test_fit_refuses_mismatched_arrays_before_the_first_step(monkeypatch):
+    """Arrays that cannot be a training set are refused before anything is compiled: the
+    step is replaced by one that fails the test if it is ever called."""
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 6), dtype=np.float32)
+    y = (np.arange(40) % 2).astype(np.int32)
+    net = bj.init(0, arch="mlp", in_features=6, num_classes=2, hidden=(8,), T=3)
+
+    def never(*args, **kwargs):
+        raise AssertionError("fit() started training on bad arrays")
+
+    monkeypatch.setattr(sys.modules["bntt_jax.fit"], "train_step", never)
+    bad_x = x.copy()
+    bad_x[7, 1] = np.nan
+    for kwargs, match in [
+        (dict(x_train=x[:32], y_train=y[:33]), r"y_train must be one .*\(33 labels for 32"),
+        (dict(x_train=x[:32], y_train=y[:31]), r"\(31 labels for 32 samples"),
+        (dict(x_train=x, y_train=y[:, None]), r"y_train .* got shape \(40, 1\)"),
+        (dict(x_train=x, y_train=y, x_test=x), "x_test given without y_test; pass both"),
+        (dict(x_train=x, y_train=y, y_test=y), "y_test given without x_test"),
+        (dict(x_train=x, y_train=y, x_test=x, y_test=y[:5]), r"\(5 labels for 40 samples"),
+        (dict(x_train=x, y_train=y + 1), r"fit\(\): y_train: labels must lie in 0..1"),
+        (dict(x_train=x, y_train=y, x_test=x, y_test=y * 3), r"y_test: labels must lie in"),
+        (dict(x_train=bad_x, y_train=y), r"x_train holds 1 NaN"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            bj.fit(net, epochs=1, batch_size=8, **kwargs)

@@ -241,10 +241,14 @@ def check_labels(
     name: str, y_train: np.ndarray, y_test: np.ndarray, num_classes: int | None
 ) -> int:
     """The number of classes: ``num_classes``, or the largest label + 1; every label in
-    ``0 … K−1``."""
+    ``0 … K−1``. Read from the labels, K is bounded by the data: every class ``0 … K−1`` must
+    occur in ``y_train`` (a class without a training example cannot be learnt, and a stray
+    label of 2³¹ − 1 would otherwise make a readout of 2³¹ outputs)."""
     low = min(int(y_train.min()), int(y_test.min()))
     if low < 0:
         raise _bad(name, f"a label is {low}; labels are 0 … K−1.")
+    if num_classes is None:
+        _check_every_class_trained(name, y_train, y_test)
     k = max(int(y_train.max()), int(y_test.max())) + 1 if num_classes is None else num_classes
     for split, y in (("train", y_train), ("test", y_test)):
         if int(y.max()) >= k:
@@ -256,6 +260,22 @@ def check_labels(
     if k < 2:
         raise _bad(name, "every label is 0; a classifier needs at least two classes.")
     return k
+
+
+def _check_every_class_trained(name: str, y_train: np.ndarray, y_test: np.ndarray) -> None:
+    """Every label ``0 … K−1`` (K = the largest label + 1) occurs in ``y_train``."""
+    k = max(int(y_train.max()), int(y_test.max())) + 1
+    present = np.unique(y_train)
+    if present.size == k:
+        return
+    first = int(np.setdiff1d(np.arange(int(present[-1]) + 2), present)[0])  # a gap, or max + 1
+    raise _bad(
+        name,
+        f"labels must be 0 … K−1 with every class in y_train, but the largest label, "
+        f"{k - 1}, would make {k} classes and y_train holds {present.size} distinct labels "
+        f"(class {first} has no training example). Renumber them: "
+        "classes, y = np.unique(y, return_inverse=True).",
+    )
 
 
 def check_arrays(
