@@ -16,11 +16,19 @@ import numpy as np
 
 
 def _axes(ax: Any) -> Any:
+    """``ax``, or the axes of a new figure laid out so that nothing is cut when it is saved."""
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt  # on first use: plotting is optional
 
-    return plt.subplots(figsize=(6, 3.5))[1]
+    return plt.subplots(figsize=(6, 3.5), layout="constrained")[1]
+
+
+def _step_ticks(ax: Any) -> None:
+    """Time steps are whole numbers: no tick at 2.5."""
+    from matplotlib.ticker import MaxNLocator  # on first use, as above
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def raster(spikes: Any, *, sample: int = 0, max_neurons: int | None = 200, ax: Any = None) -> Any:
@@ -40,6 +48,7 @@ def raster(spikes: Any, *, sample: int = 0, max_neurons: int | None = 200, ax: A
         xlim=(0.5, len(o) + 0.5),
         title=f"spikes of sample {sample} ({int(o.sum())} shown)",
     )
+    _step_ticks(ax)
     return ax
 
 
@@ -52,16 +61,33 @@ def membrane_traces(
     ax: Any = None,
 ) -> Any:
     """Membrane potentials ``u_t`` (before the reset, Eq. 4) of a few ``neurons`` of one
-    layer, with the firing ``threshold`` θ: a neuron spikes at every step its trace reaches θ.
+    layer, with the firing ``threshold`` θ and a marker on every spike: a neuron spikes at
+    every step its trace exceeds θ (``u_t > θ``, :func:`bntt_jax.spike`), and its membrane is
+    reset after it.
 
     ``membranes``: ``[T, B, ...]`` (``out.membranes[layer]``)."""
     u = np.asarray(membranes)[:, sample].reshape(len(membranes), -1)
     steps = np.arange(1, len(u) + 1)
     ax = _axes(ax)
+    fired_t, fired_u = [], []
     for n in neurons:
         ax.plot(steps, u[:, n], marker=".", lw=1, label=f"neuron {n}")
+        fired = u[:, n] > threshold
+        fired_t.append(steps[fired])
+        fired_u.append(u[fired, n])
     ax.axhline(threshold, color="r", ls="--", lw=0.9, label=f"threshold θ = {threshold:g}")
+    ax.scatter(
+        np.concatenate(fired_t),
+        np.concatenate(fired_u),
+        marker="^",
+        s=36,
+        facecolors="none",
+        edgecolors="r",
+        zorder=3,
+        label="spike (u_t > θ)",
+    )
     ax.set(xlabel="time step t", ylabel="membrane u_t", title=f"membranes of sample {sample}")
+    _step_ticks(ax)
     ax.legend(fontsize=7)
     return ax
 
@@ -75,6 +101,7 @@ def spikes_per_step(spike_counts: dict[str, Any], *, ax: Any = None) -> Any:
         counts = np.asarray(counts)
         ax.plot(np.arange(1, len(counts) + 1), counts.mean(axis=1), label=layer)
     ax.set(xlabel="time step t", ylabel="spikes per sample", title="spikes per layer and step")
+    _step_ticks(ax)
     ax.legend(fontsize=7, ncol=2)
     return ax
 
@@ -96,4 +123,5 @@ def first_spike_times(
     ax.scatter(times[neuron], neuron, s=6, color="k")
     title = f"first spikes of sample {sample} ({len(neuron)} of {len(times)} fire)"
     ax.set(xlabel="first-spike time within the window", ylabel="neuron", title=title)
+    _step_ticks(ax)
     return ax

@@ -271,13 +271,17 @@ def eval_step(
     *,
     encoder: str = "poisson",
     exit_steps: Sequence[int] = (),
+    mask: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
     """Evaluate a batch with running statistics; sums (not means), to add up over batches.
 
     Returns ``correct``, ``loss_sum``, ``count``, the spikes of every layer summed over the
     batch per step (``spikes/<layer>``: ``[T]``) and, for every ``t`` in ``exit_steps``, the
-    correct predictions of an early exit at ``t`` (``correct@t``), ``1 ≤ t ≤ T``. Called
-    outside a trace, it refuses NaN/Inf ``inputs`` (:mod:`bntt_jax.checks`).
+    correct predictions of an early exit at ``t`` (``correct@t``), ``1 ≤ t ≤ T``. ``mask``
+    ``[B]`` (bool) counts only its true rows in every sum: a last batch padded to the batch
+    size (each image is evaluated alone with the running statistics, so the padding changes
+    nothing else). Called outside a trace, it refuses NaN/Inf ``inputs``
+    (:mod:`bntt_jax.checks`).
     """
     num_steps = net.config.num_steps
     bad = [t for t in exit_steps if not isinstance(t, int | np.integer) or not 1 <= t <= num_steps]
@@ -291,14 +295,35 @@ def eval_step(
     # The model itself (not simulate) also returns the per-step readout terms W·o_t, so one
     # run gives every exit: the readout of an exit at t averages the first t terms.
     logits, counts, steps = eval_apply(net.variables(), net.config, spikes)
-    metrics = {
-        "correct": jnp.sum(jnp.argmax(logits, -1) == labels),
-        "loss_sum": cross_entropy(logits, labels) * labels.shape[0],
-        "count": jnp.asarray(labels.shape[0]),
-    }
-    metrics |= {f"spikes/{k}": v.sum(1) for k, v in counts.items()}
+    keep = batch_mask("eval_step()", mask, labels.shape[0])
+    metrics = masked_sums(logits, labels, keep)
+    metrics |= {f"spikes/{k}": (v * keep).sum(1) for k, v in counts.items()}
     cumulative = jnp.cumsum(steps, axis=0)
     for t in exit_steps:
         early_logits = cumulative[int(t) - 1] / int(t)
-        metrics[f"correct@{int(t)}"] = jnp.sum(jnp.argmax(early_logits, -1) == labels)
+        metrics[f"correct@{int(t)}"] = jnp.sum((jnp.argmax(early_logits, -1) == labels) & keep)
     return metrics
+
+
+def batch_mask(where: str, mask: Any, batch: int) -> jax.Array:
+    """``mask`` as a ``[batch]`` bool array (every row when ``None``)."""
+    if mask is None:
+        return jnp.ones(batch, bool)
+    if tuple(np.shape(mask)) != (batch,):
+        raise ValueError(
+            f"{where}: mask must be one bool per input, shape ({batch},); got shape "
+            f"{tuple(np.shape(mask))}."
+        )
+    return jnp.asarray(mask, bool)
+
+
+def masked_sums(logits: jax.Array, labels: jax.Array, keep: jax.Array) -> dict[str, jax.Array]:
+    """``correct``, ``loss_sum`` (Eq. 5's cross-entropy) and ``count`` over the rows ``keep``
+    marks. The loss is the batch mean times B, as it was before masks (every row kept: the
+    same number to the last bit)."""
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return {
+        "correct": jnp.sum((jnp.argmax(logits, -1) == labels) & keep),
+        "loss_sum": jnp.mean(losses * keep) * labels.shape[0],
+        "count": jnp.sum(keep, dtype=jnp.int32),
+    }

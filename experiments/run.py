@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
                 datasets[source] = load_dataset(*source)
                 check_finite(datasets[source])
             data = datasets[source]
-            check_against_data(config, len(data.train_x), len(data.test_x))
+            check_against_data(config, len(data.train_x))
     except (ConfigError, DataMissingError, DataCorruptError) as err:
         return fail(err)
     return _train(p, args, distributed, datasets)

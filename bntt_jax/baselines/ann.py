@@ -22,7 +22,14 @@ import jax.numpy as jnp
 import optax
 
 from bntt_jax.config import NetworkConfig
-from bntt_jax.train import TrainState, cross_entropy, finite_flags, flag_names
+from bntt_jax.train import (
+    TrainState,
+    batch_mask,
+    cross_entropy,
+    finite_flags,
+    flag_names,
+    masked_sums,
+)
 
 #: The normalisations an ANN takes.
 ANN_NORMS = ("bn", "none")
@@ -149,11 +156,11 @@ def train_step(
     return state.replace(step=state.step + 1, net=new_net, opt_state=opt_state), metrics
 
 
-def eval_step(net: ANNParams, x: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
-    """Sums over a batch (to add up over batches): ``correct``, ``loss_sum``, ``count``."""
+def eval_step(
+    net: ANNParams, x: jax.Array, labels: jax.Array, mask: jax.Array | None = None
+) -> dict[str, jax.Array]:
+    """Sums over a batch (to add up over batches): ``correct``, ``loss_sum``, ``count``;
+    ``mask`` ``[B]`` counts only its true rows (a padded last batch, as
+    :func:`bntt_jax.eval_step`'s)."""
     logits = forward(net, x)
-    return {
-        "correct": jnp.sum(jnp.argmax(logits, -1) == labels),
-        "loss_sum": cross_entropy(logits, labels) * labels.shape[0],
-        "count": jnp.asarray(labels.shape[0]),
-    }
+    return masked_sums(logits, labels, batch_mask("ann.eval_step()", mask, labels.shape[0]))

@@ -17,7 +17,14 @@ import jax.numpy as jnp
 import optax
 
 from bntt_jax import train as bntt_train
-from bntt_jax.train import TrainState, cross_entropy, finite_flags, flag_names, step_key
+from bntt_jax.train import (
+    TrainState,
+    batch_mask,
+    finite_flags,
+    flag_names,
+    masked_sums,
+    step_key,
+)
 from bntt_jax.ttfs.functional import TTFSParams, forward
 from bntt_jax.ttfs.kernel import kernel_errors, representation_range
 from bntt_jax.ttfs.losses import kernel_regularization, total_loss
@@ -147,17 +154,18 @@ def kernel_metrics(net: TTFSParams, out: Any) -> dict[str, jax.Array]:
     return metrics
 
 
-def eval_step(net: TTFSParams, images: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+def eval_step(
+    net: TTFSParams, images: jax.Array, labels: jax.Array, mask: jax.Array | None = None
+) -> dict[str, jax.Array]:
     """Evaluate a batch with running statistics, no SR; sums over the batch, to add up:
     ``correct``, ``loss_sum`` (cross-entropy), ``count`` and ``spikes/<kernel>`` (spikes of
-    each layer, which the spiking network reproduces exactly)."""
+    each layer, which the spiking network reproduces exactly); ``mask`` ``[B]`` counts only
+    its true rows (a padded last batch)."""
     bntt_train._check_batch("ttfs.eval_step()", images, labels, net, rank=False)
+    keep = batch_mask("ttfs.eval_step()", mask, labels.shape[0])
     out = forward(net, images)
-    metrics = {
-        "correct": jnp.sum(jnp.argmax(out.logits, -1) == labels),
-        "loss_sum": cross_entropy(out.logits, labels) * labels.shape[0],
-        "count": jnp.asarray(labels.shape[0]),
-    }
+    metrics = masked_sums(out.logits, labels, keep)
     for name, t in out.t.items():
-        metrics[f"spikes/{name}"] = jnp.sum(t <= net.config.time_window)
+        rows = keep.reshape((-1,) + (1,) * (t.ndim - 1))
+        metrics[f"spikes/{name}"] = jnp.sum((t <= net.config.time_window) & rows)
     return metrics

@@ -102,12 +102,11 @@ def _attack(
 
 def _test_images(subject: Any) -> tuple[np.ndarray, np.ndarray, int]:
     """The first ``analysis_images`` test images as intensities, their labels and the batch
-    (whole batches only: evaluation drops a partial batch)."""
+    (every one of them: evaluation pads its last batch)."""
     config, data = subject.config, subject.data
     cap = config.analysis.analysis_images
-    n = len(data.test_x) if cap is None else cap
+    n = len(data.test_x) if cap is None else min(cap, len(data.test_x))
     batch = min(config.eval_batch_size, n)
-    n -= n % batch
     return data.to_intensities(data.test_x[:n]), data.test_y[:n], batch
 
 

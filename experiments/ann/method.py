@@ -47,7 +47,7 @@ _eval_step = jax.jit(ann.eval_step)
 
 def evaluate(net: ann.ANNParams, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
     """Test accuracy and loss of an ANN."""
-    return test_totals(lambda x, y, i: _eval_step(net, x, y), data, config)[1]
+    return test_totals(lambda x, y, i, mask: _eval_step(net, x, y, mask), data, config)[1]
 
 
 def convert(net: ann.ANNParams, data: Dataset, config: ExperimentConfig) -> Any:
@@ -74,7 +74,7 @@ def evaluate_conversion(converted: Any, data: Dataset, config: ExperimentConfig)
     steps = all_steps[-1]
     key = jax.random.key(config.seed + CONVERSION_STREAM + 1)
 
-    def batch(x: Any, y: Any, i: int) -> dict[str, Any]:
+    def batch(x: Any, y: Any, i: int, mask: None) -> dict[str, Any]:  # unpadded: no mask
         m = conversion.evaluate_converted(converted, x, y, jax.random.fold_in(key, i), steps)
         return {**m, "count": len(y)}
 

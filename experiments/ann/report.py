@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from experiments.core.config import ExperimentConfig
-from experiments.core.data import facts_line
+from experiments.core.data import facts_line, on_images
 from experiments.core.files import write_text
 from experiments.core.plots import plot_curves, pyplot, save_figure
 
@@ -75,7 +75,7 @@ def write_report(out_dir: Path, name: str, config: ExperimentConfig, metrics: di
         "",
         "| metric | ours | paper |",
         "|---|---|---|",
-        f"| test accuracy | {100 * metrics['test_accuracy']:.2f}% | "
+        f"| test accuracy{on_images(metrics, ' (', ')')} | {100 * metrics['test_accuracy']:.2f}% | "
         f"{'–' if accuracy is None else f'{accuracy:.2f}%'} |",
         f"| best test accuracy during training | {100 * metrics['best_test_accuracy']:.2f}% | – |",
         f"| energy per image, 45 nm CMOS (Eq. 25, E_MAC = 4.6 pJ) | "

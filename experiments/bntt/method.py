@@ -56,7 +56,7 @@ def evaluate(
     step = _eval_step(config.network.encoder, tuple(sorted(set(exit_steps))))
     key = jax.random.key(config.seed + EVAL_STREAM)
     totals, test = test_totals(
-        lambda x, y, i: step(net, x, y, jax.random.fold_in(key, i)), data, config
+        lambda x, y, i, mask: step(net, x, y, jax.random.fold_in(key, i), mask=mask), data, config
     )
     count = test["count"]
     neurons = net.config.neurons_per_layer()

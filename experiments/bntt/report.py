@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from experiments.core.config import ExperimentConfig
-from experiments.core.data import facts_line
+from experiments.core.data import facts_line, on_images
 from experiments.core.files import write_text
 from experiments.core.plots import plot_curves, pyplot, save_figure
 
@@ -137,7 +137,7 @@ def _metric_rows(config: ExperimentConfig, metrics: dict) -> list[str]:
     return [
         "| metric | ours | paper |",
         "|---|---|---|",
-        f"| test accuracy (T = {config.network_config.num_steps}) | "
+        f"| test accuracy (T = {config.network_config.num_steps}{on_images(metrics)}) | "
         f"{_pct(metrics['test_accuracy'])} | {_paper_pct(paper.get('accuracy'))} |",
         f"| best test accuracy during training | {_pct(metrics['best_test_accuracy'])} | – |",
         *(exit_rows or []),

@@ -149,7 +149,11 @@ class ExperimentConfig:
     )
     epochs: int = config_key(100, "training epochs", integer(1))
     batch_size: int = config_key(256, "training batch (global, over all devices)", integer(1))
-    eval_batch_size: int = config_key(512, "evaluation batch, at most the test set", integer(1))
+    eval_batch_size: int = config_key(
+        512,
+        "evaluation batch (the last one padded and masked: every test image counts)",
+        integer(1),
+    )
     eval_every: int = config_key(1, "test every N epochs (and after the last)", integer(1))
     seed: int = config_key(0, f"random seed, 0 .. {MAX_SEED}", integer(0, MAX_SEED))
     max_train_batches: int | None = config_key(
@@ -184,7 +188,7 @@ class ExperimentConfig:
                 )
         check_split(self)
         self.network.check(self)
-        check_batch_sizes(self, self.facts.train_size, self.facts.test_size, self.dataset_label)
+        check_batch_sizes(self, self.facts.train_size, self.dataset_label)
         self.network.build(self.facts)  # raises ConfigError naming the key
 
     @property

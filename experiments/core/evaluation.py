@@ -1,8 +1,10 @@
 """The one batched test-set loop: every method's test, the end-of-run metrics, the conversion,
 the TTFS spiking network's check and the analyses run their networks through it.
 
-A caller gives ``fn(x, y, i)``, which returns sums over batch ``i`` (``correct``, losses,
-spike counts, ...); :func:`over_test_set` adds them up over the test set and reads them once.
+A caller gives ``fn(x, y, i, mask)``, which returns sums over batch ``i`` (``correct``,
+losses, spike counts, ...) counting only the rows ``mask`` marks; :func:`over_test_set` adds
+them up over the test set and reads them once. Every test image is evaluated: the last
+partial batch is padded to the batch size and masked, never dropped.
 """
 
 from __future__ import annotations
@@ -14,19 +16,39 @@ import jax
 import numpy as np
 
 from bntt_jax import parallel
-from experiments.core.data import Dataset, iterate
+from experiments.core.data import Dataset
 
 #: Keys of a batch's results that are maximised over the batches instead of summed.
 MAX_PREFIX = "max_"
 
 
-def _chunks(x: np.ndarray, y: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _chunks(x: np.ndarray, y: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, ...]]:
     for start in range(0, len(x), size):
-        yield x[start : start + size], y[start : start + size]
+        yield x[start : start + size], y[start : start + size], None
+
+
+def padded_batches(
+    x: np.ndarray, y: np.ndarray, batch_size: int, max_batches: int | None, devices: int = 1
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(x, y, mask)`` batches of the whole test set in order: batches of ``batch_size``
+    (of the test set's size rounded up to ``devices`` where it is smaller), the last one
+    padded with zero inputs and label 0 to that size and ``mask`` marking its real rows; at
+    most ``max_batches``. One batch shape, so one compiled program."""
+    n = len(x)
+    size = batch_size if n >= batch_size else -(-n // devices) * devices
+    count = -(-n // size)
+    for i in range(count if max_batches is None else min(count, max_batches)):
+        xb, yb = x[i * size : (i + 1) * size], y[i * size : (i + 1) * size]
+        pad = size - len(xb)
+        mask = np.arange(size) < len(xb)
+        if pad:
+            xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+        yield xb, yb, mask
 
 
 def over_test_set(
-    fn: Callable[[Any, Any, int], dict[str, Any]],
+    fn: Callable[[Any, Any, int, Any], dict[str, Any]],
     data: Dataset,
     batch_size: int,
     *,
@@ -34,34 +56,39 @@ def over_test_set(
     limit: int | None = None,
     shard: bool = True,
 ) -> dict[str, np.ndarray]:
-    """``fn(x, y, i)``'s results over the test batches, summed (a key starting with
+    """``fn(x, y, i, mask)``'s results over the test batches, summed (a key starting with
     ``max_`` maximised), as host arrays; ``{}`` when there is no batch.
 
-    Batches of ``batch_size`` drop the last partial one (as the authors' loaders), up to
-    ``max_batches``; with ``limit`` the first ``limit`` test images are taken instead, the
-    last partial batch included. ``shard``: each batch is split over the devices of the
-    ``data`` mesh (:mod:`bntt_jax.parallel`), and the sums stay on the device until the end.
+    ``shard``: batches of ``batch_size`` (:func:`padded_batches`: the last one padded and
+    masked), each split over the devices of the ``data`` mesh (:mod:`bntt_jax.parallel`),
+    the sums staying on the device until the end; up to ``max_batches``. Without it (a
+    check run on the host alone), the batches are unpadded and ``mask`` is ``None``. With
+    ``limit`` the first ``limit`` test images are taken, unpadded.
     """
-    if limit is None:
-        batches = iterate(data.test_x, data.test_y, batch_size, max_batches=max_batches)
+    mesh = parallel.data_mesh() if shard and limit is None else None
+    if mesh is not None:
+        devices = mesh.devices.size
+        batches = padded_batches(data.test_x, data.test_y, batch_size, max_batches, devices)
     else:
-        batches = _chunks(data.test_x[:limit], data.test_y[:limit], batch_size)
-    mesh = parallel.data_mesh() if shard else None
+        stop = len(data.test_x) if limit is None else limit
+        if limit is None and max_batches is not None:
+            stop = min(stop, max_batches * batch_size)
+        batches = _chunks(data.test_x[:stop], data.test_y[:stop], batch_size)
     totals: dict[str, Any] = {}
-    for i, (x, y) in enumerate(batches):
+    for i, (x, y, mask) in enumerate(batches):
         if mesh is not None:
-            x, y = parallel.shard_batch(mesh, x, y)
-        m = fn(x, y, i)
+            x, y, mask = parallel.shard_batch(mesh, x, y, mask)
+        m = fn(x, y, i, mask)
         totals = m if not totals else {k: _combine(k, totals[k], v) for k, v in m.items()}
     return jax.tree.map(np.asarray, totals)
 
 
 def test_totals(
-    step: Callable[[Any, Any, int], dict[str, Any]], data: Dataset, config: Any
+    step: Callable[[Any, Any, int, Any], dict[str, Any]], data: Dataset, config: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``step(x, y, i)`` over the test set in the config's batches (capped by
+    """``step(x, y, i, mask)`` over the test set in the config's batches (capped by
     ``max_eval_batches``): the summed totals, and the test's ``accuracy``, ``loss`` (from
-    ``correct`` and ``loss_sum``) and image ``count``."""
+    ``correct`` and ``loss_sum``) and ``count``, the images evaluated."""
     totals = over_test_set(step, data, config.eval_batch_size, max_batches=config.max_eval_batches)
     count = int(totals["count"])
     accuracy, loss = int(totals["correct"]) / count, float(totals["loss_sum"]) / count

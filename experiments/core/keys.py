@@ -211,8 +211,9 @@ def check_split(config: Any) -> None:
         ) from None
 
 
-def check_batch_sizes(c: Any, train_size: int, test_size: int, source: str) -> None:
-    """Full batches only (the last partial batch is dropped, train and test)."""
+def check_batch_sizes(c: Any, train_size: int, source: str) -> None:
+    """A full training batch (the last partial one is dropped, as the authors' loaders do;
+    evaluation pads its last batch instead, so any test set evaluates whole)."""
     if c.batch_size > train_size:
         raise ConfigError(
             "batch_size",
@@ -221,19 +222,11 @@ def check_batch_sizes(c: Any, train_size: int, test_size: int, source: str) -> N
             "full batch (the last partial batch is dropped).",
             f"--set batch_size={min(256, train_size)}.",
         )
-    if c.eval_batch_size > test_size:
-        raise ConfigError(
-            "eval_batch_size",
-            c.eval_batch_size,
-            f"{source} has {test_size} test examples, "
-            "so no full evaluation batch (partial batches are dropped).",
-            f"--set eval_batch_size={test_size} (or a divisor of it, to test them all).",
-        )
 
 
-def check_against_data(config: Any, train_size: int, test_size: int) -> None:
-    """The batch sizes against the data actually loaded (a CIFAR folder may hold a subset)."""
-    check_batch_sizes(config, train_size, test_size, f"the loaded {config.dataset_label} data")
+def check_against_data(config: Any, train_size: int) -> None:
+    """The batch size against the data actually loaded (a CIFAR folder may hold a subset)."""
+    check_batch_sizes(config, train_size, f"the loaded {config.dataset_label} data")
 
 
 def check_batch_statistics(config: Any, what: str) -> None:

@@ -23,10 +23,11 @@ def pyplot() -> Any:
 
 
 def save_figure(fig: Any, path: Path) -> Path:
-    """Write ``fig`` to ``path`` atomically (a temporary file, then a rename) and close it."""
+    """Write ``fig`` to ``path`` atomically (a temporary file, then a rename) and close it;
+    the image takes in every label (``bbox_inches="tight"``), so nothing is cut."""
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     pyplot().close(fig)
     tmp.replace(path)
     return path

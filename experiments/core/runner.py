@@ -84,7 +84,7 @@ def run_experiment(
     if data is None:  # missing or damaged data fail
         data = load_config_data(config)
     check_finite(data)
-    check_against_data(config, len(data.train_x), len(data.test_x))
+    check_against_data(config, len(data.train_x))
     mesh = parallel.data_mesh()  # data-parallel over all devices (one on a laptop)
     check_mesh(mesh, config)
     check_device_memory(config, mesh)

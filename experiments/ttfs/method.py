@@ -79,7 +79,7 @@ _forward = jax.jit(ttfs.forward)
 
 def evaluate(net: Any, data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
     """Test accuracy, loss and spikes per image (per layer and in all) of a TTFS surrogate."""
-    totals, test = test_totals(lambda x, y, i: _eval_step(net, x, y), data, config)
+    totals, test = test_totals(lambda x, y, i, mask: _eval_step(net, x, y, mask), data, config)
     count = test["count"]
     layers = {k: float(totals[f"spikes/{k}"]) / count for k in net.config.kernel_names}
     return {
@@ -166,7 +166,7 @@ def check_spiking_network(net: Any, data: Dataset, config: ExperimentConfig) -> 
     limit = config.options.snn_images
     host_net = host_copy(net)
 
-    def batch(x: Any, y: Any, i: int) -> dict[str, Any]:
+    def batch(x: Any, y: Any, i: int, mask: None) -> dict[str, Any]:  # unpadded: no mask
         snn = ttfs.simulate(host_net, x)
         logits, surrogate = np.asarray(snn.logits), np.asarray(_forward(host_net, x).logits)
         return {

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.core.config import ExperimentConfig
+from experiments.core.data import on_images
 from experiments.core.files import write_text
 from experiments.core.plots import plot_curves, pyplot, save_figure
 
@@ -212,7 +213,7 @@ def _table2(metrics: dict, paper: dict) -> list[str]:
     return [
         "| metric (TTFS paper, Table 2) | ours | paper |",
         "|---|---|---|",
-        f"| test accuracy | {100 * m['test_accuracy']:.2f}% | "
+        f"| test accuracy{on_images(m, ' (', ')')} | {100 * m['test_accuracy']:.2f}% | "
         f"{_paper_value(paper, 'accuracy', '{:.2f}%')} |",
         f"| best test accuracy during training | {100 * m['best_test_accuracy']:.2f}% | – |",
         f"| time steps (latency) | {m['latency_steps']} | {_paper_value(paper, 'latency')} |",

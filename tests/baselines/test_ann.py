@@ -134,7 +134,7 @@ def test_digits_ann_trains_through_the_runner_and_is_converted(tmp_path):
     data = load_digits()
     predicted = np.asarray(ann.forward(net, data.test_x)).argmax(-1)
     assert float(np.mean(predicted == data.test_y)) == pytest.approx(metrics["test_accuracy"])
-    assert "| test accuracy |" in (out / "report.md").read_text()
+    assert "| test accuracy (on 360 test images) |" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -320,7 +320,6 @@ BAD = [
     (["--set", "lr=inf"], "lr=inf", "finite"),
     (["--set", "momentum=1"], "momentum=1.0", "[0, 1)"),
     (["--set", "weight_decay=-1"], "weight_decay=-1.0", "[0, ∞)"),
-    (["--set", "eval_batch_size=1000"], "eval_batch_size=1000", "360 test examples"),
     (["--set", "batch_size=2000"], "batch_size=2000", "1437 training examples"),
     (["--set", "hidden=0"], "hidden=0", "--set hidden=256,256"),
     (["--set", "lr_schedule=cosine"], "lr_schedule=cosine", "step, constant"),

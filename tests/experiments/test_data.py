@@ -118,7 +118,7 @@ def test_cifar10_bntt_starts_training_with_the_archive(tmp_path):
         args += ["--set", item]
     assert main(args) == 0
     assert (out / "metrics.json").exists() and (out / "report.md").exists()
-    assert "| test accuracy (T = 2) | " in (out / "report.md").read_text()
+    assert "| test accuracy (T = 2, on 4 test images) | " in (out / "report.md").read_text()
     assert "90.50%" in (out / "report.md").read_text()  # the paper's number beside ours
 
 

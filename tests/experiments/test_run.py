@@ -106,7 +106,7 @@ def test_tiny_run_writes_the_whole_results_folder(tiny_run):
             assert row["accuracy"] == metrics["accuracy_vs_T"][str(step)]
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["experiment"]["epochs"] == 2 and config["network"]["num_steps"] == 4
-    assert "| test accuracy (T = 4) |" in (tiny_run / "report.md").read_text()
+    assert "| test accuracy (T = 4, on 360 test images) |" in (tiny_run / "report.md").read_text()
 
 
 def test_existing_results_are_never_overwritten(tiny_run, capsys):

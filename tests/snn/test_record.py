@@ -74,8 +74,35 @@ def test_plots_draw_what_was_recorded(recorded):
     lines = ax.get_lines()
     np.testing.assert_allclose(lines[1].get_ydata(), out.membranes["fc1"][:, 0, 5])
     assert lines[-1].get_ydata()[0] == net.config.threshold  # the threshold line
+    # a marker on every spike of the traced neurons, at (t, u_t)
+    u = np.asarray(out.membranes["fc1"][:, 0])
+    markers = np.asarray(ax.collections[0].get_offsets())
+    expected = [(t + 1, u[t, n]) for n in (0, 5) for t in range(len(u)) if u[t, n] > 1.0]
+    assert len(expected) == int(out.spikes["fc1"][:, 0][:, [0, 5]].sum())  # the spikes
+    np.testing.assert_allclose(markers, np.array(expected, np.float32).reshape(-1, 2), rtol=1e-6)
     ax = bj.plot.spikes_per_step(out.spike_counts)
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), out.spike_counts["fc1"].mean(1))
+
+
+def test_time_axes_tick_whole_steps_and_saved_figures_keep_their_labels(recorded, tmp_path):
+    """A 6-step raster ticks at whole steps (no 2.5); a saved figure holds its axis labels and
+    title whole inside the image (drawn, their extents lie within the figure's)."""
+    net, _, out = recorded
+    axes = [
+        bj.plot.raster(out.spikes["fc1"]),
+        bj.plot.membrane_traces(out.membranes["fc1"], net.config.threshold),
+        bj.plot.spikes_per_step(out.spike_counts),
+    ]
+    for ax in axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        fig = ax.figure
+        fig.savefig(tmp_path / "figure.png")
+        renderer = fig.canvas.get_renderer()
+        for text in (ax.xaxis.label, ax.yaxis.label, ax.title):
+            box = text.get_window_extent(renderer)
+            assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, text.get_text()
+            assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, text.get_text()
 
 
 def test_ttfs_first_spike_times_are_plotted():

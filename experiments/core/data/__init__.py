@@ -38,6 +38,7 @@ from experiments.core.data.dataset import (  # noqa: F401  (re-exported)
     Reader,
     facts_line,
     fingerprint,
+    on_images,
 )
 
 #: Every dataset the experiments know, by name.

@@ -38,6 +38,13 @@ def facts_line(facts: DatasetFacts, normalize: bool = False) -> str:
     return f"{line}; standardised with the training set's statistics" if normalize else line
 
 
+def on_images(metrics: dict[str, Any], before: str = ", ", after: str = "") -> str:
+    """``", on N test images"`` for a report's accuracy line: how many test images the
+    metrics were measured on (``num_test_images``; empty for a record without it)."""
+    n = metrics.get("num_test_images")
+    return "" if n is None else f"{before}on {n:,} test images{after}"
+
+
 class DataMissingError(FileNotFoundError):
     """A dataset is not on this machine; the message says where to put it and how to get it."""
 
