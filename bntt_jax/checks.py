@@ -17,6 +17,7 @@ This module does not import JAX at import time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,3 +147,55 @@ def check_network(where: str, params: Any, batch_stats: Any) -> None:
                     f"variances (the first at index {first}: {float(values[first]):g}); a "
                     "variance is never negative, so these statistics are damaged."
                 )
+
+
+def available_bytes() -> int | None:
+    """The memory a new allocation can get now: on an accelerator, the first device's free
+    memory; on the CPU, :func:`host_available_bytes`. ``None`` where unknown."""
+    import jax  # on first use, as above
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return host_available_bytes()
+    stats = device.memory_stats() or {}
+    if "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+
+
+def host_available_bytes() -> int | None:
+    """The memory this machine can give a new allocation now: ``MemAvailable``, or the
+    cgroup's limit if lower; ``None`` where neither can be read (no JAX)."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            found.append(int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def size(n: float) -> str:
+    """A byte count as people read it: ``3.1 kB``, ``1.6 GB``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def check_fits(where: str, need: int, what: str, fix: str) -> None:
+    """Refuse, before allocating, ``need`` bytes (``what`` says of what) that exceed the
+    memory available now (:func:`available_bytes`; nothing is refused where it is unknown)."""
+    free = available_bytes()
+    if free is not None and need > free:
+        raise ValueError(
+            f"{where}: {what} needs about {size(need)}, but {size(free)} are free here. {fix}"
+        )

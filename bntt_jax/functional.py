@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bntt_jax.checks import check_finite, check_network
+from bntt_jax.checks import check_finite, check_fits, check_network, size
 from bntt_jax.config import NetworkConfig
 from bntt_jax.initialization import variables_from_one_draw
 from bntt_jax.models import SpikingNetwork, eval_apply
@@ -187,8 +187,25 @@ def simulate(
     """
     spikes, T = _check_inputs(params, spikes, T, train)
     if record:
+        _check_record_fits(params.config, T, spikes.shape[1])
         return _recorded(params, spikes, T, train)
     return _simulate(params, spikes, T, train)
+
+
+def _check_record_fits(config: NetworkConfig, T: int, batch: int) -> None:
+    """The recording's ``2·T·B·N·4`` bytes (membranes and spikes), and as much again for the
+    module's forward that produces them, against the free memory: refused before XLA
+    allocates anything."""
+    neurons = sum(config.neurons_per_layer().values())
+    recorded = 2 * T * batch * neurons * 4
+    check_fits(
+        "simulate(record=True)",
+        2 * recorded,
+        f"recording {T} steps of {batch} samples ({neurons:,} spiking neurons: "
+        f"{size(recorded)} of membranes and spikes, and the forward that computes them)",
+        f"Record fewer samples (spikes[:, :{max(1, batch // 8)}]) or steps (T=...), or "
+        "simulate without record=True.",
+    )
 
 
 @partial(jax.jit, static_argnums=(2, 3))

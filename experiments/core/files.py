@@ -76,11 +76,11 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_synced(file: Path, text: str, *, rename: bool = True) -> Path:
-    """Write ``text`` to ``file`` through a flushed temporary file renamed into place, or
-    (``rename=False``) to ``file`` itself, flushed."""
+def write_synced(file: Path, text: str | bytes, *, rename: bool = True) -> Path:
+    """Write ``text`` (or bytes) to ``file`` through a flushed temporary file renamed into
+    place, or (``rename=False``) to ``file`` itself, flushed."""
     tmp = file.with_name(file.name + ".tmp") if rename else file
-    with open(tmp, "w") as f:
+    with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())

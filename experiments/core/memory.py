@@ -18,9 +18,9 @@ peak); on this project's CPU, 5.07 GB against a 4.58 GB peak RSS for batch 32.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
+from bntt_jax.checks import host_available_bytes
 from experiments.core.keys import ConfigError
 
 #: Bytes kept per neuron (or input), sample and unrolled step, float32 included (above).
@@ -46,35 +46,16 @@ def estimate_bytes(config: Any, devices: int = 1) -> int:
     return int(ACTIVATION_FACTOR * units * 4 + OVERHEAD)
 
 
-def available_bytes() -> int | None:
-    """The memory this machine can give a new process now: ``MemAvailable``, or the cgroup's
-    limit if lower; ``None`` where neither can be read."""
-    found = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-        if limit != "max":
-            found.append(int(limit) - used)
-    except (OSError, ValueError):
-        pass
-    return min(found) if found else None
-
-
 def gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
 
 
 def check_memory(config: Any, devices: int, available: int | None, where: str) -> None:
     """Raise :class:`ConfigError` on the batch size (or T) if the estimated training step does
-    not fit in ``available`` bytes (``None``: this machine's, :func:`available_bytes`), with
-    the largest T and batch that fit. ``where`` names the memory (``"this machine"``)."""
-    available = available_bytes() if available is None else available
+    not fit in ``available`` bytes (``None``: this machine's,
+    :func:`bntt_jax.checks.host_available_bytes`), with the largest T and batch that fit.
+    ``where`` names the memory (``"this machine"``)."""
+    available = host_available_bytes() if available is None else available
     need = estimate_bytes(config, devices)
     if available is None or need <= available:
         return

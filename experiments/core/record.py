@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from experiments.core import tensorboard
 from experiments.core.faults import fault_point
 from experiments.core.files import (
     RunFolderError,
@@ -171,8 +172,10 @@ def collect(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def write_progress(out: Path, manifest: dict[str, Any]) -> None:
-    """``metrics.json`` of an unfinished run: the committed history."""
+    """``metrics.json`` of an unfinished run, the committed history; and its TensorBoard view
+    (:mod:`experiments.core.tensorboard`, epochs timed from ``config.json``'s writing)."""
     write_json(out / METRICS, {"history": manifest["history"], "complete": False})
+    tensorboard.write_history(out, manifest["history"], (out / CONFIG).stat().st_mtime)
 
 
 def write_config(out: Path, config: dict[str, Any]) -> None:

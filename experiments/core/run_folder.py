@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from experiments.core import registry
 from experiments.core.config import RESUME_SAFE_KEYS, ExperimentConfig, show
 from experiments.core.files import RunFolderError, read_json, sha256
 from experiments.core.record import CONFIG, FORMAT, METRICS, read_manifest
@@ -110,12 +112,28 @@ def check_new(folder: RunFolder) -> None:
     what = {
         "run": f"an unfinished run of {folder.config['name']} (epoch {folder.epoch} committed)",
         "finished": f"a finished run of {folder.config['name']}",
-        "legacy": f"a run of {folder.config['name']} from an earlier version",
+        "legacy": f"a run of {folder.config['name']} from {_version(folder)}",
     }[folder.state]
     hint = " Pass --resume to continue it, or" if folder.state == "run" else ""
     raise RunFolderError(
         f"{where} already holds {what}; nothing is overwritten.{hint} Give --out a new folder."
     )
+
+
+def _newer(folder: RunFolder) -> bool:
+    """Whether the folder's format is newer than the one this version writes."""
+    written = folder.config.get("format") if folder.config else None
+    return isinstance(written, int) and written > FORMAT
+
+
+def _version(folder: RunFolder) -> str:
+    """Which bntt-jax wrote a folder of another format, as a message says it."""
+    if _newer(folder):
+        return (
+            f"a newer bntt-jax (results-folder format {folder.config['format']}; this one "
+            f"reads format {FORMAT})"
+        )
+    return "an earlier version"
 
 
 def check_resumable(folder: RunFolder, name: str | None) -> None:
@@ -132,6 +150,11 @@ def check_resumable(folder: RunFolder, name: str | None) -> None:
         raise RunFolderError(
             f"{where} holds no run (no bntt-jax config.json): nothing to resume. To start a "
             "run there, leave out --resume (a new run needs a new or empty folder)."
+        )
+    if folder.state == "legacy" and _newer(folder):
+        raise RunFolderError(
+            f"{where} was written by {_version(folder)} and cannot be resumed by this one. "
+            "Update bntt-jax (git pull, then pip install -e .) and resume it."
         )
     if folder.state == "legacy":
         raise RunFolderError(
@@ -167,9 +190,25 @@ def check_resume_changes(saved: Any, requested: Any, path: Path, name: str) -> N
             f"--set {key}={show(new)} would change the run in {path}, which has "
             f"{key}={show(old)}; a resumed run keeps its own config.json (only "
             f"{', '.join(RESUME_SAFE_KEYS)} may change). To train with {key}="
-            f"{show(new)}, start a new run: python -m experiments.run {name} --set "
-            f"{key}={show(new)} --out NEW_FOLDER"
+            f"{show(new)}, start a new run: {new_run_command(name, requested)}"
         )
+
+
+def new_run_command(name: str, config: Any) -> str:
+    """The command that starts a new run of ``config`` (a run's, with a change): the entry
+    ``name`` and a ``--set`` for every key in which ``config`` differs from the entry's own,
+    so that nothing of the run (its dataset, its network) is dropped."""
+    try:
+        base = registry.get(name).config.flat()
+    except KeyError:  # an entry of another version: every key
+        base = {}
+    missing = object()
+    sets = [
+        f"--set {shlex.quote(f'{k}={show(v)}')}"
+        for k, v in config.flat().items()
+        if base.get(k, missing) != v
+    ]
+    return " ".join(["python -m experiments.run", name, *sets, "--out NEW_FOLDER"])
 
 
 def check_same_data(folder: RunFolder, fingerprint: str, data_dir: str) -> None:

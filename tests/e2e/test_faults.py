@@ -254,7 +254,8 @@ def test_a_resume_that_would_change_the_run_is_refused(interrupted, change, caps
     assert main(["--resume", "--out", str(interrupted), "--set", change]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"--set {change} would change the run" in err
-    assert "start a new run" in err and f"--set {change} --out NEW_FOLDER" in err
+    assert "start a new run: python -m experiments.run digits_bntt --set " in err
+    assert f"--set {change} " in err and err.endswith("--out NEW_FOLDER")
     assert _snapshot(interrupted) == before
 
 

@@ -4,12 +4,14 @@ the earlier version, which load (and resume) as they ran."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
 from experiments.core import record, registry, run_folder
 from experiments.core.config import ConfigError, ExperimentConfig, key_names, show
 from experiments.core.overrides import apply_overrides
+from experiments.core.run_folder import new_run_command
 from experiments.run import main
 from tests.helpers.runs import metrics_without_timing, sets
 
@@ -205,3 +207,35 @@ def test_a_sweep_member_of_no_experiment_is_named_when_the_sweep_is_used():
     sweep = registry.Sweep("x", "x", (registry.Member("a", "a", "no_such_entry"),), "f", print)
     with pytest.raises(KeyError, match="no_such_entry"):
         registry.member_configs(sweep)
+
+
+def test_the_suggested_new_run_keeps_everything_of_the_run():
+    """A refused resume suggests a new run with every key in which the run differs from its
+    entry (its data and network, not only the change): parsed back through ``--set``, the
+    command gives the run's config with the change."""
+    entry = registry.get("digits_bntt").config
+    run = entry.replace(epochs=3, num_steps=4, hidden=(32, 32), lr=0.05)
+    command = new_run_command("digits_bntt", run)
+    words = shlex.split(command)
+    assert words[:4] == ["python", "-m", "experiments.run", "digits_bntt"]
+    assert words[-2:] == ["--out", "NEW_FOLDER"]
+    sets = words[5:-2:2]
+    assert sorted(sets) == ["epochs=3", "hidden=32,32", "lr=0.05", "num_steps=4"]
+    assert apply_overrides(entry, sets) == run
+
+
+def test_a_folder_of_a_newer_version_says_newer(tmp_path, capsys):
+    """A results folder whose format is newer than this version's is not called earlier: the
+    message names both formats and says to update."""
+    out = tmp_path / "newer"
+    out.mkdir()
+    config = registry.get("digits_bntt").config.to_dict()
+    newer = {"format": record.FORMAT + 1, "name": "digits_bntt", "experiment": config}
+    (out / "config.json").write_text(json.dumps(newer))
+    assert main(["--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    formats = f"results-folder format {record.FORMAT + 1}; this one reads format {record.FORMAT}"
+    assert formats in err
+    assert "Update bntt-jax" in err and "earlier" not in err
+    assert main(["digits_bntt", "--out", str(out)]) == 2
+    assert "from a newer bntt-jax" in capsys.readouterr().err

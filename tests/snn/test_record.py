@@ -121,3 +121,21 @@ def test_the_readme_block_runs_on_its_own():
     rec = namespace["rec"]
     assert rec.membranes["fc1"].shape == (20, 4, 128)
     assert len(namespace["ax"].collections[0].get_offsets()) == int(rec.spikes["fc1"][:, 0].sum())
+
+
+def test_a_recording_larger_than_the_free_memory_is_refused_before_it_starts(recorded, monkeypatch):
+    """2·T·B·N·4 bytes recorded (T = 6, B = 4, N = 16: 3,072 bytes), twice that with the
+    forward: refused where less is free, naming the sizes and the fix; run where it fits."""
+    from bntt_jax import checks
+
+    net, spikes, _ = recorded
+    monkeypatch.setattr(checks, "available_bytes", lambda: 6000)
+    with pytest.raises(
+        ValueError,
+        match=r"simulate\(record=True\): recording 6 steps of 4 samples \(16 spiking neurons: "
+        r"3.1 kB of membranes and spikes.*needs about 6.1 kB, but 6.0 kB are free here\. "
+        r"Record fewer samples",
+    ):
+        bj.simulate(net, spikes, record=True)
+    monkeypatch.setattr(checks, "available_bytes", lambda: 6144)  # exactly enough
+    assert bj.simulate(net, spikes, record=True).membranes["fc1"].shape == (6, 4, 16)
