@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("name", nargs="?", help="experiment name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the registered experiments")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure this machine again for --show's time estimates (a few seconds)",
+    )
     add_set_argument(parser, "override a config key, e.g. --set epochs=5 --set lr=0.1 (keys below)")
     parser.add_argument(
         "--out", type=user_path, help="results folder, new or empty (default results/NAME/TIME)"
@@ -197,7 +202,7 @@ def _show(p: Command) -> str:
     missing = missing_data(p)
     data = {"data": f"missing: {missing}" if missing else "present"}
     own = None if p.sweep is not None else p.config
-    estimate = {"time": estimates.describe(p.name, own)}
+    estimate = {"time": estimates.describe_here(p.name, own)}
     if p.sweep is not None:
         return json.dumps(
             {"name": p.name, "out": str(p.out), "resume": p.resume, **estimate, **data, **p.sweep},
@@ -228,6 +233,9 @@ def main(argv: list[str] | None = None, *, restart: bool = False) -> int:
     if args.list:
         for name in registry.names():
             print(f"{name:28s} {registry.summary(name)}; {estimates.describe(name)}")
+        return 0
+    if args.calibrate:
+        print(json.dumps(estimates.calibrate_again(), indent=2))
         return 0
     if args.resume and args.out is None:
         parser.error("--resume needs --out DIR, the folder of the run to continue")

@@ -9,6 +9,14 @@ measured by ``python -m benchmarks.compare`` on the same machine (an MLP's, ``bn
 A full-scale entry's estimate is derived from those rates: its training steps ×
 ``T × batch × (neurons + inputs)`` at the measured training rate, plus its test passes at the
 inference rate.
+
+On the machine that runs the command (``--show``), :func:`here` models a run as three parts
+timed on the reference machine and scaled by this machine's calibration
+(:mod:`experiments.core.calibration`): its fixed cost (start-up, compilation, final
+evaluation and analyses: an entry's measured wall time less its steps; at least the
+calibration's start-up and compilation), its steps at the measured rates, and each step's
+dispatch (what a small step costs beyond its arithmetic: the calibration's MLP step less its
+derived compute), so that a small run's estimate includes what dominates it.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from experiments.core import calibration as calibrating
 from experiments.core import registry
 
 TIMINGS = Path(__file__).parents[1] / "timings.json"
@@ -70,6 +79,75 @@ def seconds(name: str) -> tuple[float, str]:
     return sum(derived_seconds(c) for c in _configs(name)), "derived"
 
 
+def _batches(config: Any) -> int:
+    """Training steps and evaluation batches of a run of ``config``."""
+    facts = config.facts
+    per_epoch = facts.train_size // config.batch_size
+    if config.max_train_batches:
+        per_epoch = min(per_epoch, config.max_train_batches)
+    tests = -(-config.epochs // config.eval_every) + 1
+    per_test = -(-facts.test_size // config.eval_batch_size)
+    if config.max_eval_batches:
+        per_test = min(per_test, config.max_eval_batches)
+    return config.epochs * per_epoch + tests * per_test
+
+
+def _dispatch_s(record: dict[str, Any]) -> float:
+    """The reference machine's cost of a step beyond its arithmetic: the calibration's MLP
+    step (64-256-256-10, T = 25, batch 32) less its compute at the MLP rate."""
+    compute = 32 * 25 * (256 + 256 + 10 + 64) / record["rates"]["bntt_mlp"]["train"]
+    return max(0.0, record["calibration"]["mlp_step_s"] - compute)
+
+
+def _parts(name: str, config: Any, record: dict[str, Any]) -> dict[str, float]:
+    """A run of ``config`` (entry ``name``'s, or changed from it) on the reference machine:
+    ``base`` (fixed cost), ``compute`` (its steps at the rates), ``dispatch``."""
+    compute = derived_seconds(config)
+    dispatch = _batches(config) * _dispatch_s(record)
+    calibration = record["calibration"]
+    floor = calibration["startup_s"] + calibration["compile_s"]
+    entry = _configs(name)[0] if name in record["measured"] else None
+    if entry is not None and len(_configs(name)) == 1:
+        own = derived_seconds(entry) + _batches(entry) * _dispatch_s(record)
+        base = max(floor, record["measured"][name] - own)
+    else:
+        base = floor
+    return {"base": base, "compute": compute, "dispatch": dispatch}
+
+
+def here(name: str, config: Any = None, calibration: dict[str, Any] | None = None) -> float:
+    """The estimated wall time of ``name`` (or of ``config``, changed from it) on the machine
+    whose ``calibration`` is given (default: this one's, measured once and cached), start-up,
+    compilation and analyses included (module docstring)."""
+    record = _record()
+    measured = calibration if calibration is not None else calibrating.calibrate()
+    f = calibrating.factors(measured, record["calibration"])
+    configs = _configs(name) if config is None else [config]
+    model_here = model_reference = 0.0
+    for c in configs:
+        parts = _parts(name, c, record)
+        kind = "conv" if len(c.network_config.input_shape) == 3 else "mlp"  # images: convs
+        model_here += parts["base"] * f["base"] + parts["compute"] * f[kind]
+        model_here += parts["dispatch"] * f["mlp"]
+        model_reference += sum(parts.values())
+    if config is None and name in record["measured"]:  # a sweep measured whole, scaled
+        return record["measured"][name] * model_here / model_reference
+    return model_here
+
+
+def describe_here(name: str, config: Any = None) -> str:
+    """``--show``'s estimate: on this machine (calibrated once), and on the reference."""
+    try:
+        seconds = here(name, config)
+    except KeyError:
+        return "no estimate"
+    when = (calibrating.cached() or {}).get("measured_at", "an earlier run")
+    return (
+        f"about {_human(seconds)} on this machine (start-up, compilation and analyses "
+        f"included; its speed measured on {when}); {describe(name, config)}"
+    )
+
+
 def _human(s: float) -> str:
     for unit, size in (("days", 86400), ("hours", 3600), ("min", 60)):
         if s >= 2 * size:
@@ -90,3 +168,13 @@ def describe(name: str, config: Any = None) -> str:
         return "no estimate"
     how = "measured" if how == "measured" else "derived from the measured step rates"
     return f"about {_human(s)} on 2 CPU cores ({how})"
+
+
+def calibrate_again() -> dict[str, Any]:
+    """Measure this machine again (:func:`experiments.core.calibration.calibrate`); its times
+    and how many times the reference machine's each kind of work takes here."""
+    measured = calibrating.calibrate(again=True)
+    return {
+        **measured,
+        "times_the_reference": calibrating.factors(measured, _record()["calibration"]),
+    }

@@ -116,8 +116,11 @@ def test_ttfs_first_spike_times_are_plotted():
     np.testing.assert_array_equal(dots, np.stack([times[1][fired], fired], axis=1))
 
 
-def test_the_readme_block_runs_on_its_own():
+def test_the_readme_block_runs_on_its_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # it saves its figures where it runs
     namespace = run_block("record=True")  # its own imports: nothing else
+    for name in ("raster.png", "membranes.png", "spikes_per_step.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
     rec = namespace["rec"]
     assert rec.membranes["fc1"].shape == (20, 4, 128)
     assert len(namespace["ax"].collections[0].get_offsets()) == int(rec.spikes["fc1"][:, 0].sum())
