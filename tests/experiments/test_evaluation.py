@@ -32,8 +32,7 @@ def test_the_last_batch_is_padded_and_masked():
     assert len(list(padded_batches(x, y, 50, 2))) == 2  # max_batches caps them
 
 
-@pytest.mark.parametrize("rows", [5, 12])
-def test_a_masked_padded_batch_counts_what_its_real_rows_give(rows):
+def test_a_masked_padded_batch_counts_what_its_real_rows_give(rows=5):
     """``eval_step`` on 5 images padded to 12 with a mask equals ``eval_step`` on the 5
     (deterministic encoder: the same spikes), for the BNTT network, the ANN and TTFS."""
     rng = np.random.default_rng(0)
@@ -64,6 +63,7 @@ def test_a_masked_padded_batch_counts_what_its_real_rows_give(rows):
         bj.eval_step(net, x, y, key, encoder="direct", mask=mask[:5])
 
 
+@pytest.mark.e2e  # three whole runs
 def test_a_small_test_set_evaluates_whole_without_eval_batch_size(tmp_path):
     """108 test images: the entry's evaluation batch (360) needs no change, and batches of 50
     (the last padded to 8 of 50) give the same metrics as one batch of 108 (direct coding:

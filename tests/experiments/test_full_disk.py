@@ -36,6 +36,7 @@ class _FullWriter:
         )
 
 
+@pytest.mark.e2e  # whole runs, failed and resumed
 @pytest.mark.parametrize("where", ["before the write", "inside the writer"])
 def test_a_full_disk_says_so_in_one_line_and_the_run_resumes(where, whole, tmp_path, capsys):
     out = tmp_path / "run"
