@@ -146,6 +146,7 @@ def test_same_seed_same_metrics_other_seed_other(tmp_path):
     assert a["history"][0]["train_loss"] != c["history"][0]["train_loss"]
 
 
+@pytest.mark.e2e  # the whole main job, 30 epochs
 def test_digits_default_reaches_97_percent(tmp_path):
     # The README's main job, as registered: real Poisson spikes, trained from scratch.
     metrics = run_experiment("digits_bntt", registry.get("digits_bntt").config, tmp_path / "d")
