@@ -6,7 +6,7 @@ The sources (``csrc/``) are compiled for ``-march=$BNTT_JAX_MARCH`` into
 the binary (:func:`library_path`). :func:`build` writes ``.build-<pid>-*.so`` and renames it
 when the compiler succeeds; the compiler dies with the process that started it (Linux), and
 the partial file of a killed build is deleted by the next build. :mod:`bntt_jax.cpu.ffi` loads
-and registers the result. This module imports nothing of the model.
+and registers the result. This module imports nothing of the model, and JAX only to build.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import jax
-import jaxlib
 
 SOURCES = ("event_conv.cc", "dense_input_grad.cc", "bntt_lif.cc", "masked_input_grad.cc")
 #: Headers the sources include: part of the cache key, so that an edit rebuilds.
@@ -112,7 +109,8 @@ def missing_features(compiler: str, target: str) -> list[str]:
     return [flag for macro, flag in _X86_FEATURES.items() if macro in defined and flag not in flags]
 
 
-def _cpu_signature() -> str:
+def cpu_signature() -> str:
+    """This CPU as a build or a measurement depends on it: its model name and feature flags."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -124,6 +122,8 @@ def _cpu_signature() -> str:
 def library_path(compiler: str, target: str) -> Path:
     """Where the library built with ``compiler`` for ``-march=target`` is cached: its name
     holds a hash of the sources, the compiler, the flags, jaxlib's version and the CPU."""
+    import jaxlib  # here, not at the top: the cache's and the CPU's names need no JAX
+
     digest = hashlib.sha256()
     for name in (*SOURCES, *HEADERS):
         digest.update((_SOURCE_DIR / name).read_bytes())
@@ -133,7 +133,7 @@ def library_path(compiler: str, target: str) -> Path:
         *FLAGS,
         jaxlib.__version__,
         platform.machine(),
-        _cpu_signature(),
+        cpu_signature(),
     ):
         digest.update(part.encode())
     return cache_dir() / f"ffi-{target}-{digest.hexdigest()[:16]}.so"
@@ -141,6 +141,8 @@ def library_path(compiler: str, target: str) -> Path:
 
 def compile_command(compiler: str, target: str, output: str, *extra: str) -> list[str]:
     """The command that builds the sources for ``-march=target`` into ``output``."""
+    import jax  # here, not at the top: the cache's and the CPU's names need no JAX
+
     return [
         compiler,
         f"-march={target}",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -33,19 +32,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bntt_jax.cpu.build import cache_dir, cpu_signature
 from experiments.core.files import write_json
 
 #: The measured times, in the order they are taken.
 TIMES = ("startup_s", "compile_s", "mlp_step_s", "conv_step_s")
-
-
-def _cpu() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
-    return "\n".join(sorted(set(lines)))
 
 
 def _cores() -> int:
@@ -62,7 +53,7 @@ def cache_file() -> Path:
     except metadata.PackageNotFoundError:
         jax_version = "none"
     parts = (
-        _cpu(),
+        cpu_signature(),
         str(_cores()),
         jax_version,
         os.environ.get("BNTT_JAX_MARCH", "native"),
@@ -70,8 +61,7 @@ def cache_file() -> Path:
         os.environ.get("XLA_FLAGS", ""),
     )
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("BNTT_JAX_CACHE", Path.home() / ".cache" / "bntt_jax"))
-    return cache / f"calibration-{key}.json"
+    return cache_dir() / f"calibration-{key}.json"
 
 
 def cached() -> dict[str, Any] | None:
