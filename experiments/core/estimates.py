@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,9 @@ def describe_here(name: str, config: Any = None) -> str:
         seconds = here(name, config)
     except KeyError:
         return "no estimate"
+    except (OSError, ValueError, subprocess.SubprocessError) as err:  # the measurement failed
+        why = str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__
+        return f"{describe(name, config)}; this machine's speed could not be measured ({why})"
     when = (calibrating.cached() or {}).get("measured_at", "an earlier run")
     return (
         f"about {_human(seconds)} on this machine (start-up, compilation and analyses "

@@ -93,3 +93,15 @@ def test_show_says_this_machine_and_the_reference(capsys):
     assert "measured on the reference machine" in shown
     config = registry.get("digits_bntt").config.replace(epochs=5)
     assert shown.endswith(f"; {estimates.describe('digits_bntt', config)}")
+
+
+def test_a_machine_that_cannot_be_measured_still_gets_the_reference_estimate(tmp_path, monkeypatch):
+    monkeypatch.undo()
+    monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path))
+
+    def broken(*args, **kwargs):
+        raise subprocess.CalledProcessError(1, args[0], stderr="no JAX here")
+
+    monkeypatch.setattr(subprocess, "run", broken)
+    shown = estimates.describe_here("digits_bntt")
+    assert shown.startswith(estimates.describe("digits_bntt") + "; this machine's speed could")
