@@ -94,8 +94,11 @@ def calibrate(again: bool = False) -> dict[str, Any]:
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     measured["startup_s"] = time.perf_counter() - start - measured.pop("work_s")
     measured |= {"cores": _cores(), "measured_at": time.strftime("%Y-%m-%d %H:%M")}
-    cache_file().parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache_file(), measured)
+    try:  # an unwritable cache only means measuring again next time
+        cache_file().parent.mkdir(parents=True, exist_ok=True)
+        write_json(cache_file(), measured)
+    except OSError:
+        pass
     return measured
 
 
