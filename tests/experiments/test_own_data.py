@@ -86,6 +86,8 @@ def _bad(name):
         return {**a, "x_test": a["x_test"][:, :5]}
     if name == "huge label":  # one stray label of 2³¹ − 1 in the test set
         return {**a, "y_test": np.concatenate([a["y_test"][:-1], [2**31 - 1]]).astype(np.int64)}
+    if name == "huge train label":  # 2³¹ − 1 in the training set: no [K] array may be made
+        return {**a, "y_train": np.concatenate([[2**31 - 1], a["y_train"][1:]]).astype(np.int64)}
     if name == "gap":  # classes 0, 1, 2 and 100000: 99,997 classes without an example
         return {**a, "y_train": np.where(a["y_train"] == 2, 100000, a["y_train"])}
     if name == "one class":
@@ -105,6 +107,8 @@ BAD = {
     "one class": "at least two classes",
     "huge label": r"the largest label, 2147483647, would make 2147483648 classes and y_train "
     r"holds 3 distinct labels \(class 3 has no training example\)",
+    "huge train label": r"the largest label, 2147483647, would make 2147483648 classes and "
+    r"y_train holds 4 distinct labels \(class 3 has no training example\)",
     "gap": r"the largest label, 100000, would make 100001 classes and y_train holds 3 distinct "
     r"labels \(class 2 has no training example\)",
 }

@@ -275,7 +275,8 @@ def _check_every_class_trained(name: str, y_train: np.ndarray, y_test: np.ndarra
     present = np.unique(y_train)
     if present.size == k:
         return
-    first = int(np.setdiff1d(np.arange(int(present[-1]) + 2), present)[0])  # a gap, or max + 1
+    gaps = np.flatnonzero(present != np.arange(present.size))  # sorted: label i sits at i
+    first = int(gaps[0]) if gaps.size else present.size  # without a [K] array: K may be 2³¹
     raise _bad(
         name,
         f"labels must be 0 … K−1 with every class in y_train, but the largest label, "
