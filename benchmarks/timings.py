@@ -1,7 +1,7 @@
 """Measure the wall time of every registered entry that runs on an embedded dataset (the
 digits, mnist5k), as a user runs it (a fresh process, compilation and analyses included), and
 write them to ``experiments/timings.json``: the one source of the time estimates that ``--list``,
-``--show`` and the README give (:mod:`experiments.core.estimates`).
+``--show`` and the documentation's time table give (:mod:`experiments.core.estimates`).
 
     python -m benchmarks.timings               # every such entry and sweep
     python -m benchmarks.timings digits_bntt   # some of them

@@ -1,5 +1,5 @@
 """A PyTorch reference of the BNTT networks, written from the equations of the BNTT paper and
-the semantics of the authors' released code (the table in the README's "What is implemented").
+the semantics of the authors' released code (the table of docs/reproducing/fidelity.md).
 
 Eager, time-major like the authors' ``model.py``: for every step, every layer runs its conv or
 linear map, that step's ``BatchNorm`` (γᵗ, no β, ε = 1e-4, momentum 0.1), the LIF update

@@ -41,10 +41,13 @@ def fit(
 
     Args:
       net: the network to start from (:func:`bntt_jax.init`).
-      x_train, y_train: a batch axis first, ``[N, ...]`` inputs and ``[N]`` integer labels.
-      optimizer, lr: :func:`bntt_jax.make_optimizer`'s, with a constant learning rate.
+      x_train: ``[N, ...]`` inputs, a batch axis first.
+      y_train: ``[N]`` integer labels ``0 … K−1``.
+      optimizer: :func:`bntt_jax.make_optimizer`'s name, ``"adam"`` or ``"sgd"``.
+      lr: its learning rate, constant.
       encoder: ``"poisson"``, ``"direct"``, ``"sequential"`` or ``"frames"``.
-      x_test, y_test: evaluated after every epoch when given.
+      x_test: ``[M, ...]`` inputs evaluated after every epoch when given.
+      y_test: their labels, given with ``x_test``.
       verbose: print one line per epoch.
 
     Returns:

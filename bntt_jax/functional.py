@@ -180,10 +180,11 @@ def simulate(
       :class:`RecordedOutput` that adds ``membranes`` and ``spikes``.
 
     Raises:
-      TypeError / ValueError naming the problem for wrong params (a missing, extra or
-      mis-shaped array), rank, shape, channel count, dtype, an empty batch, NaN or Inf in the
-      spikes, or a T out of range. The value check (NaN/Inf) runs on concrete spikes only,
-      not under ``jax.jit``/``jax.grad`` tracing; see :mod:`bntt_jax.checks` for its cost.
+      TypeError: wrong params (a missing, extra or mis-shaped array) or dtype, naming it.
+      ValueError: a wrong rank, shape or channel count, an empty batch, NaN or Inf in the
+        spikes, a T out of range, or a recording that does not fit in the free memory, each
+        named. The value check (NaN/Inf) runs on concrete spikes only, not under
+        ``jax.jit``/``jax.grad`` tracing; see :mod:`bntt_jax.checks` for its cost.
     """
     spikes, T = _check_inputs(params, spikes, T, train)
     if record:

@@ -83,7 +83,11 @@ def lif_scan(
 
     Args:
       currents: ``[T, ...]`` synaptic input for all T steps (time-major).
-      leak, threshold, alpha, reset, width: as in :func:`lif_step`.
+      leak: as in :func:`lif_step`.
+      threshold: as in :func:`lif_step`.
+      alpha: as in :func:`lif_step`.
+      reset: as in :func:`lif_step`.
+      width: as in :func:`lif_step`.
       return_membrane: also return the pre-reset membrane potentials ``u_t``.
       unroll: scan unroll factor (a speed knob; results are identical).
 

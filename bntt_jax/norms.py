@@ -67,9 +67,9 @@ def bntt_normalize(
 
     Args:
       x: ``[T, B, ..., C]`` synaptic input of all steps.
-      gamma_t, mean_t, var_t: ``[T, C]``: step t is normalised with row t only. In training
-        pass the batch statistics of :func:`bntt_batch_stats`, in evaluation the running
-        statistics of the same step.
+      gamma_t: ``[T, C]`` γᵗ: step t is normalised with row t of each ``[T, C]`` argument.
+      mean_t: ``[T, C]`` μᵗ: of :func:`bntt_batch_stats` in training, running in evaluation.
+      var_t: ``[T, C]`` (σᵗ)², as ``mean_t``.
       eps: ε for numerical stability (1e-4 as the authors).
 
     A step whose input is all zero (σ = 0, as in deep layers at t = 0) gives 0, finitely.

@@ -1,5 +1,5 @@
 """How long each registered entry takes on a 2-core CPU: one source for ``--list``,
-``--show`` and the README (no JAX).
+``--show`` and the documentation's time table (no JAX).
 
 ``experiments/timings.json`` holds the wall time of every entry and sweep on an embedded
 dataset (:data:`EMBEDDED`), measured as a user runs it (``python -m benchmarks.timings``: a

@@ -221,7 +221,7 @@ register_ttfs(
     _table2("cifar100", 5, "TTFS paper, Table 2 (CIFAR-100)"),
 )
 
-# The TTFS embedded default, as the README's TTFS command: the SM + SR + TR + TB network of
+# The TTFS embedded default, as the TTFS page's command: the SM + SR + TR + TB network of
 # Table 2 at the digits' scale (the same as cifar10_ttfs_small, without the paper's values).
 register(
     "digits_ttfs",

@@ -1,4 +1,4 @@
-"""Every notebook in notebooks/ executes headlessly without error."""
+"""Every tutorial notebook (docs/tutorials/) executes headlessly without error."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ from nbclient import NotebookClient
 
 pytestmark = pytest.mark.e2e  # the end-to-end tier
 
-NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parents[2] / "docs" / "tutorials").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():

@@ -111,7 +111,8 @@ def test_show_works_without_the_data(tmp_path, capsys):
 
 def test_one_source_of_time_estimates():
     """Every digits entry's time is measured (benchmarks/timings.py), every other one derived
-    from the measured rates; --list (as a user runs it) and the README say the same."""
+    from the measured rates; --list (as a user runs it) and the documentation's time table
+    say the same."""
     listed = subprocess.run(
         [sys.executable, "-m", "experiments.run", "--list"],
         cwd=ROOT,
@@ -121,14 +122,14 @@ def test_one_source_of_time_estimates():
     ).stdout
     lines = dict(line.split(" ", 1) for line in listed.splitlines())
     record = json.loads(estimates.TIMINGS.read_text())
-    readme = (ROOT / "README.md").read_text()
+    table = (ROOT / "docs" / "experiments.md").read_text()
     assert len(lines) > 20
     for name, line in lines.items():
         if estimates.runs_here(name):
             assert name in record["measured"], f"{name}: run python -m benchmarks.timings {name}"
         assert "~" not in registry.summary(name)  # no estimate of its own in the summary
         assert line.endswith(f"; {estimates.describe(name)}")
-        assert f"| `{name}` | {estimates.describe(name)} |" in readme
+        assert f"| `{name}` | {estimates.describe(name)} |" in table
 
 
 def test_a_derived_estimate_is_steps_times_the_measured_rate():

@@ -10,7 +10,7 @@ import pytest
 
 import bntt_jax as bj
 from bntt_jax import ttfs
-from tests.helpers.readme import run_block
+from tests.helpers.pages import run_block
 
 matplotlib.use("Agg")
 
@@ -118,7 +118,7 @@ def test_ttfs_first_spike_times_are_plotted():
 
 def test_the_readme_block_runs_on_its_own(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # it saves its figures where it runs
-    namespace = run_block("record=True")  # its own imports: nothing else
+    namespace = run_block("bj.plot.raster")  # its own imports: nothing else
     for name in ("raster.png", "membranes.png", "spikes_per_step.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
     rec = namespace["rec"]

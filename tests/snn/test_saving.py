@@ -14,7 +14,7 @@ import pytest
 import bntt_jax as bj
 from bntt_jax import ttfs
 from bntt_jax.baselines import ann
-from tests.helpers.readme import run_block
+from tests.helpers.pages import run_block
 
 
 def _networks():

@@ -11,7 +11,7 @@ import pytest
 
 import bntt_jax as bj
 from bntt_jax import train as tr
-from tests.helpers.readme import run_block
+from tests.helpers.pages import run_block
 
 
 def test_step_decay_follows_the_authors_epochs():
