@@ -29,7 +29,9 @@ class ConfigError(ValueError):
 
 
 def show(value: Any) -> str:
-    """A value as a user types it after ``--set key=``."""
+    """A value as a user types it after ``--set key=`` (``none``, ``true``, ``1,2``)."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
     return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
 
 

@@ -256,6 +256,7 @@ def test_a_resume_that_would_change_the_run_is_refused(interrupted, change, caps
     assert len(err.splitlines()) == 1 and f"--set {change} would change the run" in err
     assert "start a new run: python -m experiments.run digits_bntt --set " in err
     assert f"--set {change} " in err and err.endswith("--out NEW_FOLDER")
+    assert "--set analyses=none " in err  # as a user types it, which --set parses back
     assert _snapshot(interrupted) == before
 
 
