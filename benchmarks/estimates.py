@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks import isa
 
-#: Small runs a user starts first: the issue's custom plan, the defaults of both methods.
+#: Small runs a user starts first: a custom plan of their own, the defaults of both methods.
 COMMANDS = (
     ("digits_bntt", "--set", "arch=custom", "--set", "plan=f128,f64", "--set", "epochs=5"),
     ("digits_bntt", "--set", "epochs=5"),

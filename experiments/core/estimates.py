@@ -72,12 +72,15 @@ def derived_seconds(config: Any) -> float:
     return train + test
 
 
-def seconds(name: str) -> tuple[float, str]:
-    """The estimated wall time of ``name`` and how it was obtained."""
+def seconds(name: str, config: Any = None) -> tuple[float, str]:
+    """The estimated wall time of ``name`` (or of ``config``, changed from it) on the reference
+    machine, and how it was obtained: measured, or derived from the rates with the fixed costs
+    (start-up, compilation) and each step's dispatch, as :func:`here` scales them."""
     record = _record()
-    if name in record["measured"]:
+    if config is None and name in record["measured"]:
         return record["measured"][name], "measured"
-    return sum(derived_seconds(c) for c in _configs(name)), "derived"
+    configs = _configs(name) if config is None else [config]
+    return sum(sum(_parts(name, c, record).values()) for c in configs), "derived"
 
 
 def _batches(config: Any) -> int:
@@ -164,13 +167,12 @@ def describe(name: str, config: Any = None) -> str:
     on a 2-core CPU; for ``config`` when it is not the entry's own (keys set on the command
     line, a dataset or network of your own), derived from the rates."""
     try:
-        if config is not None and config != _configs(name)[0]:
-            s, how = derived_seconds(config), "derived"
-        else:
-            s, how = seconds(name)
+        own = config is None or config == _configs(name)[0]
+        s, how = seconds(name, None if own else config)
     except KeyError:
         return "no estimate"
-    how = "measured" if how == "measured" else "derived from the measured step rates"
+    if how != "measured":
+        how = "derived from the measured step rates, start-up included"
     return f"about {_human(s)} on 2 CPU cores ({how})"
 
 

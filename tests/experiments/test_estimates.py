@@ -65,6 +65,21 @@ def test_a_changed_run_keeps_its_entrys_fixed_cost():
     assert estimates.derived_seconds(small) < 1.5 < 0.5 * whole < estimate < whole
 
 
+def test_the_reference_estimate_is_this_machines_on_the_reference_machine():
+    """``--show`` prints both; on a machine calibrated as the reference they are one number,
+    for a changed run (whose fixed cost is its entry's) and for a derived full-scale entry
+    (start-up and compilation counted, not only its steps)."""
+    small = registry.get("digits_bntt").config.replace(
+        arch="custom", plan=("f128", "f64"), epochs=5
+    )
+    for name, config in (("digits_bntt", small), ("cifar10_bntt", None)):
+        reference, how = estimates.seconds(name, config)
+        assert how == "derived"
+        assert reference == pytest.approx(estimates.here(name, config, calibration=_times()))
+    floor = REFERENCE["startup_s"] + REFERENCE["compile_s"]
+    assert estimates.seconds("digits_bntt", small)[0] > floor  # never the steps alone
+
+
 def test_the_calibration_is_cached_per_machine_and_measured_once(tmp_path, monkeypatch):
     monkeypatch.undo()  # the real cache file, in a cache folder of this test's own
     monkeypatch.setenv("BNTT_JAX_CACHE", str(tmp_path))
