@@ -8,7 +8,7 @@ measured by ``python -m benchmarks.compare`` on the same machine (an MLP's, ``bn
 ``python -m benchmarks.step --arch mlp``: dense layers run at other rates than convolutions).
 A full-scale entry's estimate is derived from those rates: its training steps ×
 ``T × batch × (neurons + inputs)`` at the measured training rate, plus its test passes at the
-inference rate.
+inference rate, plus the fixed cost and dispatch below (as the reference machine has them).
 
 On the machine that runs the command (``--show``), :func:`here` models a run as three parts
 timed on the reference machine and scaled by this machine's calibration
