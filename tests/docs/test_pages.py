@@ -117,3 +117,35 @@ def test_no_docstring_or_message_points_outside_the_repository():
         text = path.read_text()
         assert "GUIDE" not in text and "../shared" not in text, path
         assert not re.search(r"\bissue #?\d+|\(#\d+\)", text, re.IGNORECASE), path
+
+
+def test_the_docstrings_roles_become_references_to_their_module_or_as_written():
+    """docs/hooks.py: ``:func:`lif_step``` inside bntt_jax.lif's entry refers to
+    bntt_jax.lif.lif_step (its own name as the fallback); ``~`` shows the last part only."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hooks", DOCS / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    heading = (
+        '<h2 id="bntt_jax.lif" class="doc doc-heading">\n'
+        '  <span class="doc doc-object-name doc-module-name">bntt_jax.lif</span></h2>'
+    )
+    html = (
+        "<p>see :mod:<code>~bntt_jax.spike</code></p>"
+        + heading
+        + "<p>as in :func:<code>lif_step</code> and :class:<code>bntt_jax.lif.Reset</code>.</p>"
+    )
+    out = hooks.link_roles(html)
+    assert ":func:" not in out and ":mod:" not in out and ":class:" not in out
+    assert '<autoref identifier="bntt_jax.spike" slug="~bntt_jax.spike"' not in out
+    assert (
+        '<autoref identifier="bntt_jax.spike" slug="bntt_jax.spike" optional><code>spike</code>'
+        in out
+    )
+    assert (
+        '<autoref identifier="bntt_jax.lif.lif_step" slug="lif_step" optional>'
+        "<code>lif_step</code></autoref>"
+    ) in out
+    assert '<autoref identifier="bntt_jax.lif.Reset" slug="bntt_jax.lif.Reset" optional>' in out
+    assert out.startswith("<p>see ") and heading in out
